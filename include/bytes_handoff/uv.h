@@ -1,0 +1,203 @@
+/* uv.h - libuv integration: the read adapter (bh_reader) and the bounded
+ * write queue (bh_writeq). This is the only public header that includes
+ * <uv.h>; the core (bytes, buf) works with any event loop.
+ *
+ * Both objects are caller-owned structs (embed them by value, like libuv
+ * handles). Their fields are public only so they can be embedded: treat them
+ * as private. Unless a function says otherwise, call it on the loop thread. */
+#ifndef BYTES_HANDOFF_UV_H
+#define BYTES_HANDOFF_UV_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "bytes.h"
+#include "export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Read adapter                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* Spare space a reader asks its buffer for before each read. */
+#define BH_READ_RESERVE_DEFAULT ((size_t)16 * 1024)
+
+typedef struct bh_reader bh_reader;
+
+/* Called on the loop thread, with status:
+ * - BH_OK: bytes were appended to the reader's buffer (never for nothing);
+ * - UV_EOF: end of stream, delivered once; the unconsumed tail stays in the
+ *   buffer, readable and splittable;
+ * - BH_ETOOLONG: the buffer is full at its max_len and the callback consumed
+ *   nothing (reported once, right after that callback returns, or on the next
+ *   read when reading was restarted with a full buffer); nothing was read;
+ * - BH_ENOMEM: the buffer could not grow for the next read; nothing was read;
+ * - another negative libuv code: a read error (UV_ECONNRESET, ...).
+ * Every status but BH_OK is final: reading has stopped before the callback
+ * runs, no further callback follows, and bh_reader_start() returns BH_ECLOSED.
+ * Inside the callback the user may peek, split, advance, take the tail
+ * (the reader's buffer is then empty and keeps working), free the buffer's
+ * block, stop or restart the reader, or uv_close() the stream (the reader then
+ * only asks uv_is_closing() before returning and never reads or stops that
+ * stream again). r and the buffer must stay valid until the callback returns;
+ * free them from the stream's close callback. */
+typedef void (*bh_read_cb)(bh_reader *r, int status, void *ctx);
+
+/* A read adapter bound to one stream and one buffer. It allocates nothing
+ * itself: the buffer grows through bh_buf_reserve() when a read needs room,
+ * and an idle reader costs its struct. */
+struct bh_reader {
+    uv_stream_t *stream; /* the stream read from; stream->data == this reader */
+    bh_buf *buf;         /* where bytes land; owned by the caller */
+    size_t read_reserve; /* spare bytes requested before each read */
+    bh_read_cb cb;
+    void *ctx;
+    unsigned flags;      /* reading / finished */
+    int pending;         /* status to report for the zero-length read just offered */
+};
+
+/* Binds r to stream s (TCP, pipe or TTY) and buffer buf, both owned by the
+ * caller and alive while r is used. read_reserve is the spare space requested
+ * before each read (0 selects BH_READ_RESERVE_DEFAULT), clamped to what the
+ * buffer's max_len still allows. Does not start reading. The reader stores
+ * itself in s->data (libuv's callbacks find it there): keep your own state in
+ * ctx and do not overwrite s->data while the reader is bound.
+ * Errors: BH_EINVAL (r, s, buf or cb NULL). */
+BH_EXPORT int bh_reader_init(bh_reader *r, uv_stream_t *s, bh_buf *buf, size_t read_reserve,
+                             bh_read_cb cb, void *ctx);
+
+/* Starts (or resumes) reading; safe inside the callback. Idempotent.
+ * Errors: BH_EINVAL (r NULL), BH_ECLOSED once a final status was reported or
+ * the stream is closing, or the libuv code from uv_read_start(). */
+BH_EXPORT int bh_reader_start(bh_reader *r);
+
+/* Pauses reading (backpressure): no callback runs until bh_reader_start().
+ * Idempotent; safe inside the callback and after uv_close() of the stream
+ * (until its close callback has run). Use it instead of uv_read_stop().
+ * Errors: BH_EINVAL (r NULL). */
+BH_EXPORT int bh_reader_stop(bh_reader *r);
+
+/* ------------------------------------------------------------------------ */
+/* Bounded write queue                                                       */
+/* ------------------------------------------------------------------------ */
+
+typedef struct bh_writeq bh_writeq;
+
+/* Completion of one accepted ticket, on the loop thread, exactly once:
+ * status 0 (written), a libuv error, or BH_ECANCELED (queue closed). */
+typedef void (*bh_write_cb)(bh_writeq *q, int status, void *ctx);
+/* Completion of bh_writeq_shutdown(), on the loop thread, exactly once. */
+typedef void (*bh_shutdown_cb)(bh_writeq *q, int status, void *ctx);
+/* Queued bytes fell to or below the low-water mark after having been refused
+ * or above it; producers refused with BH_EFULL retry from here. */
+typedef void (*bh_drain_cb)(bh_writeq *q, void *ctx);
+
+typedef struct bh_writeq_config {
+    size_t max_items; /* budget: queued items (default 1024) */
+    size_t max_bytes; /* budget: queued bytes (default 8 MiB) */
+} bh_writeq_config;
+
+/* Counters, as `struct bh_writeq_stats` (like POSIX `struct stat` beside
+ * stat(), the function bh_writeq_stats() fills it). */
+struct bh_writeq_stats {
+    size_t queued_items;     /* currently queued, including in flight */
+    size_t queued_bytes;
+    uint64_t written_items;  /* completed successfully */
+    uint64_t written_bytes;
+    uint64_t refused;        /* try_write/submit calls refused (any reason) */
+    uint64_t batches;        /* uv_write calls issued */
+    uint64_t try_write_hits; /* items fully written by the uv_try_write fast path */
+};
+
+typedef struct bh_writeq_item {
+    bh_bytes data;
+    bh_write_cb cb; /* NULL for fire-and-forget */
+    void *ctx;
+} bh_writeq_item;
+
+struct bh_writeq_mt; /* cross-thread inbox, allocated by bh_writeq_enable_mt */
+
+struct bh_writeq {
+    uv_loop_t *loop;
+    uv_stream_t *stream;
+    bh_writeq_config cfg;
+    bh_writeq_item *ring; /* grows by doubling up to cfg.max_items, then reused */
+    size_t ring_cap, head, count;
+    size_t bytes;           /* queued bytes not yet written */
+    size_t inflight;        /* items covered by the write in flight */
+    size_t head_off;        /* bytes of ring[head] already written */
+    uv_buf_t *iov;          /* batch array, grown on demand */
+    size_t iov_cap;
+    uv_write_t wreq;
+    uv_shutdown_t sreq;
+    int state;
+    int error;
+    bh_shutdown_cb shutdown_cb;
+    void *shutdown_ctx;
+    bh_drain_cb drain_cb;
+    void *drain_ctx;
+    size_t low_water;
+    int want_drain;
+    struct bh_writeq_mt *mt;
+    struct bh_writeq_stats stats;
+};
+
+/* Defaults: max_items 1024, max_bytes 8 MiB. */
+BH_EXPORT bh_writeq_config bh_writeq_config_default(void);
+
+/* Initialises q on stream s of loop. cfg NULL selects the defaults; budgets
+ * must be > 0. Allocates nothing: an idle queue costs its struct.
+ * Errors: BH_EINVAL. */
+BH_EXPORT int bh_writeq_init(bh_writeq *q, uv_loop_t *loop, uv_stream_t *s,
+                             const bh_writeq_config *cfg);
+
+/* Queues *data with a completion ticket: cb(q, status, ctx) runs exactly once
+ * on the loop thread. On success the queue takes the reference in *data and
+ * zeroes it. On refusal the caller still owns *data and cb is never called:
+ * BH_EFULL (a budget would be exceeded), BH_ETOOLONG (data->len > max_bytes),
+ * BH_ECLOSED (closed, shut down or failed), BH_ENOMEM, BH_EINVAL. */
+BH_EXPORT int bh_writeq_try_write(bh_writeq *q, bh_bytes *data, bh_write_cb cb, void *ctx);
+
+/* Fire-and-forget form: no completion, no per-write allocation in steady
+ * state. Same ownership and errors as bh_writeq_try_write(). */
+BH_EXPORT int bh_writeq_try_write_ff(bh_writeq *q, bh_bytes *data);
+
+/* Flushes everything queued, then uv_shutdown()s the stream, then calls cb
+ * once. Later writes get BH_ECLOSED. Errors: BH_ECLOSED, BH_EINVAL. */
+BH_EXPORT int bh_writeq_shutdown(bh_writeq *q, bh_shutdown_cb cb, void *ctx);
+
+/* Closes the queue: every queued ticket completes once with BH_ECANCELED and
+ * every slice is released (the write already handed to libuv completes when
+ * libuv reports it, normally UV_ECANCELED once the stream is closed). Call it
+ * before or together with uv_close(stream); q may be freed from the stream's
+ * close callback. Idempotent. */
+BH_EXPORT void bh_writeq_close(bh_writeq *q);
+
+/* Registers cb to run when queued bytes fall to <= low_water_bytes after a
+ * producer was refused with BH_EFULL or the queue was above the mark. */
+BH_EXPORT void bh_writeq_set_drain_cb(bh_writeq *q, size_t low_water_bytes, bh_drain_cb cb,
+                                      void *ctx);
+
+/* Enables bh_writeq_submit_mt(): allocates the inbox and a uv_async_t on the
+ * queue's loop. Call on the loop thread before other threads submit.
+ * Errors: BH_ENOMEM, a libuv code. */
+BH_EXPORT int bh_writeq_enable_mt(bh_writeq *q);
+
+/* Thread-safe submission from any thread, same ownership and budgets as
+ * bh_writeq_try_write() (cb NULL = fire-and-forget); cb runs on the loop
+ * thread. Errors as try_write, plus BH_EINVAL when enable_mt was not called. */
+BH_EXPORT int bh_writeq_submit_mt(bh_writeq *q, bh_bytes *data, bh_write_cb cb, void *ctx);
+
+/* Snapshot of counters (loop thread). */
+BH_EXPORT void bh_writeq_stats(const bh_writeq *q, struct bh_writeq_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

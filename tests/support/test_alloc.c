@@ -1,0 +1,91 @@
+/* test_alloc.c - counting / failure-injecting bh_allocator for tests.
+ * Counters are atomic so clones released on other threads are counted. */
+#include "test_alloc.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include <bytes_handoff.h>
+
+static atomic_size_t g_allocs, g_frees, g_live, g_failed, g_attempts;
+static atomic_size_t g_fail_at;
+static atomic_int g_fail_all;
+
+static int should_fail(void)
+{
+    size_t n = atomic_fetch_add(&g_attempts, 1) + 1;
+    size_t at = atomic_load(&g_fail_at);
+    if (atomic_load(&g_fail_all) || (at != 0 && n == at)) {
+        atomic_fetch_add(&g_failed, 1);
+        return 1;
+    }
+    return 0;
+}
+
+static void *t_malloc(void *ctx, size_t n)
+{
+    (void)ctx;
+    if (should_fail())
+        return NULL;
+    void *p = malloc(n);
+    if (p) {
+        atomic_fetch_add(&g_allocs, 1);
+        atomic_fetch_add(&g_live, 1);
+    }
+    return p;
+}
+
+static void *t_realloc(void *ctx, void *old, size_t n)
+{
+    (void)ctx;
+    if (should_fail())
+        return NULL;
+    void *p = realloc(old, n);
+    if (p) {
+        atomic_fetch_add(&g_allocs, 1);
+        if (!old)
+            atomic_fetch_add(&g_live, 1);
+    }
+    return p;
+}
+
+static void t_free(void *ctx, void *p)
+{
+    (void)ctx;
+    if (!p)
+        return;
+    atomic_fetch_add(&g_frees, 1);
+    atomic_fetch_sub(&g_live, 1);
+    free(p);
+}
+
+void test_alloc_install(size_t fail_at)
+{
+    atomic_store(&g_allocs, 0);
+    atomic_store(&g_frees, 0);
+    atomic_store(&g_live, 0);
+    atomic_store(&g_failed, 0);
+    atomic_store(&g_attempts, 0);
+    atomic_store(&g_fail_at, fail_at);
+    atomic_store(&g_fail_all, 0);
+    bh_allocator a = {t_malloc, t_realloc, t_free, NULL};
+    bh_set_allocator(&a);
+}
+
+void test_alloc_fail_after(size_t after)
+{
+    atomic_store(&g_fail_at, atomic_load(&g_attempts) + after + 1);
+}
+
+void test_alloc_fail_all(int on) { atomic_store(&g_fail_all, on); }
+
+void test_alloc_stats_get(test_alloc_stats *out)
+{
+    out->allocs = atomic_load(&g_allocs);
+    out->frees = atomic_load(&g_frees);
+    out->live = atomic_load(&g_live);
+    out->failed = atomic_load(&g_failed);
+    out->attempts = atomic_load(&g_attempts);
+}
+
+void test_alloc_uninstall(void) { bh_set_allocator(NULL); }

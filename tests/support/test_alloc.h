@@ -1,0 +1,28 @@
+/* test_alloc.h - allocator hook for tests: counts allocations and frees,
+ * tracks live blocks, and fails the Nth allocation on request. */
+#ifndef BH_TEST_ALLOC_H
+#define BH_TEST_ALLOC_H
+
+#include <stddef.h>
+
+typedef struct test_alloc_stats {
+    size_t allocs;   /* successful malloc + realloc calls */
+    size_t frees;    /* free calls with non-NULL pointers */
+    size_t live;     /* blocks currently allocated */
+    size_t failed;   /* injected failures */
+    size_t attempts; /* malloc + realloc calls, failed or not */
+} test_alloc_stats;
+
+/* Installs the counting allocator and resets the counters. fail_at = 0
+ * disables injection; fail_at = N fails the Nth attempt (1-based) only. */
+void test_alloc_install(size_t fail_at);
+/* Sets the failure point relative to the current attempt count: the next
+ * `after + 1`th attempt fails (0 = the very next one). */
+void test_alloc_fail_after(size_t after);
+/* Makes every attempt from now on fail (1) or succeed (0). */
+void test_alloc_fail_all(int on);
+void test_alloc_stats_get(test_alloc_stats *out);
+/* Restores the default allocator. */
+void test_alloc_uninstall(void);
+
+#endif
