@@ -86,15 +86,38 @@ BH_EXPORT int bh_reader_stop(bh_reader *r);
 /* Bounded write queue                                                       */
 /* ------------------------------------------------------------------------ */
 
+/* A bh_writeq owns the slices handed to it until the socket has written them
+ * (or the queue failed or was closed), bounded by an item budget and a byte
+ * budget. Slices are written in order, batched into one uv_write() at a time.
+ *
+ * Callback rules (all three callback types): they run on the loop thread,
+ * never inside bh_writeq_try_write(), bh_writeq_try_write_ff(),
+ * bh_writeq_submit_mt() or bh_writeq_shutdown(). Ticket callbacks of items
+ * still queued run inside bh_writeq_close() (status BH_ECANCELED). Inside a
+ * callback the user may write more, shut down, close the queue and
+ * uv_close() the stream, but must not free q: free it from the stream's
+ * close callback, after bh_writeq_close(). */
+
+#define BH_WRITEQ_MAX_ITEMS_DEFAULT ((size_t)1024)
+#define BH_WRITEQ_MAX_BYTES_DEFAULT ((size_t)8 * 1024 * 1024)
+
 typedef struct bh_writeq bh_writeq;
 
-/* Completion of one accepted ticket, on the loop thread, exactly once:
- * status 0 (written), a libuv error, or BH_ECANCELED (queue closed). */
+/* Completion of one accepted ticket, exactly once: status 0 (written), a
+ * libuv error (UV_EPIPE, UV_ECONNRESET, ...; the queue has failed), BH_ENOMEM
+ * (the queue failed taking a cross-thread item), or BH_ECANCELED (queue
+ * closed before the item was written; also for the write in flight when
+ * libuv cancels it because the stream was closed). The slice has already
+ * been released when cb runs. */
 typedef void (*bh_write_cb)(bh_writeq *q, int status, void *ctx);
-/* Completion of bh_writeq_shutdown(), on the loop thread, exactly once. */
+/* Completion of bh_writeq_shutdown(), exactly once: 0 (everything written and
+ * the write side shut down), a libuv error, or BH_ECANCELED (queue closed
+ * first). */
 typedef void (*bh_shutdown_cb)(bh_writeq *q, int status, void *ctx);
-/* Queued bytes fell to or below the low-water mark after having been refused
- * or above it; producers refused with BH_EFULL retry from here. */
+/* Queued bytes fell to or below the low-water mark after a producer was
+ * refused with BH_EFULL or the queue was above the mark; producers retry
+ * from here. Also called once when the queue fails while a producer waits,
+ * so that the retry learns BH_ECLOSED. Not called after bh_writeq_close(). */
 typedef void (*bh_drain_cb)(bh_writeq *q, void *ctx);
 
 typedef struct bh_writeq_config {
@@ -105,8 +128,9 @@ typedef struct bh_writeq_config {
 /* Counters, as `struct bh_writeq_stats` (like POSIX `struct stat` beside
  * stat(), the function bh_writeq_stats() fills it). */
 struct bh_writeq_stats {
-    size_t queued_items;     /* currently queued, including in flight */
-    size_t queued_bytes;
+    size_t queued_items;     /* accepted, not yet completed (incl. in flight
+                                and cross-thread inbox) */
+    size_t queued_bytes;     /* bytes of those not yet written */
     uint64_t written_items;  /* completed successfully */
     uint64_t written_bytes;
     uint64_t refused;        /* try_write/submit calls refused (any reason) */
@@ -122,75 +146,108 @@ typedef struct bh_writeq_item {
 
 struct bh_writeq_mt; /* cross-thread inbox, allocated by bh_writeq_enable_mt */
 
+/* Private; embedded by value. The used_* counters, want_drain and low_water
+ * are guarded by the inbox mutex while cross-thread submission is enabled. */
 struct bh_writeq {
     uv_loop_t *loop;
     uv_stream_t *stream;
     bh_writeq_config cfg;
-    bh_writeq_item *ring; /* grows by doubling up to cfg.max_items, then reused */
+    bh_writeq_item *ring;  /* grows by doubling up to cfg.max_items, then reused */
     size_t ring_cap, head, count;
-    size_t bytes;           /* queued bytes not yet written */
-    size_t inflight;        /* items covered by the write in flight */
-    size_t head_off;        /* bytes of ring[head] already written */
-    uv_buf_t *iov;          /* batch array, grown on demand */
+    size_t head_off;       /* bytes of ring[head] already written */
+    size_t pinned;         /* items at the head covered by the write in flight */
+    size_t inflight_bytes; /* bytes handed to the write in flight */
+    size_t used_items;     /* budget use: ring + cross-thread inbox */
+    size_t used_bytes;
+    uv_buf_t *iov;         /* batch array, grown on demand up to IOV_MAX */
     size_t iov_cap;
+    uv_buf_t iov1;         /* one-entry batch when iov cannot grow */
     uv_write_t wreq;
     uv_shutdown_t sreq;
     int state;
+    unsigned flags;
     int error;
+    unsigned depth;        /* nesting of completion loops (defers freeing) */
     bh_shutdown_cb shutdown_cb;
     void *shutdown_ctx;
     bh_drain_cb drain_cb;
     void *drain_ctx;
     size_t low_water;
     int want_drain;
-    struct bh_writeq_mt *mt;
+    int drain_due;
+    struct bh_writeq_mt *mt;        /* loop thread's view; NULL after close */
+    struct bh_writeq_mt *mt_submit; /* producers' view; set once by enable_mt */
     struct bh_writeq_stats stats;
 };
 
 /* Defaults: max_items 1024, max_bytes 8 MiB. */
 BH_EXPORT bh_writeq_config bh_writeq_config_default(void);
 
-/* Initialises q on stream s of loop. cfg NULL selects the defaults; budgets
- * must be > 0. Allocates nothing: an idle queue costs its struct.
- * Errors: BH_EINVAL. */
+/* Initialises q on stream s (a TCP, pipe or TTY stream of loop, owned by the
+ * caller). cfg NULL selects the defaults; both budgets must be > 0.
+ * Allocates nothing: an idle queue costs its struct. The queue does not use
+ * s->data, so a bh_reader can share the stream. Errors: BH_EINVAL. */
 BH_EXPORT int bh_writeq_init(bh_writeq *q, uv_loop_t *loop, uv_stream_t *s,
                              const bh_writeq_config *cfg);
 
 /* Queues *data with a completion ticket: cb(q, status, ctx) runs exactly once
- * on the loop thread. On success the queue takes the reference in *data and
- * zeroes it. On refusal the caller still owns *data and cb is never called:
- * BH_EFULL (a budget would be exceeded), BH_ETOOLONG (data->len > max_bytes),
- * BH_ECLOSED (closed, shut down or failed), BH_ENOMEM, BH_EINVAL. */
+ * on the loop thread, never inside this call (an idle queue hands the item
+ * to uv_write() at once, which writes what the socket takes immediately; the
+ * callback follows from the loop). On success the queue takes the reference
+ * in *data and zeroes it. On refusal the caller still owns *data and cb is
+ * never called: BH_EFULL (the item or byte budget would be exceeded; retry
+ * from the drain callback), BH_ETOOLONG (data->len > max_bytes, can never
+ * fit), BH_ECLOSED (closed, shut down or failed), BH_ENOMEM (the ring could
+ * not grow), BH_EINVAL, or a libuv error when the stream refused the write
+ * at once (the queue has then failed; later calls get BH_ECLOSED).
+ * cb NULL behaves as bh_writeq_try_write_ff(). */
 BH_EXPORT int bh_writeq_try_write(bh_writeq *q, bh_bytes *data, bh_write_cb cb, void *ctx);
 
-/* Fire-and-forget form: no completion, no per-write allocation in steady
- * state. Same ownership and errors as bh_writeq_try_write(). */
+/* Fire-and-forget form: no completion, no allocation in steady state. When
+ * the queue is idle it first writes directly from data with uv_try_write();
+ * a slice written entirely is released before this returns, only the
+ * remainder is queued. Same ownership and errors as bh_writeq_try_write()
+ * (a write error after part of the slice went out is not a refusal: the
+ * call returns 0, the slice is released and the queue has failed). */
 BH_EXPORT int bh_writeq_try_write_ff(bh_writeq *q, bh_bytes *data);
 
-/* Flushes everything queued, then uv_shutdown()s the stream, then calls cb
- * once. Later writes get BH_ECLOSED. Errors: BH_ECLOSED, BH_EINVAL. */
+/* Flushes everything queued (including accepted cross-thread items), then
+ * uv_shutdown()s the stream's write side, then calls cb once. Later writes
+ * get BH_ECLOSED. Errors (cb not called, nothing changed): BH_ECLOSED,
+ * BH_EINVAL, or the libuv error of uv_shutdown() on an idle queue. */
 BH_EXPORT int bh_writeq_shutdown(bh_writeq *q, bh_shutdown_cb cb, void *ctx);
 
 /* Closes the queue: every queued ticket completes once with BH_ECANCELED and
- * every slice is released (the write already handed to libuv completes when
- * libuv reports it, normally UV_ECANCELED once the stream is closed). Call it
- * before or together with uv_close(stream); q may be freed from the stream's
- * close callback. Idempotent. */
+ * every slice is released; a pending shutdown completes with BH_ECANCELED
+ * (or, if uv_shutdown() was issued, when libuv reports it). The write
+ * already handed to libuv completes when libuv reports it (BH_ECANCELED when
+ * the stream was closed, 0 if it had been written). Call it before or
+ * together with uv_close(stream); q may be freed from the stream's close
+ * callback, and everything the queue allocated is freed by then.
+ * Idempotent; safe inside any queue callback. */
 BH_EXPORT void bh_writeq_close(bh_writeq *q);
 
-/* Registers cb to run when queued bytes fall to <= low_water_bytes after a
- * producer was refused with BH_EFULL or the queue was above the mark. */
+/* Registers cb (NULL disables) to run when queued bytes fall to or below
+ * low_water_bytes after a producer was refused with BH_EFULL or the queue
+ * was above the mark. */
 BH_EXPORT void bh_writeq_set_drain_cb(bh_writeq *q, size_t low_water_bytes, bh_drain_cb cb,
                                       void *ctx);
 
-/* Enables bh_writeq_submit_mt(): allocates the inbox and a uv_async_t on the
- * queue's loop. Call on the loop thread before other threads submit.
- * Errors: BH_ENOMEM, a libuv code. */
+/* Enables bh_writeq_submit_mt(): allocates the inbox block (mutex, uv_async_t
+ * on the queue's loop, item arrays grown on demand) separately from q, so
+ * freeing q from the stream's close callback stays safe. The async handle
+ * keeps the loop alive until bh_writeq_close(). Call on the loop thread
+ * before other threads submit; idempotent. Errors: BH_EINVAL, BH_ECLOSED,
+ * BH_ENOMEM, a libuv code. */
 BH_EXPORT int bh_writeq_enable_mt(bh_writeq *q);
 
-/* Thread-safe submission from any thread, same ownership and budgets as
+/* Thread-safe submission from any thread, with the same budgets (counted
+ * under the inbox mutex, inbox items included), ownership and errors as
  * bh_writeq_try_write() (cb NULL = fire-and-forget); cb runs on the loop
- * thread. Errors as try_write, plus BH_EINVAL when enable_mt was not called. */
+ * thread. Items of one producer stay in order. BH_EINVAL when enable_mt was
+ * not called. Producers may race bh_writeq_close() (they get BH_ECLOSED) but
+ * must have stopped calling this before the loop runs the close callbacks
+ * that follow bh_writeq_close(), when the inbox block and q may be freed. */
 BH_EXPORT int bh_writeq_submit_mt(bh_writeq *q, bh_bytes *data, bh_write_cb cb, void *ctx);
 
 /* Snapshot of counters (loop thread). */
