@@ -206,6 +206,7 @@ int main(int argc, char **argv)
         printf("%s=%" PRIu64 " bytes=%" PRIu64 " fnv1a64=%016" PRIx64 " partial_tail=%" PRIu64
                "\n",
                frames ? "frames" : "lines", units, unit_bytes, hash, tail);
+        free(o.p);
         return 0;
     }
     signal(SIGPIPE, SIG_IGN); /* a rejecting reader may close early */
