@@ -209,6 +209,35 @@ static void full_buffer_is_reported_without_waiting_for_more_input(void **state)
     pair_free(p);
 }
 
+static void consume_all_but_the_32nd_read(collector *c, int status)
+{
+    if (status == BH_OK && c->ok_calls < 32)
+        assert_int_equal(bh_buf_advance(&c->buf, bh_buf_len(&c->buf)), BH_OK);
+}
+
+/* libuv reads a readable stream up to 32 times in a row, then waits for the
+ * next event. When the 32nd read fills the buffer and no more bytes come,
+ * only the check after the callback can report it. */
+static void full_buffer_at_the_end_of_a_read_burst_is_reported_without_more_input(void **state)
+{
+    (void)state;
+    pair_fixture *p = pair_new(64, 0);
+    p->input = malloc(32 * 64);
+    memset(p->input, 'q', 32 * 64);
+    p->input_len = 32 * 64;
+    pair_feed(p, FEED_ALL, 0); /* all of it in the socket before the first read */
+    p->f.shutdown = 0;
+    p->c.split_lines = 0;
+    p->c.hook = consume_all_but_the_32nd_read;
+    pair_run(p);
+
+    assert_int_equal(p->c.ok_calls, 32);
+    assert_int_equal(p->c.final_calls, 1);
+    assert_int_equal(p->c.final_status, BH_ETOOLONG);
+    assert_int_equal(p->c.received, 32 * 64);
+    pair_free(p);
+}
+
 static void restart_with_a_full_buffer_reports_etoolong_on_the_next_read(void **state)
 {
     (void)state;
@@ -581,6 +610,7 @@ int main(void)
         cmocka_unit_test(eof_is_delivered_once_with_the_partial_tail_readable),
         cmocka_unit_test(full_buffer_without_progress_reports_etoolong_once_and_stops),
         cmocka_unit_test(full_buffer_is_reported_without_waiting_for_more_input),
+        cmocka_unit_test(full_buffer_at_the_end_of_a_read_burst_is_reported_without_more_input),
         cmocka_unit_test(restart_with_a_full_buffer_reports_etoolong_on_the_next_read),
         cmocka_unit_test(stop_inside_callback_pauses_until_started_again),
         cmocka_unit_test(stop_and_start_inside_callback_keeps_reading),
