@@ -1,0 +1,692 @@
+/* fuzz_buf.c - model-based libFuzzer target for bh_buf and bh_bytes.
+ *
+ * The input is a byte program: a header picks max_len, then each operation
+ * (append, reserve + commit, split_prefix, split_prefix_mut, advance,
+ * take_tail, freeze, free, find, bh_bytes copy / from_owned / static /
+ * clone / slice / equal / release)
+ * runs against up to NBUF real buffers and a trivial reference model (a plain
+ * byte array per buffer, a recorded copy per held slice). The top bit of an
+ * opcode makes every allocation during that operation fail.
+ *
+ * After every operation: each buffer's bytes equal its model, len never
+ * exceeds max_len, every held slice still holds its recorded bytes. Return
+ * codes must be exactly what the model predicts: BH_ERANGE when n > len,
+ * BH_ETOOLONG past max_len, BH_ENOMEM only when an allocation failed (or the
+ * request cannot be represented), and every error leaves the buffer struct
+ * bit-for-bit unchanged. Splits, advance, take_tail and freeze must not
+ * allocate; reserve must not allocate when the spare already suffices. At the
+ * end every allocation made through the hook has been freed. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bytes_handoff.h>
+
+#define NBUF 4
+#define NHELD 32
+/* Requests above this are refused by the hook (counted as injected failures)
+ * so a SIZE_MAX max_len cannot make the fuzzer allocate gigabytes. */
+#define ALLOC_LIMIT ((size_t)1 << 20)
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            fprintf(stderr, "fuzz_buf: check failed at %s:%d: %s\n", __FILE__,       \
+                    __LINE__, #cond);                                                \
+            abort();                                                                 \
+        }                                                                            \
+    } while (0)
+
+/* ---- allocator hook: counts, fails on demand ----------------------------- */
+
+static struct {
+    int fail;        /* every attempt fails while set */
+    size_t attempts; /* malloc + realloc calls */
+    size_t failed;   /* attempts that returned NULL */
+    size_t live;     /* blocks currently allocated */
+} g_hook;
+
+static void *hook_malloc(void *ctx, size_t n)
+{
+    (void)ctx;
+    g_hook.attempts++;
+    if (g_hook.fail || n > ALLOC_LIMIT) {
+        g_hook.failed++;
+        return NULL;
+    }
+    void *p = malloc(n);
+    CHECK(p != NULL);
+    g_hook.live++;
+    return p;
+}
+
+static void *hook_realloc(void *ctx, void *p, size_t n)
+{
+    (void)ctx;
+    g_hook.attempts++;
+    if (g_hook.fail || n > ALLOC_LIMIT) {
+        g_hook.failed++;
+        return NULL;
+    }
+    void *q = realloc(p, n);
+    CHECK(q != NULL);
+    if (!p)
+        g_hook.live++;
+    return q;
+}
+
+static void hook_free(void *ctx, void *p)
+{
+    (void)ctx;
+    if (!p)
+        return;
+    CHECK(g_hook.live > 0);
+    g_hook.live--;
+    free(p);
+}
+
+/* ---- input reader -------------------------------------------------------- */
+
+typedef struct {
+    const uint8_t *p;
+    size_t n;
+} input;
+
+static uint8_t in_u8(input *in)
+{
+    if (in->n == 0)
+        return 0;
+    in->n--;
+    return *in->p++;
+}
+
+static size_t in_u16(input *in)
+{
+    size_t hi = in_u8(in);
+    return (hi << 8) | in_u8(in);
+}
+
+/* A length: mostly small, sometimes at the edges the model cares about. */
+static size_t in_len(input *in, size_t len, size_t max_len)
+{
+    uint8_t sel = in_u8(in);
+    switch (sel & 7) {
+    case 0:
+        return len;
+    case 1:
+        return len + 1;
+    case 2:
+        return len ? len - 1 : 0;
+    case 3:
+        return SIZE_MAX - (sel >> 3);
+    case 4:
+        return max_len - (len < max_len ? len : max_len) + (sel >> 7);
+    case 5:
+        return in_u16(in);
+    default:
+        return in_u8(in) % 64;
+    }
+}
+
+/* ---- model ---------------------------------------------------------------- */
+
+typedef struct {
+    uint8_t *bytes;
+    size_t len, cap;
+} vec;
+
+static uint8_t *vec_grow(vec *v, size_t n)
+{
+    if (v->len + n > v->cap) {
+        size_t cap = v->cap ? v->cap : 64;
+        while (cap < v->len + n)
+            cap *= 2;
+        v->bytes = realloc(v->bytes, cap);
+        CHECK(v->bytes != NULL);
+        v->cap = cap;
+    }
+    v->len += n;
+    return v->bytes + v->len - n;
+}
+
+static void vec_push(vec *v, const uint8_t *p, size_t n)
+{
+    if (n)
+        memcpy(vec_grow(v, n), p, n);
+}
+
+static void vec_drop_front(vec *v, size_t n)
+{
+    if (n == 0)
+        return;
+    memmove(v->bytes, v->bytes + n, v->len - n);
+    v->len -= n;
+}
+
+typedef struct {
+    int used;
+    bh_buf buf;
+    vec model;
+} slot;
+
+typedef struct {
+    int used;
+    bh_bytes b;
+    uint8_t *copy; /* libc malloc, not through the hook */
+} held;
+
+static slot g_slots[NBUF];
+static held g_held[NHELD];
+
+static int held_add(bh_bytes b, const uint8_t *expect)
+{
+    for (int i = 0; i < NHELD; i++) {
+        if (!g_held[i].used) {
+            g_held[i].used = 1;
+            g_held[i].b = b;
+            g_held[i].copy = malloc(b.len ? b.len : 1);
+            CHECK(g_held[i].copy != NULL);
+            if (b.len)
+                memcpy(g_held[i].copy, expect, b.len);
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void held_release(int i)
+{
+    bh_bytes_release(&g_held[i].b);
+    CHECK(g_held[i].b.ptr == NULL && g_held[i].b.len == 0 && g_held[i].b.owner == NULL);
+    free(g_held[i].copy);
+    g_held[i].copy = NULL;
+    g_held[i].used = 0;
+}
+
+static int held_free_slots(void)
+{
+    int n = 0;
+    for (int i = 0; i < NHELD; i++)
+        n += !g_held[i].used;
+    return n;
+}
+
+static int pick_used_held(input *in)
+{
+    int start = in_u8(in) % NHELD;
+    for (int k = 0; k < NHELD; k++) {
+        int i = (start + k) % NHELD;
+        if (g_held[i].used)
+            return i;
+    }
+    return -1;
+}
+
+static int pick_free_slot(void)
+{
+    for (int i = 0; i < NBUF; i++)
+        if (!g_slots[i].used)
+            return i;
+    return -1;
+}
+
+static int same_buf(const bh_buf *a, const bh_buf *b)
+{
+    return a->data == b->data && a->len == b->len && a->cap == b->cap &&
+           a->max_len == b->max_len && a->block == b->block;
+}
+
+static void check_slot(const slot *s)
+{
+    const bh_buf *b = &s->buf;
+    CHECK(bh_buf_len(b) == s->model.len);
+    CHECK(bh_buf_len(b) <= bh_buf_max_len(b));
+    CHECK(bh_buf_spare(b) <= bh_buf_max_len(b) - bh_buf_len(b));
+    if (s->model.len)
+        CHECK(memcmp(bh_buf_data(b), s->model.bytes, s->model.len) == 0);
+}
+
+static void check_all(void)
+{
+    for (int i = 0; i < NBUF; i++)
+        if (g_slots[i].used)
+            check_slot(&g_slots[i]);
+    for (int i = 0; i < NHELD; i++) {
+        if (!g_held[i].used)
+            continue;
+        const bh_bytes *b = &g_held[i].b;
+        CHECK(b->len == 0 || b->ptr != NULL);
+        if (b->len)
+            CHECK(memcmp(b->ptr, g_held[i].copy, b->len) == 0);
+    }
+}
+
+/* Verifies a growth result: rc must be what the model allows given whether
+ * an allocation failed during the call. `need_ok` is 1 when the request fits
+ * max_len. */
+static void check_growth_rc(int rc, int fits, size_t failed_before, size_t n)
+{
+    if (!fits) {
+        CHECK(rc == BH_ETOOLONG);
+        return;
+    }
+    if (rc == BH_ENOMEM) {
+        /* Only an injected failure, or a request no allocator could serve. */
+        CHECK(g_hook.failed > failed_before || n > ALLOC_LIMIT);
+        return;
+    }
+    CHECK(rc == BH_OK);
+}
+
+/* ---- operations ----------------------------------------------------------- */
+
+static void op_append(slot *s, input *in)
+{
+    size_t n = in_u8(in);
+    if (n > in->n)
+        n = in->n;
+    const uint8_t *p = in->p;
+    in->p += n;
+    in->n -= n;
+
+    bh_buf before = s->buf;
+    size_t spare = bh_buf_spare(&s->buf);
+    size_t attempts = g_hook.attempts, failed = g_hook.failed;
+    int fits = n <= s->buf.max_len - s->buf.len;
+    int rc = bh_buf_append(&s->buf, n ? p : NULL, n);
+    check_growth_rc(rc, fits, failed, n);
+    if (spare >= n || !fits)
+        CHECK(g_hook.attempts == attempts);
+    if (rc == BH_OK) {
+        vec_push(&s->model, p, n);
+    } else {
+        CHECK(same_buf(&before, &s->buf));
+    }
+}
+
+static void op_reserve_commit(slot *s, input *in)
+{
+    size_t n = in_len(in, 0, s->buf.max_len - s->buf.len);
+    uint8_t fill = in_u8(in);
+    bh_buf before = s->buf;
+    size_t spare_before = bh_buf_spare(&s->buf);
+    size_t attempts = g_hook.attempts, failed = g_hook.failed;
+    int fits = n <= s->buf.max_len - s->buf.len;
+    uint8_t *spare = (uint8_t *)1;
+    size_t spare_len = (size_t)-1;
+
+    int rc = bh_buf_reserve(&s->buf, n, &spare, &spare_len);
+    check_growth_rc(rc, fits, failed, n);
+    if (spare_before >= n || !fits)
+        CHECK(g_hook.attempts == attempts);
+    if (rc != BH_OK) {
+        CHECK(same_buf(&before, &s->buf));
+        return;
+    }
+    CHECK(spare_len >= n);
+    CHECK(spare_len == bh_buf_spare(&s->buf));
+    CHECK(spare_len <= s->buf.max_len - s->buf.len);
+    CHECK(spare_len == 0 || spare == bh_buf_data(&s->buf) + bh_buf_len(&s->buf));
+    /* Scribble over the whole spare region: if it overlapped a held slice or
+     * another buffer, their checks below catch it (and ASan catches overruns). */
+    if (spare_len)
+        memset(spare, fill, spare_len);
+    check_all();
+
+    size_t k = in_len(in, spare_len, s->buf.max_len);
+    before = s->buf;
+    attempts = g_hook.attempts;
+    rc = bh_buf_commit(&s->buf, k);
+    CHECK(g_hook.attempts == attempts);
+    if (k > spare_len) {
+        CHECK(rc == BH_ERANGE);
+        CHECK(same_buf(&before, &s->buf));
+        return;
+    }
+    CHECK(rc == BH_OK);
+    if (k)
+        memset(vec_grow(&s->model, k), fill, k);
+}
+
+static void op_split_prefix(slot *s, input *in)
+{
+    size_t n = in_len(in, s->buf.len, s->buf.max_len);
+    bh_buf before = s->buf;
+    size_t attempts = g_hook.attempts;
+    bh_bytes out = {(const uint8_t *)1, 7, NULL};
+    if (held_free_slots() == 0)
+        return;
+    int rc = bh_buf_split_prefix(&s->buf, n, &out);
+    CHECK(g_hook.attempts == attempts);
+    if (n > s->model.len) {
+        CHECK(rc == BH_ERANGE);
+        CHECK(same_buf(&before, &s->buf));
+        return;
+    }
+    CHECK(rc == BH_OK);
+    CHECK(out.len == n);
+    CHECK(held_add(out, s->model.bytes) >= 0);
+    vec_drop_front(&s->model, n);
+}
+
+static void op_split_prefix_mut(slot *s, input *in)
+{
+    int d = pick_free_slot();
+    if (d < 0)
+        return;
+    slot *t = &g_slots[d];
+    size_t n = in_len(in, s->buf.len, s->buf.max_len);
+    bh_buf before = s->buf;
+    size_t attempts = g_hook.attempts;
+    int rc = bh_buf_split_prefix_mut(&s->buf, n, &t->buf);
+    CHECK(g_hook.attempts == attempts);
+    if (n > s->model.len) {
+        CHECK(rc == BH_ERANGE);
+        CHECK(same_buf(&before, &s->buf));
+        return;
+    }
+    CHECK(rc == BH_OK);
+    CHECK(t->buf.max_len == s->buf.max_len);
+    t->used = 1;
+    t->model.len = 0;
+    vec_push(&t->model, s->model.bytes, n);
+    vec_drop_front(&s->model, n);
+}
+
+static void op_advance(slot *s, input *in)
+{
+    size_t n = in_len(in, s->buf.len, s->buf.max_len);
+    bh_buf before = s->buf;
+    size_t attempts = g_hook.attempts;
+    int rc = bh_buf_advance(&s->buf, n);
+    CHECK(g_hook.attempts == attempts);
+    if (n > s->model.len) {
+        CHECK(rc == BH_ERANGE);
+        CHECK(same_buf(&before, &s->buf));
+        return;
+    }
+    CHECK(rc == BH_OK);
+    vec_drop_front(&s->model, n);
+}
+
+static void op_take_tail(slot *s)
+{
+    int d = pick_free_slot();
+    if (d < 0)
+        return;
+    slot *t = &g_slots[d];
+    size_t attempts = g_hook.attempts;
+    size_t max_len = s->buf.max_len;
+    CHECK(bh_buf_take_tail(&s->buf, &t->buf) == BH_OK);
+    CHECK(g_hook.attempts == attempts);
+    CHECK(bh_buf_len(&s->buf) == 0 && bh_buf_spare(&s->buf) == 0);
+    CHECK(s->buf.max_len == max_len && t->buf.max_len == max_len);
+    t->used = 1;
+    t->model.len = 0;
+    vec_push(&t->model, s->model.bytes, s->model.len);
+    s->model.len = 0;
+}
+
+static void op_freeze(slot *s)
+{
+    if (held_free_slots() == 0)
+        return;
+    size_t attempts = g_hook.attempts;
+    size_t spare = s->buf.cap - s->buf.len;
+    bh_bytes out;
+    CHECK(bh_buf_freeze(&s->buf, &out) == BH_OK);
+    CHECK(g_hook.attempts == attempts);
+    CHECK(out.len == s->model.len);
+    CHECK(s->buf.len == 0);
+    /* The buffer keeps its spare capacity (rewinding may only add to it). */
+    CHECK(s->buf.cap >= spare);
+    CHECK(held_add(out, s->model.bytes) >= 0);
+    s->model.len = 0;
+}
+
+static void op_free(slot *s, int idx)
+{
+    size_t max_len = s->buf.max_len;
+    bh_buf_free(&s->buf);
+    CHECK(s->buf.len == 0 && s->buf.data == NULL && s->buf.max_len == max_len);
+    s->model.len = 0;
+    /* Keep slot 0 alive (reused empty); retire the others. */
+    if (idx != 0)
+        s->used = 0;
+}
+
+static void op_find(const slot *s, input *in)
+{
+    uint8_t byte = in_u8(in);
+    size_t from = in_len(in, s->model.len, s->buf.max_len);
+    size_t got = bh_buf_find(&s->buf, byte, from);
+    size_t want = BH_NPOS;
+    if (from < s->model.len) {
+        const uint8_t *p = memchr(s->model.bytes + from, byte, s->model.len - from);
+        if (p)
+            want = (size_t)(p - s->model.bytes);
+    }
+    CHECK(got == want);
+}
+
+static void op_bytes_copy(input *in)
+{
+    if (held_free_slots() == 0)
+        return;
+    size_t n = in_u8(in);
+    if (n > in->n)
+        n = in->n;
+    const uint8_t *p = in->p;
+    in->p += n;
+    in->n -= n;
+    size_t failed = g_hook.failed;
+    bh_bytes out;
+    int rc = bh_bytes_copy(&out, n ? p : NULL, n);
+    if (rc == BH_ENOMEM) {
+        CHECK(g_hook.failed > failed);
+        CHECK(out.ptr == NULL && out.len == 0 && out.owner == NULL);
+        return;
+    }
+    CHECK(rc == BH_OK && out.len == n);
+    CHECK(held_add(out, p) >= 0);
+}
+
+/* free_fn for bh_bytes_from_owned(): counts outstanding owned regions so the
+ * driver can check each is freed exactly once, after its last reference. */
+static size_t g_owned_live;
+
+static void owned_free(void *ctx, void *p)
+{
+    CHECK(ctx == &g_owned_live);
+    CHECK(g_owned_live > 0);
+    g_owned_live--;
+    free(p);
+}
+
+/* bh_bytes_from_owned (top bit of the length byte clear) or bh_bytes_static
+ * over the input itself (set). */
+static void op_bytes_wrap(input *in)
+{
+    if (held_free_slots() == 0)
+        return;
+    uint8_t sel = in_u8(in);
+    size_t n = sel & 0x7f;
+    if (n > in->n)
+        n = in->n;
+    const uint8_t *p = in->p;
+    in->p += n;
+    in->n -= n;
+    if (sel & 0x80) {
+        bh_bytes st = bh_bytes_static(p, n);
+        CHECK(st.ptr == p && st.len == n && st.owner == NULL);
+        CHECK(bh_bytes_refcount(&st) == 0);
+        CHECK(held_add(st, p) >= 0);
+        return;
+    }
+    uint8_t *mem = malloc(n ? n : 1);
+    CHECK(mem != NULL);
+    if (n)
+        memcpy(mem, p, n);
+    size_t failed = g_hook.failed;
+    bh_bytes out;
+    int rc = bh_bytes_from_owned(&out, mem, n, owned_free, &g_owned_live);
+    if (rc == BH_ENOMEM) {
+        CHECK(g_hook.failed > failed);
+        free(mem); /* still ours */
+        return;
+    }
+    CHECK(rc == BH_OK && out.ptr == mem && out.len == n && bh_bytes_refcount(&out) == 1);
+    g_owned_live++;
+    CHECK(held_add(out, p) >= 0);
+}
+
+/* bh_bytes_equal between two held slices agrees with their recorded copies. */
+static void op_equal(input *in)
+{
+    int i = pick_used_held(in), j = pick_used_held(in);
+    if (i < 0 || j < 0)
+        return;
+    const held *a = &g_held[i], *b = &g_held[j];
+    int want = a->b.len == b->b.len && (a->b.len == 0 || memcmp(a->copy, b->copy, a->b.len) == 0);
+    CHECK(bh_bytes_equal(&a->b, &b->b) == want);
+}
+
+static void op_clone(input *in)
+{
+    int i = pick_used_held(in);
+    if (i < 0 || held_free_slots() == 0)
+        return;
+    size_t attempts = g_hook.attempts;
+    size_t refs = bh_bytes_refcount(&g_held[i].b);
+    bh_bytes c = bh_bytes_clone(&g_held[i].b);
+    CHECK(g_hook.attempts == attempts);
+    CHECK(c.ptr == g_held[i].b.ptr && c.len == g_held[i].b.len);
+    if (c.owner)
+        CHECK(bh_bytes_refcount(&c) == refs + 1);
+    CHECK(held_add(c, g_held[i].copy) >= 0);
+}
+
+static void op_slice(input *in)
+{
+    int i = pick_used_held(in);
+    if (i < 0 || held_free_slots() == 0)
+        return;
+    size_t len = g_held[i].b.len;
+    size_t off = in_len(in, len, len);
+    size_t n = in_len(in, len - (off < len ? off : len), len);
+    size_t attempts = g_hook.attempts;
+    bh_bytes out = {(const uint8_t *)1, 7, NULL};
+    int rc = bh_bytes_slice(&g_held[i].b, off, n, &out);
+    CHECK(g_hook.attempts == attempts);
+    if (off > len || n > len - off) {
+        CHECK(rc == BH_ERANGE);
+        CHECK(out.ptr == (const uint8_t *)1 && out.len == 7 && out.owner == NULL);
+        return;
+    }
+    CHECK(rc == BH_OK && out.len == n);
+    CHECK(held_add(out, g_held[i].copy + off) >= 0);
+}
+
+static void op_release(input *in)
+{
+    int i = pick_used_held(in);
+    if (i >= 0)
+        held_release(i);
+}
+
+/* ---- driver --------------------------------------------------------------- */
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    input in = {data, size};
+    static const bh_allocator hook = {hook_malloc, hook_realloc, hook_free, NULL};
+
+    memset(&g_hook, 0, sizeof g_hook);
+    bh_set_allocator(&hook);
+
+    uint8_t hdr = in_u8(&in);
+    size_t max_len = (hdr & 0x80) ? SIZE_MAX : in_u16(&in) + 1;
+    CHECK(bh_buf_init(&g_slots[0].buf, 0) == BH_EINVAL);
+    CHECK(bh_buf_init(&g_slots[0].buf, max_len) == BH_OK);
+    g_slots[0].used = 1;
+
+    while (in.n > 0) {
+        uint8_t op = in_u8(&in);
+        slot *s = &g_slots[0];
+        int idx = 0;
+        uint8_t which = in_u8(&in) % NBUF;
+        if (g_slots[which].used) {
+            s = &g_slots[which];
+            idx = which;
+        }
+        g_hook.fail = (op & 0x80) != 0;
+        switch ((op & 0x7f) % 16) {
+        case 0:
+        case 1:
+            op_append(s, &in);
+            break;
+        case 2:
+            op_reserve_commit(s, &in);
+            break;
+        case 3:
+            op_split_prefix(s, &in);
+            break;
+        case 4:
+            op_split_prefix_mut(s, &in);
+            break;
+        case 5:
+            op_advance(s, &in);
+            break;
+        case 6:
+            op_take_tail(s);
+            break;
+        case 7:
+            op_freeze(s);
+            break;
+        case 8:
+            op_free(s, idx);
+            break;
+        case 9:
+            op_find(s, &in);
+            break;
+        case 10:
+            op_bytes_copy(&in);
+            break;
+        case 11:
+            op_clone(&in);
+            break;
+        case 12:
+            op_slice(&in);
+            break;
+        case 13:
+            op_bytes_wrap(&in);
+            break;
+        case 14:
+            op_equal(&in);
+            break;
+        default:
+            op_release(&in);
+            break;
+        }
+        g_hook.fail = 0;
+        check_all();
+    }
+
+    for (int i = 0; i < NHELD; i++)
+        if (g_held[i].used)
+            held_release(i);
+    for (int i = 0; i < NBUF; i++) {
+        if (g_slots[i].used)
+            bh_buf_free(&g_slots[i].buf);
+        g_slots[i].used = 0;
+        free(g_slots[i].model.bytes);
+        g_slots[i].model = (vec){NULL, 0, 0};
+    }
+    CHECK(g_hook.live == 0);
+    CHECK(g_owned_live == 0);
+    bh_set_allocator(NULL);
+    return 0;
+}
