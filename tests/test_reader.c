@@ -2,12 +2,14 @@
  * pseudo-terminal, on real libuv loops: fragmentation, EOF with a partial
  * tail, max-length and allocation failures, and what the user callback may
  * do (stop, restart, take the tail, close the stream). */
+#define _XOPEN_SOURCE 700 /* posix_openpt, grantpt, unlockpt, ptsname */
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -598,6 +600,55 @@ static void pipe_fd_stream_yields_the_same_lines(void **state)
     free(input);
 }
 
+static void close_tty_once_all_read(collector *c, int status)
+{
+    size_t *input_len = c->test_ctx;
+    if (status == BH_OK && c->received == *input_len)
+        uv_close((uv_handle_t *)c->reader.stream, NULL);
+}
+
+static void tty_stream_yields_the_same_lines(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_tty_t tty;
+    collector c;
+    struct termios raw;
+    size_t len;
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0) {
+        if (master >= 0)
+            close(master);
+        skip(); /* no pseudo-terminals here */
+    }
+    int slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+    assert_true(slave >= 0);
+    assert_int_equal(tcgetattr(slave, &raw), 0);
+    cfmakeraw(&raw); /* bytes pass unchanged, no echo */
+    assert_int_equal(tcsetattr(slave, TCSANOW, &raw), 0);
+    uint8_t *input = make_lines(17, 40, 40, 6, &len); /* fits the pty buffer */
+    assert_true(len < 2048);
+
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(uv_tty_init(&loop, &tty, slave, 1), 0);
+    collector_init(&c, (uv_stream_t *)&tty, 4096, 0);
+    c.hook = close_tty_once_all_read;
+    c.test_ctx = &len;
+    assert_int_equal(bh_reader_start(&c.reader), BH_OK);
+    assert_int_equal(write(master, input, len), (ssize_t)len);
+    assert_int_equal(test_uv_run(&loop, RUN_TIMEOUT_MS), 0);
+
+    assert_int_equal(c.received, len);
+    assert_int_equal(c.final_calls, 0);
+    collector_assert_matches(&c, input, len);
+    assert_int_equal(c.nlines, 40);
+    collector_free(&c);
+    assert_int_equal(test_uv_loop_teardown(&loop), 0);
+    assert_int_equal(close(slave), 0); /* libuv reads a reopened descriptor */
+    assert_int_equal(close(master), 0);
+    free(input);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -620,6 +671,7 @@ int main(void)
         cmocka_unit_test(enomem_on_the_first_read_reaches_the_callback_with_nothing_read),
         cmocka_unit_test(steady_state_reads_allocate_nothing),
         cmocka_unit_test(pipe_fd_stream_yields_the_same_lines),
+        cmocka_unit_test(tty_stream_yields_the_same_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
