@@ -1,0 +1,1041 @@
+/* test_writeq.c - bh_writeq on a real AF_UNIX socketpair and a real libuv
+ * loop, single thread: budgets at the boundary, ownership on refusal, order
+ * across batches and ring growth, tickets exactly once, the uv_try_write
+ * fast path, shutdown, close, drain callback, statistics and allocations
+ * (none in steady state, none for an idle queue). */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "test_alloc.h"
+#include "test_uv.h"
+#include "test_writeq_support.h"
+
+#define RUN_MS 20000
+
+typedef struct fx {
+    uv_loop_t loop;
+    uv_pipe_t w; /* writer side, owned by the queue */
+    uv_pipe_t r; /* reading peer */
+    bh_writeq q;
+    wq_sink sink;
+    uint8_t *pattern;
+    size_t pattern_len;
+    size_t off; /* pattern bytes accepted by the queue so far */
+} fx;
+
+static fx *fx_new(size_t max_items, size_t max_bytes, size_t pattern_len)
+{
+    fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(test_uv_socketpair(&f->loop, &f->w, &f->r), 0);
+    bh_writeq_config cfg = {max_items, max_bytes};
+    assert_int_equal(bh_writeq_init(&f->q, &f->loop, (uv_stream_t *)&f->w, &cfg), BH_OK);
+    wq_sink_init(&f->sink, (uv_stream_t *)&f->r);
+    f->pattern_len = pattern_len;
+    f->pattern = wq_pattern_buf(pattern_len);
+    assert_non_null(f->pattern);
+    return f;
+}
+
+static void fx_free(fx *f)
+{
+    bh_writeq_close(&f->q);
+    assert_int_equal(test_uv_loop_teardown(&f->loop), 0);
+    free(f->pattern);
+    free(f);
+}
+
+/* Offers the next n pattern bytes as a fire-and-forget slice; on refusal
+ * checks that the caller still owns it, then releases it. */
+static int fx_ff(fx *f, size_t n)
+{
+    assert_true(f->off + n <= f->pattern_len);
+    bh_bytes b = wq_pattern_slice(f->pattern, f->off, n);
+    bh_bytes keep = b;
+    int rc = bh_writeq_try_write_ff(&f->q, &b);
+    if (rc == BH_OK) {
+        assert_null(b.ptr);
+        assert_int_equal(b.len, 0);
+        f->off += n;
+    } else {
+        assert_ptr_equal(b.ptr, keep.ptr);
+        assert_int_equal(b.len, keep.len);
+        bh_bytes_release(&b);
+    }
+    return rc;
+}
+
+static int fx_ticket(fx *f, size_t n, wq_ticket *t)
+{
+    assert_true(f->off + n <= f->pattern_len);
+    bh_bytes b = wq_pattern_slice(f->pattern, f->off, n);
+    bh_bytes keep = b;
+    int rc = bh_writeq_try_write(&f->q, &b, wq_ticket_cb, t);
+    if (rc == BH_OK) {
+        assert_null(b.ptr);
+        f->off += n;
+    } else {
+        assert_ptr_equal(b.ptr, keep.ptr);
+        bh_bytes_release(&b);
+    }
+    return rc;
+}
+
+static void fx_small_buffers(fx *f)
+{
+    uv_os_fd_t wfd, rfd;
+    assert_int_equal(uv_fileno((uv_handle_t *)&f->w, &wfd), 0);
+    assert_int_equal(uv_fileno((uv_handle_t *)&f->r, &rfd), 0);
+    test_set_sockbuf(wfd, 4096, 4096);
+    test_set_sockbuf(rfd, 4096, 4096);
+}
+
+static int sink_has_all(void *arg)
+{
+    fx *f = arg;
+    return f->sink.received >= f->off;
+}
+
+static void fx_run_until_received(fx *f)
+{
+    wq_sink_start(&f->sink);
+    assert_int_equal(wq_run_until(&f->loop, sink_has_all, f, RUN_MS), 0);
+    assert_int_equal(f->sink.received, f->off);
+    assert_int_equal(f->sink.mismatches, 0);
+}
+
+static void never_written(bh_writeq *q, int status, void *ctx)
+{
+    (void)q;
+    (void)status;
+    (void)ctx;
+    fail();
+}
+
+/* ---- configuration and arguments ---------------------------------------- */
+
+static void config_default_is_1024_items_and_8_mib(void **state)
+{
+    (void)state;
+    bh_writeq_config c = bh_writeq_config_default();
+    assert_int_equal(c.max_items, 1024);
+    assert_int_equal(c.max_bytes, 8u * 1024 * 1024);
+}
+
+static void init_rejects_null_arguments_zero_budgets_and_foreign_loop(void **state)
+{
+    (void)state;
+    uv_loop_t loop, other;
+    uv_pipe_t a, b;
+    bh_writeq q;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(uv_loop_init(&other), 0);
+    assert_int_equal(test_uv_socketpair(&loop, &a, &b), 0);
+    bh_writeq_config zero_items = {0, 100}, zero_bytes = {10, 0};
+    assert_int_equal(bh_writeq_init(NULL, &loop, (uv_stream_t *)&a, NULL), BH_EINVAL);
+    assert_int_equal(bh_writeq_init(&q, NULL, (uv_stream_t *)&a, NULL), BH_EINVAL);
+    assert_int_equal(bh_writeq_init(&q, &loop, NULL, NULL), BH_EINVAL);
+    assert_int_equal(bh_writeq_init(&q, &other, (uv_stream_t *)&a, NULL), BH_EINVAL);
+    assert_int_equal(bh_writeq_init(&q, &loop, (uv_stream_t *)&a, &zero_items), BH_EINVAL);
+    assert_int_equal(bh_writeq_init(&q, &loop, (uv_stream_t *)&a, &zero_bytes), BH_EINVAL);
+    assert_int_equal(bh_writeq_init(&q, &loop, (uv_stream_t *)&a, NULL), BH_OK);
+    assert_int_equal(q.cfg.max_items, 1024);
+    assert_int_equal(bh_writeq_try_write_ff(&q, NULL), BH_EINVAL);
+    assert_int_equal(bh_writeq_try_write(NULL, NULL, NULL, NULL), BH_EINVAL);
+    bh_bytes bad = {NULL, 5, NULL};
+    assert_int_equal(bh_writeq_try_write_ff(&q, &bad), BH_EINVAL);
+    bh_writeq_close(&q);
+    assert_int_equal(test_uv_loop_teardown(&loop), 0);
+    assert_int_equal(uv_loop_close(&other), 0);
+}
+
+static void idle_queue_allocates_nothing_until_first_write(void **state)
+{
+    (void)state;
+    test_alloc_install(0);
+    fx *f = fx_new(1024, 8u << 20, 64); /* loop, sockets and pattern: not ours */
+    test_alloc_stats st;
+    bh_writeq_set_drain_cb(&f->q, 0, NULL, NULL);
+    struct bh_writeq_stats s;
+    bh_writeq_stats(&f->q, &s);
+    wq_run_nowait(&f->loop, 3);
+    test_alloc_stats_get(&st);
+    assert_int_equal(st.attempts, 0);
+    assert_null(f->q.ring);
+    assert_int_equal(f->q.ring_cap, 0);
+    bh_writeq_close(&f->q);
+    test_alloc_stats_get(&st);
+    assert_int_equal(st.attempts, 0);
+    fx_free(f);
+    test_alloc_uninstall();
+}
+
+static void first_enqueue_allocates_a_small_ring_not_max_items(void **state)
+{
+    (void)state;
+    fx *f = fx_new(1024, 8u << 20, 4096);
+    wq_ticket t = {0};
+    assert_int_equal(fx_ticket(f, 100, &t), BH_OK);
+    assert_true(f->q.ring_cap >= 1);
+    assert_true(f->q.ring_cap <= 16);
+    fx_run_until_received(f);
+    fx_free(f);
+}
+
+/* ---- budgets -------------------------------------------------------------- */
+
+static void item_budget_accepts_exactly_max_items_and_refuses_the_next(void **state)
+{
+    (void)state;
+    fx *f = fx_new(4, 1u << 20, 4096);
+    wq_ticket t[4] = {{0}};
+    /* Nothing runs the loop, so accepted items stay queued (the first one in
+     * flight until its write callback). */
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(fx_ticket(f, 10, &t[i]), BH_OK);
+    struct bh_writeq_stats s;
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.queued_items, 4);
+    assert_int_equal(fx_ff(f, 1), BH_EFULL);
+    assert_int_equal(fx_ticket(f, 1, &t[0]), BH_EFULL);
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.queued_items, 4);
+    assert_int_equal(s.refused, 2);
+    assert_int_equal(f->q.ring_cap, 4); /* grew up to max_items, not beyond */
+    fx_run_until_received(f);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(t[i].calls, 1);
+        assert_int_equal(t[i].status, 0);
+    }
+    /* Budget is back: the next item fits. */
+    assert_int_equal(fx_ff(f, 1), BH_OK);
+    fx_run_until_received(f);
+    fx_free(f);
+}
+
+static void byte_budget_accepts_exactly_max_bytes_and_refuses_one_more(void **state)
+{
+    (void)state;
+    fx *f = fx_new(100, 1000, 4096);
+    wq_ticket t = {0};
+    assert_int_equal(fx_ticket(f, 600, &t), BH_OK); /* in flight, still counted */
+    assert_int_equal(fx_ff(f, 399), BH_OK);
+    assert_int_equal(fx_ff(f, 2), BH_EFULL);
+    assert_int_equal(fx_ff(f, 1), BH_OK); /* exactly 1000 */
+    struct bh_writeq_stats s;
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.queued_bytes, 1000);
+    assert_int_equal(s.queued_items, 3);
+    assert_int_equal(fx_ff(f, 1), BH_EFULL);
+    assert_int_equal(fx_ff(f, 0), BH_OK); /* an empty slice costs no bytes */
+    fx_run_until_received(f);
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.queued_bytes, 0);
+    assert_int_equal(s.queued_items, 0);
+    assert_int_equal(t.calls, 1);
+    fx_free(f);
+}
+
+static void item_longer_than_max_bytes_is_refused_with_etoolong_even_when_idle(void **state)
+{
+    (void)state;
+    fx *f = fx_new(8, 100, 4096);
+    wq_ticket t = {0};
+    assert_int_equal(fx_ff(f, 101), BH_ETOOLONG);
+    assert_int_equal(fx_ticket(f, 101, &t), BH_ETOOLONG);
+    assert_int_equal(fx_ff(f, 100), BH_OK);
+    wq_run_nowait(&f->loop, 2);
+    assert_int_equal(t.calls, 0);
+    struct bh_writeq_stats s;
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.refused, 2);
+    fx_run_until_received(f);
+    fx_free(f);
+}
+
+/* ---- ownership ------------------------------------------------------------ */
+
+static void refusal_leaves_slice_with_caller_and_refcount_unchanged(void **state)
+{
+    (void)state;
+    fx *f = fx_new(1, 1u << 20, 4096);
+    wq_ticket t = {0};
+    assert_int_equal(fx_ticket(f, 10, &t), BH_OK); /* fills the item budget */
+    bh_bytes b = wq_pattern_slice(f->pattern, 0, 50);
+    bh_bytes extra = bh_bytes_clone(&b);
+    assert_int_equal(bh_bytes_refcount(&b), 2);
+    const uint8_t *ptr = b.ptr;
+    assert_int_equal(bh_writeq_try_write_ff(&f->q, &b), BH_EFULL);
+    assert_int_equal(bh_writeq_try_write(&f->q, &b, never_written, NULL), BH_EFULL);
+    assert_ptr_equal(b.ptr, ptr);
+    assert_int_equal(b.len, 50);
+    assert_int_equal(bh_bytes_refcount(&b), 2);
+    bh_writeq_close(&f->q);
+    assert_int_equal(bh_writeq_try_write_ff(&f->q, &b), BH_ECLOSED);
+    assert_int_equal(bh_bytes_refcount(&b), 2);
+    bh_bytes_release(&b);
+    assert_int_equal(bh_bytes_refcount(&extra), 1);
+    bh_bytes_release(&extra);
+    fx_free(f);
+    assert_int_equal(t.calls, 1);
+}
+
+static void accepted_slice_is_zeroed_and_its_reference_released_after_write(void **state)
+{
+    (void)state;
+    fx *f = fx_new(8, 1u << 20, 4096);
+    wq_ticket t0 = {0}, t1 = {0};
+    assert_int_equal(fx_ticket(f, 10, &t0), BH_OK); /* keeps the queue busy */
+    bh_bytes b = wq_pattern_slice(f->pattern, f->off, 20);
+    bh_bytes mine = bh_bytes_clone(&b);
+    assert_int_equal(bh_writeq_try_write(&f->q, &b, wq_ticket_cb, &t1), BH_OK);
+    f->off += 20;
+    assert_null(b.ptr);
+    assert_int_equal(b.len, 0);
+    assert_null(b.owner);
+    assert_int_equal(bh_bytes_refcount(&mine), 2); /* queue holds one */
+    fx_run_until_received(f);
+    assert_int_equal(t1.calls, 1);
+    assert_int_equal(bh_bytes_refcount(&mine), 1);
+    bh_bytes_release(&mine);
+    fx_free(f);
+}
+
+/* ---- tickets and the fast path -------------------------------------------- */
+
+static void ticket_never_completes_inside_try_write_and_completes_once_on_the_loop(void **state)
+{
+    (void)state;
+    fx *f = fx_new(8, 1u << 20, 4096);
+    wq_ticket t = {0};
+    assert_int_equal(fx_ticket(f, 100, &t), BH_OK);
+    assert_int_equal(t.calls, 0);
+    fx_run_until_received(f);
+    wq_run_nowait(&f->loop, 3);
+    assert_int_equal(t.calls, 1);
+    assert_int_equal(t.status, 0);
+    struct bh_writeq_stats s;
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.try_write_hits, 0);
+    assert_int_equal(s.written_items, 1);
+    assert_int_equal(s.batches, 1);
+    fx_free(f);
+}
+
+static void ff_on_idle_queue_is_written_and_released_inside_try_write(void **state)
+{
+    (void)state;
+    fx *f = fx_new(8, 1u << 20, 4096);
+    bh_bytes b = wq_pattern_slice(f->pattern, 0, 300);
+    bh_bytes mine = bh_bytes_clone(&b);
+    assert_int_equal(bh_writeq_try_write_ff(&f->q, &b), BH_OK);
+    f->off = 300;
+    assert_int_equal(bh_bytes_refcount(&mine), 1); /* already released */
+    bh_bytes_release(&mine);
+    struct bh_writeq_stats s;
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.try_write_hits, 1);
+    assert_int_equal(s.queued_items, 0);
+    assert_int_equal(s.batches, 0);
+    assert_int_equal(s.written_bytes, 300);
+    fx_run_until_received(f);
+    fx_free(f);
+}
+
+static void each_ticket_completes_once_with_zero_in_submission_order(void **state)
+{
+    (void)state;
+    enum { N = 200 };
+    fx *f = fx_new(N, 1u << 20, 64 * 1024);
+    wq_ticket t[N];
+    memset(t, 0, sizeof t);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(fx_ticket(f, 1 + (size_t)i % 50, &t[i]), BH_OK);
+    fx_run_until_received(f);
+    wq_run_nowait(&f->loop, 3);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(t[i].calls, 1);
+        assert_int_equal(t[i].status, 0);
+        if (i > 0)
+            assert_true(t[i].order > t[i - 1].order);
+    }
+    fx_free(f);
+}
+
+static void empty_slices_are_accepted_and_empty_tickets_complete_once(void **state)
+{
+    (void)state;
+    fx *f = fx_new(8, 100, 4096);
+    bh_bytes e = {0};
+    wq_ticket t = {0}, t2 = {0};
+    assert_int_equal(bh_writeq_try_write_ff(&f->q, &e), BH_OK);
+    assert_int_equal(bh_writeq_try_write(&f->q, &e, wq_ticket_cb, &t), BH_OK);
+    assert_int_equal(fx_ff(f, 10), BH_OK);
+    assert_int_equal(bh_writeq_try_write(&f->q, &e, wq_ticket_cb, &t2), BH_OK);
+    assert_int_equal(t.calls, 0);
+    fx_run_until_received(f);
+    wq_run_nowait(&f->loop, 3);
+    assert_int_equal(t.calls, 1);
+    assert_int_equal(t.status, 0);
+    assert_int_equal(t2.calls, 1);
+    assert_int_equal(t2.status, 0);
+    fx_free(f);
+}
+
+/* ---- order, batching, ring growth ----------------------------------------- */
+
+static void order_is_preserved_across_batches_of_at_most_iov_max_items(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    fx *f = fx_new(N + 1, 8u << 20, 256 * 1024);
+    wq_ticket first = {0};
+    assert_int_equal(fx_ticket(f, 7, &first), BH_OK); /* one item in flight */
+    for (int i = 0; i < N; i++)
+        assert_int_equal(fx_ff(f, 1 + (size_t)(i * 7) % 61), BH_OK);
+    struct bh_writeq_stats s;
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.queued_items, N + 1);
+    fx_run_until_received(f);
+    bh_writeq_stats(&f->q, &s);
+    /* 1 + ceil(3000 / 1024) batches at least; far fewer than one per item. */
+    assert_true(s.batches >= 4);
+    assert_true(s.batches < 100);
+    assert_int_equal(s.written_items, N + 1);
+    assert_int_equal(s.written_bytes, f->off);
+    fx_free(f);
+}
+
+typedef struct wrap_ctx {
+    fx *f;
+    size_t cap_before, cap_after;
+    int grew_while_wrapped;
+} wrap_ctx;
+
+/* Runs inside the write callback of the first ticket: head is 1, seven
+ * items are queued; the next pushes wrap around and force growth of a
+ * wrapped ring. */
+static void enqueue_while_wrapped(bh_writeq *q, int status, void *ctx)
+{
+    wrap_ctx *w = ctx;
+    assert_int_equal(status, 0);
+    w->cap_before = q->ring_cap;
+    assert_int_equal(fx_ff(w->f, 11), BH_OK); /* lands in slot 0: wrapped */
+    w->grew_while_wrapped = q->head != 0 && q->head + q->count > q->ring_cap;
+    for (int i = 0; i < 21; i++)
+        assert_int_equal(fx_ff(w->f, 13 + (size_t)i), BH_OK);
+    w->cap_after = q->ring_cap;
+}
+
+static void ring_grows_while_wrapped_and_keeps_order(void **state)
+{
+    (void)state;
+    fx *f = fx_new(64, 1u << 20, 64 * 1024);
+    wrap_ctx w = {f, 0, 0, 0};
+    bh_bytes b = wq_pattern_slice(f->pattern, 0, 5);
+    assert_int_equal(bh_writeq_try_write(&f->q, &b, enqueue_while_wrapped, &w), BH_OK);
+    f->off = 5;
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(fx_ff(f, 3 + (size_t)i), BH_OK);
+    assert_int_equal(f->q.ring_cap, 8);
+    fx_run_until_received(f);
+    assert_int_equal(w.cap_before, 8);
+    assert_true(w.grew_while_wrapped);
+    assert_int_equal(w.cap_after, 32);
+    fx_free(f);
+}
+
+typedef struct chain_ctx {
+    fx *f;
+    int remaining;
+    int calls;
+} chain_ctx;
+
+static void chain_cb(bh_writeq *q, int status, void *ctx)
+{
+    chain_ctx *c = ctx;
+    (void)q;
+    assert_int_equal(status, 0);
+    c->calls++;
+    if (c->remaining-- > 0) {
+        bh_bytes b = wq_pattern_slice(c->f->pattern, c->f->off, 33);
+        assert_int_equal(bh_writeq_try_write(&c->f->q, &b, chain_cb, c), BH_OK);
+        c->f->off += 33;
+        assert_int_equal(fx_ff(c->f, 17), BH_OK);
+    }
+}
+
+static int chain_done(void *arg)
+{
+    chain_ctx *c = arg;
+    return c->calls == 51 && c->f->sink.received == c->f->off;
+}
+
+static void ticket_callback_may_enqueue_and_order_is_kept(void **state)
+{
+    (void)state;
+    fx *f = fx_new(16, 1u << 20, 64 * 1024);
+    chain_ctx c = {f, 50, 0};
+    bh_bytes b = wq_pattern_slice(f->pattern, 0, 9);
+    assert_int_equal(bh_writeq_try_write(&f->q, &b, chain_cb, &c), BH_OK);
+    f->off = 9;
+    wq_sink_start(&f->sink);
+    assert_int_equal(wq_run_until(&f->loop, chain_done, &c, RUN_MS), 0);
+    assert_int_equal(c.calls, 51);
+    assert_int_equal(f->sink.received, 9 + 50 * 50);
+    assert_int_equal(f->sink.mismatches, 0);
+    fx_free(f);
+}
+
+/* ---- drain callback ------------------------------------------------------- */
+
+typedef struct producer {
+    fx *f;
+    size_t total_items, made;
+    size_t low_water;
+    int refusals, drains, bad_drains;
+    wq_ticket tickets[64];
+    int nt;
+} producer;
+
+static void produce(producer *p)
+{
+    while (p->made < p->total_items) {
+        size_t n = 100 + (p->made * 37) % 2900;
+        int rc;
+        if (p->made % 50 == 0 && p->nt < 64)
+            rc = fx_ticket(p->f, n, &p->tickets[p->nt]);
+        else
+            rc = fx_ff(p->f, n);
+        if (rc == BH_EFULL) {
+            p->refusals++;
+            return; /* wait for the drain callback */
+        }
+        assert_int_equal(rc, BH_OK);
+        if (p->made % 50 == 0 && p->nt < 64)
+            p->nt++;
+        p->made++;
+    }
+}
+
+static void on_drain(bh_writeq *q, void *ctx)
+{
+    producer *p = ctx;
+    struct bh_writeq_stats s;
+    bh_writeq_stats(q, &s);
+    if (s.queued_bytes > p->low_water)
+        p->bad_drains++;
+    p->drains++;
+    produce(p);
+}
+
+static int producer_done(void *arg)
+{
+    producer *p = arg;
+    return p->made == p->total_items && p->f->sink.received == p->f->off;
+}
+
+static void refused_producer_retries_from_drain_callback_below_low_water(void **state)
+{
+    (void)state;
+    fx *f = fx_new(32, 32 * 1024, 4u << 20);
+    producer p;
+    memset(&p, 0, sizeof p);
+    p.f = f;
+    p.total_items = 1500;
+    p.low_water = 8 * 1024;
+    bh_writeq_set_drain_cb(&f->q, p.low_water, on_drain, &p);
+    produce(&p);
+    assert_int_equal(p.refusals, 1); /* the budget is far below the total */
+    wq_sink_start(&f->sink);
+    assert_int_equal(wq_run_until(&f->loop, producer_done, &p, RUN_MS), 0);
+    assert_int_equal(f->sink.mismatches, 0);
+    assert_true(p.drains >= 1);
+    assert_true(p.drains >= p.refusals); /* every refusal was answered */
+    assert_int_equal(p.bad_drains, 0);
+    for (int i = 0; i < p.nt; i++) {
+        assert_int_equal(p.tickets[i].calls, 1);
+        assert_int_equal(p.tickets[i].status, 0);
+    }
+    struct bh_writeq_stats s;
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.refused, (uint64_t)p.refusals);
+    fx_free(f);
+}
+
+static void drain_callback_is_not_called_without_pressure(void **state)
+{
+    (void)state;
+    fx *f = fx_new(32, 1u << 20, 4096);
+    producer p;
+    memset(&p, 0, sizeof p);
+    p.f = f;
+    bh_writeq_set_drain_cb(&f->q, 1u << 20, on_drain, &p); /* mark above the budget */
+    wq_ticket t = {0};
+    assert_int_equal(fx_ticket(f, 100, &t), BH_OK);
+    assert_int_equal(fx_ff(f, 100), BH_OK);
+    fx_run_until_received(f);
+    wq_run_nowait(&f->loop, 3);
+    assert_int_equal(p.drains, 0);
+    fx_free(f);
+}
+
+/* ---- shutdown -------------------------------------------------------------- */
+
+typedef struct shut_rec {
+    int calls;
+    int status;
+    int order;
+} shut_rec;
+
+static void on_shut(bh_writeq *q, int status, void *ctx)
+{
+    (void)q;
+    shut_rec *s = ctx;
+    s->calls++;
+    s->status = status;
+    s->order = ++wq_ticket_seq;
+}
+
+static int sink_eof(void *arg)
+{
+    fx *f = arg;
+    return f->sink.eof || f->sink.error;
+}
+
+static void shutdown_flushes_everything_then_peer_sees_all_bytes_and_eof(void **state)
+{
+    (void)state;
+    fx *f = fx_new(256, 1u << 20, 256 * 1024);
+    wq_ticket t[10];
+    memset(t, 0, sizeof t);
+    for (int i = 0; i < 200; i++) {
+        if (i % 20 == 0)
+            assert_int_equal(fx_ticket(f, 500, &t[i / 20]), BH_OK);
+        else
+            assert_int_equal(fx_ff(f, 300 + (size_t)i), BH_OK);
+    }
+    shut_rec sr = {0, 0, 0};
+    assert_int_equal(bh_writeq_shutdown(&f->q, on_shut, &sr), BH_OK);
+    assert_int_equal(sr.calls, 0);
+    assert_int_equal(fx_ff(f, 1), BH_ECLOSED);
+    assert_int_equal(bh_writeq_shutdown(&f->q, on_shut, &sr), BH_ECLOSED);
+    wq_sink_start(&f->sink);
+    assert_int_equal(wq_run_until(&f->loop, sink_eof, f, RUN_MS), 0);
+    wq_run_nowait(&f->loop, 3);
+    assert_int_equal(f->sink.eof, 1);
+    assert_int_equal(f->sink.received, f->off);
+    assert_int_equal(f->sink.mismatches, 0);
+    assert_int_equal(sr.calls, 1);
+    assert_int_equal(sr.status, 0);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(t[i].calls, 1);
+        assert_int_equal(t[i].status, 0);
+        assert_true(t[i].order < sr.order);
+    }
+    fx_free(f);
+    assert_int_equal(sr.calls, 1);
+}
+
+static void shutdown_of_idle_queue_sends_eof_and_completes_once(void **state)
+{
+    (void)state;
+    fx *f = fx_new(8, 1024, 4096);
+    shut_rec sr = {0, 0, 0};
+    assert_int_equal(bh_writeq_shutdown(&f->q, on_shut, &sr), BH_OK);
+    assert_int_equal(sr.calls, 0);
+    wq_sink_start(&f->sink);
+    assert_int_equal(wq_run_until(&f->loop, sink_eof, f, RUN_MS), 0);
+    wq_run_nowait(&f->loop, 3);
+    assert_int_equal(f->sink.received, 0);
+    assert_int_equal(sr.calls, 1);
+    assert_int_equal(sr.status, 0);
+    fx_free(f);
+    assert_int_equal(sr.calls, 1);
+}
+
+/* ---- close ----------------------------------------------------------------- */
+
+static void close_cancels_each_queued_ticket_once_and_releases_every_slice(void **state)
+{
+    (void)state;
+    test_alloc_install(0);
+    fx *f = fx_new(64, 1u << 20, 64 * 1024);
+    wq_ticket first = {0};
+    wq_ticket t[20];
+    memset(t, 0, sizeof t);
+    assert_int_equal(fx_ticket(f, 10, &first), BH_OK); /* handed to libuv */
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(fx_ticket(f, 100, &t[i]), BH_OK);
+        assert_int_equal(fx_ff(f, 50), BH_OK);
+    }
+    bh_writeq_close(&f->q);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(t[i].calls, 1);
+        assert_int_equal(t[i].status, BH_ECANCELED);
+    }
+    assert_int_equal(first.calls, 0); /* in flight: completes when libuv says */
+    assert_int_equal(fx_ff(f, 1), BH_ECLOSED);
+    bh_writeq_close(&f->q); /* idempotent */
+    uv_close((uv_handle_t *)&f->w, NULL);
+    wq_run_nowait(&f->loop, 3);
+    assert_int_equal(first.calls, 1);
+    assert_true(first.status == 0 || first.status == BH_ECANCELED);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(t[i].calls, 1);
+    fx_free(f);
+    test_alloc_stats st;
+    test_alloc_stats_get(&st);
+    assert_int_equal(st.live, 0);
+    test_alloc_uninstall();
+}
+
+static void close_cancels_write_in_flight_with_becanceled_when_stream_closes(void **state)
+{
+    (void)state;
+    fx *f = fx_new(8, 8u << 20, (4u << 20) + 4096);
+    fx_small_buffers(f);
+    wq_ticket big = {0}, next = {0};
+    assert_int_equal(fx_ticket(f, 4u << 20, &big), BH_OK); /* cannot fit the socket */
+    assert_int_equal(fx_ticket(f, 10, &next), BH_OK);
+    wq_run_nowait(&f->loop, 2);
+    assert_int_equal(big.calls, 0);
+    bh_writeq_close(&f->q);
+    assert_int_equal(next.calls, 1);
+    assert_int_equal(next.status, BH_ECANCELED);
+    assert_int_equal(big.calls, 0);
+    uv_close((uv_handle_t *)&f->w, NULL);
+    wq_run_nowait(&f->loop, 3);
+    assert_int_equal(big.calls, 1);
+    assert_int_equal(big.status, BH_ECANCELED);
+    fx_free(f);
+}
+
+typedef struct closer {
+    fx *f;
+    wq_ticket later[5];
+    int calls;
+} closer;
+
+static void close_from_callback(bh_writeq *q, int status, void *ctx)
+{
+    closer *c = ctx;
+    assert_int_equal(status, 0);
+    c->calls++;
+    bh_writeq_close(q);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(c->later[i].calls, 1);
+        assert_int_equal(c->later[i].status, BH_ECANCELED);
+    }
+}
+
+static void close_inside_ticket_callback_cancels_queued_items_once(void **state)
+{
+    (void)state;
+    fx *f = fx_new(16, 1u << 20, 4096);
+    closer c;
+    memset(&c, 0, sizeof c);
+    c.f = f;
+    bh_bytes b = wq_pattern_slice(f->pattern, 0, 10);
+    assert_int_equal(bh_writeq_try_write(&f->q, &b, close_from_callback, &c), BH_OK);
+    f->off = 10;
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(fx_ticket(f, 10, &c.later[i]), BH_OK);
+    wq_sink_start(&f->sink);
+    while (c.calls == 0)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    wq_run_nowait(&f->loop, 3);
+    assert_int_equal(c.calls, 1);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(c.later[i].calls, 1);
+    fx_free(f);
+}
+
+static void close_with_pending_shutdown_reports_becanceled_once(void **state)
+{
+    (void)state;
+    fx *f = fx_new(8, 8u << 20, (4u << 20) + 4096);
+    fx_small_buffers(f);
+    wq_ticket big = {0};
+    assert_int_equal(fx_ticket(f, 4u << 20, &big), BH_OK);
+    shut_rec sr = {0, 0, 0};
+    assert_int_equal(bh_writeq_shutdown(&f->q, on_shut, &sr), BH_OK);
+    wq_run_nowait(&f->loop, 2);
+    assert_int_equal(sr.calls, 0);
+    bh_writeq_close(&f->q);
+    assert_int_equal(sr.calls, 1);
+    assert_int_equal(sr.status, BH_ECANCELED);
+    uv_close((uv_handle_t *)&f->w, NULL);
+    wq_run_nowait(&f->loop, 3);
+    assert_int_equal(big.calls, 1);
+    assert_int_equal(big.status, BH_ECANCELED);
+    fx_free(f);
+    assert_int_equal(sr.calls, 1);
+}
+
+/* ---- write errors ---------------------------------------------------------- */
+
+typedef struct err_ctx {
+    wq_ticket *t;
+    int n;
+} err_ctx;
+
+static int all_tickets_called(void *arg)
+{
+    err_ctx *e = arg;
+    for (int i = 0; i < e->n; i++)
+        if (e->t[i].calls == 0)
+            return 0;
+    return 1;
+}
+
+static void peer_close_fails_every_pending_ticket_once_and_later_writes_get_eclosed(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    fx *f = fx_new(N, 8u << 20, 4u << 20);
+    fx_small_buffers(f);
+    wq_ticket t[N];
+    memset(t, 0, sizeof t);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(fx_ticket(f, 64 * 1024, &t[i]), BH_OK);
+    shut_rec sr = {0, 0, 0};
+    assert_int_equal(bh_writeq_shutdown(&f->q, on_shut, &sr), BH_OK);
+    uv_close((uv_handle_t *)&f->r, NULL); /* peer goes away with data unread */
+    err_ctx e = {t, N};
+    assert_int_equal(wq_run_until(&f->loop, all_tickets_called, &e, RUN_MS), 0);
+    wq_run_nowait(&f->loop, 3);
+    int errors = 0, err = 0;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(t[i].calls, 1);
+        if (t[i].status != 0) {
+            if (!err)
+                err = t[i].status;
+            assert_int_equal(t[i].status, err); /* one error for all pending */
+            errors++;
+        } else {
+            assert_int_equal(errors, 0); /* successes only before the failure */
+        }
+    }
+    assert_true(errors > 0);
+    assert_true(err == UV_EPIPE || err == UV_ECONNRESET);
+    assert_int_equal(sr.calls, 1);
+    assert_int_equal(sr.status, err);
+    bh_bytes b = wq_pattern_slice(f->pattern, 0, 10);
+    assert_int_equal(bh_writeq_try_write_ff(&f->q, &b), BH_ECLOSED);
+    assert_int_equal(bh_bytes_refcount(&b), 1);
+    bh_bytes_release(&b);
+    struct bh_writeq_stats s;
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.queued_items, 0);
+    assert_int_equal(s.queued_bytes, 0);
+    fx_free(f);
+}
+
+static void ff_on_idle_queue_to_a_dead_peer_is_refused_and_caller_keeps_it(void **state)
+{
+    (void)state;
+    fx *f = fx_new(8, 1u << 20, 4096);
+    uv_close((uv_handle_t *)&f->r, NULL);
+    wq_run_nowait(&f->loop, 2);
+    bh_bytes b = wq_pattern_slice(f->pattern, 0, 100);
+    int rc = bh_writeq_try_write_ff(&f->q, &b);
+    assert_true(rc == UV_EPIPE || rc == UV_ECONNRESET);
+    assert_non_null(b.ptr);
+    assert_int_equal(bh_bytes_refcount(&b), 1);
+    assert_int_equal(bh_writeq_try_write_ff(&f->q, &b), BH_ECLOSED);
+    bh_bytes_release(&b);
+    fx_free(f);
+}
+
+/* ---- statistics and allocations ------------------------------------------ */
+
+static void stats_count_items_bytes_batches_hits_and_refusals(void **state)
+{
+    (void)state;
+    fx *f = fx_new(3, 1u << 20, 4096);
+    assert_int_equal(fx_ff(f, 10), BH_OK); /* fast path */
+    wq_ticket t = {0};
+    assert_int_equal(fx_ticket(f, 20, &t), BH_OK);
+    assert_int_equal(fx_ff(f, 30), BH_OK);
+    assert_int_equal(fx_ff(f, 40), BH_OK);
+    assert_int_equal(fx_ff(f, 50), BH_EFULL);
+    struct bh_writeq_stats s;
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.queued_items, 3);
+    assert_int_equal(s.queued_bytes, 90);
+    assert_int_equal(s.refused, 1);
+    assert_int_equal(s.try_write_hits, 1);
+    assert_int_equal(s.batches, 1);
+    fx_run_until_received(f);
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.queued_items, 0);
+    assert_int_equal(s.queued_bytes, 0);
+    assert_int_equal(s.written_items, 4);
+    assert_int_equal(s.written_bytes, 100);
+    assert_int_equal(s.batches, 2);
+    assert_int_equal(s.try_write_hits, 1);
+    fx_free(f);
+}
+
+typedef struct cycle_ctx {
+    fx *f;
+    wq_ticket t;
+    const uint8_t *pattern;
+} cycle_ctx;
+
+static int cycle_done(void *arg)
+{
+    cycle_ctx *c = arg;
+    return c->t.calls == 1 && c->f->sink.received == c->f->off;
+}
+
+/* One ticket (starts a write) and 50 fire-and-forget static slices queued
+ * behind it, then drained by the loop. */
+static void enqueue_and_drain_cycle(cycle_ctx *c)
+{
+    fx *f = c->f;
+    memset(&c->t, 0, sizeof c->t);
+    bh_bytes b = bh_bytes_static(f->pattern + f->off, 64);
+    assert_int_equal(bh_writeq_try_write(&f->q, &b, wq_ticket_cb, &c->t), BH_OK);
+    f->off += 64;
+    for (int i = 0; i < 50; i++) {
+        bh_bytes s = bh_bytes_static(f->pattern + f->off, 16);
+        assert_int_equal(bh_writeq_try_write_ff(&f->q, &s), BH_OK);
+        f->off += 16;
+    }
+    assert_int_equal(wq_run_until(&f->loop, cycle_done, c, RUN_MS), 0);
+}
+
+static void steady_state_fire_and_forget_enqueue_allocates_nothing(void **state)
+{
+    (void)state;
+    enum { CYCLES = 200, PER = 64 + 50 * 16 };
+    fx *f = fx_new(64, 1u << 20, (CYCLES + 10) * PER + 4096);
+    wq_sink_start(&f->sink);
+    cycle_ctx c = {f, {0}, NULL};
+    test_alloc_install(0);
+    for (int i = 0; i < 3; i++)
+        enqueue_and_drain_cycle(&c); /* warm-up: ring and batch array grow */
+    test_alloc_stats before, after;
+    test_alloc_stats_get(&before);
+    assert_true(before.allocs > 0);
+    for (int i = 0; i < CYCLES; i++)
+        enqueue_and_drain_cycle(&c);
+    /* fast-path cycles too */
+    for (int i = 0; i < 100; i++) {
+        bh_bytes s = bh_bytes_static(f->pattern + f->off, 32);
+        assert_int_equal(bh_writeq_try_write_ff(&f->q, &s), BH_OK);
+        f->off += 32;
+        assert_int_equal(wq_run_until(&f->loop, sink_has_all, f, RUN_MS), 0);
+    }
+    test_alloc_stats_get(&after);
+    assert_int_equal(after.attempts, before.attempts);
+    assert_int_equal(f->sink.mismatches, 0);
+    fx_free(f);
+    test_alloc_stats_get(&after);
+    assert_int_equal(after.live, 0);
+    test_alloc_uninstall();
+}
+
+static void ring_growth_failure_refuses_with_enomem_and_caller_keeps_slice(void **state)
+{
+    (void)state;
+    fx *f = fx_new(64, 1u << 20, 4096);
+    bh_bytes b = wq_pattern_slice(f->pattern, 0, 40);
+    test_alloc_install(0);
+    test_alloc_fail_after(0);
+    wq_ticket t = {0};
+    assert_int_equal(bh_writeq_try_write(&f->q, &b, wq_ticket_cb, &t), BH_ENOMEM);
+    assert_non_null(b.ptr);
+    assert_int_equal(b.len, 40);
+    struct bh_writeq_stats s;
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.queued_items, 0);
+    assert_int_equal(s.queued_bytes, 0);
+    assert_int_equal(s.refused, 1);
+    /* The queue is still usable. */
+    assert_int_equal(bh_writeq_try_write(&f->q, &b, wq_ticket_cb, &t), BH_OK);
+    f->off = 40;
+    fx_run_until_received(f);
+    wq_run_nowait(&f->loop, 3);
+    assert_int_equal(t.calls, 1);
+    fx_free(f);
+    test_alloc_uninstall();
+}
+
+static void batch_array_growth_failure_still_writes_everything_in_order(void **state)
+{
+    (void)state;
+    fx *f = fx_new(8, 1u << 20, 4096);
+    test_alloc_install(0);
+    wq_ticket t = {0};
+    /* Static slices allocate nothing: attempt 1 is the ring, attempt 2 the
+     * batch array, which fails; the queue falls back to one-entry batches. */
+    test_alloc_fail_after(1);
+    bh_bytes b = bh_bytes_static(f->pattern, 10);
+    assert_int_equal(bh_writeq_try_write(&f->q, &b, wq_ticket_cb, &t), BH_OK);
+    f->off = 10;
+    test_alloc_fail_all(1); /* the batch array can never grow */
+    for (int i = 0; i < 7; i++) {
+        bh_bytes s = bh_bytes_static(f->pattern + f->off, 20);
+        assert_int_equal(bh_writeq_try_write_ff(&f->q, &s), BH_OK);
+        f->off += 20;
+    }
+    fx_run_until_received(f);
+    test_alloc_fail_all(0);
+    struct bh_writeq_stats s;
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.written_items, 8);
+    assert_int_equal(s.batches, 8); /* one item per batch */
+    assert_int_equal(t.calls, 1);
+    fx_free(f);
+    test_alloc_stats st;
+    test_alloc_stats_get(&st);
+    assert_int_equal(st.live, 0);
+    test_alloc_uninstall();
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(config_default_is_1024_items_and_8_mib),
+        cmocka_unit_test(init_rejects_null_arguments_zero_budgets_and_foreign_loop),
+        cmocka_unit_test(idle_queue_allocates_nothing_until_first_write),
+        cmocka_unit_test(first_enqueue_allocates_a_small_ring_not_max_items),
+        cmocka_unit_test(item_budget_accepts_exactly_max_items_and_refuses_the_next),
+        cmocka_unit_test(byte_budget_accepts_exactly_max_bytes_and_refuses_one_more),
+        cmocka_unit_test(item_longer_than_max_bytes_is_refused_with_etoolong_even_when_idle),
+        cmocka_unit_test(refusal_leaves_slice_with_caller_and_refcount_unchanged),
+        cmocka_unit_test(accepted_slice_is_zeroed_and_its_reference_released_after_write),
+        cmocka_unit_test(ticket_never_completes_inside_try_write_and_completes_once_on_the_loop),
+        cmocka_unit_test(ff_on_idle_queue_is_written_and_released_inside_try_write),
+        cmocka_unit_test(each_ticket_completes_once_with_zero_in_submission_order),
+        cmocka_unit_test(empty_slices_are_accepted_and_empty_tickets_complete_once),
+        cmocka_unit_test(order_is_preserved_across_batches_of_at_most_iov_max_items),
+        cmocka_unit_test(ring_grows_while_wrapped_and_keeps_order),
+        cmocka_unit_test(ticket_callback_may_enqueue_and_order_is_kept),
+        cmocka_unit_test(refused_producer_retries_from_drain_callback_below_low_water),
+        cmocka_unit_test(drain_callback_is_not_called_without_pressure),
+        cmocka_unit_test(shutdown_flushes_everything_then_peer_sees_all_bytes_and_eof),
+        cmocka_unit_test(shutdown_of_idle_queue_sends_eof_and_completes_once),
+        cmocka_unit_test(close_cancels_each_queued_ticket_once_and_releases_every_slice),
+        cmocka_unit_test(close_cancels_write_in_flight_with_becanceled_when_stream_closes),
+        cmocka_unit_test(close_inside_ticket_callback_cancels_queued_items_once),
+        cmocka_unit_test(close_with_pending_shutdown_reports_becanceled_once),
+        cmocka_unit_test(peer_close_fails_every_pending_ticket_once_and_later_writes_get_eclosed),
+        cmocka_unit_test(ff_on_idle_queue_to_a_dead_peer_is_refused_and_caller_keeps_it),
+        cmocka_unit_test(stats_count_items_bytes_batches_hits_and_refusals),
+        cmocka_unit_test(steady_state_fire_and_forget_enqueue_allocates_nothing),
+        cmocka_unit_test(ring_growth_failure_refuses_with_enomem_and_caller_keeps_slice),
+        cmocka_unit_test(batch_array_growth_failure_still_writes_everything_in_order),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
