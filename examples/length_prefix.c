@@ -20,11 +20,8 @@
 #include <bytes_handoff.h>
 #include <bytes_handoff/uv.h>
 
-#include "example_stream.h"
+#include "example_common.h"
 #include "parsers/frame_parser.h"
-
-#define FNV1A64_OFFSET UINT64_C(0xcbf29ce484222325)
-#define FNV1A64_PRIME UINT64_C(0x100000001b3)
 
 typedef struct frame_stats {
     uint64_t frames;
@@ -44,10 +41,7 @@ typedef struct app {
 /* The consumer: takes ownership of one payload and releases it when done. */
 static void consume_frame(frame_stats *st, bh_bytes *payload)
 {
-    uint64_t h = st->hash;
-    for (size_t i = 0; i < payload->len; i++)
-        h = (h ^ payload->ptr[i]) * FNV1A64_PRIME;
-    st->hash = h;
+    st->hash = example_fnv1a64(st->hash, payload->ptr, payload->len);
     st->frames++;
     st->bytes += payload->len;
     bh_bytes_release(payload);
@@ -126,19 +120,6 @@ static void usage(FILE *f)
             "  --help            show this text\n");
 }
 
-static int parse_u64(const char *s, unsigned long long min, unsigned long long max,
-                     unsigned long long *out)
-{
-    char *end;
-    if (!s || *s < '0' || *s > '9')
-        return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end != '\0' || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     unsigned long long max_frame = 1048576;
@@ -152,10 +133,10 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (strcmp(arg, "--max-frame") == 0 &&
-                   parse_u64(val, 0, UINT32_MAX, &max_frame) == 0) {
+                   example_parse_u64(val, 0, UINT32_MAX, &max_frame) == 0) {
             i++;
         } else if (strcmp(arg, "--read-reserve") == 0 &&
-                   parse_u64(val, 1, SIZE_MAX, &read_reserve) == 0) {
+                   example_parse_u64(val, 1, SIZE_MAX, &read_reserve) == 0) {
             i++;
         } else if (strcmp(arg, "--tcp-listen") == 0 && val) {
             listen_at = val;
@@ -171,7 +152,7 @@ int main(int argc, char **argv)
     bh_buf buf;
     app a;
     memset(&a, 0, sizeof a);
-    a.stats.hash = FNV1A64_OFFSET;
+    a.stats.hash = EXAMPLE_FNV1A64_OFFSET;
     frame_parser_init(&a.parser, (uint32_t)max_frame);
     /* The largest accepted frame fits with its header; nothing beyond. */
     if (uv_loop_init(&loop) != 0 ||

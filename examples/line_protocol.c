@@ -18,11 +18,8 @@
 #include <bytes_handoff.h>
 #include <bytes_handoff/uv.h>
 
-#include "example_stream.h"
+#include "example_common.h"
 #include "parsers/line_parser.h"
-
-#define FNV1A64_OFFSET UINT64_C(0xcbf29ce484222325)
-#define FNV1A64_PRIME UINT64_C(0x100000001b3)
 
 typedef struct line_stats {
     uint64_t lines;
@@ -42,10 +39,7 @@ typedef struct app {
 /* The consumer: takes ownership of one line and releases it when done. */
 static void consume_line(line_stats *st, bh_bytes *line)
 {
-    uint64_t h = st->hash;
-    for (size_t i = 0; i < line->len; i++)
-        h = (h ^ line->ptr[i]) * FNV1A64_PRIME;
-    st->hash = h;
+    st->hash = example_fnv1a64(st->hash, line->ptr, line->len);
     st->lines++;
     st->bytes += line->len;
     bh_bytes_release(line);
@@ -53,7 +47,8 @@ static void consume_line(line_stats *st, bh_bytes *line)
 
 static void reject_long_line(app *a)
 {
-    fprintf(stderr, "line_protocol: line %" PRIu64 " is longer than --max-line %zu bytes; rejected\n",
+    fprintf(stderr,
+            "line_protocol: line %" PRIu64 " is longer than --max-line %zu bytes; rejected\n",
             a->stats.lines + 1, a->parser.max_line);
     a->failed = 1;
     example_stream_close(&a->es);
@@ -102,22 +97,10 @@ static void usage(FILE *f)
             "  --help            show this text\n");
 }
 
-static int parse_size(const char *s, size_t min, size_t *out)
-{
-    char *end;
-    if (!s || *s < '0' || *s > '9')
-        return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end != '\0' || v < min || v >= SIZE_MAX)
-        return -1;
-    *out = (size_t)v;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
-    size_t max_line = 65536;
-    size_t read_reserve = BH_READ_RESERVE_DEFAULT;
+    unsigned long long max_line = 65536;
+    unsigned long long read_reserve = BH_READ_RESERVE_DEFAULT;
     const char *listen_at = NULL;
 
     for (int i = 1; i < argc; i++) {
@@ -126,9 +109,11 @@ int main(int argc, char **argv)
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             usage(stdout);
             return 0;
-        } else if (strcmp(arg, "--max-line") == 0 && parse_size(val, 1, &max_line) == 0) {
+        } else if (strcmp(arg, "--max-line") == 0 &&
+                   example_parse_u64(val, 1, SIZE_MAX - 1, &max_line) == 0) {
             i++;
-        } else if (strcmp(arg, "--read-reserve") == 0 && parse_size(val, 1, &read_reserve) == 0) {
+        } else if (strcmp(arg, "--read-reserve") == 0 &&
+                   example_parse_u64(val, 1, SIZE_MAX, &read_reserve) == 0) {
             i++;
         } else if (strcmp(arg, "--tcp-listen") == 0 && val) {
             listen_at = val;
@@ -144,16 +129,18 @@ int main(int argc, char **argv)
     bh_buf buf;
     app a;
     memset(&a, 0, sizeof a);
-    a.stats.hash = FNV1A64_OFFSET;
-    line_parser_init(&a.parser, max_line);
+    a.stats.hash = EXAMPLE_FNV1A64_OFFSET;
+    line_parser_init(&a.parser, (size_t)max_line);
     /* One complete line and its '\n' always fit; nothing beyond is buffered. */
-    if (uv_loop_init(&loop) != 0 || bh_buf_init(&buf, max_line + 1) != BH_OK) {
+    if (uv_loop_init(&loop) != 0 || bh_buf_init(&buf, (size_t)max_line + 1) != BH_OK) {
         fprintf(stderr, "line_protocol: initialisation failed\n");
         return 1;
     }
     int rc = listen_at
-                 ? example_stream_listen(&a.es, &loop, listen_at, &buf, read_reserve, on_input, &a)
-                 : example_stream_open_stdin(&a.es, &loop, &buf, read_reserve, on_input, &a);
+                 ? example_stream_listen(&a.es, &loop, listen_at, &buf, (size_t)read_reserve,
+                                         on_input, &a)
+                 : example_stream_open_stdin(&a.es, &loop, &buf, (size_t)read_reserve, on_input,
+                                             &a);
     if (rc != 0) {
         fprintf(stderr, "line_protocol: cannot open input: %s\n", bh_strerror(rc));
         a.failed = 1;

@@ -1,17 +1,18 @@
-/* example_stream.h - input plumbing shared by the line_protocol and
- * length_prefix examples.
+/* example_common.h - plumbing shared by the line_protocol and length_prefix
+ * examples: the input stream, the consumers' hash, argument parsing.
  *
- * Opens the program's input as a libuv stream read through a bh_reader:
+ * example_stream opens the program's input as a libuv stream read through a bh_reader:
  * standard input when it is a pipe, socket or TTY, or one connection accepted
  * on a TCP address. A regular file (or character device) on standard input
  * cannot be polled, so it is read with uv_fs_read() into the same bh_buf,
  * and the callback sees the same statuses as with a bh_reader (BH_OK after
  * bytes were appended, UV_EOF once, BH_ETOOLONG when the buffer is full,
  * BH_ENOMEM, or a libuv error). Everything runs on one loop thread. */
-#ifndef BH_EXAMPLE_STREAM_H
-#define BH_EXAMPLE_STREAM_H
+#ifndef BH_EXAMPLE_COMMON_H
+#define BH_EXAMPLE_COMMON_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <bytes_handoff.h>
 #include <bytes_handoff/uv.h>
@@ -58,5 +59,15 @@ int example_stream_listen(example_stream *es, uv_loop_t *loop, const char *hostp
 
 /* Stops reading and closes every handle; no callback follows. Idempotent. */
 void example_stream_close(example_stream *es);
+
+#define EXAMPLE_FNV1A64_OFFSET UINT64_C(0xcbf29ce484222325)
+
+/* FNV-1a 64 of p[0..n), continuing from h (start with the offset basis). */
+uint64_t example_fnv1a64(uint64_t h, const uint8_t *p, size_t n);
+
+/* Parses a decimal integer in [min, max] into *out. 0, or -1 when s is NULL,
+ * not all digits, or out of range. */
+int example_parse_u64(const char *s, unsigned long long min, unsigned long long max,
+                      unsigned long long *out);
 
 #endif

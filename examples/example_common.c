@@ -1,7 +1,9 @@
-/* example_stream.c - standard input / one TCP connection as a bh_reader
- * stream, with a uv_fs_read() path for regular files (see example_stream.h). */
-#include "example_stream.h"
+/* example_common.c - standard input / one TCP connection as a bh_reader
+ * stream, with a uv_fs_read() path for regular files; FNV-1a and argument
+ * parsing for the examples (see example_common.h). */
+#include "example_common.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,4 +194,25 @@ void example_stream_close(example_stream *es)
         uv_close((uv_handle_t *)&es->listener, NULL);
         es->listening = 0;
     }
+}
+
+uint64_t example_fnv1a64(uint64_t h, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * UINT64_C(0x100000001b3);
+    return h;
+}
+
+int example_parse_u64(const char *s, unsigned long long min, unsigned long long max,
+                      unsigned long long *out)
+{
+    char *end;
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
 }
