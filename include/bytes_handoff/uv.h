@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "bytes.h"
+#include "error.h"
 #include "export.h"
 
 #ifdef __cplusplus
