@@ -1,0 +1,266 @@
+/* proxy_handoff.c - the proxy built on this library: bh_reader reads the
+ * client into a persistent bh_buf (max_len = --max-line), each complete route
+ * frame is split off as an owned bh_bytes (no copy) and submitted to a
+ * bh_writeq on the upstream (byte budget --write-budget), with a completion
+ * ticket or fire-and-forget per --completion. On "TUNNEL\n" the unconsumed
+ * tail is moved out with bh_buf_take_tail and forwarded; from then on each
+ * read is frozen whole and submitted. A slice refused with BH_EFULL is held,
+ * reading pauses, and the queue's drain callback resumes both. The reply path
+ * (upstream to client) is a second reader and queue. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bytes_handoff.h>
+#include <bytes_handoff/uv.h>
+
+#include "proxy_uv.h"
+
+#define REPLY_MAX ((size_t)4096)
+
+typedef struct hconn {
+    hx_link link;
+    uv_worker *uw;
+    hx_uv_stream client, upstream;
+    bh_buf in;          /* client bytes not yet forwarded */
+    bh_reader in_reader;
+    bh_writeq upq;      /* to the upstream */
+    bh_buf back;        /* reply bytes from the upstream */
+    bh_reader back_reader;
+    bh_writeq downq;    /* to the client */
+    bh_bytes held;      /* refused with BH_EFULL, offered again on drain */
+    size_t scan;        /* bytes of `in` already searched for '\n' */
+    int tunnel;         /* "TUNNEL\n" forwarded (or client EOF): raw from here */
+    int switched;       /* the parser's tail was taken over by the tunnel */
+    int in_eof, paused, up_shut, closing, handles;
+} hconn;
+
+#define CONN_OF(ptr, field) ((hconn *)(void *)((char *)(ptr) - offsetof(hconn, field)))
+
+static const bh_bytes no_bytes = {NULL, 0, NULL};
+
+static void conn_release(hconn *c)
+{
+    if (--c->handles > 0)
+        return;
+    hx_list_unlink(&c->link);
+    bh_bytes_release(&c->held);
+    bh_buf_free(&c->in);
+    bh_buf_free(&c->back);
+    free(c);
+}
+
+static void on_client_closed(uv_handle_t *h) { conn_release(CONN_OF(h, client)); }
+static void on_upstream_closed(uv_handle_t *h) { conn_release(CONN_OF(h, upstream)); }
+
+static void conn_close(hconn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    bh_reader_stop(&c->in_reader);
+    bh_reader_stop(&c->back_reader);
+    bh_writeq_close(&c->upq);
+    bh_writeq_close(&c->downq);
+    bh_bytes_release(&c->held);
+    uv_close(&c->client.h, on_client_closed);
+    uv_close(&c->upstream.h, on_upstream_closed);
+}
+
+static void close_link(hx_link *l)
+{
+    conn_close(CONN_OF(l, link));
+}
+
+static void on_ticket(bh_writeq *q, int status, void *ctx)
+{
+    hconn *c = ctx;
+    (void)q;
+    if (status != 0 && !c->closing)
+        conn_close(c);
+}
+
+/* Submits *b to the upstream queue. Returns 0 when accepted, 1 when refused
+ * with BH_EFULL (then held and reading paused), or a negative error (*b is
+ * released). */
+static int offer(hconn *c, bh_bytes *b)
+{
+    int rc = c->uw->w->cfg->fire_and_forget ? bh_writeq_try_write_ff(&c->upq, b)
+                                             : bh_writeq_try_write(&c->upq, b, on_ticket, c);
+    if (rc == BH_OK)
+        return 0;
+    if (rc == BH_EFULL) {
+        c->held = *b;
+        *b = no_bytes;
+        c->paused = 1;
+        bh_reader_stop(&c->in_reader);
+        return 1;
+    }
+    bh_bytes_release(b);
+    return rc;
+}
+
+static void on_up_shutdown(bh_writeq *q, int status, void *ctx)
+{
+    hconn *c = ctx;
+    (void)q;
+    if (status != 0 && !c->closing)
+        conn_close(c);
+}
+
+/* Forwards what can be forwarded: a held slice, complete frames, then in
+ * tunnel mode everything buffered; half-closes the upstream after EOF. */
+static void pump(hconn *c)
+{
+    static const char tunnel_line[] = "TUNNEL\n";
+    int rc = 0;
+    if (c->held.len > 0) {
+        bh_bytes b = c->held;
+        c->held = no_bytes;
+        if ((rc = offer(c, &b)) != 0)
+            goto stop;
+    }
+    while (!c->tunnel) {
+        size_t nl = bh_buf_find(&c->in, '\n', c->scan);
+        if (nl == BH_NPOS) {
+            c->scan = bh_buf_len(&c->in);
+            break;
+        }
+        bh_bytes frame;
+        if ((rc = bh_buf_split_prefix(&c->in, nl + 1, &frame)) != BH_OK)
+            goto stop;
+        c->scan = 0;
+        if (frame.len == sizeof tunnel_line - 1 && memcmp(frame.ptr, tunnel_line, frame.len) == 0)
+            c->tunnel = 1;
+        if ((rc = offer(c, &frame)) != 0)
+            goto stop;
+    }
+    if (c->tunnel && bh_buf_len(&c->in) > 0) {
+        bh_bytes chunk;
+        if (!c->switched) {
+            /* Mode switch: the bytes read after "TUNNEL\n" leave the parser
+             * as they are; the reader's buffer starts over empty. */
+            bh_buf tail;
+            if ((rc = bh_buf_take_tail(&c->in, &tail)) != BH_OK)
+                goto stop;
+            rc = bh_buf_freeze(&tail, &chunk);
+            bh_buf_free(&tail);
+            c->switched = 1;
+        } else {
+            rc = bh_buf_freeze(&c->in, &chunk);
+        }
+        if (rc != BH_OK || (rc = offer(c, &chunk)) != 0)
+            goto stop;
+    }
+    if (c->in_eof) {
+        if (!c->up_shut) {
+            c->up_shut = 1;
+            if (bh_writeq_shutdown(&c->upq, on_up_shutdown, c) != BH_OK)
+                conn_close(c);
+        }
+        return;
+    }
+    if (c->paused) {
+        c->paused = 0;
+        if (bh_reader_start(&c->in_reader) != BH_OK)
+            conn_close(c);
+    }
+    return;
+stop:
+    if (rc < 0)
+        conn_close(c);
+}
+
+static void on_client_read(bh_reader *r, int status, void *ctx)
+{
+    hconn *c = ctx;
+    (void)r;
+    if (status == UV_EOF) {
+        /* A partial frame at EOF goes out as it is. */
+        c->in_eof = 1;
+        c->tunnel = 1;
+    } else if (status != BH_OK) {
+        conn_close(c); /* read error, or a frame longer than --max-line */
+        return;
+    }
+    pump(c);
+}
+
+static void on_up_drain(bh_writeq *q, void *ctx)
+{
+    hconn *c = ctx;
+    (void)q;
+    if (!c->closing && (c->paused || c->held.len > 0))
+        pump(c);
+}
+
+static void on_down_shutdown(bh_writeq *q, int status, void *ctx)
+{
+    (void)q;
+    (void)status;
+    conn_close(ctx);
+}
+
+static void on_upstream_read(bh_reader *r, int status, void *ctx)
+{
+    hconn *c = ctx;
+    (void)r;
+    if (status == BH_OK) {
+        bh_bytes reply = no_bytes;
+        if (bh_buf_freeze(&c->back, &reply) != BH_OK ||
+            bh_writeq_try_write_ff(&c->downq, &reply) != BH_OK) {
+            bh_bytes_release(&reply);
+            conn_close(c);
+        }
+        return;
+    }
+    if (status != UV_EOF || bh_writeq_shutdown(&c->downq, on_down_shutdown, c) != BH_OK)
+        conn_close(c);
+}
+
+static void open_pair(uv_worker *uw, proxy_pair p)
+{
+    const proxy_config *cfg = uw->w->cfg;
+    hconn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(p.client_fd);
+        close(p.upstream_fd);
+        return;
+    }
+    c->uw = uw;
+    int rc = uv_worker_open_pair(uw, p, &c->client, &c->upstream);
+    c->handles = 2;
+    hx_list_push(&uw->conns, &c->link);
+    bh_writeq_config qcfg = bh_writeq_config_default();
+    qcfg.max_bytes = cfg->write_budget;
+    if (rc == 0)
+        rc = bh_buf_init(&c->in, cfg->max_line);
+    if (rc == 0)
+        rc = bh_buf_init(&c->back, REPLY_MAX);
+    if (rc == 0)
+        rc = bh_reader_init(&c->in_reader, &c->client.s, &c->in, cfg->read_reserve,
+                            on_client_read, c);
+    if (rc == 0)
+        rc = bh_reader_init(&c->back_reader, &c->upstream.s, &c->back, REPLY_MAX,
+                            on_upstream_read, c);
+    if (rc == 0)
+        rc = bh_writeq_init(&c->upq, &uw->loop, &c->upstream.s, &qcfg);
+    if (rc == 0)
+        rc = bh_writeq_init(&c->downq, &uw->loop, &c->client.s, NULL);
+    if (rc == 0) {
+        bh_writeq_set_drain_cb(&c->upq, cfg->write_budget / 2, on_up_drain, c);
+        rc = bh_reader_start(&c->in_reader);
+    }
+    if (rc == 0)
+        rc = bh_reader_start(&c->back_reader);
+    if (rc != 0)
+        conn_close(c);
+}
+
+static const uv_proxy_ops handoff_ops = {open_pair, close_link};
+
+static int handoff_init(proxy_worker *w) { return uv_worker_init(w, &handoff_ops); }
+
+const proxy_impl proxy_impl_handoff = {
+    "handoff", handoff_init, uv_worker_run, uv_worker_wake, uv_worker_destroy,
+};
