@@ -1,0 +1,191 @@
+/* content_routing.h - pieces of the content_routing example shared by its
+ * files: the route-protocol parser (parser.c), the proxy (proxy.c), the sink
+ * (sink.c) and the demo clients (demo.c). The protocol itself is documented
+ * at the top of examples/content_routing.c.
+ *
+ * Everything here runs on one libuv loop thread. Objects are allocated by
+ * their start function, stopped with their stop function (which closes their
+ * handles) and freed with their free function once the loop has run the close
+ * callbacks (after uv_run() returns). */
+#ifndef CR_CONTENT_ROUTING_H
+#define CR_CONTENT_ROUTING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <bytes_handoff.h>
+#include <bytes_handoff/uv.h>
+
+#define CR_MAX_DESTS 16
+#define CR_MAX_NAME 64 /* longest destination name */
+
+/* ---- FNV-1a 64 (the checksum the sink replies with) -------------------- */
+
+#define CR_FNV_OFFSET UINT64_C(0xcbf29ce484222325)
+#define CR_FNV_PRIME UINT64_C(0x100000001b3)
+
+static inline uint64_t cr_fnv1a(uint64_t h, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= CR_FNV_PRIME;
+    }
+    return h;
+}
+
+/* Parses "IPV4:PORT" into *out. Returns 0 or UV_EINVAL. */
+int cr_parse_addr(const char *s, struct sockaddr_in *out);
+
+/* Port a bound TCP handle listens on, or -1. */
+int cr_bound_port(const uv_tcp_t *t);
+
+/* ---- route-protocol parser (parser.c) ---------------------------------- */
+
+typedef enum cr_token_kind {
+    CR_TOK_NEED_MORE = 0,  /* the token at the front is incomplete */
+    CR_TOK_ROUTE,          /* "ROUTE <name>\n" */
+    CR_TOK_FRAME,          /* "<len>\n" + len payload bytes (or one line, line mode) */
+    CR_TOK_TUNNEL,         /* "TUNNEL\n": raw bytes follow */
+    CR_TOK_LINE_TOO_LONG,  /* no '\n' within max_line bytes */
+    CR_TOK_FRAME_TOO_LONG, /* declared length > max_frame */
+    CR_TOK_BAD_HEADER      /* a complete line that is none of the above */
+} cr_token_kind;
+
+/* One complete token at the front of a buffer. Pointers point into the
+ * buffer and stay valid until it changes. */
+typedef struct cr_token {
+    cr_token_kind kind;
+    size_t wire_len;    /* bytes of the whole token (header line + payload) */
+    size_t payload_len; /* CR_TOK_FRAME: payload bytes after the header */
+    const uint8_t *name; /* CR_TOK_ROUTE: destination name, not terminated */
+    size_t name_len;
+} cr_token;
+
+typedef struct cr_parser {
+    size_t max_line;  /* longest header line, '\n' excluded */
+    size_t max_frame; /* largest declared payload */
+    int line_frames;  /* any other line is a frame by itself (harness mode) */
+    size_t scanned;   /* front bytes known to hold no '\n' */
+} cr_parser;
+
+void cr_parser_init(cr_parser *p, size_t max_line, size_t max_frame, int line_frames);
+
+/* Looks at the front of b without consuming anything. Returns the kind of
+ * the first token and fills *tok; on CR_TOK_NEED_MORE the caller reads more.
+ * An over-long line or frame length is reported as soon as it is certain,
+ * before its bytes are buffered. After consuming tok->wire_len bytes the
+ * caller calls cr_parser_consumed(). */
+cr_token_kind cr_parser_peek(cr_parser *p, const bh_buf *b, cr_token *tok);
+
+/* The front token was removed from the buffer: restart scanning. */
+void cr_parser_consumed(cr_parser *p);
+
+/* Bytes a buffer must hold so that every acceptable token fits. */
+size_t cr_parser_max_token(const cr_parser *p);
+
+/* ---- proxy (proxy.c) ---------------------------------------------------- */
+
+typedef struct cr_dest {
+    char name[CR_MAX_NAME + 1];
+    struct sockaddr_in addr;
+} cr_dest;
+
+typedef struct cr_proxy_config {
+    cr_dest dests[CR_MAX_DESTS];
+    size_t ndests;
+    int default_dest;      /* index routed at accept (--upstream), or -1 */
+    int line_frames;       /* harness mode: every other line is a frame */
+    size_t read_reserve;   /* bh_reader read_reserve per direction */
+    size_t write_budget;   /* bh_writeq max_bytes per direction */
+    size_t max_line;       /* longest header line */
+    size_t max_frame;      /* largest payload frame */
+    int upstream_sndbuf;   /* SO_SNDBUF for upstream sockets, 0 = kernel default */
+    int verbose;           /* log each session's end on stderr */
+} cr_proxy_config;
+
+/* Fills the defaults: no destinations, read_reserve 16 KiB, write_budget
+ * 256 KiB, max_line 1024, max_frame 64 KiB. */
+void cr_proxy_config_default(cr_proxy_config *cfg);
+
+/* Checks the limits fit together: a refused slice must fit in the queue once
+ * it has drained to its low-water mark. Writes a reason to err (size n). */
+int cr_proxy_config_check(const cr_proxy_config *cfg, char *err, size_t n);
+
+struct cr_proxy_stats {
+    uint64_t accepted;  /* client connections accepted */
+    uint64_t completed; /* both directions ended cleanly */
+    uint64_t rejected;  /* answered with an ERR line */
+    uint64_t aborted;   /* client or upstream failed, or input ended mid-frame */
+    uint64_t live;      /* sessions not yet freed */
+    uint64_t frames;    /* payload frames routed */
+    uint64_t bytes_up;  /* bytes queued towards destinations */
+    uint64_t bytes_down; /* bytes queued towards clients */
+    uint64_t pauses;    /* reads stopped because a write queue was full */
+    size_t peak_queued; /* largest queued_bytes seen on one upstream queue */
+};
+
+typedef struct cr_proxy cr_proxy;
+
+/* Listens on addr (port 0 picks one; *port receives it). Returns 0 or a
+ * libuv / bh error; on error nothing is left to free. */
+int cr_proxy_start(cr_proxy **out, uv_loop_t *loop, const cr_proxy_config *cfg,
+                   const struct sockaddr_in *addr, int *port);
+void cr_proxy_get_stats(const cr_proxy *px, struct cr_proxy_stats *out);
+/* Closes the listener and every session (their upstreams are reset). */
+void cr_proxy_stop(cr_proxy *px);
+/* Frees px once the loop has run the close callbacks. */
+void cr_proxy_free(cr_proxy *px);
+
+/* ---- sink (sink.c) ------------------------------------------------------ */
+
+/* What one upstream connection delivered, recorded at its EOF. */
+typedef struct cr_sink_record {
+    uint64_t bytes;        /* everything received */
+    uint64_t hash;         /* FNV-1a 64 over those bytes */
+    uint64_t frames;       /* payload frames parsed */
+    uint64_t tunnel_bytes; /* raw bytes after TUNNEL */
+    int route_ok;          /* the ROUTE line named this sink */
+    int parse_ok;          /* the stream was well formed to its end */
+    int matched;           /* used by the demo to pair records with clients */
+} cr_sink_record;
+
+typedef struct cr_sink_config {
+    const char *name;      /* destination name expected in ROUTE lines */
+    size_t max_line, max_frame;
+    size_t read_reserve;
+    int rcvbuf;            /* SO_RCVBUF of the listener (inherited), 0 = default */
+    unsigned pause_ms;     /* stop reading this long after each read (slow sink) */
+} cr_sink_config;
+
+typedef struct cr_sink cr_sink;
+
+int cr_sink_start(cr_sink **out, uv_loop_t *loop, const cr_sink_config *cfg,
+                  const struct sockaddr_in *addr, int *port);
+/* Connections accepted and not yet closed. */
+size_t cr_sink_live(const cr_sink *sk);
+/* Connections that ended with a read error (reset by the proxy). */
+uint64_t cr_sink_aborted(const cr_sink *sk);
+/* Records of the connections that reached EOF; *n receives their number. */
+cr_sink_record *cr_sink_records(cr_sink *sk, size_t *n);
+void cr_sink_stop(cr_sink *sk);
+void cr_sink_free(cr_sink *sk);
+
+/* ---- demo (demo.c) ------------------------------------------------------ */
+
+typedef struct cr_demo_config {
+    size_t conns, frames, frame_bytes, tunnel_bytes, write_size;
+    uint64_t seed;
+    size_t mid_frame, mid_tunnel, bad_route, long_header, long_frame;
+    unsigned sink_pause_ms;
+    int sink_rcvbuf;
+    unsigned timeout_ms;
+    cr_proxy_config proxy; /* destinations are filled in by the demo */
+} cr_demo_config;
+
+void cr_demo_config_default(cr_demo_config *cfg);
+
+/* Runs the whole demo on its own loop, prints the summary on stdout and
+ * returns 0 when every good connection verified and every fault was handled. */
+int cr_demo_run(const cr_demo_config *cfg);
+
+#endif
