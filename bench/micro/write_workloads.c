@@ -18,7 +18,9 @@
  *                                             that would exceed max_bytes
  *
  * An iteration ends when every write of the iteration has been handed to the
- * kernel (tickets completed, or the queue's written counter caught up). */
+ * kernel (tickets completed, or the queue's written counter caught up). A
+ * watchdog timer fails the benchmark when an iteration makes no progress for
+ * WATCHDOG_TICKS seconds, so a stalled queue cannot hang the run. */
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -45,6 +47,8 @@
  * must be refused. */
 #define BUDGET ((size_t)64 * 1024)
 #define PROBE ((size_t)16 * 1024)
+#define WATCHDOG_MS 1000
+#define WATCHDOG_TICKS 5
 
 enum write_kind {
     W_DIRECT,
@@ -79,8 +83,9 @@ struct wctx {
     uv_loop_t loop;
     uv_pipe_t pipe;
     uv_async_t wake; /* producer threads report a failure through it */
+    uv_timer_t watchdog;
     int fds[2];
-    int loop_init, pipe_open, wake_init, q_init, drain_started;
+    int loop_init, pipe_open, wake_init, watchdog_init, q_init, drain_started;
     uv_thread_t drain;
     uint8_t *drain_buf;
     _Atomic uint64_t received;
@@ -95,6 +100,9 @@ struct wctx {
     uint64_t written_base; /* stats.written_items at iteration start */
     size_t target;        /* writes per iteration */
     const char *fail_msg; /* first failure seen in a callback */
+    int running;          /* inside run_until_done */
+    uint64_t last_mark;   /* watchdog: progress seen at the previous tick */
+    int stuck_ticks;
 
     producer prod[PRODUCERS];
     size_t cursor; /* fire_and_forget: next write to submit */
@@ -193,6 +201,8 @@ static int write_teardown(void *ctx, const char **err)
     }
     if (x->wake_init)
         uv_close((uv_handle_t *)&x->wake, on_closed);
+    if (x->watchdog_init)
+        uv_close((uv_handle_t *)&x->watchdog, on_closed);
     if (x->pipe_open)
         uv_close((uv_handle_t *)&x->pipe, on_closed);
     else if (x->fds[0] >= 0)
@@ -240,6 +250,30 @@ static void fill_socket(int fd)
 
 static void drain_cb(bh_writeq *q, void *ctx);
 
+/* Progress so far: completions plus bytes the queue has written. */
+static uint64_t progress_mark(wctx *x)
+{
+    uint64_t mark = x->done;
+    if (x->q_init) {
+        struct bh_writeq_stats st;
+        bh_writeq_stats(&x->q, &st);
+        mark += st.written_bytes;
+    }
+    return mark;
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+    wctx *x = t->data;
+    uint64_t mark = progress_mark(x);
+    if (!x->running || mark != x->last_mark) {
+        x->stuck_ticks = 0;
+    } else if (++x->stuck_ticks >= WATCHDOG_TICKS) {
+        set_fail(x, "no write progress for 5 s: the iteration stalled");
+    }
+    x->last_mark = mark;
+}
+
 static void *write_setup(enum write_kind kind, bm_info *info, const char **err)
 {
     wctx *x = calloc(1, sizeof *x);
@@ -277,6 +311,19 @@ static void *write_setup(enum write_kind kind, bm_info *info, const char **err)
         goto fail;
     }
     x->pipe_open = 1;
+
+    if (uv_timer_init(&x->loop, &x->watchdog) != 0) {
+        *err = "uv_timer_init failed";
+        goto fail;
+    }
+    x->watchdog_init = 1;
+    x->watchdog.data = x;
+    /* unreferenced: it wakes a blocked loop but does not keep it running */
+    uv_unref((uv_handle_t *)&x->watchdog);
+    if (uv_timer_start(&x->watchdog, on_watchdog, WATCHDOG_MS, WATCHDOG_MS) != 0) {
+        *err = "uv_timer_start failed";
+        goto fail;
+    }
 
     if (kind != W_DIRECT) {
         bh_writeq_config cfg = bh_writeq_config_default();
@@ -508,13 +555,17 @@ static int iteration_done(wctx *x)
 /* Runs the loop until this iteration's writes are done or something failed. */
 static int run_until_done(wctx *x, const char **err)
 {
+    x->running = 1;
+    x->stuck_ticks = 0;
     while (!x->fail_msg && !atomic_load(&x->mt_failed) && !iteration_done(x)) {
         int more = uv_run(&x->loop, UV_RUN_ONCE);
         if (!more && !x->fail_msg && !iteration_done(x)) {
             *err = "event loop ran out of work before the writes completed";
+            x->running = 0;
             return -1;
         }
     }
+    x->running = 0;
     if (x->fail_msg || atomic_load(&x->mt_failed)) {
         *err = x->fail_msg ? x->fail_msg : "a producer thread's write was refused";
         return -1;
