@@ -101,51 +101,75 @@ int cr_bound_port(const uv_tcp_t *t)
     return ntohs(((const struct sockaddr_in *)&ss)->sin_port);
 }
 
-/* ---- command line --------------------------------------------------------- */
+/* ---- command line ---------------------------------------------------------
+ */
 
 static const char usage[] =
     "usage:\n"
-    "  content_routing proxy --listen IPV4:PORT (--dest NAME=IPV4:PORT ... | --upstream IPV4:PORT)\n"
+    "  content_routing proxy --listen IPV4:PORT (--dest NAME=IPV4:PORT ... | "
+    "--upstream IPV4:PORT)\n"
     "  content_routing sink  --listen IPV4:PORT --name NAME\n"
     "  content_routing demo  [options]\n"
     "  content_routing --help\n"
     "\n"
-    "Sizes accept a K, M or G suffix (KiB, MiB, GiB). The protocol is described at the top of\n"
+    "Sizes accept a K, M or G suffix (KiB, MiB, GiB). The protocol is "
+    "described at the top of\n"
     "examples/content_routing.c.\n"
     "\n"
     "proxy options (also accepted by demo, which applies them to its proxy):\n"
-    "  --listen IPV4:PORT        address to accept clients on; port 0 picks one (proxy, sink)\n"
+    "  --listen IPV4:PORT        address to accept clients on; port 0 picks "
+    "one (proxy, sink)\n"
     "  --dest NAME=IPV4:PORT     a destination (repeatable, at most 16)\n"
-    "  --upstream IPV4:PORT      harness mode: route every connection to this destination\n"
-    "  --line-frames             harness mode: every other line is a frame by itself\n"
+    "  --upstream IPV4:PORT      harness mode: route every connection to this "
+    "destination\n"
+    "  --line-frames             harness mode: every other line is a frame by "
+    "itself\n"
     "  --read-reserve BYTES      spare space per read (default 16K)\n"
-    "  --write-budget BYTES      bytes queued per direction before reading pauses (default 256K)\n"
+    "  --write-budget BYTES      bytes queued per direction before reading "
+    "pauses (default 256K)\n"
     "  --max-line BYTES          longest header line (default 1024)\n"
     "  --max-frame BYTES         largest payload frame (default 64K)\n"
-    "  --upstream-sndbuf BYTES   SO_SNDBUF of upstream sockets (default: kernel's)\n"
+    "  --upstream-sndbuf BYTES   SO_SNDBUF of upstream sockets (default: "
+    "kernel's)\n"
     "  --verbose                 log how each session ends on stderr\n"
     "\n"
     "sink options:\n"
     "  --name NAME               destination name expected in ROUTE lines\n"
-    "  --pause-ms MS             stop reading MS ms after each read (slow sink)\n"
+    "  --pause-ms MS             stop reading MS ms after each read (slow "
+    "sink)\n"
     "  --rcvbuf BYTES            SO_RCVBUF of accepted sockets\n"
     "\n"
     "demo options:\n"
     "  --conns N                 client connections (default 8)\n"
     "  --frames N                payload frames per client (default 64)\n"
     "  --frame-bytes N           payload bytes per frame (default 63)\n"
-    "  --tunnel-bytes N          raw bytes per client after TUNNEL (default 1M)\n"
+    "  --tunnel-bytes N          raw bytes per client after TUNNEL (default "
+    "1M)\n"
     "  --write-size N            bytes per client write (default 1024)\n"
-    "  --seed N                  seed of the pseudo-random payloads (default 1)\n"
-    "  --disconnect-mid-frame K  K clients close (FIN) in the middle of a frame\n"
-    "  --disconnect-mid-tunnel K K clients reset (RST) in the middle of the tunnel\n"
-    "  --bad-route K             K clients route to an unknown destination (expect ERR)\n"
-    "  --long-header K           K clients send a header line above --max-line (expect ERR)\n"
-    "  --long-frame K            K clients declare a frame above --max-frame (expect ERR)\n"
-    "  --sink-pause-ms MS        sinks stop reading MS ms after each read (backpressure)\n"
+    "  --seed N                  seed of the pseudo-random payloads (default "
+    "1)\n"
+    "  --disconnect-mid-frame K  K clients close (FIN) in the middle of a "
+    "frame\n"
+    "  --disconnect-mid-tunnel K K clients reset (RST) in the middle of the "
+    "tunnel\n"
+    "  --bad-route K             K clients route to an unknown destination "
+    "(expect ERR)\n"
+    "  --long-header K           K clients send a header line above --max-line "
+    "(expect ERR)\n"
+    "  --long-frame K            K clients declare a frame above --max-frame "
+    "(expect ERR)\n"
+    "  --sink-pause-ms MS        sinks stop reading MS ms after each read "
+    "(backpressure)\n"
     "  --sink-rcvbuf BYTES       SO_RCVBUF of the sinks' sockets\n"
     "  --timeout-ms MS           give up after MS ms (default 60000)\n"
-    "Exit status: 0 when every good connection verified and every fault was handled.\n";
+    "  --proxy IPV4:PORT         run only the clients, against a running proxy "
+    "whose\n"
+    "                            destinations alpha and beta are "
+    "content_routing sinks;\n"
+    "                            good clients are verified by the forwarded "
+    "sink replies\n"
+    "Exit status: 0 when every good connection verified and every fault was "
+    "handled.\n";
 
 typedef struct args {
     int argc, i;
@@ -202,13 +226,13 @@ static int is_flag(const args *a, const char *name)
     return strncmp(arg, name, n) == 0 && (arg[n] == '\0' || arg[n] == '=');
 }
 
-#define SIZE_FLAG(name, dst, max)                                                          \
-    if (is_flag(a, name)) {                                                                \
-        uint64_t v_;                                                                       \
-        if (parse_size(value(a), (max), &v_) != 0)                                         \
-            return die("bad value for %s", name);                                          \
-        dst = v_;                                                                          \
-        continue;                                                                          \
+#define SIZE_FLAG(name, dst, max)                                                                  \
+    if (is_flag(a, name)) {                                                                        \
+        uint64_t v_;                                                                               \
+        if (parse_size(value(a), (max), &v_) != 0)                                                 \
+            return die("bad value for %s", name);                                                  \
+        dst = v_;                                                                                  \
+        continue;                                                                                  \
     }
 
 #define GIB ((uint64_t)1 << 30)
@@ -283,7 +307,8 @@ static int proxy_flag(args *a, cr_proxy_config *pc)
     return 0;
 }
 
-/* ---- proxy and sink modes -------------------------------------------------- */
+/* ---- proxy and sink modes --------------------------------------------------
+ */
 
 typedef struct service {
     uv_loop_t loop;
@@ -335,8 +360,8 @@ static int serve(const struct sockaddr_in *listen, const cr_proxy_config *pc,
         struct cr_proxy_stats st;
         cr_proxy_get_stats(sv.proxy, &st);
         fprintf(stderr,
-                "proxy: %" PRIu64 " sessions: %" PRIu64 " completed, %" PRIu64
-                " rejected, %" PRIu64 " aborted; %" PRIu64 " frames, %" PRIu64 " pauses\n",
+                "proxy: %" PRIu64 " sessions: %" PRIu64 " completed, %" PRIu64 " rejected, %" PRIu64
+                " aborted; %" PRIu64 " frames, %" PRIu64 " pauses\n",
                 st.accepted, st.completed, st.rejected, st.aborted, st.frames, st.pauses);
     }
     int close_rc = uv_loop_close(&sv.loop);
@@ -431,6 +456,13 @@ static int main_demo(args *a)
         SIZE_FLAG("--sink-pause-ms", dc.sink_pause_ms, 60000)
         SIZE_FLAG("--sink-rcvbuf", dc.sink_rcvbuf, GIB)
         SIZE_FLAG("--timeout-ms", dc.timeout_ms, 3600000)
+        if (is_flag(a, "--proxy")) {
+            const char *s = value(a);
+            if (!s || cr_parse_addr(s, &dc.ext_proxy) != 0)
+                return die("bad address for --proxy: %s", s ? s : "(none)");
+            dc.external = 1;
+            continue;
+        }
         if (is_flag(a, "--dest") || is_flag(a, "--upstream") || is_flag(a, "--listen"))
             return die("%s is not a demo option (the demo starts its own sinks)", a->argv[a->i]);
         int r = proxy_flag(a, &dc.proxy);

@@ -55,8 +55,8 @@ typedef enum cr_token_kind {
  * buffer and stay valid until it changes. */
 typedef struct cr_token {
     cr_token_kind kind;
-    size_t wire_len;    /* bytes of the whole token (header line + payload) */
-    size_t payload_len; /* CR_TOK_FRAME: payload bytes after the header */
+    size_t wire_len;     /* bytes of the whole token (header line + payload) */
+    size_t payload_len;  /* CR_TOK_FRAME: payload bytes after the header */
     const uint8_t *name; /* CR_TOK_ROUTE: destination name, not terminated */
     size_t name_len;
 } cr_token;
@@ -93,14 +93,14 @@ typedef struct cr_dest {
 typedef struct cr_proxy_config {
     cr_dest dests[CR_MAX_DESTS];
     size_t ndests;
-    int default_dest;      /* index routed at accept (--upstream), or -1 */
-    int line_frames;       /* harness mode: every other line is a frame */
-    size_t read_reserve;   /* bh_reader read_reserve per direction */
-    size_t write_budget;   /* bh_writeq max_bytes per direction */
-    size_t max_line;       /* longest header line */
-    size_t max_frame;      /* largest payload frame */
-    int upstream_sndbuf;   /* SO_SNDBUF for upstream sockets, 0 = kernel default */
-    int verbose;           /* log each session's end on stderr */
+    int default_dest;    /* index routed at accept (--upstream), or -1 */
+    int line_frames;     /* harness mode: every other line is a frame */
+    size_t read_reserve; /* bh_reader read_reserve per direction */
+    size_t write_budget; /* bh_writeq max_bytes per direction */
+    size_t max_line;     /* longest header line */
+    size_t max_frame;    /* largest payload frame */
+    int upstream_sndbuf; /* SO_SNDBUF for upstream sockets, 0 = kernel default */
+    int verbose;         /* log each session's end on stderr */
 } cr_proxy_config;
 
 /* Fills the defaults: no destinations, read_reserve 16 KiB, write_budget
@@ -112,16 +112,16 @@ void cr_proxy_config_default(cr_proxy_config *cfg);
 int cr_proxy_config_check(const cr_proxy_config *cfg, char *err, size_t n);
 
 struct cr_proxy_stats {
-    uint64_t accepted;  /* client connections accepted */
-    uint64_t completed; /* both directions ended cleanly */
-    uint64_t rejected;  /* answered with an ERR line */
-    uint64_t aborted;   /* client or upstream failed, or input ended mid-frame */
-    uint64_t live;      /* sessions not yet freed */
-    uint64_t frames;    /* payload frames routed */
-    uint64_t bytes_up;  /* bytes queued towards destinations */
+    uint64_t accepted;   /* client connections accepted */
+    uint64_t completed;  /* both directions ended cleanly */
+    uint64_t rejected;   /* answered with an ERR line */
+    uint64_t aborted;    /* client or upstream failed, or input ended mid-frame */
+    uint64_t live;       /* sessions not yet freed */
+    uint64_t frames;     /* payload frames routed */
+    uint64_t bytes_up;   /* bytes queued towards destinations */
     uint64_t bytes_down; /* bytes queued towards clients */
-    uint64_t pauses;    /* reads stopped because a write queue was full */
-    size_t peak_queued; /* largest queued_bytes seen on one upstream queue */
+    uint64_t pauses;     /* reads stopped because a write queue was full */
+    size_t peak_queued;  /* largest queued_bytes seen on one upstream queue */
 };
 
 typedef struct cr_proxy cr_proxy;
@@ -150,11 +150,11 @@ typedef struct cr_sink_record {
 } cr_sink_record;
 
 typedef struct cr_sink_config {
-    const char *name;      /* destination name expected in ROUTE lines */
+    const char *name; /* destination name expected in ROUTE lines */
     size_t max_line, max_frame;
     size_t read_reserve;
-    int rcvbuf;            /* SO_RCVBUF of the listener (inherited), 0 = default */
-    unsigned pause_ms;     /* stop reading this long after each read (slow sink) */
+    int rcvbuf;        /* SO_RCVBUF of the listener (inherited), 0 = default */
+    unsigned pause_ms; /* stop reading this long after each read (slow sink) */
 } cr_sink_config;
 
 typedef struct cr_sink cr_sink;
@@ -179,13 +179,18 @@ typedef struct cr_demo_config {
     unsigned sink_pause_ms;
     int sink_rcvbuf;
     unsigned timeout_ms;
+    int external; /* clients only, against a running proxy at ext_proxy */
+    struct sockaddr_in ext_proxy;
     cr_proxy_config proxy; /* destinations are filled in by the demo */
 } cr_demo_config;
 
 void cr_demo_config_default(cr_demo_config *cfg);
 
 /* Runs the whole demo on its own loop, prints the summary on stdout and
- * returns 0 when every good connection verified and every fault was handled. */
+ * returns 0 when every good connection verified and every fault was handled.
+ * With cfg->external only the clients run, against a proxy started with
+ * destinations "alpha" and "beta" (content_routing sink instances); they are
+ * verified by the sink replies the proxy forwards. */
 int cr_demo_run(const cr_demo_config *cfg);
 
 #endif

@@ -33,10 +33,17 @@
 
 static const char *const dest_names[MAX_DEMO_DESTS] = {"alpha", "beta", "gamma", "delta"};
 
-enum client_kind { CK_GOOD, CK_MID_FRAME, CK_MID_TUNNEL, CK_BAD_ROUTE, CK_LONG_HEADER, CK_LONG_FRAME };
+enum client_kind {
+    CK_GOOD,
+    CK_MID_FRAME,
+    CK_MID_TUNNEL,
+    CK_BAD_ROUTE,
+    CK_LONG_HEADER,
+    CK_LONG_FRAME
+};
 
-static const char *const kind_names[] = {"good",        "mid-frame",  "mid-tunnel",
-                                         "bad-route",   "long-header", "long-frame"};
+static const char *const kind_names[] = {"good",      "mid-frame",   "mid-tunnel",
+                                         "bad-route", "long-header", "long-frame"};
 
 typedef struct demo demo;
 
@@ -45,9 +52,9 @@ typedef struct client {
     size_t id;
     enum client_kind kind;
     size_t dest;
-    uint8_t *stream;  /* everything this client would send */
+    uint8_t *stream; /* everything this client would send */
     size_t len;
-    size_t stop_at;   /* bytes sent before the fault (len for the others) */
+    size_t stop_at; /* bytes sent before the fault (len for the others) */
     size_t sent, inflight;
     uint64_t expect_frames, expect_tunnel, expect_hash;
     char expect_reply[96];
@@ -68,7 +75,7 @@ struct demo {
     size_t ndests;
     cr_sink *sinks[MAX_DEMO_DESTS];
     cr_proxy *proxy;
-    int proxy_port;
+    struct sockaddr_in proxy_addr;
     client *clients;
     size_t nclients, ndone;
     uv_timer_t watchdog, quiesce;
@@ -230,7 +237,8 @@ static int client_build(client *c, const cr_demo_config *cfg)
     return 0;
 }
 
-/* ---- client I/O ----------------------------------------------------------- */
+/* ---- client I/O -----------------------------------------------------------
+ */
 
 static void demo_client_done(demo *d);
 
@@ -356,21 +364,20 @@ static void on_connected(uv_connect_t *req, int status)
 static int client_start(client *c)
 {
     demo *d = c->d;
-    struct sockaddr_in a;
-    uv_ip4_addr("127.0.0.1", d->proxy_port, &a);
     int rc = uv_tcp_init(&d->loop, &c->tcp);
     if (rc != 0)
         return rc;
     bh_buf_init(&c->reply, 256);
     bh_reader_init(&c->reader, (uv_stream_t *)&c->tcp, &c->reply, 256, on_reply, c);
     c->creq.data = c;
-    rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&a, on_connected);
+    rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&d->proxy_addr, on_connected);
     if (rc != 0)
         client_close(c, 0, "connect refused");
     return 0;
 }
 
-/* ---- orchestration -------------------------------------------------------- */
+/* ---- orchestration --------------------------------------------------------
+ */
 
 static void on_timer_closed(uv_handle_t *h) { (void)h; }
 
@@ -398,12 +405,14 @@ static void on_quiesce(uv_timer_t *t)
 {
     demo *d = t->data;
     int idle = 1;
-    struct cr_proxy_stats st;
-    cr_proxy_get_stats(d->proxy, &st);
-    if (st.live > 0)
-        idle = 0;
+    if (d->proxy) {
+        struct cr_proxy_stats st;
+        cr_proxy_get_stats(d->proxy, &st);
+        if (st.live > 0)
+            idle = 0;
+    }
     for (size_t i = 0; i < d->ndests; i++)
-        if (cr_sink_live(d->sinks[i]) > 0)
+        if (d->sinks[i] && cr_sink_live(d->sinks[i]) > 0)
             idle = 0;
     if (idle || uv_now(&d->loop) >= d->quiesce_until)
         demo_stop(d);
@@ -465,7 +474,7 @@ static int report(demo *d)
         client *c = &d->clients[i];
         count[c->kind]++;
         if (c->kind == CK_GOOD) {
-            c->sink_ok = c->reply_ok && match_sink(d, c);
+            c->sink_ok = c->reply_ok && (cfg->external || match_sink(d, c));
             dconns[c->dest]++;
             if (c->sink_ok) {
                 dok[c->dest]++;
@@ -475,9 +484,9 @@ static int report(demo *d)
             } else {
                 failed = 1;
                 fprintf(stderr, "client %zu (good, %s): %s\n", c->id, dest_names[c->dest],
-                        c->failure           ? c->failure
-                        : !c->reply_ok       ? "reply missing or wrong"
-                                             : "no matching stream at the sink");
+                        c->failure     ? c->failure
+                        : !c->reply_ok ? "reply missing or wrong"
+                                       : "no matching stream at the sink");
             }
         } else if (faulty_disconnect(c)) {
             if (c->done && !c->failure)
@@ -503,14 +512,18 @@ static int report(demo *d)
     size_t rejected_expected = count[CK_BAD_ROUTE] + count[CK_LONG_HEADER] + count[CK_LONG_FRAME];
     size_t aborted_expected = count[CK_MID_FRAME] + count[CK_MID_TUNNEL];
     const struct cr_proxy_stats *ps = &d->pst;
+    /* Sessions are counted as they are freed, after the quiesce wait. */
     int proxy_ok = ps->live == 0 && ps->accepted == d->nclients && ps->completed == good &&
-                   ps->rejected == rejected_expected && ps->aborted == aborted_expected;
+                   ps->rejected == rejected_expected && ps->aborted == aborted_expected &&
+                   ps->peak_queued <= cfg->proxy.write_budget;
+    if (cfg->external)
+        proxy_ok = 1;
     if (!proxy_ok)
         failed = 1;
 
     uint64_t sink_aborted = 0;
     size_t unmatched = 0;
-    for (size_t i = 0; i < d->ndests; i++) {
+    for (size_t i = 0; i < d->ndests && !cfg->external; i++) {
         size_t n;
         cr_sink_record *r = cr_sink_records(d->sinks[i], &n);
         for (size_t j = 0; j < n; j++) {
@@ -522,13 +535,16 @@ static int report(demo *d)
                         "sink %s: stream not matched: %" PRIu64 " bytes, %" PRIu64
                         " frames, %" PRIu64 " tunnel bytes, route %s, %s\n",
                         dest_names[i], r[j].bytes, r[j].frames, r[j].tunnel_bytes,
-                        r[j].route_ok ? "ok" : "wrong", r[j].parse_ok ? "well formed" : "truncated");
+                        r[j].route_ok ? "ok" : "wrong",
+                        r[j].parse_ok ? "well formed" : "truncated");
         }
         sink_aborted += cr_sink_aborted(d->sinks[i]);
     }
 
-    printf("content_routing demo: %zu connections (%zu good), %zu frames x %zu B + %zu B tunnel "
-           "each, write size %zu B, read reserve %zu B, write budget %zu B, seed %" PRIu64 "\n",
+    printf("content_routing demo: %zu connections (%zu good), %zu frames x %zu B "
+           "+ %zu B tunnel "
+           "each, write size %zu B, read reserve %zu B, write budget %zu B, seed "
+           "%" PRIu64 "\n",
            d->nclients, good, cfg->frames, cfg->frame_bytes, cfg->tunnel_bytes, cfg->write_size,
            cfg->proxy.read_reserve, cfg->proxy.write_budget, cfg->seed);
     printf("\n%-8s %11s %9s %10s %14s %10s  %s\n", "dest", "connections", "verified", "frames",
@@ -538,8 +554,8 @@ static int report(demo *d)
         char ver[48];
         snprintf(ver, sizeof ver, "%" PRIu64 "/%" PRIu64, dok[i], dconns[i]);
         printf("%-8s %11" PRIu64 " %9s %10" PRIu64 " %14" PRIu64 " %10.1f  %s\n", dest_names[i],
-               dconns[i], ver, dframes[i], dbytes[i],
-               (double)dbytes[i] / (1024.0 * 1024.0) / secs, dok[i] == dconns[i] ? "OK" : "FAIL");
+               dconns[i], ver, dframes[i], dbytes[i], (double)dbytes[i] / (1024.0 * 1024.0) / secs,
+               dok[i] == dconns[i] ? "OK" : "FAIL");
         tconns += dconns[i];
         tok += dok[i];
         tframes += dframes[i];
@@ -548,25 +564,33 @@ static int report(demo *d)
     char ver[48];
     snprintf(ver, sizeof ver, "%" PRIu64 "/%" PRIu64, tok, tconns);
     printf("%-8s %11" PRIu64 " %9s %10" PRIu64 " %14" PRIu64 " %10.1f  %s\n\n", "total", tconns,
-           ver, tframes, tbytes,
-           (double)tbytes / (1024.0 * 1024.0) / secs, tok == tconns ? "OK" : "FAIL");
-    printf("faults:  mid-frame %zu/%zu, mid-tunnel %zu/%zu closed by the client; bad-route "
+           ver, tframes, tbytes, (double)tbytes / (1024.0 * 1024.0) / secs,
+           tok == tconns ? "OK" : "FAIL");
+    printf("faults:  mid-frame %zu/%zu, mid-tunnel %zu/%zu closed by the client; "
+           "bad-route "
            "%zu/%zu, long-header %zu/%zu, long-frame %zu/%zu answered with ERR\n",
-           handled[CK_MID_FRAME], count[CK_MID_FRAME], handled[CK_MID_TUNNEL],
-           count[CK_MID_TUNNEL], handled[CK_BAD_ROUTE], count[CK_BAD_ROUTE],
-           handled[CK_LONG_HEADER], count[CK_LONG_HEADER], handled[CK_LONG_FRAME],
-           count[CK_LONG_FRAME]);
-    printf("proxy:   sessions %" PRIu64 " accepted, %" PRIu64 " completed (expected %zu), %" PRIu64
-           " rejected (expected %zu), %" PRIu64 " aborted (expected %zu), %" PRIu64
-           " live; %" PRIu64 " frames routed, %" PRIu64 " bytes up, %" PRIu64 " bytes down\n",
-           ps->accepted, ps->completed, good, ps->rejected, rejected_expected, ps->aborted,
-           aborted_expected, ps->live, ps->frames, ps->bytes_up, ps->bytes_down);
-    printf("         backpressure: %" PRIu64 " read pauses on a full queue, peak %zu B queued "
-           "on one upstream (budget %zu B)\n",
-           ps->pauses, ps->peak_queued, cfg->proxy.write_budget);
-    printf("sinks:   %" PRIu64 " upstream connections reset by the proxy, %zu streams not "
-           "matched to a good client\n",
-           sink_aborted, unmatched);
+           handled[CK_MID_FRAME], count[CK_MID_FRAME], handled[CK_MID_TUNNEL], count[CK_MID_TUNNEL],
+           handled[CK_BAD_ROUTE], count[CK_BAD_ROUTE], handled[CK_LONG_HEADER],
+           count[CK_LONG_HEADER], handled[CK_LONG_FRAME], count[CK_LONG_FRAME]);
+    if (cfg->external)
+        printf("proxy:   external at port %d; verified through the forwarded sink "
+               "replies\n",
+               ntohs(d->proxy_addr.sin_port));
+    else
+        printf("proxy:   sessions %" PRIu64 " accepted, %" PRIu64
+               " completed (expected %zu), %" PRIu64 " rejected (expected %zu), %" PRIu64
+               " aborted (expected %zu), %" PRIu64 " live; %" PRIu64 " frames routed, %" PRIu64
+               " bytes up, %" PRIu64 " bytes down\n",
+               ps->accepted, ps->completed, good, ps->rejected, rejected_expected, ps->aborted,
+               aborted_expected, ps->live, ps->frames, ps->bytes_up, ps->bytes_down);
+    if (!cfg->external) {
+        printf("         backpressure: %" PRIu64 " read pauses on a full queue, peak %zu B queued "
+               "on one upstream (budget %zu B)\n",
+               ps->pauses, ps->peak_queued, cfg->proxy.write_budget);
+        printf("sinks:   %" PRIu64 " upstream connections reset by the proxy, %zu streams not "
+               "matched to a good client\n",
+               sink_aborted, unmatched);
+    }
     printf("elapsed: %.3f s\n", secs);
     if (failed)
         printf("RESULT: FAILED%s\n", d->timed_out ? " (timeout)" : "");
@@ -576,9 +600,11 @@ static int report(demo *d)
     return failed ? 1 : 0;
 }
 
-/* ---- entry ---------------------------------------------------------------- */
+/* ---- entry ----------------------------------------------------------------
+ */
 
-static int setup(demo *d, size_t ndests)
+/* Starts one sink per destination and the proxy routing to them. */
+static int start_servers(demo *d, size_t ndests)
 {
     const cr_demo_config *cfg = d->cfg;
     struct sockaddr_in any;
@@ -587,7 +613,7 @@ static int setup(demo *d, size_t ndests)
     pc.ndests = 0;
     pc.default_dest = -1;
     for (size_t i = 0; i < ndests; i++) {
-        cr_sink_config sc = {dest_names[i], cfg->proxy.max_line, cfg->proxy.max_frame, 0,
+        cr_sink_config sc = {dest_names[i],    cfg->proxy.max_line, cfg->proxy.max_frame, 0,
                              cfg->sink_rcvbuf, cfg->sink_pause_ms};
         int port = 0;
         int rc = cr_sink_start(&d->sinks[i], &d->loop, &sc, &any, &port);
@@ -600,14 +626,29 @@ static int setup(demo *d, size_t ndests)
         uv_ip4_addr("127.0.0.1", port, &pc.dests[i].addr);
         pc.ndests++;
     }
-    int rc = cr_proxy_start(&d->proxy, &d->loop, &pc, &any, &d->proxy_port);
+    int port = 0;
+    int rc = cr_proxy_start(&d->proxy, &d->loop, &pc, &any, &port);
     if (rc != 0) {
         fprintf(stderr, "demo: proxy: %s\n", bh_strerror(rc));
         return rc;
     }
+    uv_ip4_addr("127.0.0.1", port, &d->proxy_addr);
+    return 0;
+}
+
+static int setup(demo *d, size_t ndests)
+{
+    if (d->cfg->external) {
+        d->ndests = ndests;
+        d->proxy_addr = d->cfg->ext_proxy;
+    } else {
+        int rc = start_servers(d, ndests);
+        if (rc != 0)
+            return rc;
+    }
     d->t_start = uv_hrtime();
     for (size_t i = 0; i < d->nclients; i++) {
-        rc = client_start(&d->clients[i]);
+        int rc = client_start(&d->clients[i]);
         if (rc != 0) {
             fprintf(stderr, "demo: client %zu: %s\n", i, bh_strerror(rc));
             return rc;
@@ -618,8 +659,8 @@ static int setup(demo *d, size_t ndests)
 
 int cr_demo_run(const cr_demo_config *cfg)
 {
-    size_t faults = cfg->mid_frame + cfg->mid_tunnel + cfg->bad_route + cfg->long_header +
-                    cfg->long_frame;
+    size_t faults =
+        cfg->mid_frame + cfg->mid_tunnel + cfg->bad_route + cfg->long_header + cfg->long_frame;
     if (faults > cfg->conns) {
         fprintf(stderr, "demo: %zu faulty clients but only %zu connections\n", faults, cfg->conns);
         return 2;

@@ -39,7 +39,7 @@ struct cr_proxy {
     uv_loop_t *loop;
     cr_proxy_config cfg;
     bh_writeq_config wcfg;
-    size_t in_max;  /* max_len of a session's client buffer */
+    size_t in_max; /* max_len of a session's client buffer */
     uv_tcp_t listener;
     int listener_open;
     session *sessions;
@@ -54,10 +54,10 @@ struct session {
     uv_tcp_t client;
     uv_tcp_t upstream;
     uv_connect_t connect_req;
-    bh_buf in;         /* client input */
+    bh_buf in; /* client input */
     bh_reader in_reader;
     bh_writeq to_up;
-    bh_buf back;       /* upstream input */
+    bh_buf back; /* upstream input */
     bh_reader back_reader;
     bh_writeq to_client;
     cr_parser parser;
@@ -67,11 +67,11 @@ struct session {
     enum mode mode;
     enum outcome outcome;
     const char *reason;
-    int handles;        /* open uv handles */
+    int handles; /* open uv handles */
     int has_upstream, upstream_closing, client_closing;
-    int in_done;        /* client input ended */
-    int up_shut;        /* upstream write side shut down after a flush */
-    int out_done;       /* rejecting: the ERR line was flushed */
+    int in_done;  /* client input ended */
+    int up_shut;  /* upstream write side shut down after a flush */
+    int out_done; /* rejecting: the ERR line was flushed */
     uint64_t discarded;
 };
 
@@ -136,9 +136,15 @@ static void session_free_if_closed(session *s)
     bh_buf_free(&s->in);
     bh_buf_free(&s->back);
     switch (s->outcome) {
-    case OUT_COMPLETED: px->st.completed++; break;
-    case OUT_REJECTED: px->st.rejected++; break;
-    default: px->st.aborted++; break;
+    case OUT_COMPLETED:
+        px->st.completed++;
+        break;
+    case OUT_REJECTED:
+        px->st.rejected++;
+        break;
+    default:
+        px->st.aborted++;
+        break;
     }
     if (px->cfg.verbose)
         fprintf(stderr, "proxy: session %llu %s%s%s\n", (unsigned long long)s->id,
@@ -339,8 +345,8 @@ static void pump_in(session *s)
             }
             const cr_dest *d = find_dest(px, t.name, t.name_len);
             if (!d) {
-                reject(s, "unknown destination", "ERR unknown destination %.*s\n",
-                       (int)t.name_len, (const char *)t.name);
+                reject(s, "unknown destination", "ERR unknown destination %.*s\n", (int)t.name_len,
+                       (const char *)t.name);
                 return;
             }
             if (open_upstream(s, d) != 0) {
@@ -564,8 +570,7 @@ static void on_accept(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_nodelay(&s->client, 1);
-    if (px->cfg.default_dest >= 0 &&
-        open_upstream(s, &px->cfg.dests[px->cfg.default_dest]) != 0) {
+    if (px->cfg.default_dest >= 0 && open_upstream(s, &px->cfg.dests[px->cfg.default_dest]) != 0) {
         reject(s, "upstream unavailable", "ERR upstream unavailable\n");
         return;
     }
