@@ -244,7 +244,7 @@ median() {
 
 stamp=$(date -u +%Y%m%dT%H%M%S).$(date +%N | cut -c1-3)Z
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-metrics="throughput_mib_s service_cpu_cores service_ns_per_byte latency_p50_ms latency_p99_ms latency_p999_ms voluntary_ctxt_switches involuntary_ctxt_switches peak_rss_kib"
+metrics="throughput_mib_s service_cpu_cores service_ns_per_byte latency_p50_ms latency_p99_ms latency_p999_ms voluntary_ctxt_switches involuntary_ctxt_switches peak_rss_kib rss_start_kib"
 failed_total=0
 
 echo "stream harness: impls=${impls} scenario=$scenario transport=$transport completion=$completion threads=$threads conns=$conns frames=$frames x $frame_bytes B tunnel=$tunnel_bytes_b B read_reserve=$read_reserve_b write_budget=$write_budget_b runs=$runs duration=${duration}s pinned=$pinned (proxy cpus $proxy_cpus, driver+sink cpus $load_cpus)"

@@ -96,8 +96,8 @@ table="$results_dir/matrix-$stamp.md"
         echo "Stream harness matrix, $(date -u +%Y-%m-%d), $(nproc) cores, threads $(top_of "$sample" threads), conns $(top_of "$sample" conns), frames $(top_of "$sample" frames) x $(top_of "$sample" frame_bytes) B, tunnel $(top_of "$sample" tunnel_bytes) B/conn, read reserve $(top_of "$sample" read_reserve) B, write budget $(top_of "$sample" write_budget) B, $runs run(s) x ${duration}s per cell, medians; pinned: $(top_of "$sample" pinned); commit $(top_of "$sample" git_commit)."
         echo
     fi
-    echo "| transport | scenario | completion | impl | MiB/s | service cores | service ns/B | ns/B vs raw_copy | MiB/s vs raw_copy | p50 ms | p99 ms | p999 ms | vol. cs | invol. cs | peak RSS MiB | runs ok |"
-    echo "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| transport | scenario | completion | impl | MiB/s | service cores | service ns/B | ns/B vs raw_copy | MiB/s vs raw_copy | p50 ms | p99 ms | p999 ms | vol. cs | invol. cs | peak RSS MiB | RSS growth KiB/conn | runs ok |"
+    echo "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for transport in "${transport_list[@]}"; do
         for scenario in "${scenarios[@]}"; do
             for completion in "${completions[@]}"; do
@@ -113,7 +113,10 @@ table="$results_dir/matrix-$stamp.md"
                     nsb=$(median_of "$f" service_ns_per_byte)
                     mib=$(median_of "$f" throughput_mib_s)
                     rss=$(median_of "$f" peak_rss_kib)
-                    echo "| $transport | $scenario | $completion | $impl | $(fmt "$mib" 1) | $(fmt "$(median_of "$f" service_cpu_cores)" 2) | $(fmt "$nsb" 2) | $(ratio "$nsb" "$base_nsb") | $(ratio "$mib" "$base_mib") | $(fmt "$(median_of "$f" latency_p50_ms)" 1) | $(fmt "$(median_of "$f" latency_p99_ms)" 1) | $(fmt "$(median_of "$f" latency_p999_ms)" 1) | $(fmt "$(median_of "$f" voluntary_ctxt_switches)" 0) | $(fmt "$(median_of "$f" involuntary_ctxt_switches)" 0) | $(awk -v r="$rss" 'BEGIN { if (r == "null") print "n/a"; else printf "%.1f\n", r / 1024 }') | $(top_of "$f" runs_ok)/$(top_of "$f" runs_requested) |"
+                    rss0=$(median_of "$f" rss_start_kib)
+                    growth=$(awk -v p="$rss" -v s="$rss0" -v n="$(top_of "$f" conns)" \
+                        'BEGIN { if (p == "null" || s == "null") print "n/a"; else printf "%.1f\n", (p - s) / n }')
+                    echo "| $transport | $scenario | $completion | $impl | $(fmt "$mib" 1) | $(fmt "$(median_of "$f" service_cpu_cores)" 2) | $(fmt "$nsb" 2) | $(ratio "$nsb" "$base_nsb") | $(ratio "$mib" "$base_mib") | $(fmt "$(median_of "$f" latency_p50_ms)" 1) | $(fmt "$(median_of "$f" latency_p99_ms)" 1) | $(fmt "$(median_of "$f" latency_p999_ms)" 1) | $(fmt "$(median_of "$f" voluntary_ctxt_switches)" 0) | $(fmt "$(median_of "$f" involuntary_ctxt_switches)" 0) | $(awk -v r="$rss" 'BEGIN { if (r == "null") print "n/a"; else printf "%.1f\n", r / 1024 }') | $growth | $(top_of "$f" runs_ok)/$(top_of "$f" runs_requested) |"
                 done
             done
         done
@@ -178,7 +181,7 @@ if [ "$smoke" = 1 ]; then
     while read -r _ _ _ f; do
         grep -q '"checksum_ok": true' "$f" || { echo "smoke: checksum failure in $f" >&2; failed=1; }
         for k in throughput_mib_s service_cpu_cores service_ns_per_byte latency_p50_ms latency_p99_ms \
-                 latency_p999_ms voluntary_ctxt_switches involuntary_ctxt_switches peak_rss_kib; do
+                 latency_p999_ms voluntary_ctxt_switches involuntary_ctxt_switches peak_rss_kib rss_start_kib; do
             v=$(median_of "$f" "$k")
             if [ "$v" = null ]; then
                 echo "smoke: $k missing in $f" >&2

@@ -373,11 +373,12 @@ static void write_json(FILE *f, double wall_s, int have_proxy, const proc_stats 
         fprintf(f, "  \"involuntary_ctxt_switches\": %" PRIu64 ",\n", p1->ivcsw - p0->ivcsw);
         fprintf(f, "  \"peak_rss_kib\": %" PRIu64 ",\n", p1->hwm_kib);
         fprintf(f, "  \"rss_kib\": %" PRIu64 ",\n", p1->rss_kib);
+        fprintf(f, "  \"rss_start_kib\": %" PRIu64 ",\n", p0->rss_kib);
     } else {
         fprintf(f, "  \"service_cpu_ns\": null,\n  \"service_cpu_cores\": null,\n"
                    "  \"service_ns_per_byte\": null,\n  \"service_threads\": null,\n"
                    "  \"voluntary_ctxt_switches\": null,\n  \"involuntary_ctxt_switches\": null,\n"
-                   "  \"peak_rss_kib\": null,\n  \"rss_kib\": null,\n");
+                   "  \"peak_rss_kib\": null,\n  \"rss_kib\": null,\n  \"rss_start_kib\": null,\n");
     }
     fprintf(f, "  \"latency_p50_ms\": %.3f,\n", pct_ms(0.50));
     fprintf(f, "  \"latency_p99_ms\": %.3f,\n", pct_ms(0.99));
