@@ -160,25 +160,9 @@ static void buf_consume(bh_buf *b, size_t n)
     }
 }
 
-int bh_buf_split_prefix(bh_buf *b, size_t n, bh_bytes *out)
-{
-    if (!b || !out)
-        return BH_EINVAL;
-    if (n > b->len)
-        return BH_ERANGE;
-    if (n == 0) {
-        *out = (bh_bytes){NULL, 0, NULL};
-        return BH_OK;
-    }
-    bh__shared_ref(b->block);
-    out->ptr = b->data;
-    out->len = n;
-    out->owner = b->block;
-    b->data += n;
-    b->len -= n;
-    b->cap -= n;
-    return BH_OK;
-}
+/* Out-of-line definitions of the inline functions in buf.h (C99 inline). */
+extern inline int bh_buf_split_prefix(bh_buf *b, size_t n, bh_bytes *out);
+extern inline size_t bh_buf_find(const bh_buf *b, uint8_t byte, size_t from);
 
 int bh_buf_split_prefix_mut(bh_buf *b, size_t n, bh_buf *out)
 {
@@ -227,12 +211,4 @@ int bh_buf_freeze(bh_buf *b, bh_bytes *out)
     if (!b)
         return BH_EINVAL;
     return bh_buf_split_prefix(b, b->len, out);
-}
-
-size_t bh_buf_find(const bh_buf *b, uint8_t byte, size_t from)
-{
-    if (!b || from >= b->len)
-        return BH_NPOS;
-    const uint8_t *p = memchr(b->data + from, byte, b->len - from);
-    return p ? (size_t)(p - b->data) : BH_NPOS;
 }

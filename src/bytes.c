@@ -17,7 +17,7 @@ bh_shared *bh__block_new(size_t cap)
     bh_shared *s = bh__malloc(total);
     if (!s)
         return NULL;
-    atomic_init(&s->refs, 1);
+    s->head.refs = 1;
     s->cap = cap;
     s->base = (uint8_t *)(s + 1);
     s->free_fn = NULL;
@@ -25,11 +25,12 @@ bh_shared *bh__block_new(size_t cap)
     return s;
 }
 
-void bh__shared_unref(bh_shared *s)
+/* Out-of-line definition of the inline bh_bytes_release() (C99 inline). */
+extern inline void bh_bytes_release(bh_bytes *b);
+
+void bh__shared_destroy(bh_shared *s)
 {
-    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_release) != 1)
-        return;
-    atomic_thread_fence(memory_order_acquire);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
     if (s->free_fn)
         s->free_fn(s->free_ctx, s->base);
     bh__free(s);
@@ -67,7 +68,7 @@ int bh_bytes_from_owned(bh_bytes *out, void *p, size_t n, bh_free_fn free_fn, vo
     bh_shared *s = bh__malloc(sizeof *s);
     if (!s)
         return BH_ENOMEM;
-    atomic_init(&s->refs, 1);
+    s->head.refs = 1;
     s->cap = n;
     s->base = p;
     s->free_fn = free_fn;
@@ -106,20 +107,11 @@ int bh_bytes_slice(const bh_bytes *b, size_t off, size_t n, bh_bytes *out)
     return BH_OK;
 }
 
-void bh_bytes_release(bh_bytes *b)
-{
-    if (!b)
-        return;
-    if (b->owner)
-        bh__shared_unref(b->owner);
-    *b = bh_empty;
-}
-
 size_t bh_bytes_refcount(const bh_bytes *b)
 {
     if (!b || !b->owner)
         return 0;
-    return atomic_load_explicit(&b->owner->refs, memory_order_relaxed);
+    return __atomic_load_n(BH__REFS(b->owner), __ATOMIC_RELAXED);
 }
 
 int bh_bytes_equal(const bh_bytes *a, const bh_bytes *b)

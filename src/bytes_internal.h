@@ -6,14 +6,13 @@
 #ifndef BH_BYTES_INTERNAL_H
 #define BH_BYTES_INTERNAL_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <bytes_handoff/bytes.h>
 
 struct bh_shared {
-    atomic_size_t refs;
+    bh_shared_head head; /* refs, first so bytes.h can reach it */
     size_t cap;         /* data bytes at base */
     uint8_t *base;
     bh_free_fn free_fn; /* NULL: data is inline after the header */
@@ -26,17 +25,21 @@ bh_shared *bh__block_new(size_t cap);
 
 static inline void bh__shared_ref(bh_shared *s)
 {
-    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    __atomic_fetch_add(BH__REFS(s), 1, __ATOMIC_RELAXED);
 }
 
 /* Drops one reference; frees the block (and calls free_fn) on the last. */
-void bh__shared_unref(bh_shared *s);
+static inline void bh__shared_unref(bh_shared *s)
+{
+    if (__atomic_fetch_sub(BH__REFS(s), 1, __ATOMIC_RELEASE) == 1)
+        bh__shared_destroy(s);
+}
 
 /* 1 when the caller holds the only reference. Acquire, so writes by threads
  * that released their references happen before the caller reuses memory. */
 static inline int bh__shared_unique(bh_shared *s)
 {
-    return atomic_load_explicit(&s->refs, memory_order_acquire) == 1;
+    return __atomic_load_n(BH__REFS(s), __ATOMIC_ACQUIRE) == 1;
 }
 
 #endif

@@ -19,8 +19,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "bytes.h"
+#include "error.h"
 #include "export.h"
 
 #ifdef __cplusplus
@@ -73,8 +75,29 @@ BH_EXPORT int bh_buf_append(bh_buf *b, const void *p, size_t n);
 
 /* Moves the first n bytes out as an owned immutable slice: no copy, no
  * allocation. *out receives one reference. n == 0 gives the empty slice.
- * Errors: BH_EINVAL, BH_ERANGE (n > len); nothing changes. */
-BH_EXPORT int bh_buf_split_prefix(bh_buf *b, size_t n, bh_bytes *out);
+ * Errors: BH_EINVAL, BH_ERANGE (n > len); nothing changes. Inline (C99
+ * inline model: the library also exports an out-of-line definition). */
+BH_EXPORT inline int bh_buf_split_prefix(bh_buf *b, size_t n, bh_bytes *out)
+{
+    if (!b || !out)
+        return BH_EINVAL;
+    if (n > b->len)
+        return BH_ERANGE;
+    if (n == 0) {
+        out->ptr = NULL;
+        out->len = 0;
+        out->owner = NULL;
+        return BH_OK;
+    }
+    __atomic_fetch_add(BH__REFS(b->block), 1, __ATOMIC_RELAXED);
+    out->ptr = b->data;
+    out->len = n;
+    out->owner = b->block;
+    b->data += n;
+    b->len -= n;
+    b->cap -= n;
+    return BH_OK;
+}
 
 /* Moves the first n bytes out as a new mutable buffer (same max_len, no spare
  * capacity until it grows): no copy, no allocation. *out is overwritten, not
@@ -97,8 +120,14 @@ BH_EXPORT int bh_buf_freeze(bh_buf *b, bh_bytes *out);
 #define BH_NPOS SIZE_MAX
 
 /* Index of the first `byte` at or after `from` (memchr), or BH_NPOS when it
- * is absent or from >= len. */
-BH_EXPORT size_t bh_buf_find(const bh_buf *b, uint8_t byte, size_t from);
+ * is absent or from >= len. Inline, like bh_buf_split_prefix(). */
+BH_EXPORT inline size_t bh_buf_find(const bh_buf *b, uint8_t byte, size_t from)
+{
+    if (!b || from >= b->len)
+        return BH_NPOS;
+    const uint8_t *p = (const uint8_t *)memchr(b->data + from, byte, b->len - from);
+    return p ? (size_t)(p - b->data) : BH_NPOS;
+}
 
 #ifdef __cplusplus
 }

@@ -25,6 +25,19 @@ extern "C" {
 /* Opaque refcounted owner of the bytes. */
 typedef struct bh_shared bh_shared;
 
+/* Implementation detail, public only so that the hot paths below can be
+ * inlined: the first member of every owner block. refs is accessed with
+ * GCC-compatible __atomic builtins only (gcc and clang are required). */
+typedef struct bh_shared_head {
+    size_t refs;
+} bh_shared_head;
+
+#define BH__REFS(s) (&((bh_shared_head *)(s))->refs)
+
+/* Frees an owner whose last reference was dropped. Internal; exported only
+ * for the inline bh_bytes_release(). */
+BH_EXPORT void bh__shared_destroy(bh_shared *s);
+
 typedef struct bh_bytes {
     const uint8_t *ptr; /* first byte; NULL only when len == 0 */
     size_t len;         /* number of bytes */
@@ -58,8 +71,19 @@ BH_EXPORT bh_bytes bh_bytes_clone(const bh_bytes *b);
 BH_EXPORT int bh_bytes_slice(const bh_bytes *b, size_t off, size_t n, bh_bytes *out);
 
 /* Drops the reference held by *b (refcount - 1, freeing on the last one) and
- * zeroes *b. NULL and empty slices are ignored. */
-BH_EXPORT void bh_bytes_release(bh_bytes *b);
+ * zeroes *b. NULL and empty slices are ignored. Inline (C99 inline model: the
+ * library also exports an out-of-line definition). */
+BH_EXPORT inline void bh_bytes_release(bh_bytes *b)
+{
+    if (!b)
+        return;
+    bh_shared *s = b->owner;
+    b->ptr = NULL;
+    b->len = 0;
+    b->owner = NULL;
+    if (s && __atomic_fetch_sub(BH__REFS(s), 1, __ATOMIC_RELEASE) == 1)
+        bh__shared_destroy(s);
+}
 
 /* Number of live references to b's owner (1 = unique); 0 when ownerless.
  * For tests and diagnostics: the value may be stale once read. */
