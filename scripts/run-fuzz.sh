@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# run-fuzz.sh - build the libFuzzer targets with clang (BH_FUZZ=ON) and run
-# each for a bounded time, starting from the seed corpus in
+# run-fuzz.sh - build the libFuzzer targets with clang (BH_FUZZ=ON), replay
+# the saved reproducers in tests/fuzz/regressions/<target>/ once each, then
+# run each target for a bounded time starting from the seed corpus in
 # tests/fuzz/corpus/<target>/. Fails on any finding (crash, sanitizer report,
 # leak, timeout, OOM) and prints the executions per target.
 #
@@ -39,12 +40,27 @@ for t in $FUZZ_TARGETS; do
     seeds=$repo/tests/fuzz/corpus/$t
     mkdir -p "$work" "$seeds"
     log=$build/fuzz-$t.log
+    regressions=$repo/tests/fuzz/regressions/$t
+    if compgen -G "$regressions/*" >/dev/null; then
+        echo "== $t: replaying $(find "$regressions" -type f | wc -l) saved reproducers"
+        rc=0
+        "$build/tests/fuzz/$t" -timeout=10 -rss_limit_mb=2048 "$regressions"/* \
+            >"$build/fuzz-$t-regressions.log" 2>&1 || rc=$?
+        if [[ $rc -ne 0 ]]; then
+            status=1
+            echo "!! $t: a saved reproducer still fails (exit $rc):"
+            grep -E 'Running:|SUMMARY|check failed' "$build/fuzz-$t-regressions.log" | tail -n 6
+            summary+=$(printf '%-14s FAILED  saved reproducer (see %s)' "$t" \
+                "$build/fuzz-$t-regressions.log")$'\n'
+        fi
+    fi
     echo "== $t: ${seconds}s (log: $log)"
     rc=0
     "$build/tests/fuzz/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
         -max_len=8192 -print_final_stats=1 -artifact_prefix="$artifacts/$t-" \
         "$work" "$seeds" >"$log" 2>&1 || rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    [[ -n $execs ]] || execs=$(sed -n 's/^#\([0-9][0-9]*\).*/\1/p' "$log" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
     corpus=$(find "$work" -type f | wc -l)
     if [[ $rc -ne 0 ]]; then

@@ -1,0 +1,505 @@
+/* fuzz_writeq.c - libFuzzer target for bh_writeq over a real socketpair.
+ *
+ * Input: a 3-byte header (max_items 1..16 and, in bit 7, whether every write
+ * goes through the cross-thread bh_writeq_submit_mt() from the loop thread;
+ * max_bytes 1..4096), then operations: try_write (ticket) and try_write_ff of a
+ * fuzzer-sized slice, drain some bytes from the peer fd, run the loop once,
+ * set the drain callback, shutdown, close the queue (and its stream), close
+ * the peer fd. The top bit of an opcode makes every allocation through the
+ * library's hook fail during that operation. Ticket callbacks may write
+ * again or close the queue from inside, as the header allows.
+ *
+ * Invariants checked:
+ * - a refused slice is untouched and still owned by the caller (refcount 1);
+ *   an accepted one is zeroed;
+ * - the return code is exactly what the budgets predict from the queue's own
+ *   counters (BH_ETOOLONG above max_bytes, BH_EFULL when an item or byte
+ *   budget would be exceeded, BH_ECLOSED after close/shutdown/failure,
+ *   BH_ENOMEM only when an allocation failed, a libuv error only once the
+ *   peer is gone), and the counters never exceed the budgets;
+ * - accepted bytes == written bytes + queued bytes while the queue is
+ *   healthy; the peer receives a prefix of the accepted bytes, in order;
+ * - each ticket completes exactly once, never inside an API call; tickets
+ *   that succeed complete in acceptance order, after all of their bytes
+ *   were written; failures only after close or once the peer is gone;
+ * - after a clean shutdown the peer reads exactly the accepted bytes, then
+ *   EOF; after everything is closed nothing allocated is left. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <bytes_handoff.h>
+#include <bytes_handoff/uv.h>
+
+#define MAX_TICKETS 256
+#define PUMP_ROUNDS 20000
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            fprintf(stderr, "fuzz_writeq: check failed at %s:%d: %s\n", __FILE__,    \
+                    __LINE__, #cond);                                                \
+            abort();                                                                 \
+        }                                                                            \
+    } while (0)
+
+/* ---- allocator hook ------------------------------------------------------- */
+
+static struct {
+    int fail;
+    size_t failed, live;
+} g_hook;
+
+static void *hook_malloc(void *ctx, size_t n)
+{
+    (void)ctx;
+    if (g_hook.fail) {
+        g_hook.failed++;
+        return NULL;
+    }
+    void *p = malloc(n);
+    CHECK(p != NULL);
+    g_hook.live++;
+    return p;
+}
+
+static void *hook_realloc(void *ctx, void *p, size_t n)
+{
+    (void)ctx;
+    if (g_hook.fail) {
+        g_hook.failed++;
+        return NULL;
+    }
+    void *q = realloc(p, n);
+    CHECK(q != NULL);
+    if (!p)
+        g_hook.live++;
+    return q;
+}
+
+static void hook_free(void *ctx, void *p)
+{
+    (void)ctx;
+    if (!p)
+        return;
+    CHECK(g_hook.live > 0);
+    g_hook.live--;
+    free(p);
+}
+
+/* ---- model ---------------------------------------------------------------- */
+
+typedef struct ticket {
+    size_t end;    /* offset in the accepted stream just past this slice */
+    int completed; /* times the callback ran */
+    int status;
+    uint8_t action; /* from inside the callback: 1 write ff, 2 close */
+} ticket;
+
+static struct {
+    uv_loop_t loop;
+    uv_pipe_t pipe;
+    int peer_fd;
+    bh_writeq q;
+    bh_writeq_config cfg;
+
+    uint8_t *accepted; /* every accepted byte, in order (libc memory) */
+    size_t accepted_len, accepted_cap;
+    uint8_t *received;
+    size_t received_len, received_cap;
+    uint32_t pattern; /* next pattern byte generator */
+
+    ticket tickets[MAX_TICKETS];
+    size_t nticket;
+    size_t last_ok_end; /* end offset of the last ticket completed with 0 */
+
+    int mt;           /* every write goes through bh_writeq_submit_mt */
+    int mt_gone;      /* the loop ran after close: submit_mt is off limits */
+    int in_api;       /* inside a bh_writeq_* call that must not call back */
+    int closed;       /* bh_writeq_close called */
+    int shut;         /* bh_writeq_shutdown accepted */
+    int failed;       /* a libuv error was observed */
+    int peer_closed;
+    int pipe_closing;
+    int shutdown_done;
+    int shutdown_status;
+    int peer_eof;
+    size_t drain_calls;
+} W;
+
+static void vec_push(uint8_t **v, size_t *len, size_t *cap, const uint8_t *p, size_t n)
+{
+    if (*len + n > *cap) {
+        size_t c = *cap ? *cap : 256;
+        while (c < *len + n)
+            c *= 2;
+        *v = realloc(*v, c);
+        CHECK(*v != NULL);
+        *cap = c;
+    }
+    if (n)
+        memcpy(*v + *len, p, n);
+    *len += n;
+}
+
+/* 1 when the queue may have failed without the driver seeing it yet: the
+ * peer is gone, or (cross-thread mode) the loop could not take inbox items
+ * into the ring because an allocation failed. */
+static int may_have_failed(void)
+{
+    return W.failed || W.peer_closed || (W.mt && g_hook.failed > 0);
+}
+
+static void check_stats(void)
+{
+    struct bh_writeq_stats st;
+    bh_writeq_stats(&W.q, &st);
+    CHECK(st.queued_items <= W.cfg.max_items);
+    CHECK(st.queued_bytes <= W.cfg.max_bytes);
+    if (!W.closed && !may_have_failed())
+        CHECK(st.written_bytes + st.queued_bytes == W.accepted_len);
+    /* written_bytes lags the wire by the write in flight (libuv reports it
+     * in the write callback), so the peer may already hold more than that. */
+    CHECK(W.received_len <= W.accepted_len);
+    if (W.received_len)
+        CHECK(memcmp(W.received, W.accepted, W.received_len) == 0);
+}
+
+static int is_libuv_error(int rc)
+{
+    return rc < 0 && rc > -4000; /* bh codes are below -4000 */
+}
+
+static void offer(size_t len, int with_ticket, uint8_t action);
+
+static void on_ticket(bh_writeq *q, int status, void *ctx)
+{
+    ticket *t = ctx;
+    CHECK(q == &W.q);
+    CHECK(!W.in_api);
+    CHECK(t->completed == 0);
+    t->completed = 1;
+    t->status = status;
+    if (status == 0) {
+        struct bh_writeq_stats st;
+        bh_writeq_stats(q, &st);
+        CHECK(t->end >= W.last_ok_end);
+        W.last_ok_end = t->end;
+        /* Completed means every byte up to this slice's end was written. */
+        CHECK(st.written_bytes >= t->end || W.peer_closed || W.closed);
+    } else if (status == BH_ECANCELED) {
+        CHECK(W.closed);
+    } else if (status == BH_ENOMEM) {
+        CHECK(W.mt && g_hook.failed > 0); /* inbox item could not enter the ring */
+        W.failed = 1;
+    } else {
+        CHECK(is_libuv_error(status));
+        CHECK(W.peer_closed);
+        W.failed = 1;
+    }
+    if (t->action == 1) {
+        offer(1 + t->end % 7, 0, 0);
+    } else if (t->action == 2 && !W.closed) {
+        W.closed = 1;
+        bh_writeq_close(q);
+    }
+}
+
+static void on_drain(bh_writeq *q, void *ctx)
+{
+    CHECK(q == &W.q && ctx == &W);
+    CHECK(!W.in_api);
+    CHECK(!W.closed); /* never after close */
+    W.drain_calls++;
+}
+
+static void on_shutdown(bh_writeq *q, int status, void *ctx)
+{
+    CHECK(q == &W.q && ctx == &W);
+    CHECK(!W.in_api);
+    CHECK(!W.shutdown_done);
+    W.shutdown_done = 1;
+    W.shutdown_status = status;
+    if (status == BH_ECANCELED)
+        CHECK(W.closed);
+    else if (status != 0)
+        CHECK(may_have_failed() && (is_libuv_error(status) || (W.mt && status == BH_ENOMEM)));
+}
+
+/* Offers one slice of len pattern bytes, with or without a ticket, and checks
+ * the result against the budgets. */
+static void offer(size_t len, int with_ticket, uint8_t action)
+{
+    uint8_t tmp[4096];
+    CHECK(len <= sizeof tmp);
+    if (W.mt && W.mt_gone)
+        return; /* the contract forbids submitting once close callbacks ran */
+    for (size_t i = 0; i < len; i++)
+        tmp[i] = (uint8_t)(W.pattern++ * 2654435761u >> 24);
+    int fail = g_hook.fail;
+    g_hook.fail = 0;
+    bh_bytes data;
+    CHECK(bh_bytes_copy(&data, tmp, len) == BH_OK);
+    g_hook.fail = fail;
+    bh_bytes orig = data;
+
+    ticket *t = NULL;
+    if (with_ticket && W.nticket < MAX_TICKETS) {
+        t = &W.tickets[W.nticket];
+        memset(t, 0, sizeof *t);
+        t->end = W.accepted_len + len;
+        t->action = action;
+    }
+    struct bh_writeq_stats st;
+    bh_writeq_stats(&W.q, &st);
+    size_t failed = g_hook.failed;
+    W.in_api++;
+    int rc;
+    if (W.mt)
+        rc = bh_writeq_submit_mt(&W.q, &data, t ? on_ticket : NULL, t);
+    else if (t)
+        rc = bh_writeq_try_write(&W.q, &data, on_ticket, t);
+    else
+        rc = bh_writeq_try_write_ff(&W.q, &data);
+    W.in_api--;
+
+    if (rc == BH_OK) {
+        CHECK(data.ptr == NULL && data.len == 0 && data.owner == NULL);
+        CHECK(!W.closed && !W.shut);
+        CHECK(may_have_failed() || (st.queued_items < W.cfg.max_items &&
+                                len <= W.cfg.max_bytes - st.queued_bytes));
+        vec_push(&W.accepted, &W.accepted_len, &W.accepted_cap, tmp, len);
+        if (t)
+            W.nticket++;
+        return;
+    }
+    /* Refused: the caller still owns exactly what it offered. */
+    CHECK(data.ptr == orig.ptr && data.len == orig.len && data.owner == orig.owner);
+    if (len)
+        CHECK(bh_bytes_refcount(&data) == 1);
+    bh_bytes_release(&data);
+    if (W.closed || W.shut || W.failed) {
+        CHECK(rc == BH_ECLOSED);
+    } else if (rc == BH_ECLOSED) {
+        CHECK(may_have_failed()); /* only a failure we have not observed yet */
+        W.failed = 1;
+    } else if (len > W.cfg.max_bytes) {
+        CHECK(rc == BH_ETOOLONG);
+    } else if (st.queued_items >= W.cfg.max_items || len > W.cfg.max_bytes - st.queued_bytes) {
+        CHECK(rc == BH_EFULL);
+    } else if (rc == BH_ENOMEM) {
+        CHECK(g_hook.failed > failed);
+    } else {
+        CHECK(is_libuv_error(rc) && W.peer_closed);
+        W.failed = 1;
+    }
+}
+
+static void drain_peer(size_t max)
+{
+    uint8_t tmp[16384];
+    if (W.peer_closed || W.peer_eof)
+        return;
+    while (max > 0) {
+        size_t want = max < sizeof tmp ? max : sizeof tmp;
+        ssize_t n = read(W.peer_fd, tmp, want);
+        if (n < 0) {
+            CHECK(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+            return;
+        }
+        if (n == 0) {
+            W.peer_eof = 1;
+            return;
+        }
+        vec_push(&W.received, &W.received_len, &W.received_cap, tmp, (size_t)n);
+        max -= (size_t)n;
+    }
+}
+
+static void on_pipe_closed(uv_handle_t *h) { (void)h; }
+
+static void close_queue(void)
+{
+    if (!W.closed) {
+        W.closed = 1;
+        bh_writeq_close(&W.q);
+        /* Producers racing close get BH_ECLOSED until the loop runs the
+         * close callbacks; the slice stays theirs. */
+        if (W.mt)
+            offer(3, 1, 0);
+    }
+    if (!W.pipe_closing) {
+        W.pipe_closing = 1;
+        uv_close((uv_handle_t *)&W.pipe, on_pipe_closed);
+    }
+}
+
+static void run_once(void)
+{
+    uv_run(&W.loop, UV_RUN_NOWAIT);
+    W.mt_gone |= W.closed; /* also when a callback closed the queue */
+}
+
+static int all_tickets_done(void)
+{
+    for (size_t i = 0; i < W.nticket; i++)
+        if (!W.tickets[i].completed)
+            return 0;
+    return 1;
+}
+
+/* ---- driver --------------------------------------------------------------- */
+
+typedef struct {
+    const uint8_t *p;
+    size_t n;
+} input;
+
+static uint8_t in_u8(input *in)
+{
+    if (in->n == 0)
+        return 0;
+    in->n--;
+    return *in->p++;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const bh_allocator hook = {hook_malloc, hook_realloc, hook_free, NULL};
+    static int once;
+    if (!once) {
+        signal(SIGPIPE, SIG_IGN);
+        once = 1;
+    }
+    input in = {data, size};
+    memset(&W, 0, sizeof W);
+    memset(&g_hook, 0, sizeof g_hook);
+    bh_set_allocator(&hook);
+
+    uint8_t h0 = in_u8(&in);
+    W.mt = (h0 & 0x80) != 0;
+    W.cfg.max_items = 1 + h0 % 16;
+    W.cfg.max_bytes = 1 + (((size_t)in_u8(&in) << 8 | in_u8(&in)) % 4096);
+
+    int fds[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+    int small = 4096;
+    setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    setsockopt(fds[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    W.peer_fd = fds[1];
+    CHECK(uv_loop_init(&W.loop) == 0);
+    CHECK(uv_pipe_init(&W.loop, &W.pipe, 0) == 0);
+    CHECK(uv_pipe_open(&W.pipe, fds[0]) == 0);
+    CHECK(fcntl(W.peer_fd, F_SETFL, fcntl(W.peer_fd, F_GETFL) | O_NONBLOCK) == 0);
+    CHECK(bh_writeq_init(&W.q, &W.loop, (uv_stream_t *)&W.pipe, &W.cfg) == BH_OK);
+    if (W.mt)
+        CHECK(bh_writeq_enable_mt(&W.q) == BH_OK);
+
+    while (in.n > 0) {
+        uint8_t op = in_u8(&in);
+        g_hook.fail = (op & 0x80) != 0;
+        switch ((op & 0x7f) % 10) {
+        case 0:
+        case 1: {
+            size_t len = in_u8(&in);
+            if (op & 0x40)
+                len = len * 17 % 4097;
+            offer(len, 1, in_u8(&in) % 8);
+            break;
+        }
+        case 2:
+        case 3: {
+            size_t len = in_u8(&in);
+            if (op & 0x40)
+                len = len * 17 % 4097;
+            offer(len, 0, 0);
+            break;
+        }
+        case 4:
+            drain_peer((size_t)in_u8(&in) * 64 + 1);
+            break;
+        case 5:
+        case 6:
+            run_once();
+            break;
+        case 7:
+            if (!W.closed)
+                bh_writeq_set_drain_cb(&W.q, (size_t)in_u8(&in) * 16, on_drain, &W);
+            break;
+        case 8:
+            if (in_u8(&in) & 1) {
+                close_queue();
+            } else if (!W.closed) {
+                W.in_api++;
+                int rc = bh_writeq_shutdown(&W.q, on_shutdown, &W);
+                W.in_api--;
+                if (W.shut || W.failed)
+                    CHECK(rc == BH_ECLOSED);
+                else if (rc == BH_ECLOSED)
+                    CHECK(may_have_failed());
+                else if (rc != 0)
+                    CHECK(is_libuv_error(rc) && W.peer_closed);
+                if (rc == 0)
+                    W.shut = 1;
+            }
+            break;
+        default:
+            if (in_u8(&in) == 0xAA && !W.peer_closed) {
+                close(W.peer_fd);
+                W.peer_closed = 1;
+            }
+            break;
+        }
+        g_hook.fail = 0;
+        check_stats();
+    }
+
+    /* Flush: everything accepted reaches the peer while the queue is healthy. */
+    for (int round = 0; round < PUMP_ROUNDS; round++) {
+        int flushed = W.received_len == W.accepted_len && all_tickets_done() &&
+                      (!W.shut || W.shutdown_done);
+        if (flushed || W.closed || may_have_failed())
+            break;
+        run_once();
+        drain_peer(SIZE_MAX);
+        check_stats();
+    }
+    if (!W.closed && !may_have_failed()) {
+        CHECK(W.received_len == W.accepted_len);
+        CHECK(all_tickets_done());
+        for (size_t i = 0; i < W.nticket; i++)
+            CHECK(W.tickets[i].status == 0);
+        if (W.shut) {
+            CHECK(W.shutdown_done && W.shutdown_status == 0);
+            /* After a clean shutdown the peer sees EOF right after the data. */
+            for (int round = 0; round < PUMP_ROUNDS && !W.peer_eof; round++)
+                drain_peer(SIZE_MAX);
+            CHECK(W.peer_eof && W.received_len == W.accepted_len);
+        }
+    }
+
+    close_queue();
+    W.mt_gone = 1;
+    CHECK(uv_run(&W.loop, UV_RUN_DEFAULT) == 0);
+    CHECK(all_tickets_done());
+    if (W.shut)
+        CHECK(W.shutdown_done);
+    drain_peer(SIZE_MAX);
+    check_stats();
+    if (!W.peer_closed)
+        close(W.peer_fd);
+    CHECK(uv_loop_close(&W.loop) == 0);
+    CHECK(g_hook.live == 0);
+    bh_set_allocator(NULL);
+    free(W.accepted);
+    free(W.received);
+    return 0;
+}
