@@ -1,0 +1,331 @@
+/* test_writeq_tcp.c - bh_writeq over loopback TCP (127.0.0.1, ephemeral
+ * port) on a real libuv loop: a paused reader with small kernel buffers
+ * forces partial writes that must resume exactly; a peer reset mid-queue
+ * fails every pending ticket once; shutdown flushes before EOF. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "test_uv.h"
+#include "test_writeq_support.h"
+
+#define RUN_MS 30000
+
+typedef struct tfx {
+    uv_loop_t loop;
+    uv_tcp_t client; /* writer, owned by the queue */
+    uv_tcp_t server; /* reading peer */
+    bh_writeq q;
+    wq_sink sink;
+    uint8_t *pattern;
+    size_t pattern_len;
+    size_t off;
+} tfx;
+
+static tfx *tfx_new(size_t max_items, size_t max_bytes, size_t pattern_len, int small_buffers)
+{
+    tfx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(test_uv_tcp_pair(&f->loop, &f->client, &f->server), 0);
+    if (small_buffers) {
+        uv_os_fd_t cfd, sfd;
+        assert_int_equal(uv_fileno((uv_handle_t *)&f->client, &cfd), 0);
+        assert_int_equal(uv_fileno((uv_handle_t *)&f->server, &sfd), 0);
+        test_set_sockbuf(cfd, 8192, 8192);
+        test_set_sockbuf(sfd, 8192, 8192);
+    }
+    bh_writeq_config cfg = {max_items, max_bytes};
+    assert_int_equal(bh_writeq_init(&f->q, &f->loop, (uv_stream_t *)&f->client, &cfg), BH_OK);
+    wq_sink_init(&f->sink, (uv_stream_t *)&f->server);
+    f->pattern_len = pattern_len;
+    f->pattern = wq_pattern_buf(pattern_len);
+    assert_non_null(f->pattern);
+    return f;
+}
+
+static void tfx_free(tfx *f)
+{
+    bh_writeq_close(&f->q);
+    assert_int_equal(test_uv_loop_teardown(&f->loop), 0);
+    free(f->pattern);
+    free(f);
+}
+
+static int tfx_offer(tfx *f, size_t n, wq_ticket *t)
+{
+    assert_true(f->off + n <= f->pattern_len);
+    bh_bytes b = wq_pattern_slice(f->pattern, f->off, n);
+    int rc = t ? bh_writeq_try_write(&f->q, &b, wq_ticket_cb, t) : bh_writeq_try_write_ff(&f->q, &b);
+    if (rc == BH_OK) {
+        assert_null(b.ptr);
+        f->off += n;
+    } else {
+        assert_non_null(b.ptr);
+        bh_bytes_release(&b);
+    }
+    return rc;
+}
+
+static int sink_has_all(void *arg)
+{
+    tfx *f = arg;
+    return f->sink.received >= f->off || f->sink.error != 0;
+}
+
+static int sink_eof(void *arg)
+{
+    tfx *f = arg;
+    return f->sink.eof || f->sink.error;
+}
+
+static void paused_reader_forces_partial_writes_and_resume_delivers_every_byte(void **state)
+{
+    (void)state;
+    enum { ITEM = 65537, N = 40 };
+    tfx *f = tfx_new(256, 8u << 20, (size_t)ITEM * N, 1);
+    wq_ticket t[N];
+    memset(t, 0, sizeof t);
+    /* Fire-and-forget first: the fast path writes what the kernel takes and
+     * queues the remainder of the same slice. */
+    for (int i = 0; i < N; i++)
+        assert_int_equal(tfx_offer(f, ITEM, i % 4 == 3 ? &t[i] : NULL), BH_OK);
+    wq_run_nowait(&f->loop, 5);
+    struct bh_writeq_stats s;
+    bh_writeq_stats(&f->q, &s);
+    /* The reader is paused: most bytes wait, and the bytes written so far
+     * end inside an item, tracked to the byte. */
+    assert_true(s.queued_bytes > 0);
+    assert_int_equal(s.written_bytes + s.queued_bytes, (uint64_t)ITEM * N);
+    assert_true(s.written_bytes > 0);
+    assert_true(s.written_bytes % ITEM != 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(t[i].calls, 0);
+    wq_sink_start(&f->sink);
+    assert_int_equal(wq_run_until(&f->loop, sink_has_all, f, RUN_MS), 0);
+    wq_run_nowait(&f->loop, 3);
+    assert_int_equal(f->sink.error, 0);
+    assert_int_equal(f->sink.received, (size_t)ITEM * N);
+    assert_int_equal(f->sink.mismatches, 0);
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.written_bytes, (uint64_t)ITEM * N);
+    assert_int_equal(s.written_items, N);
+    assert_int_equal(s.queued_items, 0);
+    for (int i = 0; i < N; i++) {
+        if (i % 4 == 3) {
+            assert_int_equal(t[i].calls, 1);
+            assert_int_equal(t[i].status, 0);
+        }
+    }
+    tfx_free(f);
+}
+
+static void reader_pausing_and_resuming_repeatedly_still_gets_every_byte(void **state)
+{
+    (void)state;
+    enum { N = 600 };
+    tfx *f = tfx_new(64, 256 * 1024, 12u << 20, 1);
+    size_t made = 0;
+    wq_sink_start(&f->sink);
+    while (made < N) {
+        size_t n = 1000 + (made * 7919) % 30000;
+        int rc = tfx_offer(f, n, NULL);
+        if (rc == BH_EFULL) {
+            /* Let the writer move a little with the reader paused, then
+             * with it reading. */
+            wq_sink_stop(&f->sink);
+            wq_run_nowait(&f->loop, 2);
+            wq_sink_start(&f->sink);
+            uv_run(&f->loop, UV_RUN_ONCE);
+            continue;
+        }
+        assert_int_equal(rc, BH_OK);
+        made++;
+    }
+    assert_int_equal(wq_run_until(&f->loop, sink_has_all, f, RUN_MS), 0);
+    assert_int_equal(f->sink.received, f->off);
+    assert_int_equal(f->sink.mismatches, 0);
+    tfx_free(f);
+}
+
+typedef struct tickets {
+    wq_ticket *t;
+    int n;
+} tickets;
+
+static int all_called(void *arg)
+{
+    tickets *ts = arg;
+    for (int i = 0; i < ts->n; i++)
+        if (ts->t[i].calls == 0)
+            return 0;
+    return 1;
+}
+
+static void peer_reset_mid_queue_fails_pending_tickets_once_and_later_writes_get_eclosed(
+    void **state)
+{
+    (void)state;
+    enum { N = 32 };
+    tfx *f = tfx_new(N, 8u << 20, 64u * 1024 * N + 4096, 1);
+    wq_ticket t[N];
+    memset(t, 0, sizeof t);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(tfx_offer(f, 64 * 1024, &t[i]), BH_OK);
+    wq_run_nowait(&f->loop, 2);
+    /* RST: the peer goes away with unread data. */
+    assert_int_equal(uv_tcp_close_reset(&f->server, NULL), 0);
+    tickets t_all = {t, N};
+    assert_int_equal(wq_run_until(&f->loop, all_called, &t_all, RUN_MS), 0);
+    int err = 0, errors = 0;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(t[i].calls, 1);
+        if (t[i].status != 0) {
+            if (!err)
+                err = t[i].status;
+            assert_int_equal(t[i].status, err);
+            errors++;
+        } else {
+            assert_int_equal(errors, 0);
+        }
+    }
+    assert_true(errors > 0);
+    assert_true(err == UV_ECONNRESET || err == UV_EPIPE);
+    assert_int_equal(tfx_offer(f, 10, NULL), BH_ECLOSED);
+    wq_ticket late = {0};
+    assert_int_equal(tfx_offer(f, 10, &late), BH_ECLOSED);
+    wq_run_nowait(&f->loop, 3);
+    assert_int_equal(late.calls, 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(t[i].calls, 1);
+    tfx_free(f);
+}
+
+typedef struct shut_rec {
+    int calls;
+    int status;
+} shut_rec;
+
+static void on_shut(bh_writeq *q, int status, void *ctx)
+{
+    (void)q;
+    shut_rec *s = ctx;
+    s->calls++;
+    s->status = status;
+}
+
+static void shutdown_over_tcp_flushes_every_byte_before_eof(void **state)
+{
+    (void)state;
+    enum { N = 64 };
+    tfx *f = tfx_new(N, 8u << 20, 48u * 1024 * N, 1);
+    wq_ticket t[N];
+    memset(t, 0, sizeof t);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(tfx_offer(f, 48 * 1024 - (size_t)i, i % 2 ? &t[i] : NULL), BH_OK);
+    shut_rec sr = {0, 0};
+    assert_int_equal(bh_writeq_shutdown(&f->q, on_shut, &sr), BH_OK);
+    wq_sink_start(&f->sink);
+    assert_int_equal(wq_run_until(&f->loop, sink_eof, f, RUN_MS), 0);
+    wq_run_nowait(&f->loop, 3);
+    assert_int_equal(f->sink.eof, 1);
+    assert_int_equal(f->sink.received, f->off);
+    assert_int_equal(f->sink.mismatches, 0);
+    assert_int_equal(sr.calls, 1);
+    assert_int_equal(sr.status, 0);
+    for (int i = 1; i < N; i += 2) {
+        assert_int_equal(t[i].calls, 1);
+        assert_int_equal(t[i].status, 0);
+    }
+    tfx_free(f);
+}
+
+typedef struct acceptor {
+    uv_tcp_t *server;
+    wq_sink *sink;
+    int accepted;
+} acceptor;
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    acceptor *a = listener->data;
+    assert_int_equal(status, 0);
+    assert_int_equal(uv_tcp_init(listener->loop, a->server), 0);
+    assert_int_equal(uv_accept(listener, (uv_stream_t *)a->server), 0);
+    wq_sink_init(a->sink, (uv_stream_t *)a->server);
+    wq_sink_start(a->sink);
+    a->accepted = 1;
+}
+
+typedef struct connect_wait {
+    wq_sink *sink;
+    wq_ticket *t;
+} connect_wait;
+
+static int delivered(void *arg)
+{
+    connect_wait *w = arg;
+    return w->sink->received >= 1000 && w->t->calls == 1;
+}
+
+static void writes_before_connect_completes_are_queued_and_delivered(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_tcp_t listener, client, server;
+    wq_sink sink;
+    acceptor acc = {&server, &sink, 0};
+    struct sockaddr_in addr;
+    struct sockaddr_storage bound;
+    int namelen = sizeof bound;
+    uv_connect_t req;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    uv_ip4_addr("127.0.0.1", 0, &addr);
+    assert_int_equal(uv_tcp_init(&loop, &listener), 0);
+    assert_int_equal(uv_tcp_bind(&listener, (const struct sockaddr *)&addr, 0), 0);
+    assert_int_equal(uv_tcp_getsockname(&listener, (struct sockaddr *)&bound, &namelen), 0);
+    listener.data = &acc;
+    assert_int_equal(uv_listen((uv_stream_t *)&listener, 4, on_connection), 0);
+    assert_int_equal(uv_tcp_init(&loop, &client), 0);
+    assert_int_equal(uv_tcp_connect(&req, &client, (const struct sockaddr *)&bound, NULL), 0);
+    bh_writeq q;
+    assert_int_equal(bh_writeq_init(&q, &loop, (uv_stream_t *)&client, NULL), BH_OK);
+    uint8_t *pattern = wq_pattern_buf(1000);
+    wq_ticket t = {0};
+    bh_bytes a = wq_pattern_slice(pattern, 0, 400);
+    bh_bytes b = wq_pattern_slice(pattern, 400, 600);
+    assert_int_equal(bh_writeq_try_write_ff(&q, &a), BH_OK); /* still connecting */
+    assert_int_equal(bh_writeq_try_write(&q, &b, wq_ticket_cb, &t), BH_OK);
+    assert_int_equal(acc.accepted, 0);
+    assert_int_equal(t.calls, 0);
+    memset(&sink, 0, offsetof(wq_sink, buf));
+    connect_wait w = {&sink, &t};
+    assert_int_equal(wq_run_until(&loop, delivered, &w, RUN_MS), 0);
+    assert_int_equal(acc.accepted, 1);
+    assert_int_equal(sink.received, 1000);
+    assert_int_equal(sink.mismatches, 0);
+    assert_int_equal(t.calls, 1);
+    assert_int_equal(t.status, 0);
+    bh_writeq_close(&q);
+    assert_int_equal(test_uv_loop_teardown(&loop), 0);
+    free(pattern);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(paused_reader_forces_partial_writes_and_resume_delivers_every_byte),
+        cmocka_unit_test(reader_pausing_and_resuming_repeatedly_still_gets_every_byte),
+        cmocka_unit_test(
+            peer_reset_mid_queue_fails_pending_tickets_once_and_later_writes_get_eclosed),
+        cmocka_unit_test(shutdown_over_tcp_flushes_every_byte_before_eof),
+        cmocka_unit_test(writes_before_connect_completes_are_queued_and_delivered),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
