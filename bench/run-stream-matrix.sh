@@ -149,7 +149,7 @@ if command -v gnuplot >/dev/null 2>&1; then
         } >"$dat"
     done
     gnuplot <<EOF || echo "gnuplot failed; chart not written" >&2
-set terminal pngcairo size 1100,480 font ",10"
+set terminal pngcairo noenhanced size 1100,480 font ",10"
 set output "$results_dir/matrix.png"
 set multiplot layout 1,2 title "Stream harness: proxy service cost (ns per byte, median, lower is better; $t0, $(nproc) cores)"
 set style data histogram
