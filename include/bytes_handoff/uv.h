@@ -134,7 +134,9 @@ struct bh_writeq_stats {
     size_t queued_bytes;     /* bytes of those not yet written */
     uint64_t written_items;  /* completed successfully */
     uint64_t written_bytes;
-    uint64_t refused;        /* try_write/submit calls refused (any reason) */
+    uint64_t refused;        /* try_write/submit calls refused (any reason;
+                                submit_mt calls racing bh_writeq_close are
+                                not counted) */
     uint64_t batches;        /* uv_write calls issued */
     uint64_t try_write_hits; /* items fully written by the uv_try_write fast path */
 };

@@ -1,0 +1,587 @@
+/* test_writeq_mt.c - cross-thread submission (bh_writeq_enable_mt,
+ * bh_writeq_submit_mt) on a real loop: four producer threads push 100k
+ * framed slices through small budgets to a loopback TCP receiver that checks
+ * every frame; budgets count inbox items exactly; close, shutdown, failures
+ * and allocation failures with items still in the inbox. Runs under TSan. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "test_alloc.h"
+#include "test_uv.h"
+#include "test_writeq_support.h"
+
+#define RUN_MS 60000
+
+/* ---- framed stream: [producer u8][seq u32 LE][len u16 LE][payload] ---------- */
+
+enum { PRODUCERS = 4, FRAMES_PER_PRODUCER = 25000, HDR = 7 };
+
+static uint8_t payload_byte(unsigned id, uint32_t seq, size_t k)
+{
+    return (uint8_t)(id * 31u + seq * 7u + (uint32_t)k * 13u);
+}
+
+static size_t payload_len(unsigned id, uint32_t seq)
+{
+    return 1 + (seq * 2654435761u + id * 97u) % 200;
+}
+
+typedef struct frame_checker {
+    uint32_t next_seq[PRODUCERS];
+    size_t frames;
+    size_t errors;
+    uint8_t hdr[HDR];
+    size_t hdr_have;
+    unsigned id;
+    uint32_t seq;
+    size_t len, have;
+} frame_checker;
+
+static void check_bytes(wq_sink *k, const uint8_t *p, size_t n)
+{
+    frame_checker *c = k->ctx;
+    size_t i = 0;
+    while (i < n) {
+        if (c->hdr_have < HDR) {
+            c->hdr[c->hdr_have++] = p[i++];
+            if (c->hdr_have == HDR) {
+                c->id = c->hdr[0];
+                c->seq = (uint32_t)c->hdr[1] | (uint32_t)c->hdr[2] << 8 |
+                         (uint32_t)c->hdr[3] << 16 | (uint32_t)c->hdr[4] << 24;
+                c->len = (size_t)c->hdr[5] | (size_t)c->hdr[6] << 8;
+                c->have = 0;
+                if (c->id >= PRODUCERS || c->seq != c->next_seq[c->id] ||
+                    c->len != payload_len(c->id, c->seq)) {
+                    c->errors++;
+                    c->id = 0;
+                } else {
+                    c->next_seq[c->id]++;
+                }
+            }
+            continue;
+        }
+        if (p[i] != payload_byte(c->id, c->seq, c->have))
+            c->errors++;
+        i++;
+        if (++c->have == c->len) {
+            c->hdr_have = 0;
+            c->frames++;
+        }
+    }
+}
+
+static bh_bytes make_frame(unsigned id, uint32_t seq)
+{
+    size_t len = payload_len(id, seq);
+    uint8_t buf[HDR + 256];
+    buf[0] = (uint8_t)id;
+    buf[1] = (uint8_t)seq;
+    buf[2] = (uint8_t)(seq >> 8);
+    buf[3] = (uint8_t)(seq >> 16);
+    buf[4] = (uint8_t)(seq >> 24);
+    buf[5] = (uint8_t)len;
+    buf[6] = (uint8_t)(len >> 8);
+    for (size_t k = 0; k < len; k++)
+        buf[HDR + k] = payload_byte(id, seq, k);
+    bh_bytes b;
+    if (bh_bytes_copy(&b, buf, HDR + len) != BH_OK)
+        abort();
+    return b;
+}
+
+/* ---- producers ------------------------------------------------------------ */
+
+typedef struct shared {
+    bh_writeq *q;
+    uv_mutex_t m;
+    uv_cond_t cond;
+    uint64_t drain_gen;
+    uv_thread_t loop_thread;
+    int tickets_ok[PRODUCERS];   /* loop thread only */
+    int tickets_bad[PRODUCERS];  /* loop thread only */
+    int wrong_thread;            /* loop thread only */
+    int drains;                  /* loop thread only */
+} shared;
+
+typedef struct producer {
+    shared *sh;
+    unsigned id;
+    uv_thread_t thread;
+    size_t refusals;
+    size_t other_errors;
+    size_t tickets;
+    size_t ownership_errors;
+} producer;
+
+typedef struct ticket_ctx {
+    shared *sh;
+    unsigned id;
+} ticket_ctx;
+
+static ticket_ctx g_tctx[PRODUCERS];
+
+static void producer_ticket_cb(bh_writeq *q, int status, void *ctx)
+{
+    (void)q;
+    ticket_ctx *t = ctx;
+    uv_thread_t self = uv_thread_self();
+    if (!uv_thread_equal(&self, &t->sh->loop_thread))
+        t->sh->wrong_thread++;
+    if (status == 0)
+        t->sh->tickets_ok[t->id]++;
+    else
+        t->sh->tickets_bad[t->id]++;
+}
+
+static void on_drain(bh_writeq *q, void *ctx)
+{
+    (void)q;
+    shared *sh = ctx;
+    sh->drains++;
+    uv_mutex_lock(&sh->m);
+    sh->drain_gen++;
+    uv_cond_broadcast(&sh->cond);
+    uv_mutex_unlock(&sh->m);
+}
+
+static void producer_main(void *arg)
+{
+    producer *p = arg;
+    shared *sh = p->sh;
+    for (uint32_t seq = 0; seq < FRAMES_PER_PRODUCER; seq++) {
+        bh_bytes b = make_frame(p->id, seq);
+        const uint8_t *ptr = b.ptr;
+        int ticket = seq % 10 == 0;
+        for (;;) {
+            uv_mutex_lock(&sh->m);
+            uint64_t gen = sh->drain_gen;
+            uv_mutex_unlock(&sh->m);
+            int rc = ticket ? bh_writeq_submit_mt(sh->q, &b, producer_ticket_cb, &g_tctx[p->id])
+                            : bh_writeq_submit_mt(sh->q, &b, NULL, NULL);
+            if (rc == BH_OK) {
+                if (b.ptr != NULL || b.len != 0)
+                    p->ownership_errors++;
+                if (ticket)
+                    p->tickets++;
+                break;
+            }
+            if (b.ptr != ptr)
+                p->ownership_errors++;
+            if (rc != BH_EFULL) {
+                p->other_errors++;
+                bh_bytes_release(&b);
+                break;
+            }
+            p->refusals++;
+            /* Await capacity: the loop's drain callback bumps the generation.
+             * The timeout only guards the test against hanging. */
+            uv_mutex_lock(&sh->m);
+            while (sh->drain_gen == gen)
+                if (uv_cond_timedwait(&sh->cond, &sh->m, 200u * 1000 * 1000) != 0)
+                    break;
+            uv_mutex_unlock(&sh->m);
+        }
+    }
+}
+
+typedef struct mt_fx {
+    uv_loop_t loop;
+    uv_tcp_t client, server;
+    bh_writeq q;
+    wq_sink sink;
+    frame_checker chk;
+    int closed;
+} mt_fx;
+
+static int all_frames_in(void *arg)
+{
+    mt_fx *f = arg;
+    return f->chk.frames == (size_t)PRODUCERS * FRAMES_PER_PRODUCER || f->chk.errors > 0 ||
+           f->sink.error || f->sink.eof;
+}
+
+static void four_producers_submit_100k_slices_and_receiver_verifies_every_frame(void **state)
+{
+    (void)state;
+    mt_fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(test_uv_tcp_pair(&f->loop, &f->client, &f->server), 0);
+    uv_os_fd_t fd;
+    assert_int_equal(uv_fileno((uv_handle_t *)&f->client, &fd), 0);
+    test_set_sockbuf(fd, 32 * 1024, 0);
+    bh_writeq_config cfg = {256, 64 * 1024};
+    assert_int_equal(bh_writeq_init(&f->q, &f->loop, (uv_stream_t *)&f->client, &cfg), BH_OK);
+    assert_int_equal(bh_writeq_enable_mt(&f->q), BH_OK);
+    assert_int_equal(bh_writeq_enable_mt(&f->q), BH_OK); /* idempotent */
+    wq_sink_init(&f->sink, (uv_stream_t *)&f->server);
+    f->sink.hook = check_bytes;
+    f->sink.ctx = &f->chk;
+    wq_sink_start(&f->sink);
+
+    shared *sh = calloc(1, sizeof *sh);
+    assert_non_null(sh);
+    sh->q = &f->q;
+    sh->loop_thread = uv_thread_self();
+    assert_int_equal(uv_mutex_init(&sh->m), 0);
+    assert_int_equal(uv_cond_init(&sh->cond), 0);
+    bh_writeq_set_drain_cb(&f->q, 16 * 1024, on_drain, sh);
+    producer p[PRODUCERS];
+    memset(p, 0, sizeof p);
+    for (unsigned i = 0; i < PRODUCERS; i++) {
+        g_tctx[i].sh = sh;
+        g_tctx[i].id = i;
+        p[i].sh = sh;
+        p[i].id = i;
+        assert_int_equal(uv_thread_create(&p[i].thread, producer_main, &p[i]), 0);
+    }
+    assert_int_equal(wq_run_until(&f->loop, all_frames_in, f, RUN_MS), 0);
+    for (unsigned i = 0; i < PRODUCERS; i++)
+        assert_int_equal(uv_thread_join(&p[i].thread), 0);
+    wq_run_nowait(&f->loop, 3);
+
+    assert_int_equal(f->chk.errors, 0);
+    assert_int_equal(f->sink.error, 0);
+    assert_int_equal(f->chk.frames, (size_t)PRODUCERS * FRAMES_PER_PRODUCER);
+    size_t refusals = 0;
+    for (unsigned i = 0; i < PRODUCERS; i++) {
+        assert_int_equal(f->chk.next_seq[i], FRAMES_PER_PRODUCER);
+        assert_int_equal(p[i].other_errors, 0);
+        assert_int_equal(p[i].ownership_errors, 0);
+        assert_int_equal(sh->tickets_ok[i], (int)p[i].tickets);
+        assert_int_equal(sh->tickets_bad[i], 0);
+        refusals += p[i].refusals;
+    }
+    assert_int_equal(sh->wrong_thread, 0);
+    struct bh_writeq_stats s;
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.queued_items, 0);
+    assert_int_equal(s.queued_bytes, 0);
+    assert_int_equal(s.written_items, (uint64_t)PRODUCERS * FRAMES_PER_PRODUCER);
+    assert_int_equal(s.refused, refusals);
+    print_message("frames %zu refusals %zu drains %d batches %llu\n", f->chk.frames, refusals,
+                  sh->drains, (unsigned long long)s.batches);
+
+    bh_writeq_close(&f->q);
+    assert_int_equal(test_uv_loop_teardown(&f->loop), 0);
+    uv_cond_destroy(&sh->cond);
+    uv_mutex_destroy(&sh->m);
+    free(sh);
+    free(f);
+}
+
+/* ---- single-thread checks of the cross-thread path ------------------------- */
+
+typedef struct pfx {
+    uv_loop_t loop;
+    uv_pipe_t w, r;
+    bh_writeq q;
+    wq_sink sink;
+    uint8_t *pattern;
+    size_t off;
+} pfx;
+
+static pfx *pfx_new(size_t max_items, size_t max_bytes, int enable)
+{
+    pfx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(test_uv_socketpair(&f->loop, &f->w, &f->r), 0);
+    bh_writeq_config cfg = {max_items, max_bytes};
+    assert_int_equal(bh_writeq_init(&f->q, &f->loop, (uv_stream_t *)&f->w, &cfg), BH_OK);
+    if (enable)
+        assert_int_equal(bh_writeq_enable_mt(&f->q), BH_OK);
+    wq_sink_init(&f->sink, (uv_stream_t *)&f->r);
+    f->pattern = wq_pattern_buf(1u << 20);
+    assert_non_null(f->pattern);
+    return f;
+}
+
+static void pfx_free(pfx *f)
+{
+    bh_writeq_close(&f->q);
+    assert_int_equal(test_uv_loop_teardown(&f->loop), 0);
+    free(f->pattern);
+    free(f);
+}
+
+static int pfx_submit(pfx *f, size_t n, wq_ticket *t)
+{
+    bh_bytes b = wq_pattern_slice(f->pattern, f->off, n);
+    const uint8_t *ptr = b.ptr;
+    int rc = bh_writeq_submit_mt(&f->q, &b, t ? wq_ticket_cb : NULL, t);
+    if (rc == BH_OK) {
+        assert_null(b.ptr);
+        f->off += n;
+    } else {
+        assert_ptr_equal(b.ptr, ptr);
+        assert_int_equal(bh_bytes_refcount(&b), n > 0 ? 1 : 0);
+        bh_bytes_release(&b);
+    }
+    return rc;
+}
+
+static int pfx_received(void *arg)
+{
+    pfx *f = arg;
+    return f->sink.received >= f->off;
+}
+
+static void submit_without_enable_mt_is_einval_and_caller_keeps_slice(void **state)
+{
+    (void)state;
+    pfx *f = pfx_new(8, 1024, 0);
+    assert_int_equal(pfx_submit(f, 10, NULL), BH_EINVAL);
+    assert_int_equal(bh_writeq_submit_mt(&f->q, NULL, NULL, NULL), BH_EINVAL);
+    assert_int_equal(bh_writeq_submit_mt(NULL, NULL, NULL, NULL), BH_EINVAL);
+    assert_int_equal(bh_writeq_enable_mt(NULL), BH_EINVAL);
+    pfx_free(f);
+}
+
+static void budgets_count_inbox_items_exactly_at_the_boundary(void **state)
+{
+    (void)state;
+    pfx *f = pfx_new(3, 100, 1);
+    /* Nothing runs the loop: submitted items wait in the inbox. */
+    assert_int_equal(pfx_submit(f, 40, NULL), BH_OK);
+    assert_int_equal(pfx_submit(f, 59, NULL), BH_OK);
+    assert_int_equal(pfx_submit(f, 2, NULL), BH_EFULL);   /* 101 bytes */
+    assert_int_equal(pfx_submit(f, 101, NULL), BH_ETOOLONG);
+    struct bh_writeq_stats s;
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.queued_items, 2);
+    assert_int_equal(s.queued_bytes, 99);
+    /* The loop thread's own writes share the same budget (a ticket stays
+     * counted until its write callback). */
+    wq_ticket t = {0};
+    bh_bytes b = wq_pattern_slice(f->pattern, f->off, 2);
+    assert_int_equal(bh_writeq_try_write(&f->q, &b, wq_ticket_cb, &t), BH_EFULL);
+    bh_bytes_release(&b);
+    b = wq_pattern_slice(f->pattern, f->off, 1);
+    assert_int_equal(bh_writeq_try_write(&f->q, &b, wq_ticket_cb, &t), BH_OK); /* 100 */
+    f->off += 1;
+    assert_int_equal(pfx_submit(f, 0, NULL), BH_EFULL); /* 4th item */
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.queued_items, 3);
+    assert_int_equal(s.queued_bytes, 100);
+    assert_int_equal(s.refused, 4);
+    pfx_free(f);
+    assert_int_equal(t.calls, 1);
+}
+
+static void close_with_items_in_inbox_cancels_each_ticket_once_and_frees_everything(void **state)
+{
+    (void)state;
+    test_alloc_install(0);
+    pfx *f = pfx_new(64, 1u << 20, 1);
+    wq_ticket t[10];
+    memset(t, 0, sizeof t);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(pfx_submit(f, 100, &t[i]), BH_OK);
+    assert_int_equal(pfx_submit(f, 100, NULL), BH_OK);
+    bh_writeq_close(&f->q);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(t[i].calls, 1);
+        assert_int_equal(t[i].status, BH_ECANCELED);
+        if (i > 0)
+            assert_true(t[i].order > t[i - 1].order);
+    }
+    /* Until the loop runs the close callbacks, producers get BH_ECLOSED. */
+    assert_int_equal(pfx_submit(f, 10, NULL), BH_ECLOSED);
+    assert_int_equal(bh_writeq_enable_mt(&f->q), BH_ECLOSED);
+    struct bh_writeq_stats s;
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.queued_items, 0);
+    assert_int_equal(s.queued_bytes, 0);
+    pfx_free(f);
+    test_alloc_stats st;
+    test_alloc_stats_get(&st);
+    assert_int_equal(st.live, 0);
+    test_alloc_uninstall();
+}
+
+typedef struct shut_rec {
+    int calls;
+    int status;
+} shut_rec;
+
+static void on_shut(bh_writeq *q, int status, void *ctx)
+{
+    (void)q;
+    shut_rec *s = ctx;
+    s->calls++;
+    s->status = status;
+}
+
+static int pfx_eof(void *arg)
+{
+    pfx *f = arg;
+    return f->sink.eof || f->sink.error;
+}
+
+static void shutdown_flushes_inbox_items_before_eof_and_refuses_later_submits(void **state)
+{
+    (void)state;
+    pfx *f = pfx_new(64, 1u << 20, 1);
+    wq_ticket t = {0};
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(pfx_submit(f, 500, i == 19 ? &t : NULL), BH_OK);
+    shut_rec sr = {0, 0};
+    assert_int_equal(bh_writeq_shutdown(&f->q, on_shut, &sr), BH_OK);
+    assert_int_equal(pfx_submit(f, 10, NULL), BH_ECLOSED);
+    wq_sink_start(&f->sink);
+    assert_int_equal(wq_run_until(&f->loop, pfx_eof, f, RUN_MS), 0);
+    wq_run_nowait(&f->loop, 3);
+    assert_int_equal(f->sink.received, f->off);
+    assert_int_equal(f->sink.received, 20 * 500);
+    assert_int_equal(f->sink.mismatches, 0);
+    assert_int_equal(t.calls, 1);
+    assert_int_equal(t.status, 0);
+    assert_int_equal(sr.calls, 1);
+    assert_int_equal(sr.status, 0);
+    pfx_free(f);
+}
+
+static int ticket_called(void *arg)
+{
+    return ((wq_ticket *)arg)->calls > 0;
+}
+
+static void ring_growth_failure_taking_inbox_items_fails_the_queue_once(void **state)
+{
+    (void)state;
+    test_alloc_install(0);
+    pfx *f = pfx_new(64, 1u << 20, 1);
+    wq_ticket t[3];
+    memset(t, 0, sizeof t);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pfx_submit(f, 100, &t[i]), BH_OK);
+    test_alloc_fail_all(1); /* the ring cannot be allocated on the loop */
+    assert_int_equal(wq_run_until(&f->loop, ticket_called, &t[2], RUN_MS), 0);
+    test_alloc_fail_all(0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(t[i].calls, 1);
+        assert_int_equal(t[i].status, BH_ENOMEM);
+    }
+    assert_int_equal(pfx_submit(f, 10, NULL), BH_ECLOSED);
+    bh_bytes b = wq_pattern_slice(f->pattern, 0, 10);
+    assert_int_equal(bh_writeq_try_write_ff(&f->q, &b), BH_ECLOSED);
+    bh_bytes_release(&b);
+    struct bh_writeq_stats s;
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.queued_items, 0);
+    pfx_free(f);
+    test_alloc_stats st;
+    test_alloc_stats_get(&st);
+    assert_int_equal(st.live, 0);
+    test_alloc_uninstall();
+}
+
+static void enable_mt_allocation_failure_leaves_queue_usable(void **state)
+{
+    (void)state;
+    test_alloc_install(0);
+    pfx *f = pfx_new(8, 1024, 0);
+    test_alloc_fail_after(0);
+    assert_int_equal(bh_writeq_enable_mt(&f->q), BH_ENOMEM);
+    assert_int_equal(pfx_submit(f, 10, NULL), BH_EINVAL);
+    assert_int_equal(bh_writeq_enable_mt(&f->q), BH_OK);
+    assert_int_equal(pfx_submit(f, 10, NULL), BH_OK);
+    wq_sink_start(&f->sink);
+    assert_int_equal(wq_run_until(&f->loop, pfx_received, f, RUN_MS), 0);
+    assert_int_equal(f->sink.mismatches, 0);
+    pfx_free(f);
+    test_alloc_stats st;
+    test_alloc_stats_get(&st);
+    assert_int_equal(st.live, 0);
+    test_alloc_uninstall();
+}
+
+static void inbox_growth_failure_refuses_submit_with_enomem_and_caller_keeps_slice(void **state)
+{
+    (void)state;
+    pfx *f = pfx_new(64, 1u << 20, 1);
+    test_alloc_install(0);
+    bh_bytes b = bh_bytes_static(f->pattern, 10);
+    test_alloc_fail_after(0);
+    assert_int_equal(bh_writeq_submit_mt(&f->q, &b, NULL, NULL), BH_ENOMEM);
+    assert_non_null(b.ptr);
+    struct bh_writeq_stats s;
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.queued_items, 0);
+    assert_int_equal(s.queued_bytes, 0);
+    assert_int_equal(s.refused, 1);
+    assert_int_equal(bh_writeq_submit_mt(&f->q, &b, NULL, NULL), BH_OK);
+    f->off = 10;
+    wq_sink_start(&f->sink);
+    assert_int_equal(wq_run_until(&f->loop, pfx_received, f, RUN_MS), 0);
+    pfx_free(f);
+    test_alloc_uninstall();
+}
+
+typedef struct fail_ctx {
+    wq_ticket *t;
+    int n;
+} fail_ctx;
+
+static int all_called(void *arg)
+{
+    fail_ctx *c = arg;
+    for (int i = 0; i < c->n; i++)
+        if (c->t[i].calls == 0)
+            return 0;
+    return 1;
+}
+
+static void write_error_fails_ring_and_inbox_items_once(void **state)
+{
+    (void)state;
+    enum { N = 12 };
+    pfx *f = pfx_new(N, 4u << 20, 1);
+    uv_os_fd_t wfd, rfd;
+    assert_int_equal(uv_fileno((uv_handle_t *)&f->w, &wfd), 0);
+    assert_int_equal(uv_fileno((uv_handle_t *)&f->r, &rfd), 0);
+    test_set_sockbuf(wfd, 4096, 4096);
+    test_set_sockbuf(rfd, 4096, 4096);
+    wq_ticket t[N];
+    memset(t, 0, sizeof t);
+    bh_bytes big = wq_pattern_slice(f->pattern, 0, 512 * 1024);
+    assert_int_equal(bh_writeq_try_write(&f->q, &big, wq_ticket_cb, &t[0]), BH_OK);
+    for (int i = 1; i < N; i++)
+        assert_int_equal(pfx_submit(f, 1000, &t[i]), BH_OK);
+    uv_close((uv_handle_t *)&f->r, NULL);
+    fail_ctx c = {t, N};
+    assert_int_equal(wq_run_until(&f->loop, all_called, &c, RUN_MS), 0);
+    wq_run_nowait(&f->loop, 3);
+    int err = t[0].status;
+    assert_true(err == UV_EPIPE || err == UV_ECONNRESET);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(t[i].calls, 1);
+        assert_int_equal(t[i].status, err);
+    }
+    assert_int_equal(pfx_submit(f, 10, NULL), BH_ECLOSED);
+    pfx_free(f);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(four_producers_submit_100k_slices_and_receiver_verifies_every_frame),
+        cmocka_unit_test(submit_without_enable_mt_is_einval_and_caller_keeps_slice),
+        cmocka_unit_test(budgets_count_inbox_items_exactly_at_the_boundary),
+        cmocka_unit_test(close_with_items_in_inbox_cancels_each_ticket_once_and_frees_everything),
+        cmocka_unit_test(shutdown_flushes_inbox_items_before_eof_and_refuses_later_submits),
+        cmocka_unit_test(ring_growth_failure_taking_inbox_items_fails_the_queue_once),
+        cmocka_unit_test(enable_mt_allocation_failure_leaves_queue_usable),
+        cmocka_unit_test(inbox_growth_failure_refuses_submit_with_enomem_and_caller_keeps_slice),
+        cmocka_unit_test(write_error_fails_ring_and_inbox_items_once),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
