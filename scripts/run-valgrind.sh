@@ -3,9 +3,12 @@
 # separate Debug build without sanitizers; fails on any memcheck error,
 # definite or indirect leak, or test failure.
 #
-# The unit tests are the ctest tests whose command is an executable built
-# under <build>/tests (bh_add_test); script-driven checks (exports, install,
-# stream harness), examples, benchmarks and fuzz targets are skipped.
+# Separate Debug build without sanitizers (<repo>/build-valgrind), with the
+# examples (their cmocka unit tests count), without benchmarks and fuzzers.
+# The unit tests are the ctest tests whose command is a test_* executable
+# built in that directory (bh_add_test and the examples' cmocka tests);
+# script-driven checks (exports, install, example runs, stream harness) are
+# skipped.
 #
 # Environment:
 #   BUILD_DIR        build directory (default <repo>/build-valgrind)
@@ -24,7 +27,7 @@ command -v valgrind >/dev/null || { echo "valgrind not found" >&2; exit 2; }
 
 cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBH_WERROR=ON \
     -DCMAKE_C_FLAGS= -DCMAKE_EXE_LINKER_FLAGS= -DCMAKE_SHARED_LINKER_FLAGS= \
-    -DBH_BUILD_TESTS=ON -DBH_BUILD_EXAMPLES=OFF -DBH_BUILD_BENCH=OFF -DBH_FUZZ=OFF >/dev/null
+    -DBH_BUILD_TESTS=ON -DBH_BUILD_EXAMPLES=ON -DBH_BUILD_BENCH=OFF -DBH_FUZZ=OFF >/dev/null
 cmake --build "$build" -j2
 
 # name <TAB> workdir <TAB> env (;-separated) <TAB> command (\x1f-separated)
@@ -36,7 +39,7 @@ for t in json.load(sys.stdin)["tests"]:
     if not cmd or not filt.search(t["name"]):
         continue
     exe = os.path.realpath(cmd[0])
-    if not exe.startswith(os.path.join(build, "tests") + os.sep):
+    if not exe.startswith(build + os.sep) or not os.path.basename(exe).startswith("test_"):
         continue
     with open(exe, "rb") as f:
         if f.read(4) != b"\x7fELF":
