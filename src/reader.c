@@ -14,6 +14,8 @@
 #include <bytes_handoff/error.h>
 #include <bytes_handoff/uv.h>
 
+#include "bytes_internal.h"
+
 enum {
     READER_READING = 1u, /* uv_read_start() is in effect */
     READER_DONE = 2u     /* a final status was reported */
@@ -63,6 +65,11 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
         r->pending = BH_ETOOLONG;
         return;
     }
+    /* While split-off slices still share the block, growing means a fresh
+     * block; a quarter of the reserve already spare is read into instead. */
+    if (b->block && !bh__shared_unique(b->block) && bh_buf_spare(b) >= want / 4 &&
+        bh_buf_spare(b) > 0)
+        want = bh_buf_spare(b);
     int rc = bh_buf_reserve(b, want, &spare, &spare_len);
     if (rc != BH_OK) {
         r->pending = rc;
