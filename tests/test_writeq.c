@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <cmocka.h>
 
@@ -1002,6 +1003,61 @@ static void batch_array_growth_failure_still_writes_everything_in_order(void **s
     test_alloc_uninstall();
 }
 
+typedef struct huge_ctx {
+    size_t big;     /* zero bytes expected first */
+    const uint8_t *tail;
+    size_t tail_len;
+    size_t got;
+    size_t bad;
+} huge_ctx;
+
+static void huge_hook(wq_sink *k, const uint8_t *p, size_t n)
+{
+    huge_ctx *h = k->ctx;
+    for (size_t i = 0; i < n; i++, h->got++) {
+        uint8_t want = h->got < h->big ? 0 : h->tail[h->got - h->big];
+        if (p[i] != want)
+            h->bad++;
+    }
+}
+
+/* A slice above 1 GiB: each iovec holds at most 1 GiB and a batch stops at
+ * 1 GiB, so the slice goes out in two writes and the queue resumes it at
+ * the exact offset. The bytes come from a read-only anonymous mapping (the
+ * zero page), so nothing large is allocated. */
+static void slice_above_1_gib_is_cut_into_batches_and_resumed_at_the_exact_offset(void **state)
+{
+    (void)state;
+    const size_t big = ((size_t)3 << 29) + 3; /* 1.5 GiB + 3 */
+    void *m = mmap(NULL, big, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        skip();
+    fx *f = fx_new(8, (size_t)2 << 30, 4096);
+    huge_ctx h = {big, f->pattern, 100, 0, 0};
+    f->sink.hook = huge_hook;
+    f->sink.ctx = &h;
+    wq_ticket t = {0}, t2 = {0};
+    bh_bytes b = bh_bytes_static(m, big);
+    assert_int_equal(bh_writeq_try_write(&f->q, &b, wq_ticket_cb, &t), BH_OK);
+    bh_bytes tail = bh_bytes_static(f->pattern, 100);
+    assert_int_equal(bh_writeq_try_write(&f->q, &tail, wq_ticket_cb, &t2), BH_OK);
+    f->off = big + 100;
+    fx_run_until_received(f);
+    wq_run_nowait(&f->loop, 3);
+    assert_int_equal(h.got, big + 100);
+    assert_int_equal(h.bad, 0);
+    assert_int_equal(t.calls, 1);
+    assert_int_equal(t.status, 0);
+    assert_int_equal(t2.calls, 1);
+    assert_true(t2.order > t.order);
+    struct bh_writeq_stats s;
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.written_bytes, big + 100);
+    assert_int_equal(s.batches, 2); /* [1 GiB] then [0.5 GiB + 3, tail] */
+    fx_free(f);
+    munmap(m, big);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1036,6 +1092,7 @@ int main(void)
         cmocka_unit_test(steady_state_fire_and_forget_enqueue_allocates_nothing),
         cmocka_unit_test(ring_growth_failure_refuses_with_enomem_and_caller_keeps_slice),
         cmocka_unit_test(batch_array_growth_failure_still_writes_everything_in_order),
+        cmocka_unit_test(slice_above_1_gib_is_cut_into_batches_and_resumed_at_the_exact_offset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
