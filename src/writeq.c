@@ -343,7 +343,7 @@ static size_t build_batch(const bh_writeq *q, uv_buf_t *iov, size_t max_bufs, si
         touched++;
         do {
             size_t n = rem < WQ_CHUNK ? rem : WQ_CHUNK;
-            iov[nb].base = (char *)(uintptr_t)(it->data.ptr + off);
+            iov[nb].base = it->data.ptr ? (char *)(uintptr_t)(it->data.ptr + off) : NULL;
             iov[nb].len = n;
             nb++;
             off += n;
@@ -445,7 +445,8 @@ static void after_io(bh_writeq *q)
         return;
     }
     if (q->state == WQ_FAILED) {
-        ring_complete_tail(q, 0, q->error);
+        /* Items of a write still in flight belong to libuv until on_write. */
+        ring_complete_tail(q, (q->flags & WQ_WRITING) ? q->pinned : 0, q->error);
         deliver_drain(q);
         return;
     }
