@@ -31,7 +31,7 @@ static inline void bh__shared_ref(bh_shared *s)
 /* Drops one reference; frees the block (and calls free_fn) on the last. */
 static inline void bh__shared_unref(bh_shared *s)
 {
-    if (__atomic_fetch_sub(BH__REFS(s), 1, __ATOMIC_RELEASE) == 1)
+    if (__atomic_fetch_sub(BH__REFS(s), 1, __ATOMIC_ACQ_REL) == 1)
         bh__shared_destroy(s);
 }
 

@@ -81,7 +81,7 @@ BH_EXPORT inline void bh_bytes_release(bh_bytes *b)
     b->ptr = NULL;
     b->len = 0;
     b->owner = NULL;
-    if (s && __atomic_fetch_sub(BH__REFS(s), 1, __ATOMIC_RELEASE) == 1)
+    if (s && __atomic_fetch_sub(BH__REFS(s), 1, __ATOMIC_ACQ_REL) == 1)
         bh__shared_destroy(s);
 }
 
