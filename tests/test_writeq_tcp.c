@@ -37,11 +37,13 @@ static tfx *tfx_new(size_t max_items, size_t max_bytes, size_t pattern_len, int 
         /* Only the writer's send buffer shrinks: shrinking the receive
          * buffer of an established connection below the window it already
          * advertised makes Linux fall back to ~200 ms zero-window probes,
-         * which only slows the test down. The paused reader's default
+         * which only slows the test down. A 16 KiB send buffer keeps segments below
+         * one MSS, so every segment waits for a delayed ACK (tens of seconds
+         * per test); 64 KiB avoids that. The paused reader's default
          * buffer is still far smaller than what the tests push. */
         uv_os_fd_t cfd;
         assert_int_equal(uv_fileno((uv_handle_t *)&f->client, &cfd), 0);
-        test_set_sockbuf(cfd, 16384, 0);
+        test_set_sockbuf(cfd, 65536, 0);
     }
     bh_writeq_config cfg = {max_items, max_bytes};
     assert_int_equal(bh_writeq_init(&f->q, &f->loop, (uv_stream_t *)&f->client, &cfg), BH_OK);
