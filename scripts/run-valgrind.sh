@@ -21,6 +21,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BUILD_DIR:-$repo/build-valgrind}
 filter=${VALGRIND_TESTS:-.}
 per_test_timeout=${VALGRIND_TIMEOUT:-900}
+export BH_SKIP_HUGE_TESTS=1 # the 1.5 GiB write test takes minutes under valgrind
 memcheck_rc=97 # valgrind's exit code when it found errors (tests never use it)
 
 command -v valgrind >/dev/null || { echo "valgrind not found" >&2; exit 2; }
