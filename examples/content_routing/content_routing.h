@@ -33,6 +33,40 @@ static inline uint64_t cr_fnv1a(uint64_t h, const uint8_t *p, size_t n)
     return h;
 }
 
+/* ---- completion tickets -------------------------------------------------- */
+
+/* Accounting of the completion callbacks the parts register (writeq tickets
+ * and shutdown callbacks): each must run exactly once before its object is
+ * freed. Each object keeps a bit mask of its outstanding tickets. */
+typedef struct cr_tickets {
+    uint64_t issued;    /* callbacks registered */
+    uint64_t completed; /* callbacks run for an outstanding ticket */
+    uint64_t dupes;     /* callbacks run for a ticket not outstanding */
+    uint64_t lost;      /* tickets still outstanding when their object was freed */
+} cr_tickets;
+
+static inline void cr_ticket_issue(cr_tickets *t, unsigned *mask, unsigned bit)
+{
+    *mask |= bit;
+    t->issued++;
+}
+
+static inline void cr_ticket_done(cr_tickets *t, unsigned *mask, unsigned bit)
+{
+    if (*mask & bit) {
+        *mask &= ~bit;
+        t->completed++;
+    } else {
+        t->dupes++;
+    }
+}
+
+static inline void cr_ticket_free(cr_tickets *t, unsigned mask)
+{
+    for (; mask; mask &= mask - 1)
+        t->lost++;
+}
+
 /* Parses "IPV4:PORT" into *out. Returns 0 or UV_EINVAL. */
 int cr_parse_addr(const char *s, struct sockaddr_in *out);
 
@@ -122,6 +156,8 @@ struct cr_proxy_stats {
     uint64_t bytes_down; /* bytes queued towards clients */
     uint64_t pauses;     /* reads stopped because a write queue was full */
     size_t peak_queued;  /* largest queued_bytes seen on one upstream queue */
+    uint64_t enomem;     /* sessions ended by BH_ENOMEM (logged on stderr) */
+    cr_tickets tickets;  /* shutdown callbacks and ERR-line tickets */
 };
 
 typedef struct cr_proxy cr_proxy;
@@ -165,6 +201,10 @@ int cr_sink_start(cr_sink **out, uv_loop_t *loop, const cr_sink_config *cfg,
 size_t cr_sink_live(const cr_sink *sk);
 /* Connections that ended with a read error (reset by the proxy). */
 uint64_t cr_sink_aborted(const cr_sink *sk);
+/* Connections that ended because an allocation failed (BH_ENOMEM). */
+uint64_t cr_sink_enomem(const cr_sink *sk);
+/* Reply tickets and shutdown callbacks of the sink's connections. */
+void cr_sink_tickets(const cr_sink *sk, cr_tickets *out);
 /* Records of the connections that reached EOF; *n receives their number. */
 cr_sink_record *cr_sink_records(cr_sink *sk, size_t *n);
 void cr_sink_stop(cr_sink *sk);
@@ -181,13 +221,22 @@ typedef struct cr_demo_config {
     unsigned timeout_ms;
     int external; /* clients only, against a running proxy at ext_proxy */
     struct sockaddr_in ext_proxy;
+    unsigned duration_s; /* external: good clients reconnect until this elapses */
+    size_t fail_alloc;   /* fail the Nth library allocation (1-based), 0 = none */
+    int count_allocs;    /* install the counting allocator and report its counts */
     cr_proxy_config proxy; /* destinations are filled in by the demo */
 } cr_demo_config;
 
 void cr_demo_config_default(cr_demo_config *cfg);
 
+/* Exit status of cr_demo_run() when an injected allocation failure
+ * (fail_alloc) made connections fail cleanly: each failed connection saw
+ * BH_ENOMEM (logged), received no wrong byte, and everything else verified. */
+#define CR_DEMO_FAILED_CLEANLY 3
+
 /* Runs the whole demo on its own loop, prints the summary on stdout and
- * returns 0 when every good connection verified and every fault was handled.
+ * returns 0 when every good connection verified and every fault was handled,
+ * CR_DEMO_FAILED_CLEANLY (see above), 1 on failure.
  * With cfg->external only the clients run, against a proxy started with
  * destinations "alpha" and "beta" (content_routing sink instances); they are
  * verified by the sink replies the proxy forwards. */

@@ -20,7 +20,22 @@
  *
  * When every client is done the demo waits for the proxy and sinks to free
  * their sessions, checks the counters, closes every handle and lets the loop
- * end, so uv_loop_close() succeeds and nothing leaks. */
+ * end, so uv_loop_close() succeeds and nothing leaks. Every completion
+ * callback the proxy and the sinks register (shutdowns, ERR-line and reply
+ * tickets) must have run exactly once.
+ *
+ * Allocation failures (--fail-alloc N, for the allocation-failure sweep):
+ * the demo installs a counting allocator through bh_set_allocator() that
+ * fails the Nth library allocation. The connection that hits it must end
+ * cleanly: the component that saw BH_ENOMEM logs it and closes that
+ * connection, the others complete and verify. A client may then fail only
+ * without having received a wrong byte (its reply is absent or a prefix of
+ * the expected one), no more clients may fail than BH_ENOMEM reports, no
+ * library block may be live at the end and every ticket must have completed
+ * once; the demo then exits with CR_DEMO_FAILED_CLEANLY instead of 0.
+ *
+ * Soak (--duration-s S with --proxy): each good client reconnects and sends
+ * its stream again after every verified reply until S seconds have passed. */
 #include "content_routing.h"
 
 #include <inttypes.h>
@@ -30,6 +45,57 @@
 
 #define MAX_DEMO_DESTS 4
 #define QUIESCE_MS 5000
+
+/* ---- counting / failing allocator (--fail-alloc, --count-allocs) ---------- */
+
+static struct {
+    size_t attempts; /* malloc + realloc calls */
+    size_t fail_at;  /* attempt to fail (1-based), 0 = none */
+    size_t failed;   /* failures injected */
+    size_t live;     /* blocks allocated and not yet freed */
+    size_t failed_size;
+    const char *failed_fn;
+} g_fa;
+
+static int fa_fail(size_t size, const char *fn)
+{
+    if (++g_fa.attempts != g_fa.fail_at)
+        return 0;
+    g_fa.failed++;
+    g_fa.failed_size = size;
+    g_fa.failed_fn = fn;
+    return 1;
+}
+
+static void *fa_malloc(void *ctx, size_t size)
+{
+    (void)ctx;
+    if (fa_fail(size, "malloc"))
+        return NULL;
+    void *p = malloc(size);
+    if (p)
+        g_fa.live++;
+    return p;
+}
+
+static void *fa_realloc(void *ctx, void *old, size_t size)
+{
+    (void)ctx;
+    if (fa_fail(size, "realloc"))
+        return NULL;
+    void *p = realloc(old, size);
+    if (p && !old)
+        g_fa.live++;
+    return p;
+}
+
+static void fa_free(void *ctx, void *p)
+{
+    (void)ctx;
+    if (p)
+        g_fa.live--;
+    free(p);
+}
 
 static const char *const dest_names[MAX_DEMO_DESTS] = {"alpha", "beta", "gamma", "delta"};
 
@@ -66,6 +132,9 @@ typedef struct client {
     bh_reader reader;
     int closing, done;
     int reply_ok, sink_ok;
+    int wrong;     /* received bytes that are not (a prefix of) the expected reply */
+    int enomem;    /* its own reply reader ran out of memory */
+    size_t rounds; /* verified replies (several with --duration-s) */
     const char *failure;
 } client;
 
@@ -80,7 +149,9 @@ struct demo {
     size_t nclients, ndone;
     uv_timer_t watchdog, quiesce;
     uint64_t t_start, t_end, quiesce_until;
+    uint64_t deadline; /* --duration-s: no reconnect after this (uv_now) */
     int timed_out, finished;
+    int fa_installed; /* the counting allocator is in place */
     struct cr_proxy_stats pst;
 };
 
@@ -241,11 +312,31 @@ static int client_build(client *c, const cr_demo_config *cfg)
  */
 
 static void demo_client_done(demo *d);
+static int client_start(client *c);
+
+/* --duration-s: a good client whose reply verified connects again. */
+static int client_again(client *c)
+{
+    demo *d = c->d;
+    if (c->kind != CK_GOOD || !d->cfg->duration_s || !c->reply_ok || c->failure || d->finished ||
+        uv_now(&d->loop) >= d->deadline)
+        return 0;
+    c->sent = c->inflight = 0;
+    c->closing = 0;
+    c->reply_ok = 0;
+    if (client_start(c) != 0) {
+        c->failure = "reconnect failed";
+        return 0;
+    }
+    return 1;
+}
 
 static void on_client_closed(uv_handle_t *h)
 {
     client *c = (client *)(void *)((char *)h - offsetof(client, tcp));
     bh_buf_free(&c->reply);
+    if (client_again(c))
+        return;
     c->done = 1;
     demo_client_done(c->d);
 }
@@ -324,13 +415,32 @@ static void write_next(client *c)
     }
 }
 
+/* Flags a reply that is not a prefix of the expected one: bytes went wrong
+ * somewhere, which no fault (not even an allocation failure) may cause. A
+ * faulty-disconnect client expects nothing. */
+static void check_reply_bytes(client *c)
+{
+    size_t n = bh_buf_len(&c->reply);
+    size_t want = faulty_disconnect(c) ? 0 : strlen(c->expect_reply);
+    if (n > want || (n > 0 && memcmp(bh_buf_data(&c->reply), c->expect_reply, n) != 0))
+        c->wrong = 1;
+}
+
 static void on_reply(bh_reader *r, int status, void *ctx)
 {
     client *c = ctx;
     (void)r;
     if (status == BH_OK)
         return; /* keep accumulating; the buffer's max_len bounds it */
+    check_reply_bytes(c);
     if (status != UV_EOF) {
+        if (status == BH_ENOMEM) {
+            c->enomem = 1;
+            fprintf(stderr, "client %zu: reply read: %s (%s); closing the connection\n", c->id,
+                    bh_err_name(status), bh_strerror(status));
+        }
+        if (status == BH_ETOOLONG)
+            c->wrong = 1;
         if (!faulty_disconnect(c))
             client_close(c, 0, status == BH_ETOOLONG ? "reply too long" : "reply read error");
         else
@@ -339,8 +449,10 @@ static void on_reply(bh_reader *r, int status, void *ctx)
     }
     size_t n = bh_buf_len(&c->reply);
     if (!faulty_disconnect(c) && n == strlen(c->expect_reply) &&
-        memcmp(bh_buf_data(&c->reply), c->expect_reply, n) == 0)
+        memcmp(bh_buf_data(&c->reply), c->expect_reply, n) == 0) {
         c->reply_ok = 1;
+        c->rounds++;
+    }
     client_close(c, 0, c->reply_ok || faulty_disconnect(c) ? NULL : "unexpected reply");
 }
 
@@ -461,6 +573,25 @@ static int match_sink(demo *d, client *c)
     return 0;
 }
 
+/* Sums what the proxy and the sinks report about out-of-memory endings and
+ * completion tickets. */
+static void collect(demo *d, uint64_t *enomem, cr_tickets *t)
+{
+    *enomem = d->pst.enomem;
+    *t = d->pst.tickets;
+    for (size_t i = 0; i < d->ndests && !d->cfg->external; i++) {
+        cr_tickets st;
+        cr_sink_tickets(d->sinks[i], &st);
+        t->issued += st.issued;
+        t->completed += st.completed;
+        t->dupes += st.dupes;
+        t->lost += st.lost;
+        *enomem += cr_sink_enomem(d->sinks[i]);
+    }
+    for (size_t i = 0; i < d->nclients; i++)
+        *enomem += (uint64_t)d->clients[i].enomem;
+}
+
 static int report(demo *d)
 {
     const cr_demo_config *cfg = d->cfg;
@@ -469,44 +600,83 @@ static int report(demo *d)
     uint64_t dconns[MAX_DEMO_DESTS] = {0}, dok[MAX_DEMO_DESTS] = {0};
     uint64_t dframes[MAX_DEMO_DESTS] = {0}, dbytes[MAX_DEMO_DESTS] = {0};
     int failed = d->timed_out;
+    int injected = g_fa.failed > 0;
+    uint64_t enomem;
+    cr_tickets tk;
+    collect(d, &enomem, &tk);
+    size_t failed_clean = 0, wrong = 0;
 
     for (size_t i = 0; i < d->nclients; i++) {
         client *c = &d->clients[i];
+        const char *why = NULL;
+        char expected[128];
+        expected[0] = '\0';
         count[c->kind]++;
         if (c->kind == CK_GOOD) {
             c->sink_ok = c->reply_ok && (cfg->external || match_sink(d, c));
-            dconns[c->dest]++;
-            if (c->sink_ok) {
-                dok[c->dest]++;
-                dframes[c->dest] += c->expect_frames;
-                dbytes[c->dest] += c->len;
+            /* Earlier rounds (--duration-s) verified; the last one decides. */
+            uint64_t before = c->rounds - (c->reply_ok ? 1 : 0);
+            uint64_t ok = before + (c->sink_ok ? 1 : 0);
+            dconns[c->dest] += before + 1;
+            dok[c->dest] += ok;
+            dframes[c->dest] += c->expect_frames * ok;
+            dbytes[c->dest] += (uint64_t)c->len * ok;
+            if (c->sink_ok)
                 handled[c->kind]++;
-            } else {
-                failed = 1;
-                fprintf(stderr, "client %zu (good, %s): %s\n", c->id, dest_names[c->dest],
-                        c->failure     ? c->failure
-                        : !c->reply_ok ? "reply missing or wrong"
-                                       : "no matching stream at the sink");
-            }
+            else
+                why = c->failure     ? c->failure
+                      : !c->reply_ok ? "reply missing or wrong"
+                                     : "no matching stream at the sink";
         } else if (faulty_disconnect(c)) {
             if (c->done && !c->failure)
                 handled[c->kind]++;
-            else {
-                failed = 1;
-                fprintf(stderr, "client %zu (%s): %s\n", c->id, kind_names[c->kind],
-                        c->failure ? c->failure : "not done");
-            }
+            else
+                why = c->failure ? c->failure : "not done";
         } else {
-            if (c->reply_ok)
+            if (c->reply_ok) {
                 handled[c->kind]++;
-            else {
-                failed = 1;
-                fprintf(stderr, "client %zu (%s): %s (expected \"%.*s\\n\")\n", c->id,
-                        kind_names[c->kind], c->failure ? c->failure : "no ERR reply",
-                        (int)strlen(c->expect_reply) - 1, c->expect_reply);
+            } else {
+                why = c->failure ? c->failure : "no ERR reply";
+                snprintf(expected, sizeof expected, " (expected \"%.*s\\n\")",
+                         (int)strlen(c->expect_reply) - 1, c->expect_reply);
             }
         }
+        if (!why)
+            continue;
+        const char *dest = c->kind == CK_GOOD ? dest_names[c->dest] : NULL;
+        if (c->wrong) {
+            wrong++;
+            failed = 1;
+            fprintf(stderr, "client %zu (%s%s%s): WRONG BYTES in the reply: %s%s\n", c->id,
+                    kind_names[c->kind], dest ? ", " : "", dest ? dest : "", why, expected);
+        } else if (injected && enomem > 0) {
+            failed_clean++;
+            fprintf(stderr,
+                    "client %zu (%s%s%s): connection failed after the injected allocation "
+                    "failure: %s\n",
+                    c->id, kind_names[c->kind], dest ? ", " : "", dest ? dest : "", why);
+        } else {
+            failed = 1;
+            fprintf(stderr, "client %zu (%s%s%s): %s%s\n", c->id, kind_names[c->kind],
+                    dest ? ", " : "", dest ? dest : "", why, expected);
+        }
     }
+    /* One failed allocation belongs to one connection's buffer or queue. */
+    if (failed_clean > enomem) {
+        failed = 1;
+        fprintf(stderr, "demo: %zu connections failed but only %" PRIu64 " reported BH_ENOMEM\n",
+                failed_clean, enomem);
+    }
+    if (enomem > 0 && !injected) {
+        failed = 1;
+        fprintf(stderr, "demo: BH_ENOMEM reported without an injected failure\n");
+    }
+    int tickets_ok = tk.issued == tk.completed && tk.dupes == 0 && tk.lost == 0;
+    if (!tickets_ok)
+        failed = 1;
+    int alloc_ok = !d->fa_installed || g_fa.live == 0;
+    if (!alloc_ok)
+        failed = 1;
 
     size_t good = count[CK_GOOD];
     size_t rejected_expected = count[CK_BAD_ROUTE] + count[CK_LONG_HEADER] + count[CK_LONG_FRAME];
@@ -515,6 +685,10 @@ static int report(demo *d)
     /* Sessions are counted as they are freed, after the quiesce wait. */
     int proxy_ok = ps->live == 0 && ps->accepted == d->nclients && ps->completed == good &&
                    ps->rejected == rejected_expected && ps->aborted == aborted_expected &&
+                   ps->peak_queued <= cfg->proxy.write_budget;
+    if (injected) /* the failed connections' sessions may have ended any way */
+        proxy_ok = ps->live == 0 && ps->accepted == d->nclients &&
+                   ps->completed + ps->rejected + ps->aborted == ps->accepted &&
                    ps->peak_queued <= cfg->proxy.write_budget;
     if (cfg->external)
         proxy_ok = 1;
@@ -566,6 +740,10 @@ static int report(demo *d)
     printf("%-8s %11" PRIu64 " %9s %10" PRIu64 " %14" PRIu64 " %10.1f  %s\n\n", "total", tconns,
            ver, tframes, tbytes, (double)tbytes / (1024.0 * 1024.0) / secs,
            tok == tconns ? "OK" : "FAIL");
+    if (cfg->duration_s)
+        printf("soak:    %zu concurrent clients reconnecting for %u s: %" PRIu64
+               " connections verified, %" PRIu64 " bytes, %.1f MiB/s\n",
+               good, cfg->duration_s, tok, tbytes, (double)tbytes / (1024.0 * 1024.0) / secs);
     printf("faults:  mid-frame %zu/%zu, mid-tunnel %zu/%zu closed by the client; "
            "bad-route "
            "%zu/%zu, long-header %zu/%zu, long-frame %zu/%zu answered with ERR\n",
@@ -590,14 +768,36 @@ static int report(demo *d)
         printf("sinks:   %" PRIu64 " upstream connections reset by the proxy, %zu streams not "
                "matched to a good client\n",
                sink_aborted, unmatched);
+        printf("tickets: %" PRIu64 " issued, %" PRIu64 " completed once, %" PRIu64
+               " completed twice, %" PRIu64 " never completed%s\n",
+               tk.issued, tk.completed, tk.dupes, tk.lost, tickets_ok ? "" : "  FAIL");
+    }
+    if (d->fa_installed) {
+        printf("alloc:   %zu library allocation attempts reached, %zu blocks live at exit%s\n",
+               g_fa.attempts, g_fa.live, alloc_ok ? "" : "  FAIL (leak)");
+        if (cfg->fail_alloc && injected)
+            printf("alloc:   injected failure at attempt %zu (%s of %zu B); %" PRIu64
+                   " BH_ENOMEM endings reported, %zu connections failed cleanly\n",
+                   cfg->fail_alloc, g_fa.failed_fn, g_fa.failed_size, enomem, failed_clean);
+        else if (cfg->fail_alloc)
+            printf("alloc:   --fail-alloc %zu not reached\n", cfg->fail_alloc);
     }
     printf("elapsed: %.3f s\n", secs);
-    if (failed)
-        printf("RESULT: FAILED%s\n", d->timed_out ? " (timeout)" : "");
-    else
+    int result = 0;
+    if (failed) {
+        printf("RESULT: FAILED%s%s\n", d->timed_out ? " (timeout)" : "",
+               wrong ? " (wrong bytes)" : "");
+        result = 1;
+    } else if (failed_clean > 0) {
+        printf("RESULT: failed cleanly: %zu connection(s) failed with BH_ENOMEM, every other "
+               "connection verified, no wrong byte, no leak, every ticket completed once\n",
+               failed_clean);
+        result = CR_DEMO_FAILED_CLEANLY;
+    } else {
         printf("RESULT: all checksums OK, all faults handled\n");
+    }
     fflush(stdout);
-    return failed ? 1 : 0;
+    return result;
 }
 
 /* ---- entry ----------------------------------------------------------------
@@ -676,11 +876,23 @@ int cr_demo_run(const cr_demo_config *cfg)
         fprintf(stderr, "demo: --frame-bytes above --max-frame\n");
         return 2;
     }
+    if (cfg->duration_s && !cfg->external) {
+        fprintf(stderr, "demo: --duration-s needs --proxy (sinks in other processes)\n");
+        return 2;
+    }
 
     demo *d = calloc(1, sizeof *d);
     if (!d)
         return 1;
     d->cfg = cfg;
+    if (cfg->fail_alloc || cfg->count_allocs) {
+        /* Before any library call: every block goes through this hook. */
+        bh_allocator fa = {fa_malloc, fa_realloc, fa_free, NULL};
+        memset(&g_fa, 0, sizeof g_fa);
+        g_fa.fail_at = cfg->fail_alloc;
+        bh_set_allocator(&fa);
+        d->fa_installed = 1;
+    }
     d->nclients = cfg->conns;
     d->clients = calloc(cfg->conns ? cfg->conns : 1, sizeof *d->clients);
     if (!d->clients || uv_loop_init(&d->loop) != 0) {
@@ -715,11 +927,22 @@ int cr_demo_run(const cr_demo_config *cfg)
     if (rc == 0)
         rc = setup(d, ndests);
     if (rc == 0) {
-        uv_timer_start(&d->watchdog, on_watchdog, cfg->timeout_ms, 0);
+        uint64_t timeout = cfg->timeout_ms;
+        if (cfg->duration_s && timeout < (uint64_t)cfg->duration_s * 1000 + 60000)
+            timeout = (uint64_t)cfg->duration_s * 1000 + 60000;
+        d->deadline = uv_now(&d->loop) + (uint64_t)cfg->duration_s * 1000;
+        uv_timer_start(&d->watchdog, on_watchdog, timeout, 0);
         uv_run(&d->loop, UV_RUN_DEFAULT);
     } else {
         demo_stop(d);
         uv_run(&d->loop, UV_RUN_DEFAULT);
+    }
+    if (d->proxy) {
+        /* Tickets and endings are final only once every session is freed. */
+        struct cr_proxy_stats fin;
+        cr_proxy_get_stats(d->proxy, &fin);
+        d->pst.tickets = fin.tickets;
+        d->pst.enomem = fin.enomem;
     }
 
     int result = rc == 0 ? report(d) : 1;
@@ -735,6 +958,8 @@ int cr_demo_run(const cr_demo_config *cfg)
         cr_sink_free(d->sinks[i]);
     cr_proxy_free(d->proxy);
     free(d->clients);
+    if (d->fa_installed)
+        bh_set_allocator(NULL);
     free(d);
     return result;
 }

@@ -29,6 +29,10 @@
 #include <string.h>
 
 #define DISCARD_LIMIT ((uint64_t)1 << 20) /* input discarded after an ERR */
+#define LISTEN_BACKLOG 1024
+
+/* Completion callbacks a session registers (bits of session.tickets). */
+enum { T_UP_SHUT = 1u, T_CLIENT_SHUT = 2u, T_ERR_LINE = 4u, T_REJECT_SHUT = 8u };
 
 enum mode { MODE_ROUTING, MODE_TUNNEL, MODE_REJECTING };
 enum outcome { OUT_NONE, OUT_COMPLETED, OUT_REJECTED, OUT_ABORTED };
@@ -67,6 +71,8 @@ struct session {
     enum mode mode;
     enum outcome outcome;
     const char *reason;
+    int err;          /* status that aborted the session, 0 if none */
+    unsigned tickets; /* outstanding completion callbacks (T_* bits) */
     int handles; /* open uv handles */
     int has_upstream, upstream_closing, client_closing;
     int in_done;  /* client input ended */
@@ -147,11 +153,12 @@ static void session_free_if_closed(session *s)
         break;
     }
     if (px->cfg.verbose)
-        fprintf(stderr, "proxy: session %llu %s%s%s\n", (unsigned long long)s->id,
+        fprintf(stderr, "proxy: session %llu %s%s%s%s%s\n", (unsigned long long)s->id,
                 s->outcome == OUT_COMPLETED  ? "completed"
                 : s->outcome == OUT_REJECTED ? "rejected"
                                              : "aborted",
-                s->reason ? ": " : "", s->reason ? s->reason : "");
+                s->reason ? ": " : "", s->reason ? s->reason : "", s->err ? ": " : "",
+                s->err ? bh_err_name(s->err) : "");
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -159,6 +166,7 @@ static void session_free_if_closed(session *s)
     if (s->next)
         s->next->prev = s->prev;
     px->st.live--;
+    cr_ticket_free(&px->st.tickets, s->tickets);
     free(s);
 }
 
@@ -206,10 +214,35 @@ static void session_end(session *s, enum outcome o, const char *reason)
     close_client(s);
 }
 
+/* Aborts the session because of status err (a bh or libuv code) at `where`.
+ * Running out of memory is always logged: it is the one failure that is the
+ * proxy's own, and the client only sees its connection closed. */
+static void session_fail(session *s, const char *where, int err)
+{
+    if (s->outcome == OUT_NONE) {
+        s->err = err;
+        if (err == BH_ENOMEM) {
+            s->px->st.enomem++;
+            fprintf(stderr, "proxy: session %llu: %s: %s (%s); closing the connection\n",
+                    (unsigned long long)s->id, where, bh_err_name(err), bh_strerror(err));
+        }
+    }
+    session_end(s, OUT_ABORTED, where);
+}
+
+static void on_err_line_written(bh_writeq *q, int status, void *ctx)
+{
+    session *s = ctx;
+    (void)q;
+    (void)status; /* a failure also fails the shutdown, which decides */
+    cr_ticket_done(&s->px->st.tickets, &s->tickets, T_ERR_LINE);
+}
+
 static void on_reject_flushed(bh_writeq *q, int status, void *ctx)
 {
     session *s = ctx;
     (void)q;
+    cr_ticket_done(&s->px->st.tickets, &s->tickets, T_REJECT_SHUT);
     s->out_done = 1;
     if (status < 0 || s->in_done)
         close_client(s);
@@ -228,21 +261,30 @@ static void reject(session *s, const char *reason, const char *fmt, ...)
     if (n < 0 || (size_t)n >= sizeof msg)
         n = (int)sizeof msg - 1;
 
+    bh_bytes line;
+    int rc = bh_bytes_copy(&line, msg, (size_t)n);
+    if (rc != BH_OK) {
+        session_fail(s, "ERR line", rc);
+        return;
+    }
+    rc = bh_writeq_try_write(&s->to_client, &line, on_err_line_written, s);
+    if (rc != BH_OK) {
+        bh_bytes_release(&line);
+        session_fail(s, "queue ERR line", rc);
+        return;
+    }
+    cr_ticket_issue(&s->px->st.tickets, &s->tickets, T_ERR_LINE);
     set_outcome(s, OUT_REJECTED, reason);
     s->mode = MODE_REJECTING;
     close_upstream(s, 1);
     s->discarded += bh_buf_len(&s->in);
     bh_buf_advance(&s->in, bh_buf_len(&s->in));
     cr_parser_consumed(&s->parser);
-
-    bh_bytes line;
-    if (bh_bytes_copy(&line, msg, (size_t)n) != BH_OK ||
-        bh_writeq_try_write_ff(&s->to_client, &line) != BH_OK ||
-        bh_writeq_shutdown(&s->to_client, on_reject_flushed, s) != BH_OK) {
-        bh_bytes_release(&line);
+    if (bh_writeq_shutdown(&s->to_client, on_reject_flushed, s) != BH_OK) {
         close_client(s);
         return;
     }
+    cr_ticket_issue(&s->px->st.tickets, &s->tickets, T_REJECT_SHUT);
     if (!s->in_done && bh_reader_start(&s->in_reader) != BH_OK)
         s->in_done = 1;
     if (s->in_done && s->out_done)
@@ -275,7 +317,7 @@ static int send_up(session *s, bh_bytes *slice)
         return 1;
     }
     bh_bytes_release(slice);
-    session_end(s, OUT_ABORTED, bh_err_name(rc));
+    session_fail(s, "queue to upstream", rc);
     return -1;
 }
 
@@ -401,6 +443,7 @@ static void on_up_shutdown(bh_writeq *q, int status, void *ctx)
 {
     session *s = ctx;
     (void)q;
+    cr_ticket_done(&s->px->st.tickets, &s->tickets, T_UP_SHUT);
     if (s->upstream_closing)
         return;
     if (status < 0) {
@@ -432,7 +475,7 @@ static void on_client_read(bh_reader *r, int status, void *ctx)
         return;
     }
     if (status != UV_EOF) {
-        session_end(s, OUT_ABORTED, bh_err_name(status));
+        session_fail(s, "client read", status);
         return;
     }
     if (s->mode == MODE_ROUTING && bh_buf_len(&s->in) > 0) {
@@ -443,8 +486,11 @@ static void on_client_read(bh_reader *r, int status, void *ctx)
         session_end(s, OUT_COMPLETED, "EOF before ROUTE");
         return;
     }
-    if (bh_writeq_shutdown(&s->to_up, on_up_shutdown, s) != BH_OK)
+    if (bh_writeq_shutdown(&s->to_up, on_up_shutdown, s) != BH_OK) {
         session_end(s, OUT_ABORTED, "upstream shutdown refused");
+        return;
+    }
+    cr_ticket_issue(&s->px->st.tickets, &s->tickets, T_UP_SHUT);
 }
 
 static void on_up_drain(bh_writeq *q, void *ctx)
@@ -476,7 +522,7 @@ static int send_down(session *s, bh_bytes *slice)
         return 1;
     }
     bh_bytes_release(slice);
-    session_end(s, OUT_ABORTED, bh_err_name(rc));
+    session_fail(s, "queue to client", rc);
     return -1;
 }
 
@@ -497,6 +543,7 @@ static void on_client_flushed(bh_writeq *q, int status, void *ctx)
 {
     session *s = ctx;
     (void)q;
+    cr_ticket_done(&s->px->st.tickets, &s->tickets, T_CLIENT_SHUT);
     if (s->client_closing)
         return;
     if (status == 0 && s->in_done && s->up_shut)
@@ -518,9 +565,11 @@ static void on_upstream_read(bh_reader *r, int status, void *ctx)
     if (status == UV_EOF) {
         if (bh_writeq_shutdown(&s->to_client, on_client_flushed, s) != BH_OK)
             session_end(s, OUT_ABORTED, "client shutdown refused");
+        else
+            cr_ticket_issue(&s->px->st.tickets, &s->tickets, T_CLIENT_SHUT);
         return;
     }
-    session_end(s, OUT_ABORTED, bh_err_name(status));
+    session_fail(s, "upstream read", status);
 }
 
 static void on_client_drain(bh_writeq *q, void *ctx)
@@ -608,7 +657,7 @@ int cr_proxy_start(cr_proxy **out, uv_loop_t *loop, const cr_proxy_config *cfg,
     px->listener.data = px;
     rc = uv_tcp_bind(&px->listener, (const struct sockaddr *)addr, 0);
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&px->listener, 128, on_accept);
+        rc = uv_listen((uv_stream_t *)&px->listener, LISTEN_BACKLOG, on_accept);
     if (rc != 0) {
         /* The caller runs the loop to let the close callback run. */
         uv_close((uv_handle_t *)&px->listener, on_listener_closed);

@@ -17,6 +17,11 @@
 
 typedef struct sink_conn sink_conn;
 
+#define LISTEN_BACKLOG 1024
+
+/* Completion callbacks a connection registers (bits of sink_conn.tickets). */
+enum { T_REPLY = 1u, T_SHUT = 2u };
+
 struct cr_sink {
     uv_loop_t *loop;
     cr_sink_config cfg;
@@ -27,6 +32,8 @@ struct cr_sink {
     sink_conn *conns;
     size_t live;
     uint64_t aborted;
+    uint64_t enomem;
+    cr_tickets tickets;
     cr_sink_record *recs;
     size_t nrecs, caprecs;
 };
@@ -43,6 +50,7 @@ struct sink_conn {
     bh_writeq wq;
     cr_parser parser;
     int tunnel; /* past the TUNNEL marker (or a parse error): raw bytes */
+    unsigned tickets; /* outstanding completion callbacks (T_* bits) */
     cr_sink_record rec;
 };
 
@@ -61,6 +69,7 @@ static void conn_release(sink_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     sk->live--;
+    cr_ticket_free(&sk->tickets, c->tickets);
     free(c);
 }
 
@@ -128,11 +137,32 @@ static void on_resume(uv_timer_t *t)
         bh_reader_start(&c->reader);
 }
 
+static void on_reply_written(bh_writeq *q, int status, void *ctx)
+{
+    sink_conn *c = ctx;
+    (void)q;
+    (void)status; /* a failure also fails the shutdown, which closes */
+    cr_ticket_done(&c->sk->tickets, &c->tickets, T_REPLY);
+}
+
 static void on_reply_flushed(bh_writeq *q, int status, void *ctx)
 {
+    sink_conn *c = ctx;
     (void)q;
     (void)status;
-    conn_close(ctx);
+    cr_ticket_done(&c->sk->tickets, &c->tickets, T_SHUT);
+    conn_close(c);
+}
+
+/* Ends the connection because of err; running out of memory is logged. */
+static void conn_fail(sink_conn *c, const char *where, int err)
+{
+    if (err == BH_ENOMEM) {
+        c->sk->enomem++;
+        fprintf(stderr, "sink %s: %s: %s (%s); closing the connection\n", c->sk->name, where,
+                bh_err_name(err), bh_strerror(err));
+    }
+    conn_close(c);
 }
 
 static void record(sink_conn *c)
@@ -163,7 +193,7 @@ static void on_read(bh_reader *r, int status, void *ctx)
     }
     if (status != UV_EOF) {
         c->sk->aborted++;
-        conn_close(c);
+        conn_fail(c, "read", status);
         return;
     }
     if (bh_buf_len(&c->buf) > 0) { /* ended inside a token */
@@ -175,12 +205,24 @@ static void on_read(bh_reader *r, int status, void *ctx)
     int n = snprintf(line, sizeof line, "OK %llu %016llx\n", (unsigned long long)c->rec.bytes,
                      (unsigned long long)c->rec.hash);
     bh_bytes reply;
-    if (bh_bytes_copy(&reply, line, (size_t)n) != BH_OK ||
-        bh_writeq_try_write_ff(&c->wq, &reply) != BH_OK ||
-        bh_writeq_shutdown(&c->wq, on_reply_flushed, c) != BH_OK) {
-        bh_bytes_release(&reply);
-        conn_close(c);
+    int rc = bh_bytes_copy(&reply, line, (size_t)n);
+    if (rc != BH_OK) {
+        conn_fail(c, "reply", rc);
+        return;
     }
+    rc = bh_writeq_try_write(&c->wq, &reply, on_reply_written, c);
+    if (rc != BH_OK) {
+        bh_bytes_release(&reply);
+        conn_fail(c, "queue reply", rc);
+        return;
+    }
+    cr_ticket_issue(&c->sk->tickets, &c->tickets, T_REPLY);
+    rc = bh_writeq_shutdown(&c->wq, on_reply_flushed, c);
+    if (rc != BH_OK) {
+        conn_fail(c, "shutdown", rc);
+        return;
+    }
+    cr_ticket_issue(&c->sk->tickets, &c->tickets, T_SHUT);
 }
 
 static void on_accept(uv_stream_t *server, int status)
@@ -253,7 +295,7 @@ int cr_sink_start(cr_sink **out, uv_loop_t *loop, const cr_sink_config *cfg,
         uv_recv_buffer_size((uv_handle_t *)&sk->listener, &v);
     }
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&sk->listener, 128, on_accept);
+        rc = uv_listen((uv_stream_t *)&sk->listener, LISTEN_BACKLOG, on_accept);
     if (rc != 0) {
         uv_close((uv_handle_t *)&sk->listener, on_listener_closed);
         return rc;
@@ -265,6 +307,8 @@ int cr_sink_start(cr_sink **out, uv_loop_t *loop, const cr_sink_config *cfg,
 
 size_t cr_sink_live(const cr_sink *sk) { return sk->live; }
 uint64_t cr_sink_aborted(const cr_sink *sk) { return sk->aborted; }
+uint64_t cr_sink_enomem(const cr_sink *sk) { return sk->enomem; }
+void cr_sink_tickets(const cr_sink *sk, cr_tickets *out) { *out = sk->tickets; }
 
 cr_sink_record *cr_sink_records(cr_sink *sk, size_t *n)
 {
