@@ -1,4 +1,4 @@
-/* writeq.c - bounded write queue over uv_write (bh_writeq).
+/* writeq.c - bounded write queue over uv_try_write/uv_write (bh_writeq).
  *
  * Ring: accepted items (slice + optional ticket) live in a ring of
  * bh_writeq_item that is allocated on first use, grows by doubling up to
@@ -12,16 +12,45 @@
  * the queue moving when it cannot grow). Slices above 1 GiB are cut into
  * several iovecs and a batch stops once it holds 1 GiB, so no single writev
  * exceeds INT_MAX bytes. The first `pinned` ring items belong to the write in
- * flight; close() cancels only the items behind them, and the write callback
- * completes the pinned ones with libuv's status.
+ * flight (or to the flush completing them); close() cancels only the items
+ * behind them, and the write callback (or the flush) completes the pinned
+ * ones with the write's status.
  *
- * Fast path: a fire-and-forget slice offered to an idle queue goes to
- * uv_try_write() directly from the caller's memory; if the kernel takes it
- * all, the slice is released at once (no ring traffic), otherwise only the
- * remainder is queued (head_off = bytes written). A ticket offered to an idle
- * queue is queued and handed to uv_write() at once instead: libuv attempts
- * the write immediately as well, and the ticket completes from the write
- * callback, so no user callback ever runs inside try_write.
+ * Deferred flush: an enqueue only appends to the ring (budgets as always)
+ * and, when no write is in flight, arms a flush that runs later in the same
+ * loop iteration. It is a uv_check_t, which runs right after the poll phase
+ * and so after every I/O callback of the iteration (a read callback that
+ * splits 64 frames gets them written with one writev), plus a uv_prepare_t:
+ * an active check handle does not make the poll timeout 0, so an enqueue
+ * made outside the poll phase (code before uv_run, timer, pending, check or
+ * close callbacks) would otherwise wait for the next event; the prepare
+ * handle flushes it before the loop blocks. Both are stopped whenever
+ * nothing waits for the flush, so they never keep an idle loop alive. The
+ * flush builds a batch and calls uv_try_write() with it (at most
+ * WQ_FLUSH_ROUNDS batches, items enqueued by the completions included),
+ * completes the items the kernel took right there (slices released, ticket
+ * callbacks run from the loop callback, never inside try_write) and
+ * advances head_off into a partly written item; a remainder (EAGAIN or a
+ * partial write) goes to uv_write() with completion via on_write, after
+ * which the flush is armed again for whatever is queued. So tickets do not
+ * wait for libuv's deferred write callback and its epoll_ctl, and their
+ * slices are released as soon as the kernel has the bytes.
+ *
+ * The flush handles live in a separate block (not in bh_writeq), allocated
+ * on the first enqueue (an idle queue allocates nothing) and closed by
+ * bh_writeq_close(); their close callbacks free it without touching q,
+ * because libuv runs close callbacks in LIFO order and q may already be
+ * freed from the stream's close callback. It is kept apart from the mt block
+ * because every queue needs it and only some enable cross-thread submission.
+ * If the block cannot be allocated, an enqueue on an idle queue writes at
+ * once as before (next paragraph) and the next idle enqueue tries again.
+ *
+ * Immediate path (fallback only): a fire-and-forget slice offered to an idle
+ * queue goes to uv_try_write() directly from the caller's memory; if the
+ * kernel takes it all, the slice is released at once (no ring traffic),
+ * otherwise only the remainder is queued (head_off = bytes written). A
+ * ticket is queued and handed to uv_write() at once; it completes from the
+ * write callback.
  *
  * Budgets: used_items/used_bytes count every accepted item until it completes
  * (ring and cross-thread inbox). With bh_writeq_enable_mt() they, want_drain
@@ -53,10 +82,25 @@
 
 enum wq_state { WQ_UNINIT = 0, WQ_OPEN, WQ_SHUTDOWN, WQ_FAILED, WQ_CLOSED };
 
+#define WQ_FLUSH_ROUNDS 16 /* uv_try_write calls per deferred flush at most */
+
 enum wq_flags {
     WQ_WRITING = 1u << 0,       /* uv_write outstanding or its completions running */
     WQ_SHUT_PENDING = 1u << 1,  /* shutdown requested, user callback not yet called */
-    WQ_SHUT_SENT = 1u << 2      /* uv_shutdown issued */
+    WQ_SHUT_SENT = 1u << 2,     /* uv_shutdown issued */
+    WQ_FLUSHING = 1u << 3,      /* the flush is completing the pinned items */
+    WQ_FLUSH_ARMED = 1u << 4    /* the deferred-flush handles are started */
+};
+
+/* Deferred-flush handles: the check handle runs after the poll phase (after
+ * every I/O callback of the iteration), the prepare handle catches enqueues
+ * made outside the poll phase (timers, pending and close callbacks, code
+ * before uv_run) before the loop blocks. Freed by the second close callback. */
+struct bh_writeq_flush {
+    uv_check_t check;
+    uv_prepare_t prepare;
+    bh_writeq *q;  /* NULL once the queue is closed */
+    int handles;   /* handles not yet closed */
 };
 
 struct bh_writeq_mt {
@@ -329,6 +373,98 @@ static void fail_queue(bh_writeq *q, int err)
 
 static void on_write(uv_write_t *req, int status);
 static void on_shutdown(uv_shutdown_t *req, int status);
+static void flush_run(bh_writeq *q);
+
+/* ---- deferred flush handles ---------------------------------------------- */
+
+static void on_flush_check(uv_check_t *h)
+{
+    struct bh_writeq_flush *fl = h->data;
+    if (fl->q)
+        flush_run(fl->q);
+}
+
+static void on_flush_prepare(uv_prepare_t *h)
+{
+    struct bh_writeq_flush *fl = h->data;
+    if (fl->q)
+        flush_run(fl->q);
+}
+
+static void on_flush_close(uv_handle_t *h)
+{
+    struct bh_writeq_flush *fl = h->data;
+    if (--fl->handles == 0)
+        bh__free(fl);
+}
+
+/* Allocates and initialises the deferred-flush block (stopped handles). */
+static int flush_create(bh_writeq *q)
+{
+    struct bh_writeq_flush *fl = bh__malloc(sizeof *fl);
+    if (!fl)
+        return BH_ENOMEM;
+    memset(fl, 0, sizeof *fl);
+    int rc = uv_check_init(q->loop, &fl->check);
+    if (rc != 0) {
+        bh__free(fl);
+        return rc;
+    }
+    fl->check.data = fl;
+    fl->handles = 1;
+    rc = uv_prepare_init(q->loop, &fl->prepare);
+    if (rc != 0) {
+        uv_close((uv_handle_t *)&fl->check, on_flush_close);
+        return rc;
+    }
+    fl->prepare.data = fl;
+    fl->handles = 2;
+    fl->q = q;
+    q->flush = fl;
+    return BH_OK;
+}
+
+/* Arms the deferred flush, creating its handles on first use. Returns 0 when
+ * they cannot be created (the caller then writes at once). */
+static int flush_arm(bh_writeq *q)
+{
+    if (!q->flush && flush_create(q) != BH_OK)
+        return 0;
+    if (!(q->flags & WQ_FLUSH_ARMED)) {
+        uv_check_start(&q->flush->check, on_flush_check);
+        uv_prepare_start(&q->flush->prepare, on_flush_prepare);
+        q->flags |= WQ_FLUSH_ARMED;
+    }
+    return 1;
+}
+
+/* Stops the handles: a stopped handle neither runs nor keeps the loop alive. */
+static void flush_disarm(bh_writeq *q)
+{
+    if (!(q->flags & WQ_FLUSH_ARMED))
+        return;
+    q->flags &= ~WQ_FLUSH_ARMED;
+    if (q->flush) {
+        uv_check_stop(&q->flush->check);
+        uv_prepare_stop(&q->flush->prepare);
+    }
+}
+
+/* Closes the handles; their close callbacks free the block without touching
+ * q, which the user may free from the stream's close callback. */
+static void flush_close(bh_writeq *q)
+{
+    struct bh_writeq_flush *fl = q->flush;
+    q->flags &= ~WQ_FLUSH_ARMED;
+    if (!fl)
+        return;
+    q->flush = NULL;
+    fl->q = NULL;
+    uv_close((uv_handle_t *)&fl->check, on_flush_close);
+    uv_close((uv_handle_t *)&fl->prepare, on_flush_close);
+}
+
+/* ---- batches ---------------------------------------------------------------- */
 
 /* Fills iov (at most max_bufs entries) from the ring head; returns the
  * number of entries, the items touched and the bytes covered. */
@@ -380,15 +516,21 @@ static void iov_reserve(bh_writeq *q, size_t want)
     q->iov_cap = cap;
 }
 
-/* Hands the items at the ring head to one uv_write(). Returns 0 or the libuv
- * error of uv_write() (nothing is then in flight). */
-static int start_write(bh_writeq *q)
+/* Makes q->iov usable for a batch of the queued items. */
+static void iov_prepare(bh_writeq *q)
 {
     iov_reserve(q, q->count);
     if (q->iov_cap == 0) {
         q->iov = &q->iov1;
         q->iov_cap = 1;
     }
+}
+
+/* Hands the items at the ring head to one uv_write(). Returns 0 or the libuv
+ * error of uv_write() (nothing is then in flight). */
+static int start_write(bh_writeq *q)
+{
+    iov_prepare(q);
     size_t items, bytes;
     size_t nb = build_batch(q, q->iov, q->iov_cap, &items, &bytes);
     int rc = uv_write(&q->wreq, q->stream, q->iov, (unsigned)nb, on_write);
@@ -450,7 +592,7 @@ static void after_io(bh_writeq *q)
         deliver_drain(q);
         return;
     }
-    if (q->count > 0 && !(q->flags & WQ_WRITING)) {
+    if (q->count > 0 && !(q->flags & WQ_WRITING) && !flush_arm(q)) {
         int rc = start_write(q);
         if (rc < 0) {
             fail_queue(q, rc);
@@ -464,32 +606,89 @@ static void after_io(bh_writeq *q)
         q->drain_due = 0;
 }
 
+/* `done` bytes of the pinned items went out: completes the items they
+ * cover in order and advances head_off exactly into a partly written one. A
+ * callback may enqueue (appended behind) or close (which cancels only the
+ * items behind the pinned ones); the ring is re-read after every callback. */
+static void complete_written(bh_writeq *q, size_t done, int by_try_write)
+{
+    while (q->pinned > 0 && q->count > 0) {
+        bh_writeq_item *it = &q->ring[q->head];
+        size_t rem = it->data.len - q->head_off;
+        if (rem > done) {
+            q->head_off += done;
+            q->stats.written_bytes += done;
+            budget_release(q, 0, done);
+            break;
+        }
+        done -= rem;
+        bh_writeq_item local = ring_pop(q);
+        q->pinned--;
+        q->stats.written_bytes += rem;
+        if (by_try_write)
+            q->stats.try_write_hits++;
+        budget_release(q, 1, rem);
+        complete_item(q, &local, 0);
+    }
+    q->pinned = 0;
+}
+
+/* The deferred flush (check or prepare callback): writes the queued items
+ * with uv_try_write, one batch per round, completes what the kernel took
+ * and hands any remainder to uv_write. Items enqueued by the completions
+ * join the next round. Afterwards either nothing is queued or a write is in
+ * flight (or the queue failed or was closed), so the handles are stopped. */
+static void flush_run(bh_writeq *q)
+{
+    flush_disarm(q);
+    if ((q->state != WQ_OPEN && q->state != WQ_SHUTDOWN) || (q->flags & WQ_WRITING))
+        return;
+    q->depth++;
+    for (int round = 0; round < WQ_FLUSH_ROUNDS && q->count > 0; round++) {
+        if (uv_is_closing((uv_handle_t *)q->stream)) {
+            fail_queue(q, BH_ECANCELED);
+            break;
+        }
+        iov_prepare(q);
+        size_t items, bytes, done = 0;
+        size_t nb = build_batch(q, q->iov, q->iov_cap, &items, &bytes);
+        if (bytes > 0) {
+            int n = uv_try_write(q->stream, q->iov, (unsigned)nb);
+            q->stats.flushes++;
+            if (n < 0 && n != UV_EAGAIN) {
+                fail_queue(q, n);
+                break;
+            }
+            done = n > 0 ? (size_t)n : 0;
+        }
+        q->pinned = items;
+        q->flags |= WQ_FLUSHING;
+        complete_written(q, done, 1);
+        q->flags &= ~WQ_FLUSHING;
+        if (q->state != WQ_OPEN && q->state != WQ_SHUTDOWN)
+            break; /* closed by a ticket callback */
+        if (done < bytes)
+            break; /* the socket is full: the rest goes to uv_write */
+    }
+    if ((q->state == WQ_OPEN || q->state == WQ_SHUTDOWN) && q->count > 0 &&
+        !(q->flags & WQ_WRITING)) {
+        int rc = start_write(q);
+        if (rc < 0)
+            fail_queue(q, rc);
+    }
+    q->depth--;
+    flush_disarm(q);
+    after_io(q);
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     bh_writeq *q = WQ_FROM_FIELD(req, wreq);
     size_t done = q->inflight_bytes;
     q->inflight_bytes = 0;
     if (status == 0) {
-        /* The whole batch went out: complete the pinned items in order. A
-         * callback may enqueue (appended behind) or close (which cancels
-         * only the items behind the pinned ones). */
-        while (q->pinned > 0 && q->count > 0) {
-            bh_writeq_item *it = &q->ring[q->head];
-            size_t rem = it->data.len - q->head_off;
-            if (rem > done) {
-                q->head_off += done;
-                q->stats.written_bytes += done;
-                budget_release(q, 0, done);
-                break;
-            }
-            done -= rem;
-            bh_writeq_item local = ring_pop(q);
-            q->pinned--;
-            q->stats.written_bytes += rem;
-            budget_release(q, 1, rem);
-            complete_item(q, &local, 0);
-        }
-        q->pinned = 0;
+        /* The whole batch went out: complete the pinned items in order. */
+        complete_written(q, done, 0);
     } else {
         int st = status;
         if (q->state == WQ_CLOSED && status == UV_ECANCELED)
@@ -580,13 +779,20 @@ static int writeq_enqueue(bh_writeq *q, bh_bytes *data, bh_write_cb cb, void *ct
     }
 
     bh_writeq_item it = {*data, cb, ctx};
-    if (!idle) {
+    if (idle && !q->flush)
+        (void)flush_create(q); /* on failure this enqueue writes at once */
+    if (!idle || q->flush) {
+        /* Only append; the deferred flush (or the write in flight) takes it. */
         ring_push(q, &it);
         *data = wq_empty;
+        if (!(q->flags & WQ_WRITING))
+            (void)flush_arm(q);
+        if (idle && !cb)
+            arm_above_mark(q); /* reserved above as if written at once */
         return BH_OK;
     }
 
-    /* Idle queue. */
+    /* Idle queue without deferred-flush handles: write at once. */
     size_t off = 0;
     if (!cb) {
         int n = data->len > 0 ? try_write_direct(q, data) : 0;
@@ -699,7 +905,8 @@ void bh_writeq_close(bh_writeq *q)
         mt->q = NULL;
         uv_close((uv_handle_t *)&mt->async, on_mt_close);
     }
-    size_t keep = (q->flags & WQ_WRITING) ? q->pinned : 0;
+    flush_close(q);
+    size_t keep = (q->flags & (WQ_WRITING | WQ_FLUSHING)) ? q->pinned : 0;
     ring_complete_tail(q, keep, BH_ECANCELED);
     if (n_inbox)
         complete_array(q, mt->inbox, n_inbox, BH_ECANCELED);

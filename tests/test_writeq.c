@@ -1,8 +1,9 @@
 /* test_writeq.c - bh_writeq on a real AF_UNIX socketpair and a real libuv
  * loop, single thread: budgets at the boundary, ownership on refusal, order
- * across batches and ring growth, tickets exactly once, the uv_try_write
- * fast path, shutdown, close, drain callback, statistics and allocations
- * (none in steady state, none for an idle queue). */
+ * across batches and ring growth, tickets exactly once, the deferred flush
+ * (one writev per loop iteration, the allocation fallback), shutdown, close,
+ * drain callback, statistics and allocations (none in steady state, none
+ * for an idle queue). */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -196,8 +197,8 @@ static void item_budget_accepts_exactly_max_items_and_refuses_the_next(void **st
     (void)state;
     fx *f = fx_new(4, 1u << 20, 4096);
     wq_ticket t[4] = {{0}};
-    /* Nothing runs the loop, so accepted items stay queued (the first one in
-     * flight until its write callback). */
+    /* Nothing runs the loop, so accepted items stay queued (the deferred
+     * flush has not run). */
     for (int i = 0; i < 4; i++)
         assert_int_equal(fx_ticket(f, 10, &t[i]), BH_OK);
     struct bh_writeq_stats s;
@@ -225,7 +226,7 @@ static void byte_budget_accepts_exactly_max_bytes_and_refuses_one_more(void **st
     (void)state;
     fx *f = fx_new(100, 1000, 4096);
     wq_ticket t = {0};
-    assert_int_equal(fx_ticket(f, 600, &t), BH_OK); /* in flight, still counted */
+    assert_int_equal(fx_ticket(f, 600, &t), BH_OK); /* queued, counted */
     assert_int_equal(fx_ff(f, 399), BH_OK);
     assert_int_equal(fx_ff(f, 2), BH_EFULL);
     assert_int_equal(fx_ff(f, 1), BH_OK); /* exactly 1000 */
@@ -323,13 +324,15 @@ static void ticket_never_completes_inside_try_write_and_completes_once_on_the_lo
     assert_int_equal(t.status, 0);
     struct bh_writeq_stats s;
     bh_writeq_stats(&f->q, &s);
-    assert_int_equal(s.try_write_hits, 0);
+    assert_int_equal(s.try_write_hits, 1); /* the flush's uv_try_write took it */
     assert_int_equal(s.written_items, 1);
-    assert_int_equal(s.batches, 1);
+    assert_int_equal(s.flushes, 1);
+    assert_int_equal(s.batches, 0); /* no uv_write */
     fx_free(f);
 }
 
-static void ff_on_idle_queue_is_written_and_released_inside_try_write(void **state)
+static void ff_on_idle_queue_is_queued_then_written_and_released_by_one_loop_iteration(
+    void **state)
 {
     (void)state;
     fx *f = fx_new(8, 1u << 20, 4096);
@@ -337,12 +340,19 @@ static void ff_on_idle_queue_is_written_and_released_inside_try_write(void **sta
     bh_bytes mine = bh_bytes_clone(&b);
     assert_int_equal(bh_writeq_try_write_ff(&f->q, &b), BH_OK);
     f->off = 300;
-    assert_int_equal(bh_bytes_refcount(&mine), 1); /* already released */
-    bh_bytes_release(&mine);
     struct bh_writeq_stats s;
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(bh_bytes_refcount(&mine), 2); /* the queue holds it */
+    assert_int_equal(s.queued_items, 1);
+    assert_int_equal(s.written_bytes, 0);
+    assert_int_equal(s.flushes, 0);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(bh_bytes_refcount(&mine), 1); /* released by the flush */
+    bh_bytes_release(&mine);
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.try_write_hits, 1);
     assert_int_equal(s.queued_items, 0);
+    assert_int_equal(s.flushes, 1);
     assert_int_equal(s.batches, 0);
     assert_int_equal(s.written_bytes, 300);
     fx_run_until_received(f);
@@ -405,9 +415,10 @@ static void order_is_preserved_across_batches_of_at_most_iov_max_items(void **st
     assert_int_equal(s.queued_items, N + 1);
     fx_run_until_received(f);
     bh_writeq_stats(&f->q, &s);
-    /* 1 + ceil(3000 / 1024) batches at least; far fewer than one per item. */
-    assert_true(s.batches >= 4);
-    assert_true(s.batches < 100);
+    /* ceil(3001 / 1024) writes (flush rounds and uv_write batches) at least;
+     * far fewer than one per item. */
+    assert_true(s.flushes + s.batches >= 3);
+    assert_true(s.flushes + s.batches < 100);
     assert_int_equal(s.written_items, N + 1);
     assert_int_equal(s.written_bytes, f->off);
     fx_free(f);
@@ -671,7 +682,7 @@ static void close_cancels_each_queued_ticket_once_and_releases_every_slice(void 
     wq_ticket first = {0};
     wq_ticket t[20];
     memset(t, 0, sizeof t);
-    assert_int_equal(fx_ticket(f, 10, &first), BH_OK); /* handed to libuv */
+    assert_int_equal(fx_ticket(f, 10, &first), BH_OK); /* waits for the flush */
     for (int i = 0; i < 20; i++) {
         assert_int_equal(fx_ticket(f, 100, &t[i]), BH_OK);
         assert_int_equal(fx_ff(f, 50), BH_OK);
@@ -681,13 +692,13 @@ static void close_cancels_each_queued_ticket_once_and_releases_every_slice(void 
         assert_int_equal(t[i].calls, 1);
         assert_int_equal(t[i].status, BH_ECANCELED);
     }
-    assert_int_equal(first.calls, 0); /* in flight: completes when libuv says */
+    assert_int_equal(first.calls, 1); /* nothing was in flight */
+    assert_int_equal(first.status, BH_ECANCELED);
     assert_int_equal(fx_ff(f, 1), BH_ECLOSED);
     bh_writeq_close(&f->q); /* idempotent */
     uv_close((uv_handle_t *)&f->w, NULL);
     wq_run_nowait(&f->loop, 3);
     assert_int_equal(first.calls, 1);
-    assert_true(first.status == 0 || first.status == BH_ECANCELED);
     for (int i = 0; i < 20; i++)
         assert_int_equal(t[i].calls, 1);
     fx_free(f);
@@ -704,9 +715,9 @@ static void close_cancels_write_in_flight_with_becanceled_when_stream_closes(voi
     fx_small_buffers(f);
     wq_ticket big = {0}, next = {0};
     assert_int_equal(fx_ticket(f, 4u << 20, &big), BH_OK); /* cannot fit the socket */
-    assert_int_equal(fx_ticket(f, 10, &next), BH_OK);
-    wq_run_nowait(&f->loop, 2);
+    wq_run_nowait(&f->loop, 2); /* the flush hands the rest to uv_write */
     assert_int_equal(big.calls, 0);
+    assert_int_equal(fx_ticket(f, 10, &next), BH_OK); /* queued behind it */
     bh_writeq_close(&f->q);
     assert_int_equal(next.calls, 1);
     assert_int_equal(next.status, BH_ECANCELED);
@@ -720,15 +731,20 @@ static void close_cancels_write_in_flight_with_becanceled_when_stream_closes(voi
 
 typedef struct closer {
     fx *f;
+    wq_ticket same_batch[3];
     wq_ticket later[5];
     int calls;
 } closer;
 
+/* Runs from the flush: queues five more tickets behind the batch the flush
+ * just wrote, then closes. */
 static void close_from_callback(bh_writeq *q, int status, void *ctx)
 {
     closer *c = ctx;
     assert_int_equal(status, 0);
     c->calls++;
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(fx_ticket(c->f, 10, &c->later[i]), BH_OK);
     bh_writeq_close(q);
     for (int i = 0; i < 5; i++) {
         assert_int_equal(c->later[i].calls, 1);
@@ -736,6 +752,9 @@ static void close_from_callback(bh_writeq *q, int status, void *ctx)
     }
 }
 
+/* Tickets written by the same writev as the closing one complete with 0
+ * (their bytes are on the wire, like a write in flight); queued ones are
+ * cancelled once. */
 static void close_inside_ticket_callback_cancels_queued_items_once(void **state)
 {
     (void)state;
@@ -746,15 +765,22 @@ static void close_inside_ticket_callback_cancels_queued_items_once(void **state)
     bh_bytes b = wq_pattern_slice(f->pattern, 0, 10);
     assert_int_equal(bh_writeq_try_write(&f->q, &b, close_from_callback, &c), BH_OK);
     f->off = 10;
-    for (int i = 0; i < 5; i++)
-        assert_int_equal(fx_ticket(f, 10, &c.later[i]), BH_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fx_ticket(f, 10, &c.same_batch[i]), BH_OK);
+    const size_t written = f->off;
     wq_sink_start(&f->sink);
     while (c.calls == 0)
         uv_run(&f->loop, UV_RUN_ONCE);
     wq_run_nowait(&f->loop, 3);
     assert_int_equal(c.calls, 1);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(c.same_batch[i].calls, 1);
+        assert_int_equal(c.same_batch[i].status, 0);
+    }
     for (int i = 0; i < 5; i++)
         assert_int_equal(c.later[i].calls, 1);
+    assert_int_equal(f->sink.received, written);
+    assert_int_equal(f->sink.mismatches, 0);
     fx_free(f);
 }
 
@@ -839,29 +865,319 @@ static void peer_close_fails_every_pending_ticket_once_and_later_writes_get_eclo
     fx_free(f);
 }
 
-static void ff_on_idle_queue_to_a_dead_peer_is_refused_and_caller_keeps_it(void **state)
+/* The error surfaces in the deferred flush, not in try_write: the slice is
+ * accepted, released once when the flush fails the queue, and the ticket
+ * queued with it gets the error once. */
+static void ff_to_a_dead_peer_is_accepted_then_the_flush_fails_the_queue_once(void **state)
 {
     (void)state;
     fx *f = fx_new(8, 1u << 20, 4096);
     uv_close((uv_handle_t *)&f->r, NULL);
     wq_run_nowait(&f->loop, 2);
     bh_bytes b = wq_pattern_slice(f->pattern, 0, 100);
-    int rc = bh_writeq_try_write_ff(&f->q, &b);
-    assert_true(rc == UV_EPIPE || rc == UV_ECONNRESET);
-    assert_non_null(b.ptr);
-    assert_int_equal(bh_bytes_refcount(&b), 1);
-    assert_int_equal(bh_writeq_try_write_ff(&f->q, &b), BH_ECLOSED);
-    bh_bytes_release(&b);
+    bh_bytes mine = bh_bytes_clone(&b);
+    assert_int_equal(bh_writeq_try_write_ff(&f->q, &b), BH_OK);
+    assert_null(b.ptr);
+    wq_ticket t = {0};
+    assert_int_equal(fx_ticket(f, 10, &t), BH_OK);
+    assert_int_equal(t.calls, 0);
+    wq_run_nowait(&f->loop, 1);
+    assert_int_equal(t.calls, 1);
+    assert_true(t.status == UV_EPIPE || t.status == UV_ECONNRESET);
+    assert_int_equal(bh_bytes_refcount(&mine), 1); /* the queue released its reference */
+    assert_int_equal(bh_writeq_try_write_ff(&f->q, &mine), BH_ECLOSED);
+    assert_int_equal(bh_bytes_refcount(&mine), 1);
+    bh_bytes_release(&mine);
+    struct bh_writeq_stats s;
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.queued_items, 0);
+    assert_int_equal(s.queued_bytes, 0);
+    wq_run_nowait(&f->loop, 3);
+    assert_int_equal(t.calls, 1);
     fx_free(f);
+}
+
+/* ---- deferred flush --------------------------------------------------------- */
+
+/* A read callback on a second socketpair that enqueues a burst: frames split
+ * off one read, as a proxy does. */
+typedef struct burst {
+    fx *f;
+    uv_pipe_t a, b;
+    char rbuf[64];
+    int n;
+    int tickets;       /* enqueue tickets (recorded in t) instead of ff */
+    wq_ticket t[64];
+    int in_api;        /* set around every try_write call */
+    int inside_calls;  /* ticket callbacks that ran inside try_write */
+    int fired;
+    uint64_t written_in_cb;
+} burst;
+
+static burst *g_burst;
+
+static void burst_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    burst *u = h->data;
+    buf->base = u->rbuf;
+    buf->len = sizeof u->rbuf;
+}
+
+static void burst_ticket_cb(bh_writeq *q, int status, void *ctx)
+{
+    if (g_burst->in_api)
+        g_burst->inside_calls++;
+    wq_ticket_cb(q, status, ctx);
+}
+
+static void burst_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    burst *u = s->data;
+    if (nread <= 0)
+        return;
+    uv_read_stop(s);
+    fx *f = u->f;
+    for (int i = 0; i < u->n; i++) {
+        bh_bytes b = bh_bytes_static(f->pattern + f->off, 16);
+        u->in_api = 1;
+        int rc = u->tickets ? bh_writeq_try_write(&f->q, &b, burst_ticket_cb, &u->t[i])
+                            : bh_writeq_try_write_ff(&f->q, &b);
+        u->in_api = 0;
+        assert_int_equal(rc, BH_OK);
+        f->off += 16;
+    }
+    struct bh_writeq_stats st;
+    bh_writeq_stats(&f->q, &st);
+    u->written_in_cb = st.written_bytes;
+    u->fired = 1;
+}
+
+static void burst_start(burst *u, fx *f, int n, int tickets)
+{
+    memset(u, 0, sizeof *u);
+    u->f = f;
+    u->n = n;
+    u->tickets = tickets;
+    g_burst = u;
+    assert_int_equal(test_uv_socketpair(&f->loop, &u->a, &u->b), 0);
+    u->b.data = u;
+    assert_int_equal(uv_read_start((uv_stream_t *)&u->b, burst_alloc, burst_read), 0);
+    uv_buf_t one = uv_buf_init((char *)"x", 1);
+    assert_int_equal(uv_try_write((uv_stream_t *)&u->a, &one, 1), 1);
+    /* Run whole iterations until the one in which the read callback ran. */
+    for (int i = 0; i < 1000 && !u->fired; i++)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_true(u->fired);
+}
+
+static void ff_slices_enqueued_in_one_read_callback_go_out_in_one_writev_that_iteration(
+    void **state)
+{
+    (void)state;
+    enum { N = 64 };
+    fx *f = fx_new(N, 1u << 20, 4096);
+    burst u;
+    burst_start(&u, f, N, 0);
+    assert_int_equal(u.written_in_cb, 0); /* nothing written inside the callback */
+    struct bh_writeq_stats s;
+    bh_writeq_stats(&f->q, &s); /* the same iteration's check phase flushed */
+    assert_int_equal(s.written_bytes, N * 16);
+    assert_int_equal(s.written_items, N);
+    assert_int_equal(s.try_write_hits, N);
+    assert_int_equal(s.flushes, 1); /* one uv_try_write: one writev */
+    assert_int_equal(s.batches, 0);
+    assert_int_equal(s.queued_items, 0);
+    fx_run_until_received(f);
+    fx_free(f);
+}
+
+static void tickets_completed_by_the_flush_run_once_in_order_never_inside_try_write(
+    void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    fx *f = fx_new(N, 1u << 20, 4096);
+    burst u;
+    burst_start(&u, f, N, 1);
+    assert_int_equal(u.written_in_cb, 0);
+    /* Completed in the iteration of the read callback, from the flush. */
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(u.t[i].calls, 1);
+        assert_int_equal(u.t[i].status, 0);
+        if (i > 0)
+            assert_true(u.t[i].order > u.t[i - 1].order);
+    }
+    assert_int_equal(u.inside_calls, 0);
+    struct bh_writeq_stats s;
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.flushes, 1);
+    assert_int_equal(s.batches, 0); /* no uv_write, no deferred write callback */
+    fx_run_until_received(f);
+    wq_run_nowait(&f->loop, 3);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(u.t[i].calls, 1);
+    fx_free(f);
+}
+
+typedef struct timer_burst {
+    fx *f;
+    int fired, watchdog;
+} timer_burst;
+
+static void timer_enqueue(uv_timer_t *t)
+{
+    timer_burst *tb = t->data;
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(fx_ff(tb->f, 32), BH_OK);
+    tb->fired = 1;
+}
+
+static void watchdog_fired(uv_timer_t *t)
+{
+    timer_burst *tb = t->data;
+    tb->watchdog = 1;
+}
+
+/* An enqueue outside the poll phase (here a timer) is flushed before the loop
+ * blocks; once flushed the stopped handles do not keep uv_run() alive. The
+ * unreferenced watchdog bounds the poll timeout if the flush were late. */
+static void enqueue_from_a_timer_is_flushed_before_the_loop_blocks_and_run_returns(
+    void **state)
+{
+    (void)state;
+    fx *f = fx_new(16, 1u << 20, 4096);
+    timer_burst tb = {f, 0, 0};
+    uv_timer_t t, w;
+    assert_int_equal(uv_timer_init(&f->loop, &t), 0);
+    assert_int_equal(uv_timer_init(&f->loop, &w), 0);
+    t.data = &tb;
+    w.data = &tb;
+    assert_int_equal(uv_timer_start(&t, timer_enqueue, 0, 0), 0);
+    assert_int_equal(uv_timer_start(&w, watchdog_fired, 10000, 0), 0);
+    uv_unref((uv_handle_t *)&w);
+    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(tb.fired, 1);
+    assert_int_equal(tb.watchdog, 0);
+    struct bh_writeq_stats s;
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.written_bytes, 320);
+    assert_int_equal(s.flushes, 1);
+    assert_non_null(f->q.flush);
+    assert_int_equal(uv_loop_alive(&f->loop), 0); /* handles stopped */
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_close((uv_handle_t *)&w, NULL);
+    fx_run_until_received(f);
+    fx_free(f);
+}
+
+static void close_while_the_flush_is_armed_cancels_every_item_once_and_frees_it(
+    void **state)
+{
+    (void)state;
+    test_alloc_install(0);
+    fx *f = fx_new(64, 1u << 20, 4096);
+    wq_ticket t[10];
+    memset(t, 0, sizeof t);
+    bh_bytes held[10];
+    for (int i = 0; i < 10; i++) {
+        bh_bytes b = wq_pattern_slice(f->pattern, f->off, 10);
+        held[i] = bh_bytes_clone(&b);
+        int rc = i % 2 ? bh_writeq_try_write(&f->q, &b, wq_ticket_cb, &t[i])
+                       : bh_writeq_try_write_ff(&f->q, &b);
+        assert_int_equal(rc, BH_OK);
+        f->off += 10;
+    }
+    assert_non_null(f->q.flush);
+    assert_int_equal(uv_loop_alive(&f->loop), 1); /* the armed flush */
+    bh_writeq_close(&f->q);
+    assert_null(f->q.flush);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(bh_bytes_refcount(&held[i]), 1); /* released by close */
+        bh_bytes_release(&held[i]);
+        if (i % 2) {
+            assert_int_equal(t[i].calls, 1);
+            assert_int_equal(t[i].status, BH_ECANCELED);
+        }
+    }
+    wq_sink_start(&f->sink);
+    wq_run_nowait(&f->loop, 3);
+    assert_int_equal(f->sink.received, 0); /* the flush never ran */
+    for (int i = 1; i < 10; i += 2)
+        assert_int_equal(t[i].calls, 1);
+    test_alloc_stats st;
+    test_alloc_stats_get(&st);
+    assert_int_equal(st.live, 0); /* ring and flush block are gone */
+    fx_free(f);
+    test_alloc_uninstall();
+}
+
+static void flush_block_allocation_failure_falls_back_and_delivers_every_byte(void **state)
+{
+    (void)state;
+    enum { N = 8 }; /* the first ring holds 8: no growth while allocations fail */
+    fx *f = fx_new(N, 1u << 20, 4096);
+    wq_ticket t[N + 1];
+    memset(t, 0, sizeof t);
+    test_alloc_install(0);
+    /* Static slices allocate nothing: attempt 1 is the ring, attempt 2 the
+     * deferred-flush block, which fails: the queue writes at once. */
+    test_alloc_fail_after(1);
+    bh_bytes b = bh_bytes_static(f->pattern, 100);
+    assert_int_equal(bh_writeq_try_write(&f->q, &b, wq_ticket_cb, &t[0]), BH_OK);
+    f->off = 100;
+    assert_null(f->q.flush);
+    struct bh_writeq_stats s;
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.batches, 1); /* handed to uv_write() in the call */
+    assert_int_equal(t[0].calls, 0);
+    test_alloc_fail_all(1); /* every later attempt fails, retries included */
+    for (int i = 1; i < N; i++) {
+        bh_bytes p = bh_bytes_static(f->pattern + f->off, 50 + (size_t)i);
+        int rc = i % 3 == 0 ? bh_writeq_try_write(&f->q, &p, wq_ticket_cb, &t[i])
+                            : bh_writeq_try_write_ff(&f->q, &p);
+        assert_int_equal(rc, BH_OK);
+        f->off += 50 + (size_t)i;
+    }
+    fx_run_until_received(f);
+    wq_run_nowait(&f->loop, 3);
+    assert_null(f->q.flush);
+    for (int i = 0; i < N; i += 3) {
+        assert_int_equal(t[i].calls, 1);
+        assert_int_equal(t[i].status, 0);
+    }
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.written_items, N);
+    assert_int_equal(s.written_bytes, f->off);
+    assert_int_equal(s.flushes, 0);
+    /* Allocation works again: the next enqueue on the idle queue creates the
+     * block and goes through the deferred flush. */
+    test_alloc_fail_all(0);
+    bh_bytes last = bh_bytes_static(f->pattern + f->off, 10);
+    assert_int_equal(bh_writeq_try_write(&f->q, &last, wq_ticket_cb, &t[N]), BH_OK);
+    f->off += 10;
+    assert_non_null(f->q.flush);
+    fx_run_until_received(f);
+    wq_run_nowait(&f->loop, 3);
+    assert_int_equal(t[N].calls, 1);
+    bh_writeq_stats(&f->q, &s);
+    assert_int_equal(s.flushes, 1);
+    fx_free(f);
+    test_alloc_stats st;
+    test_alloc_stats_get(&st);
+    assert_int_equal(st.live, 0);
+    test_alloc_uninstall();
 }
 
 /* ---- statistics and allocations ------------------------------------------ */
 
-static void stats_count_items_bytes_batches_hits_and_refusals(void **state)
+static void stats_count_items_bytes_flushes_batches_hits_and_refusals(void **state)
 {
     (void)state;
     fx *f = fx_new(3, 1u << 20, 4096);
-    assert_int_equal(fx_ff(f, 10), BH_OK); /* fast path */
+    assert_int_equal(fx_ff(f, 10), BH_OK);
+    uv_run(&f->loop, UV_RUN_NOWAIT); /* flush 1 */
     wq_ticket t = {0};
     assert_int_equal(fx_ticket(f, 20, &t), BH_OK);
     assert_int_equal(fx_ff(f, 30), BH_OK);
@@ -873,15 +1189,18 @@ static void stats_count_items_bytes_batches_hits_and_refusals(void **state)
     assert_int_equal(s.queued_bytes, 90);
     assert_int_equal(s.refused, 1);
     assert_int_equal(s.try_write_hits, 1);
-    assert_int_equal(s.batches, 1);
-    fx_run_until_received(f);
+    assert_int_equal(s.written_bytes, 10);
+    assert_int_equal(s.flushes, 1);
+    assert_int_equal(s.batches, 0);
+    fx_run_until_received(f); /* flush 2: one writev for all three */
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.queued_items, 0);
     assert_int_equal(s.queued_bytes, 0);
     assert_int_equal(s.written_items, 4);
     assert_int_equal(s.written_bytes, 100);
-    assert_int_equal(s.batches, 2);
-    assert_int_equal(s.try_write_hits, 1);
+    assert_int_equal(s.flushes, 2);
+    assert_int_equal(s.batches, 0);
+    assert_int_equal(s.try_write_hits, 4);
     fx_free(f);
 }
 
@@ -978,8 +1297,9 @@ static void batch_array_growth_failure_still_writes_everything_in_order(void **s
     test_alloc_install(0);
     wq_ticket t = {0};
     /* Static slices allocate nothing: attempt 1 is the ring, attempt 2 the
-     * batch array, which fails; the queue falls back to one-entry batches. */
-    test_alloc_fail_after(1);
+     * deferred-flush block, attempt 3 (in the flush) the batch array, which
+     * fails; the queue falls back to one-entry batches. */
+    test_alloc_fail_after(2);
     bh_bytes b = bh_bytes_static(f->pattern, 10);
     assert_int_equal(bh_writeq_try_write(&f->q, &b, wq_ticket_cb, &t), BH_OK);
     f->off = 10;
@@ -994,7 +1314,7 @@ static void batch_array_growth_failure_still_writes_everything_in_order(void **s
     struct bh_writeq_stats s;
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.written_items, 8);
-    assert_int_equal(s.batches, 8); /* one item per batch */
+    assert_int_equal(s.flushes + s.batches, 8); /* one item per write */
     assert_int_equal(t.calls, 1);
     fx_free(f);
     test_alloc_stats st;
@@ -1073,7 +1393,9 @@ static void slice_above_1_gib_is_cut_into_batches_and_resumed_at_the_exact_offse
     struct bh_writeq_stats s;
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.written_bytes, big + 100);
-    assert_int_equal(s.batches, 2); /* [1 GiB] then [0.5 GiB + 3, tail] */
+    /* Each uv_write follows a flush's uv_try_write prefix: [rest of the first
+     * 1 GiB] then [rest of 0.5 GiB + 3, tail]. */
+    assert_int_equal(s.batches, 2);
     fx_free(f);
     munmap(m, big);
 }
@@ -1092,7 +1414,7 @@ int main(void)
         cmocka_unit_test(refusal_leaves_slice_with_caller_and_refcount_unchanged),
         cmocka_unit_test(accepted_slice_is_zeroed_and_its_reference_released_after_write),
         cmocka_unit_test(ticket_never_completes_inside_try_write_and_completes_once_on_the_loop),
-        cmocka_unit_test(ff_on_idle_queue_is_written_and_released_inside_try_write),
+        cmocka_unit_test(ff_on_idle_queue_is_queued_then_written_and_released_by_one_loop_iteration),
         cmocka_unit_test(each_ticket_completes_once_with_zero_in_submission_order),
         cmocka_unit_test(empty_slices_are_accepted_and_empty_tickets_complete_once),
         cmocka_unit_test(order_is_preserved_across_batches_of_at_most_iov_max_items),
@@ -1107,8 +1429,13 @@ int main(void)
         cmocka_unit_test(close_inside_ticket_callback_cancels_queued_items_once),
         cmocka_unit_test(close_with_pending_shutdown_reports_becanceled_once),
         cmocka_unit_test(peer_close_fails_every_pending_ticket_once_and_later_writes_get_eclosed),
-        cmocka_unit_test(ff_on_idle_queue_to_a_dead_peer_is_refused_and_caller_keeps_it),
-        cmocka_unit_test(stats_count_items_bytes_batches_hits_and_refusals),
+        cmocka_unit_test(ff_to_a_dead_peer_is_accepted_then_the_flush_fails_the_queue_once),
+        cmocka_unit_test(stats_count_items_bytes_flushes_batches_hits_and_refusals),
+        cmocka_unit_test(ff_slices_enqueued_in_one_read_callback_go_out_in_one_writev_that_iteration),
+        cmocka_unit_test(tickets_completed_by_the_flush_run_once_in_order_never_inside_try_write),
+        cmocka_unit_test(enqueue_from_a_timer_is_flushed_before_the_loop_blocks_and_run_returns),
+        cmocka_unit_test(close_while_the_flush_is_armed_cancels_every_item_once_and_frees_it),
+        cmocka_unit_test(flush_block_allocation_failure_falls_back_and_delivers_every_byte),
         cmocka_unit_test(steady_state_fire_and_forget_enqueue_allocates_nothing),
         cmocka_unit_test(ring_growth_failure_refuses_with_enomem_and_caller_keeps_slice),
         cmocka_unit_test(batch_array_growth_failure_still_writes_everything_in_order),

@@ -89,7 +89,17 @@ BH_EXPORT int bh_reader_stop(bh_reader *r);
 
 /* A bh_writeq owns the slices handed to it until the socket has written them
  * (or the queue failed or was closed), bounded by an item budget and a byte
- * budget. Slices are written in order, batched into one uv_write() at a time.
+ * budget. Slices are written in order and batched automatically per loop
+ * iteration: an enqueue only appends to the queue and, when no write is in
+ * flight, arms a deferred flush that runs later in the same loop iteration
+ * (a uv_check_t right after the poll phase, so after every I/O callback of
+ * the iteration, plus a uv_prepare_t that catches enqueues made outside the
+ * poll phase before the loop blocks). The flush writes everything queued
+ * with one uv_try_write() (one writev, up to IOV_MAX slices), completes what
+ * the kernel took right there, and hands any remainder to uv_write(); one
+ * uv_write() is in flight at a time. So 64 frames enqueued from one read
+ * callback cost one write system call, and a ticket whose bytes the kernel
+ * took completes in the same loop iteration with its slice released.
  *
  * Callback rules (all three callback types): they run on the loop thread,
  * never inside bh_writeq_try_write(), bh_writeq_try_write_ff(),
@@ -138,7 +148,10 @@ struct bh_writeq_stats {
                                 submit_mt calls racing bh_writeq_close are
                                 not counted) */
     uint64_t batches;        /* uv_write calls issued */
-    uint64_t try_write_hits; /* items fully written by the uv_try_write fast path */
+    uint64_t try_write_hits; /* items fully written by a uv_try_write (the
+                                deferred flush, or the immediate path) */
+    uint64_t flushes;        /* uv_try_write calls of the deferred flush (one
+                                writev each) */
 };
 
 typedef struct bh_writeq_item {
@@ -147,7 +160,8 @@ typedef struct bh_writeq_item {
     void *ctx;
 } bh_writeq_item;
 
-struct bh_writeq_mt; /* cross-thread inbox, allocated by bh_writeq_enable_mt */
+struct bh_writeq_mt;    /* cross-thread inbox, allocated by bh_writeq_enable_mt */
+struct bh_writeq_flush; /* deferred-flush handles, allocated on the first enqueue */
 
 /* Private; embedded by value. The used_* counters, want_drain and low_water
  * are guarded by the inbox mutex while cross-thread submission is enabled. */
@@ -180,6 +194,7 @@ struct bh_writeq {
     int drain_due;
     struct bh_writeq_mt *mt;        /* loop thread's view; NULL after close */
     struct bh_writeq_mt *mt_submit; /* producers' view; set once by enable_mt */
+    struct bh_writeq_flush *flush;  /* NULL until the first enqueue and after close */
     struct bh_writeq_stats stats;
 };
 
@@ -188,30 +203,41 @@ BH_EXPORT bh_writeq_config bh_writeq_config_default(void);
 
 /* Initialises q on stream s (a TCP, pipe or TTY stream of loop, owned by the
  * caller). cfg NULL selects the defaults; both budgets must be > 0.
- * Allocates nothing: an idle queue costs its struct. The queue does not use
- * s->data, so a bh_reader can share the stream. Errors: BH_EINVAL. */
+ * Allocates nothing: an idle queue costs its struct. The first enqueue
+ * allocates the ring and one small block holding the deferred-flush handles
+ * (separate from q, freed from its own close callbacks after
+ * bh_writeq_close()); the handles are active only while items wait for the
+ * flush, so an idle queue does not keep the loop alive. The queue does not
+ * use s->data, so a bh_reader can share the stream. Errors: BH_EINVAL. */
 BH_EXPORT int bh_writeq_init(bh_writeq *q, uv_loop_t *loop, uv_stream_t *s,
                              const bh_writeq_config *cfg);
 
 /* Queues *data with a completion ticket: cb(q, status, ctx) runs exactly once
- * on the loop thread, never inside this call (an idle queue hands the item
- * to uv_write() at once, which writes what the socket takes immediately; the
- * callback follows from the loop). On success the queue takes the reference
- * in *data and zeroes it. On refusal the caller still owns *data and cb is
- * never called: BH_EFULL (the item or byte budget would be exceeded; retry
- * from the drain callback), BH_ETOOLONG (data->len > max_bytes, can never
- * fit), BH_ECLOSED (closed, shut down or failed), BH_ENOMEM (the ring could
- * not grow), BH_EINVAL, or a libuv error when the stream refused the write
- * at once (the queue has then failed; later calls get BH_ECLOSED).
- * cb NULL behaves as bh_writeq_try_write_ff(). */
+ * on the loop thread, never inside this call: the item is appended and
+ * written by the deferred flush later in the same loop iteration; when the
+ * kernel takes its bytes there, cb runs from that flush (a loop callback),
+ * otherwise when the uv_write() of the remainder completes. On success the
+ * queue takes the reference in *data and zeroes it. On refusal the caller
+ * still owns *data and cb is never called: BH_EFULL (the item or byte
+ * budget would be exceeded; retry from the drain callback), BH_ETOOLONG
+ * (data->len > max_bytes, can never fit), BH_ECLOSED (closed, shut down or
+ * failed), BH_ENOMEM (the ring could not grow), BH_EINVAL. A write error
+ * found by the flush fails the queue (every pending ticket gets it once,
+ * later calls get BH_ECLOSED). Only when the deferred-flush block cannot be
+ * allocated does an enqueue on an idle queue write at once as a fallback
+ * (uv_write() here); the stream refusing that write at once is then
+ * returned as a libuv error (the queue has failed). cb NULL behaves as
+ * bh_writeq_try_write_ff(). */
 BH_EXPORT int bh_writeq_try_write(bh_writeq *q, bh_bytes *data, bh_write_cb cb, void *ctx);
 
-/* Fire-and-forget form: no completion, no allocation in steady state. When
- * the queue is idle it first writes directly from data with uv_try_write();
- * a slice written entirely is released before this returns, only the
- * remainder is queued. Same ownership and errors as bh_writeq_try_write()
- * (a write error after part of the slice went out is not a refusal: the
- * call returns 0, the slice is released and the queue has failed). */
+/* Fire-and-forget form: no completion, no allocation in steady state. The
+ * slice is appended and released by the deferred flush once the kernel has
+ * its bytes (later in the same loop iteration when the socket has room).
+ * Same ownership and errors as bh_writeq_try_write(). In the allocation
+ * fallback described there, an idle queue writes directly from data with
+ * uv_try_write() and queues only the remainder; a write error after part of
+ * the slice went out is then not a refusal: the call returns 0, the slice
+ * is released and the queue has failed. */
 BH_EXPORT int bh_writeq_try_write_ff(bh_writeq *q, bh_bytes *data);
 
 /* Flushes everything queued (including accepted cross-thread items), then
@@ -221,12 +247,15 @@ BH_EXPORT int bh_writeq_try_write_ff(bh_writeq *q, bh_bytes *data);
 BH_EXPORT int bh_writeq_shutdown(bh_writeq *q, bh_shutdown_cb cb, void *ctx);
 
 /* Closes the queue: every queued ticket completes once with BH_ECANCELED and
- * every slice is released; a pending shutdown completes with BH_ECANCELED
- * (or, if uv_shutdown() was issued, when libuv reports it). The write
- * already handed to libuv completes when libuv reports it (BH_ECANCELED when
- * the stream was closed, 0 if it had been written). Call it before or
- * together with uv_close(stream); q may be freed from the stream's close
- * callback, and everything the queue allocated is freed by then.
+ * every slice is released (items waiting for the deferred flush included);
+ * a pending shutdown completes with BH_ECANCELED (or, if uv_shutdown() was
+ * issued, when libuv reports it). The write already handed to libuv
+ * completes when libuv reports it (BH_ECANCELED when the stream was closed,
+ * 0 if it had been written). Call it before or together with
+ * uv_close(stream); q may be freed from the stream's close callback. The
+ * ring and batch array are freed by then; the deferred-flush and
+ * cross-thread blocks are closed here and freed by their own close
+ * callbacks in the same loop iteration, never touching q.
  * Idempotent; safe inside any queue callback. */
 BH_EXPORT void bh_writeq_close(bh_writeq *q);
 
