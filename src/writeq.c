@@ -31,8 +31,11 @@
  * completes the items the kernel took right there (slices released, ticket
  * callbacks run from the loop callback, never inside try_write) and
  * advances head_off into a partly written item; a remainder (EAGAIN or a
- * partial write) goes to uv_write() with completion via on_write, after
- * which the flush is armed again for whatever is queued. So tickets do not
+ * partial write) goes to uv_write() with completion via on_write. While
+ * that backpressure lasts, on_write hands what queued up meanwhile straight
+ * to the next uv_write() (libuv keeps its POLLOUT watcher armed only while
+ * its write queue is non-empty); once a write completes with nothing
+ * queued, the next enqueue goes through the flush again. So tickets do not
  * wait for libuv's deferred write callback and its epoll_ctl, and their
  * slices are released as soon as the kernel has the bytes.
  *
@@ -578,8 +581,12 @@ static void maybe_shutdown(bh_writeq *q)
     fail_queue(q, rc);
 }
 
-/* Continues after a completion: next batch, shutdown, drain, freeing. */
-static void after_io(bh_writeq *q)
+/* Continues after a completion: next batch, shutdown, drain, freeing. After
+ * a uv_write completed (from_write) the stream is under backpressure and its
+ * POLLOUT watcher is still armed, so queued items go straight into the next
+ * uv_write (an empty write queue would make libuv stop the watcher, costing
+ * an epoll_ctl per batch); otherwise the deferred flush takes them. */
+static void after_io(bh_writeq *q, int from_write)
 {
     if (q->state == WQ_CLOSED) {
         ring_complete_tail(q, 0, BH_ECANCELED);
@@ -592,7 +599,7 @@ static void after_io(bh_writeq *q)
         deliver_drain(q);
         return;
     }
-    if (q->count > 0 && !(q->flags & WQ_WRITING) && !flush_arm(q)) {
+    if (q->count > 0 && !(q->flags & WQ_WRITING) && (from_write || !flush_arm(q))) {
         int rc = start_write(q);
         if (rc < 0) {
             fail_queue(q, rc);
@@ -678,7 +685,7 @@ static void flush_run(bh_writeq *q)
     }
     q->depth--;
     flush_disarm(q);
-    after_io(q);
+    after_io(q, 0);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -700,7 +707,7 @@ static void on_write(uv_write_t *req, int status)
             ring_complete_tail(q, 0, st);
     }
     q->flags &= ~WQ_WRITING;
-    after_io(q);
+    after_io(q, 1);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -977,7 +984,7 @@ static void on_async(uv_async_t *h)
         }
     }
     q->depth--;
-    after_io(q);
+    after_io(q, 0);
 }
 
 int bh_writeq_enable_mt(bh_writeq *q)

@@ -1393,8 +1393,8 @@ static void slice_above_1_gib_is_cut_into_batches_and_resumed_at_the_exact_offse
     struct bh_writeq_stats s;
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.written_bytes, big + 100);
-    /* Each uv_write follows a flush's uv_try_write prefix: [rest of the first
-     * 1 GiB] then [rest of 0.5 GiB + 3, tail]. */
+    /* After the flush's uv_try_write prefix: [rest of the first 1 GiB] then,
+     * from the write callback, [0.5 GiB + 3, tail]. */
     assert_int_equal(s.batches, 2);
     fx_free(f);
     munmap(m, big);
