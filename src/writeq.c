@@ -589,7 +589,9 @@ static void maybe_shutdown(bh_writeq *q)
 static void after_io(bh_writeq *q, int from_write)
 {
     if (q->state == WQ_CLOSED) {
-        ring_complete_tail(q, 0, BH_ECANCELED);
+        /* Items of a write still in flight (on_async, closed from a
+         * callback) belong to libuv until on_write. */
+        ring_complete_tail(q, (q->flags & WQ_WRITING) ? q->pinned : 0, BH_ECANCELED);
         maybe_free(q);
         return;
     }
