@@ -206,7 +206,7 @@ static void split_prefix_hands_off_without_copy_or_allocation(void **state)
 {
     (void)state;
     bh_buf b;
-    bh_bytes line;
+    bh_bytes line = {0};
     bh_buf_init(&b, 1024);
     assert_int_equal(bh_buf_append(&b, "line one\nrest", 13), BH_OK);
     const uint8_t *before_ptr = bh_buf_data(&b);
@@ -242,7 +242,7 @@ static void split_prefix_zero_gives_empty_slice(void **state)
 {
     (void)state;
     bh_buf b;
-    bh_bytes out;
+    bh_bytes out = {0};
     bh_buf_init(&b, 64);
     assert_int_equal(bh_buf_split_prefix(&b, 0, &out), BH_OK);
     assert_int_equal(out.len, 0);
@@ -258,7 +258,7 @@ static void split_everything_leaves_empty_usable_buffer(void **state)
 {
     (void)state;
     bh_buf b;
-    bh_bytes all;
+    bh_bytes all = {0};
     bh_buf_init(&b, 64);
     assert_int_equal(bh_buf_append(&b, "everything", 10), BH_OK);
     assert_int_equal(bh_buf_split_prefix(&b, 10, &all), BH_OK);
@@ -274,7 +274,7 @@ static void slices_outlive_the_buffer(void **state)
 {
     (void)state;
     bh_buf b;
-    bh_bytes a, c;
+    bh_bytes a = {0}, c = {0};
     bh_buf_init(&b, 64);
     assert_int_equal(bh_buf_append(&b, "first|second|", 13), BH_OK);
     assert_int_equal(bh_buf_split_prefix(&b, 6, &a), BH_OK);
@@ -290,7 +290,7 @@ static void growth_while_shared_moves_only_the_tail(void **state)
 {
     (void)state;
     bh_buf b;
-    bh_bytes head;
+    bh_bytes head = {0};
     bh_buf_init(&b, 1 << 20);
     uint8_t block[64];
     memset(block, 'h', sizeof block);
@@ -349,7 +349,7 @@ static void released_slices_let_the_block_be_reused(void **state)
 {
     (void)state;
     bh_buf b;
-    bh_bytes line;
+    bh_bytes line = {0};
     bh_buf_init(&b, 4096);
     assert_int_equal(bh_buf_reserve(&b, 1024, NULL, NULL), BH_OK);
     size_t before = allocs_now();
@@ -441,7 +441,7 @@ static void take_tail_moves_everything_without_copy(void **state)
 {
     (void)state;
     bh_buf b, tail;
-    bh_bytes route;
+    bh_bytes route = {0};
     bh_buf_init(&b, 128);
     assert_int_equal(bh_buf_append(&b, "ROUTE a\nraw tunnel bytes", 24), BH_OK);
     assert_int_equal(bh_buf_split_prefix(&b, 8, &route), BH_OK);
@@ -477,7 +477,7 @@ static void freeze_moves_whole_content_and_keeps_spare(void **state)
 {
     (void)state;
     bh_buf b;
-    bh_bytes all;
+    bh_bytes all = {0};
     bh_buf_init(&b, 1024);
     assert_int_equal(bh_buf_reserve(&b, 256, NULL, NULL), BH_OK);
     assert_int_equal(bh_buf_append(&b, "frozen", 6), BH_OK);
@@ -526,7 +526,7 @@ static void split_prefix_and_split_prefix_mut_allocate_nothing(void **state)
 {
     (void)state;
     bh_buf b, m;
-    bh_bytes s;
+    bh_bytes s = {0};
     bh_buf_init(&b, 1 << 20);
     uint8_t frame[64];
     memset(frame, 'f', sizeof frame);

@@ -46,7 +46,7 @@ static cr_token_kind peek(fixture *f, cr_token *t) { return cr_parser_peek(&f->p
 /* Removes the front token the way the proxy does: split it off, no copy. */
 static void take(fixture *f, const cr_token *t)
 {
-    bh_bytes out;
+    bh_bytes out = {0};
     assert_int_equal(bh_buf_split_prefix(&f->buf, t->wire_len, &out), 0);
     bh_bytes_release(&out);
     cr_parser_consumed(&f->p);
