@@ -37,7 +37,10 @@
  * its write queue is non-empty); once a write completes with nothing
  * queued, the next enqueue goes through the flush again. So tickets do not
  * wait for libuv's deferred write callback and its epoll_ctl, and their
- * slices are released as soon as the kernel has the bytes.
+ * slices are released as soon as the kernel has the bytes. One exception:
+ * a fire-and-forget slice of WQ_EAGER_BYTES or more offered to an idle
+ * queue is written at once with uv_try_write() (only a remainder is queued),
+ * so a tunnel's read-sized slices free their read buffer block right away.
  *
  * The flush handles live in a separate block (not in bh_writeq), allocated
  * on the first enqueue (an idle queue allocates nothing) and closed by
@@ -86,6 +89,7 @@
 enum wq_state { WQ_UNINIT = 0, WQ_OPEN, WQ_SHUTDOWN, WQ_FAILED, WQ_CLOSED };
 
 #define WQ_FLUSH_ROUNDS 16 /* uv_try_write calls per deferred flush at most */
+#define WQ_EAGER_BYTES ((size_t)4096) /* idle fire-and-forget slices this large skip the flush */
 
 enum wq_flags {
     WQ_WRITING = 1u << 0,       /* uv_write outstanding or its completions running */
@@ -788,9 +792,13 @@ static int writeq_enqueue(bh_writeq *q, bh_bytes *data, bh_write_cb cb, void *ct
     }
 
     bh_writeq_item it = {*data, cb, ctx};
-    if (idle && !q->flush)
+    /* A large fire-and-forget slice on an idle queue gains nothing from
+     * waiting for companions: writing it now releases it (and the read
+     * buffer block it pins) before the next read. */
+    int eager = idle && !cb && data->len >= WQ_EAGER_BYTES;
+    if (idle && !eager && !q->flush)
         (void)flush_create(q); /* on failure this enqueue writes at once */
-    if (!idle || q->flush) {
+    if (!idle || (q->flush && !eager)) {
         /* Only append; the deferred flush (or the write in flight) takes it. */
         ring_push(q, &it);
         *data = wq_empty;
@@ -801,7 +809,8 @@ static int writeq_enqueue(bh_writeq *q, bh_bytes *data, bh_write_cb cb, void *ct
         return BH_OK;
     }
 
-    /* Idle queue without deferred-flush handles: write at once. */
+    /* Idle queue, large fire-and-forget slice or no deferred-flush handles:
+     * write at once. */
     size_t off = 0;
     if (!cb) {
         int n = data->len > 0 ? try_write_direct(q, data) : 0;
