@@ -41,8 +41,8 @@ void bh_buf_free(bh_buf *b)
     buf_reset(b);
 }
 
-/* Block size for a buffer that needs `need` bytes: keep the current size when
- * it fits (only the tail moves), else double it, never beyond max_len. */
+/* Block size for a buffer that needs `need` bytes: keep the current size `old`
+ * when it fits, else double it, never beyond max_len (old = 0: just need). */
 static size_t grow_size(size_t old, size_t need, size_t max_len)
 {
     size_t size = old;
@@ -76,7 +76,11 @@ static int buf_make_room(bh_buf *b, size_t need)
         }
     }
 
-    size_t size = grow_size(old_size, need, b->max_len);
+    /* Leaving a block that slices still pin: take only what is needed, so a
+     * pinned block holds about one read's worth and memory stays near the
+     * bytes actually referenced. Growing an unshared block doubles. */
+    int shared = old && !bh__shared_unique(old);
+    size_t size = grow_size(shared ? 0 : old_size, need, b->max_len);
     size_t total;
     if (bh__size_add(sizeof(bh_shared), size, &total) != 0)
         return BH_ENOMEM;
