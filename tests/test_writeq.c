@@ -808,20 +808,6 @@ static void close_with_pending_shutdown_reports_becanceled_once(void **state)
 
 /* ---- write errors ---------------------------------------------------------- */
 
-typedef struct err_ctx {
-    wq_ticket *t;
-    int n;
-} err_ctx;
-
-static int all_tickets_called(void *arg)
-{
-    err_ctx *e = arg;
-    for (int i = 0; i < e->n; i++)
-        if (e->t[i].calls == 0)
-            return 0;
-    return 1;
-}
-
 static void peer_close_fails_every_pending_ticket_once_and_later_writes_get_eclosed(void **state)
 {
     (void)state;
@@ -835,8 +821,8 @@ static void peer_close_fails_every_pending_ticket_once_and_later_writes_get_eclo
     shut_rec sr = {0, 0, 0};
     assert_int_equal(bh_writeq_shutdown(&f->q, on_shut, &sr), BH_OK);
     uv_close((uv_handle_t *)&f->r, NULL); /* peer goes away with data unread */
-    err_ctx e = {t, N};
-    assert_int_equal(wq_run_until(&f->loop, all_tickets_called, &e, RUN_MS), 0);
+    wq_ticket_set e = {t, N};
+    assert_int_equal(wq_run_until(&f->loop, wq_tickets_all_called, &e, RUN_MS), 0);
     wq_run_nowait(&f->loop, 3);
     int errors = 0, err = 0;
     for (int i = 0; i < N; i++) {

@@ -525,20 +525,6 @@ static void inbox_growth_failure_refuses_submit_with_enomem_and_caller_keeps_sli
     test_alloc_uninstall();
 }
 
-typedef struct fail_ctx {
-    wq_ticket *t;
-    int n;
-} fail_ctx;
-
-static int all_called(void *arg)
-{
-    fail_ctx *c = arg;
-    for (int i = 0; i < c->n; i++)
-        if (c->t[i].calls == 0)
-            return 0;
-    return 1;
-}
-
 static void write_error_fails_ring_and_inbox_items_once(void **state)
 {
     (void)state;
@@ -556,8 +542,8 @@ static void write_error_fails_ring_and_inbox_items_once(void **state)
     for (int i = 1; i < N; i++)
         assert_int_equal(pfx_submit(f, 1000, &t[i]), BH_OK);
     uv_close((uv_handle_t *)&f->r, NULL);
-    fail_ctx c = {t, N};
-    assert_int_equal(wq_run_until(&f->loop, all_called, &c, RUN_MS), 0);
+    wq_ticket_set c = {t, N};
+    assert_int_equal(wq_run_until(&f->loop, wq_tickets_all_called, &c, RUN_MS), 0);
     wq_run_nowait(&f->loop, 3);
     int err = t[0].status;
     assert_true(err == UV_EPIPE || err == UV_ECONNRESET);

@@ -94,6 +94,15 @@ void wq_ticket_cb(bh_writeq *q, int status, void *ctx)
     t->order = ++wq_ticket_seq;
 }
 
+int wq_tickets_all_called(void *arg)
+{
+    const wq_ticket_set *ts = arg;
+    for (int i = 0; i < ts->n; i++)
+        if (ts->t[i].calls == 0)
+            return 0;
+    return 1;
+}
+
 static void on_tick(uv_timer_t *t) { (void)t; }
 
 int wq_run_until(uv_loop_t *loop, int (*cond)(void *), void *arg, unsigned timeout_ms)

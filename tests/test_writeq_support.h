@@ -51,6 +51,15 @@ typedef struct wq_ticket {
 extern int wq_ticket_seq;
 void wq_ticket_cb(bh_writeq *q, int status, void *ctx);
 
+/* A set of tickets, for waiting until each has completed at least once. */
+typedef struct wq_ticket_set {
+    wq_ticket *t;
+    int n;
+} wq_ticket_set;
+
+/* wq_run_until() condition: arg is a wq_ticket_set. */
+int wq_tickets_all_called(void *arg);
+
 /* Runs loop until cond(arg) holds or timeout_ms passes (a repeating timer
  * keeps the loop waking). Returns 0 when cond held, -1 on timeout. */
 int wq_run_until(uv_loop_t *loop, int (*cond)(void *), void *arg, unsigned timeout_ms);

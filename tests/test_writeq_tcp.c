@@ -167,20 +167,6 @@ static void reader_pausing_and_resuming_repeatedly_still_gets_every_byte(void **
     tfx_free(f);
 }
 
-typedef struct tickets {
-    wq_ticket *t;
-    int n;
-} tickets;
-
-static int all_called(void *arg)
-{
-    tickets *ts = arg;
-    for (int i = 0; i < ts->n; i++)
-        if (ts->t[i].calls == 0)
-            return 0;
-    return 1;
-}
-
 static void peer_reset_mid_queue_fails_pending_tickets_once_and_later_writes_get_eclosed(
     void **state)
 {
@@ -194,8 +180,8 @@ static void peer_reset_mid_queue_fails_pending_tickets_once_and_later_writes_get
     wq_run_nowait(&f->loop, 2);
     /* RST: the peer goes away with unread data. */
     assert_int_equal(uv_tcp_close_reset(&f->server, NULL), 0);
-    tickets t_all = {t, N};
-    assert_int_equal(wq_run_until(&f->loop, all_called, &t_all, RUN_MS), 0);
+    wq_ticket_set t_all = {t, N};
+    assert_int_equal(wq_run_until(&f->loop, wq_tickets_all_called, &t_all, RUN_MS), 0);
     int err = 0, errors = 0;
     for (int i = 0; i < N; i++) {
         assert_int_equal(t[i].calls, 1);
