@@ -61,8 +61,12 @@ static int buf_make_room(bh_buf *b, size_t need)
 {
     bh_shared *old = b->block;
     size_t old_size = old ? old->cap : 0;
+    /* Read once: while this buffer holds the only reference nobody can add
+     * one, and a block seen shared is treated as shared even if its last
+     * slice is released meanwhile. */
+    int unique = old && bh__shared_unique(old);
 
-    if (old && bh__shared_unique(old)) {
+    if (unique) {
         size_t to_end = old_size - (size_t)(b->data - old->base);
         if (to_end >= need) {
             b->cap = to_end;
@@ -79,12 +83,11 @@ static int buf_make_room(bh_buf *b, size_t need)
     /* Leaving a block that slices still pin: take only what is needed, so a
      * pinned block holds about one read's worth and memory stays near the
      * bytes actually referenced. Growing an unshared block doubles. */
-    int shared = old && !bh__shared_unique(old);
-    size_t size = grow_size(shared ? 0 : old_size, need, b->max_len);
+    size_t size = grow_size(unique ? old_size : 0, need, b->max_len);
     size_t total;
     if (bh__size_add(sizeof(bh_shared), size, &total) != 0)
         return BH_ENOMEM;
-    if (old && b->data == old->base && bh__shared_unique(old)) {
+    if (unique && b->data == old->base) {
         bh_shared *s = bh__realloc(old, total);
         if (!s)
             return BH_ENOMEM;
