@@ -45,27 +45,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start NAME ARGS...: runs the program in the background, waits for its
-# "listening PORT" line, sets NAME_pid and NAME_port.
-start() {
-    name=$1
-    shift
-    "$exe" "$@" >"$dir/$name.out" 2>"$dir/$name.err" &
-    pid=$!
-    pids="$pids $pid"
-    eval "${name}_pid=$pid"
-    i=0
-    until grep -q '^listening ' "$dir/$name.out"; do
-        i=$((i + 1))
-        if [ $i -gt 200 ] || ! kill -0 "$pid" 2>/dev/null; then
-            echo "FAIL: $name did not start listening"
-            cat "$dir/$name.err"
-            exit 1
-        fi
-        sleep 0.05
-    done
-    eval "${name}_port=$(sed -n 's/^listening //p' "$dir/$name.out")"
-}
+. "$(dirname "$0")/../examples/content_routing/start_service.sh"
 
 start alpha sink --listen 127.0.0.1:0 --name alpha
 start beta sink --listen 127.0.0.1:0 --name beta
