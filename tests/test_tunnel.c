@@ -125,14 +125,21 @@ static void tail_longer_than_the_budget_goes_out_in_pieces(void **state)
     free(ta);
 }
 
+/* 3 MiB each way in random 1..700-byte writes through 1000-byte reads and
+ * a 3000-byte budget. */
+static void relay_fragmented(int splice, tf *t)
+{
+    bh_tunnel_config c = config(splice);
+    c.read_reserve = 1000;
+    c.max_bytes = 3000;
+    relay_both_ways((size_t)3 << 20, 700, &c, t);
+}
+
 static void relays_byte_exact_with_random_fragmentation_buffers_only(void **state)
 {
     (void)state;
     tf t;
-    bh_tunnel_config c = config(0);
-    c.read_reserve = 1000;
-    c.max_bytes = 3000;
-    relay_both_ways((size_t)3 << 20, 700, &c, &t);
+    relay_fragmented(0, &t);
     assert_int_equal(t.final.spliced[0] + t.final.spliced[1], 0);
 }
 
@@ -140,10 +147,7 @@ static void relays_byte_exact_with_random_fragmentation_splice_on(void **state)
 {
     (void)state;
     tf t;
-    bh_tunnel_config c = config(1);
-    c.read_reserve = 1000;
-    c.max_bytes = 3000;
-    relay_both_ways((size_t)3 << 20, 700, &c, &t);
+    relay_fragmented(1, &t);
 }
 
 /* Large writes make both directions take the splice path; the bytes are the
