@@ -12,10 +12,10 @@
 # failed (wrong byte, error exit, timeout).
 #
 # Usage: bench/run-stream-harness.sh [options]
-#   --impl LIST           comma list of handoff,manual_vec,raw_copy,libevent (default: all)
+#   --impl LIST           comma list of handoff,handoff_tunnel,manual_vec,raw_copy,libevent (default: all)
 #   --scenario S          fragmented (64 B client writes) | coalesced (16 KiB) (default fragmented)
 #   --transport T         tcp | pipe (unix domain sockets in a temp dir) (default tcp)
-#   --completion C        ticket | fire_and_forget (handoff only) (default ticket)
+#   --completion C        ticket | fire_and_forget (handoff, handoff_tunnel) (default ticket)
 #   --threads N           proxy worker threads, one loop each (default 1)
 #   --conns N             concurrent client connections (default 32)
 #   --frames N            route frames per connection (default 64)
@@ -40,7 +40,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 
-impls=${HARNESS_IMPL:-handoff,manual_vec,raw_copy,libevent}
+impls=${HARNESS_IMPL:-handoff,handoff_tunnel,manual_vec,raw_copy,libevent}
 scenario=${HARNESS_SCENARIO:-fragmented}
 transport=${HARNESS_TRANSPORT:-tcp}
 completion=${HARNESS_COMPLETION:-ticket}
@@ -112,7 +112,7 @@ tunnel_bytes_b=$(to_bytes "$tunnel_bytes")
 max_line_b=$(to_bytes "$max_line")
 IFS=, read -r -a impl_list <<< "$impls"
 for i in "${impl_list[@]}"; do
-    case "$i" in handoff|manual_vec|raw_copy|libevent) ;; *) die "unknown impl $i" ;; esac
+    case "$i" in handoff|handoff_tunnel|manual_vec|raw_copy|libevent) ;; *) die "unknown impl $i" ;; esac
 done
 
 # Locate the binaries: a build tree, or its bench/harness directory.
@@ -244,7 +244,7 @@ median() {
 
 stamp=$(date -u +%Y%m%dT%H%M%S).$(date +%N | cut -c1-3)Z
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-metrics="throughput_mib_s service_cpu_cores service_ns_per_byte latency_p50_ms latency_p99_ms latency_p999_ms voluntary_ctxt_switches involuntary_ctxt_switches peak_rss_kib rss_start_kib"
+metrics="throughput_mib_s service_cpu_cores service_ns_per_byte latency_p50_ms latency_p99_ms latency_p999_ms voluntary_ctxt_switches involuntary_ctxt_switches peak_rss_kib rss_start_kib proxy_tunnel_bytes proxy_spliced_bytes"
 failed_total=0
 
 echo "stream harness: impls=${impls} scenario=$scenario transport=$transport completion=$completion threads=$threads conns=$conns frames=$frames x $frame_bytes B tunnel=$tunnel_bytes_b B read_reserve=$read_reserve_b write_budget=$write_budget_b runs=$runs duration=${duration}s pinned=$pinned (proxy cpus $proxy_cpus, driver+sink cpus $load_cpus)"

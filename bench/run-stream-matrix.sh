@@ -48,7 +48,7 @@ if [ "$smoke" = 1 ]; then
     duration=0
 fi
 
-impls=(handoff manual_vec raw_copy libevent)
+impls=(handoff handoff_tunnel manual_vec raw_copy libevent)
 scenarios=(fragmented coalesced)
 completions=(ticket fire_and_forget)
 mkdir -p "$results_dir"

@@ -12,8 +12,9 @@
 # /proc/PID/status every second and printed; the only assertion on it is a
 # generous sanity bound: max(last third) <= 1.5 x max(first third) + 4 MiB.
 # Timing is reported, not asserted. The file-descriptor limit is raised to
-# what the proxy needs (2 per connection + slack) up to the hard limit; if
-# that is not enough the run is skipped (exit 77).
+# what the proxy needs (2 per connection, plus 6 while its bh_tunnel splices:
+# a pipe per direction and a dup per socket; + slack) up to the hard limit;
+# if that is not enough the run is skipped (exit 77).
 set -u
 conns=${1:-1000}
 secs=${2:-60}
@@ -23,7 +24,7 @@ if [ ! -x "$exe" ]; then
     exit 1
 fi
 
-need=$((2 * conns + 100))
+need=$((8 * conns + 100))
 hard=$(ulimit -Hn)
 if [ "$hard" != unlimited ] && [ "$hard" -lt "$need" ]; then
     echo "SKIP: $conns connections need $need file descriptors, hard limit is $hard"

@@ -1,6 +1,6 @@
 /* proxy_main.c - the stream harness proxy: options, accept loop, workers.
  *
- *   bh_stream_proxy --impl handoff|manual_vec|raw_copy|libevent
+ *   bh_stream_proxy --impl handoff|handoff_tunnel|manual_vec|raw_copy|libevent
  *     --listen 127.0.0.1:PORT|unix:PATH --upstream 127.0.0.1:PORT|unix:PATH
  *     [--threads N] [--read-reserve BYTES] [--write-budget BYTES]
  *     [--max-line BYTES] [--completion ticket|fire_and_forget]
@@ -9,7 +9,8 @@
  * Speaks the harness wire protocol of docs/design.md. Prints "listening PORT" (or
  * the socket path) once it accepts. On SIGTERM/SIGINT it stops accepting,
  * closes every connection, joins its workers and exits 0; with --stats-file it
- * first writes its own getrusage (whole lifetime) there as JSON members. */
+ * first writes its own getrusage (whole lifetime) there as JSON members, with
+ * the bytes handoff_tunnel's tunnels moved and spliced. */
 #define _GNU_SOURCE /* accept4 */
 #include <errno.h>
 #include <poll.h>
@@ -94,12 +95,17 @@ static void write_rusage(const char *path)
     }
     long long cpu_us = (long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
                        ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+    uint64_t tunnel, spliced;
+    proxy_tunnel_totals(&tunnel, &spliced);
     fprintf(f,
             "  \"proxy_rusage_cpu_ns\": %lld,\n"
             "  \"proxy_rusage_maxrss_kib\": %ld,\n"
             "  \"proxy_rusage_nvcsw\": %ld,\n"
-            "  \"proxy_rusage_nivcsw\": %ld\n",
-            cpu_us * 1000, ru.ru_maxrss, ru.ru_nvcsw, ru.ru_nivcsw);
+            "  \"proxy_rusage_nivcsw\": %ld,\n"
+            "  \"proxy_tunnel_bytes\": %llu,\n"
+            "  \"proxy_spliced_bytes\": %llu\n",
+            cpu_us * 1000, ru.ru_maxrss, ru.ru_nvcsw, ru.ru_nivcsw,
+            (unsigned long long)tunnel, (unsigned long long)spliced);
     fclose(f);
 }
 
@@ -146,14 +152,15 @@ int main(int argc, char **argv)
     if (cfg.write_budget == 0)
         cfg.write_budget = 2 * cfg.read_reserve;
 
-    const proxy_impl *impls[] = {&proxy_impl_handoff, &proxy_impl_manual_vec,
-                                 &proxy_impl_raw_copy, &proxy_impl_libevent};
+    const proxy_impl *impls[] = {&proxy_impl_handoff, &proxy_impl_handoff_tunnel,
+                                 &proxy_impl_manual_vec, &proxy_impl_raw_copy,
+                                 &proxy_impl_libevent};
     const proxy_impl *impl = NULL;
     for (size_t i = 0; i < sizeof impls / sizeof *impls; i++)
         if (strcmp(impls[i]->name, cfg.impl) == 0)
             impl = impls[i];
     if (!impl)
-        hx_die(PROG, "unknown --impl %s (handoff, manual_vec, raw_copy, libevent)", cfg.impl);
+        hx_die(PROG, "unknown --impl %s (handoff, handoff_tunnel, manual_vec, raw_copy, libevent)", cfg.impl);
 
     hx_addr listen_addr, upstream_addr;
     if (hx_addr_parse(listen_text, &listen_addr) != 0 ||
