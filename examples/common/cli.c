@@ -73,6 +73,17 @@ void cli_die(const char *fmt, ...)
     exit(2);
 }
 
+void cli_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", prog);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
 void cli_bad_option(void)
 {
     fprintf(stderr, "(see %s --help)\n", prog);

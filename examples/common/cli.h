@@ -55,6 +55,10 @@ int cli_addr_port(const struct sockaddr_storage *addr);
 /* Prints "prog: message" and "(see prog --help)" on stderr, exits 2. */
 void cli_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
+/* Prints "prog: message" on stderr and exits 1 (a failure at run time, not
+ * a usage error). */
+void cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
 /* The message of cli_die() for what getopt_long() returned as '?' or ':'
  * (it has already named the option); exits 2. */
 void cli_bad_option(void) __attribute__((noreturn));
