@@ -5,13 +5,12 @@ Every median and percentile the stream harness reports is computed here
 (nearest-rank percentiles, medians of the middle pair), and every result file
 is read and written with the json module. The shell scripts call:
 
-  benchstats.py run OUT DRIVER_JSON PROXY_STATS DRIVER_EXIT PROXY_EXIT SINK_EXIT
-      one verified run: the driver's object, the proxy's rusage object and
-      the exit statuses, with the latency percentiles of its connections
-  benchstats.py field FILE KEY        a top-level value ("" when null/absent)
-  benchstats.py summary OUT KEY=VALUE... -- RUN_FILE...
-      the result of one implementation: configuration, medians over the
-      verified runs, every run
+  benchstats.py summary OUT_DIR KEY=VALUE... -- RUN_FILE...
+      one result file per implementation ("impl" of the runs):
+      OUT_DIR/stream-<impl>-<scenario>-<transport>-<timestamp>.json with the
+      configuration, every run (its connections' latency percentiles in
+      place of the raw latencies) and the medians over the verified runs;
+      prints "result: PATH" for each
   benchstats.py matrix LIST TABLE DAT_PREFIX TRANSPORT...
       the markdown table of a matrix run (LIST lines: transport scenario
       completion result_file) and one gnuplot data file per transport and
@@ -73,60 +72,48 @@ def value(text):
         return text
 
 
-def cmd_run(out, driver, stats, drc, prc, src):
-    try:
-        doc = load(driver)
-    except (OSError, ValueError):
-        doc = {"checksum_ok": False, "error": "driver wrote no result"}
-    lat = doc.pop("latency_ns", [])
-    for name, p in (("latency_p50_ms", 0.50), ("latency_p99_ms", 0.99),
-                    ("latency_p999_ms", 0.999), ("latency_max_ms", 1.0)):
-        v = percentile(lat, p)
-        doc[name] = None if v is None else v / 1e6
-    doc["driver_exit"], doc["proxy_exit"], doc["sink_exit"] = int(drc), int(prc), int(src)
-    try:
-        doc.update(load(stats))
-    except (OSError, ValueError):
-        pass
-    save(out, doc)
-    ok = doc.get("checksum_ok") is True and doc["driver_exit"] == doc["proxy_exit"] == \
-        doc["sink_exit"] == 0
-    return 0 if ok else 1
-
-
-def cmd_field(path, key):
-    try:
-        v = load(path).get(key)
-    except (OSError, ValueError):
-        v = None
-    print("" if v is None else ("true" if v is True else "false" if v is False else v))
-    return 0
-
-
 def verified(run):
     return run.get("checksum_ok") is True and run.get("driver_exit") == 0 and \
         run.get("proxy_exit") == 0
 
 
-def cmd_summary(out, args):
+def with_percentiles(run):
+    """run with its connections' latency percentiles instead of latency_ns."""
+    lat = run.pop("latency_ns", None) or []
+    for name, p in (("latency_p50_ms", 0.50), ("latency_p99_ms", 0.99),
+                    ("latency_p999_ms", 0.999), ("latency_max_ms", 1.0)):
+        v = percentile(lat, p)
+        run[name] = None if v is None else v / 1e6
+    return run
+
+
+def cmd_summary(out_dir, args):
     split = args.index("--")
-    doc = {"harness": "bh_stream"}
+    config = {"harness": "bh_stream"}
     for kv in args[:split]:
         k, _, v = kv.partition("=")
-        doc[k] = value(v)
-    runs = [load(p) for p in args[split + 1:]]
-    ok = [r for r in runs if verified(r)]
-    # The sizes in bytes, as the programs parsed them.
-    for k in ("threads", "read_reserve", "write_budget", "max_line", "tunnel_bytes", "conns",
-              "frames", "frame_bytes"):
-        doc[k] = next((r[k] for r in runs if r.get(k) is not None), None)
-    doc["runs_requested"] = len(runs)
-    doc["runs_ok"] = len(ok)
-    doc["runs_failed"] = len(runs) - len(ok)
-    doc["checksum_ok"] = bool(ok) and len(ok) == len(runs)
-    doc["median"] = {m: median(r.get(m) for r in ok) for m in METRICS}
-    doc["runs"] = runs
-    save(out, doc)
+        config[k] = value(v)
+    by_impl = {}
+    for p in args[split + 1:]:
+        run = with_percentiles(load(p))
+        by_impl.setdefault(run.get("impl"), []).append(run)
+    for impl, runs in by_impl.items():
+        doc = dict(config, impl=impl)
+        # The sizes in bytes, as the programs parsed them.
+        for k in ("threads", "read_reserve", "write_budget", "max_line", "tunnel_bytes",
+                  "conns", "frames", "frame_bytes"):
+            doc[k] = next((r[k] for r in runs if r.get(k) is not None), None)
+        ok = [r for r in runs if verified(r)]
+        doc["runs_requested"] = len(runs)
+        doc["runs_ok"] = len(ok)
+        doc["runs_failed"] = len(runs) - len(ok)
+        doc["checksum_ok"] = bool(ok) and len(ok) == len(runs)
+        doc["median"] = {m: median(r.get(m) for r in ok) for m in METRICS}
+        doc["runs"] = runs
+        out = "%s/stream-%s-%s-%s-%s.json" % (out_dir, impl, doc.get("scenario"),
+                                             doc.get("transport"), doc.get("timestamp"))
+        save(out, doc)
+        print("result: %s" % out)
     return 0
 
 
@@ -229,10 +216,6 @@ def cmd_check(list_path):
 
 def main(argv):
     cmd, args = argv[1], argv[2:]
-    if cmd == "run":
-        return cmd_run(*args)
-    if cmd == "field":
-        return cmd_field(*args)
     if cmd == "summary":
         return cmd_summary(args[0], args[1:])
     if cmd == "matrix":

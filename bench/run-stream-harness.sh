@@ -202,11 +202,16 @@ run_one() {
     live_pids=()
     cat "$dir/driver.err" "$dir/proxy.err" "$dir/sink.err" >&2
 
-    python3 "$stats" run "$out" "$dir/driver.json" "$dir/proxy.stats" "$drc" "$prc" "$src"
+    # One run file: the driver's object, the proxy's, the exit statuses.
+    [ -s "$dir/driver.json" ] ||
+        echo '{"impl": "'"$impl"'", "run": "'"$run"'", "checksum_ok": false, "error": "driver wrote no result"}' >"$dir/driver.json"
+    [ -s "$dir/proxy.stats" ] || echo '{}' >"$dir/proxy.stats"
+    jq -s --argjson d "$drc" --argjson p "$prc" --argjson s "$src" \
+        '.[0] + .[1] + {driver_exit: $d, proxy_exit: $p, sink_exit: $s}' \
+        "$dir/driver.json" "$dir/proxy.stats" >"$out"
+    jq -e '.checksum_ok == true and .driver_exit == 0 and .proxy_exit == 0 and .sink_exit == 0' \
+        "$out" >/dev/null
 }
-
-# Value of "key" in a run file (empty when null or absent).
-field() { python3 "$stats" field "$1" "$2"; }
 
 stamp=$(date -u +%Y%m%dT%H%M%S).$(date +%N | cut -c1-3)Z
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -217,23 +222,21 @@ for run in $(seq 1 "$runs"); do
     for impl in "${impl_list[@]}"; do
         f="$work/run-$impl-$run.json"
         if run_one "$impl" "$run" "$f"; then
-            echo "  run $run $impl: ok  $(field "$f" throughput_mib_s) MiB/s  $(field "$f" service_ns_per_byte) ns/B  $(field "$f" service_cpu_cores) cores  vcsw $(field "$f" voluntary_ctxt_switches)"
+            echo "  run $run $impl: ok  $(jq -r '"\(.throughput_mib_s) MiB/s  \(.service_ns_per_byte) ns/B  \(.service_cpu_cores) cores  vcsw \(.voluntary_ctxt_switches)"' "$f")"
         else
-            echo "  run $run $impl: FAILED ($(field "$f" error))"
+            echo "  run $run $impl: FAILED ($(jq -r '.error' "$f"))"
             failed_total=$((failed_total + 1))
         fi
     done
 done
 
+run_files=()
 for impl in "${impl_list[@]}"; do
-    out="$results_dir/stream-$impl-$scenario-$transport-$stamp.json"
-    run_files=()
     for run in $(seq 1 "$runs"); do run_files+=("$work/run-$impl-$run.json"); done
-    python3 "$stats" summary "$out" impl="$impl" scenario="$scenario" transport="$transport" \
-        completion="$completion" duration_s="$duration" pinned="$pinned" \
-        proxy_cpus="$proxy_cpus" load_cpus="$load_cpus" nproc="$(nproc)" kernel="$(uname -r)" \
-        git_commit="$commit" timestamp="$stamp" -- "${run_files[@]}"
-    echo "result: $out"
 done
+python3 "$stats" summary "$results_dir" scenario="$scenario" transport="$transport" \
+    completion="$completion" duration_s="$duration" pinned="$pinned" \
+    proxy_cpus="$proxy_cpus" load_cpus="$load_cpus" nproc="$(nproc)" kernel="$(uname -r)" \
+    git_commit="$commit" timestamp="$stamp" -- "${run_files[@]}"
 
 [ "$failed_total" = 0 ]
