@@ -68,7 +68,6 @@
  * injection), addr.c (address helpers). */
 #include "content_routing/content_routing.h"
 
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -165,12 +164,12 @@ enum {
     O_NAME, O_PAUSE_MS, O_RCVBUF,
     O_CONNS, O_FRAMES, O_FRAME_BYTES, O_TUNNEL_BYTES, O_WRITE_SIZE, O_SEED, O_MID_FRAME,
     O_MID_TUNNEL, O_BAD_ROUTE, O_LONG_HEADER, O_LONG_FRAME, O_SINK_PAUSE_MS, O_SINK_RCVBUF,
-    O_TIMEOUT_MS, O_DURATION_S, O_FAIL_ALLOC, O_COUNT_ALLOCS, O_PROXY, O_VERSION
+    O_TIMEOUT_MS, O_DURATION_S, O_FAIL_ALLOC, O_COUNT_ALLOCS, O_PROXY
 };
 
 #define GIB CLI_GIB
 #define ARG required_argument
-#define COMMON_OPTIONS {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, O_VERSION}
+#define COMMON_OPTIONS CLI_STANDARD_OPTIONS
 #define PROXY_OPTIONS                                                                              \
     {"dest", ARG, NULL, O_DEST}, {"upstream", ARG, NULL, O_UPSTREAM},                             \
         {"line-frames", no_argument, NULL, O_LINE_FRAMES},                                         \
@@ -213,29 +212,12 @@ static const struct option demo_options[] = {
     COMMON_OPTIONS,
     {NULL, 0, NULL, 0}};
 
-/* Runs getopt_long over the options after the mode word; returns the next
- * option code, -1 at the end. --help and --version end the program here. */
+static void print_usage(FILE *out) { fputs(usage, out); }
+
+/* The next option after the mode word (cli_next_option()), -1 at the end. */
 static int next_option(int argc, char **argv, const struct option *options)
 {
-    int c = getopt_long(argc, argv, "h", options, NULL);
-    switch (c) {
-    case 'h':
-        fputs(usage, stdout);
-        exit(0);
-    case O_VERSION:
-        cli_version();
-        exit(0);
-    case '?':
-    case ':':
-        cli_bad_option();
-    case -1:
-        if (optind < argc)
-            cli_die("unexpected argument '%s'", argv[optind]);
-        break;
-    default:
-        break;
-    }
-    return c;
+    return cli_next_option(argc, argv, options, print_usage);
 }
 
 /* "NAME=ADDR" appended to pc's destinations. */

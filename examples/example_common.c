@@ -3,7 +3,6 @@
  * command line (see example_common.h). */
 #include "example_common.h"
 
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,7 +182,7 @@ void example_stream_close(example_stream *es)
     }
 }
 
-enum { OPT_LIMIT = 256, OPT_READ_RESERVE, OPT_TCP_LISTEN, OPT_VERSION };
+enum { OPT_LIMIT = 256, OPT_READ_RESERVE, OPT_TCP_LISTEN };
 
 void example_parse_options(int argc, char **argv, const char *limit_name, uint64_t limit_min,
                            uint64_t limit_max, void (*usage)(FILE *), example_options *o)
@@ -192,15 +191,14 @@ void example_parse_options(int argc, char **argv, const char *limit_name, uint64
         {limit_name, required_argument, NULL, OPT_LIMIT},
         {"read-reserve", required_argument, NULL, OPT_READ_RESERVE},
         {"tcp-listen", required_argument, NULL, OPT_TCP_LISTEN},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION},
+        CLI_STANDARD_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     char limit_opt[32];
     snprintf(limit_opt, sizeof limit_opt, "--%s", limit_name);
     cli_init(argv[0]);
     int c;
-    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+    while ((c = cli_next_option(argc, argv, long_options, usage)) != -1) {
         switch (c) {
         case OPT_LIMIT:
             o->limit = cli_size(limit_opt, optarg, limit_min, limit_max);
@@ -214,16 +212,6 @@ void example_parse_options(int argc, char **argv, const char *limit_name, uint64
             o->listen_at = optarg;
             break;
         }
-        case 'h':
-            usage(stdout);
-            exit(0);
-        case OPT_VERSION:
-            cli_version();
-            exit(0);
-        default:
-            cli_bad_option();
         }
     }
-    if (optind < argc)
-        cli_die("unexpected argument '%s'", argv[optind]);
 }

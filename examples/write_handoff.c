@@ -14,7 +14,6 @@
  * hash with what the producer handed over, in order. The program prints one
  * summary line and exits 0 only if every byte arrived in order, every ticket
  * completed with status 0 and the shutdown succeeded. */
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -303,7 +302,7 @@ static void usage(FILE *f)
 }
 
 enum { OPT_ITEMS = 256, OPT_MAX_ITEMS, OPT_MAX_BYTES, OPT_LOW_WATER, OPT_MAX_SLICE,
-       OPT_TICKET_EVERY, OPT_SNDBUF, OPT_VERSION };
+       OPT_TICKET_EVERY, OPT_SNDBUF };
 
 static const struct option long_options[] = {
     {"items", required_argument, NULL, OPT_ITEMS},
@@ -313,8 +312,7 @@ static const struct option long_options[] = {
     {"max-slice", required_argument, NULL, OPT_MAX_SLICE},
     {"ticket-every", required_argument, NULL, OPT_TICKET_EVERY},
     {"sndbuf", required_argument, NULL, OPT_SNDBUF},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, OPT_VERSION},
+    CLI_STANDARD_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -323,7 +321,7 @@ static const struct option long_options[] = {
 static void parse_options(options *o, int argc, char **argv)
 {
     int c;
-    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+    while ((c = cli_next_option(argc, argv, long_options, usage)) != -1) {
         switch (c) {
         case OPT_ITEMS:
             o->items = cli_size("--items", optarg, 0, UINT64_C(1) << 32);
@@ -346,18 +344,8 @@ static void parse_options(options *o, int argc, char **argv)
         case OPT_SNDBUF:
             o->sndbuf = (int)cli_size("--sndbuf", optarg, 0, CLI_GIB);
             break;
-        case 'h':
-            usage(stdout);
-            exit(0);
-        case OPT_VERSION:
-            cli_version();
-            exit(0);
-        default:
-            cli_bad_option();
         }
     }
-    if (optind < argc)
-        cli_die("unexpected argument '%s'", argv[optind]);
 }
 
 int main(int argc, char **argv)

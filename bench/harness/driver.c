@@ -21,7 +21,6 @@
  * One thread, level-triggered epoll: each readiness pass writes one chunk per
  * writable connection, so connections advance round-robin. */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -84,9 +83,9 @@ static size_t g_nlat, g_lat_cap;
 static uint64_t g_started, g_done, g_failed, g_bytes;
 static char g_error[256];
 
-static void usage(void)
+static void usage(FILE *out)
 {
-    printf("usage: " PROG " --connect ADDR [--conns N] [--frames N] [--frame-bytes N]\n"
+    fprintf(out, "usage: " PROG " --connect ADDR [--conns N] [--frames N] [--frame-bytes N]\n"
            "  [--tunnel-bytes SIZE] [--write-size SIZE | --scenario fragmented|coalesced]\n"
            "  [--duration SEC] [--timeout SEC] [--proxy-pid PID] [--json FILE]\n"
            "  [--meta KEY=VALUE]... [--version]\n"
@@ -94,7 +93,7 @@ static void usage(void)
 }
 
 enum { O_CONNECT = 256, O_CONNS, O_FRAMES, O_FRAME_BYTES, O_TUNNEL_BYTES, O_WRITE_SIZE,
-       O_SCENARIO, O_DURATION, O_TIMEOUT, O_PROXY_PID, O_JSON, O_META, O_VERSION };
+       O_SCENARIO, O_DURATION, O_TIMEOUT, O_PROXY_PID, O_JSON, O_META };
 
 static void parse_args(int argc, char **argv)
 {
@@ -111,12 +110,11 @@ static void parse_args(int argc, char **argv)
         {"proxy-pid", required_argument, NULL, O_PROXY_PID},
         {"json", required_argument, NULL, O_JSON},
         {"meta", required_argument, NULL, O_META},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, O_VERSION},
+        CLI_STANDARD_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     int c;
-    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+    while ((c = cli_next_option(argc, argv, long_options, usage)) != -1) {
         switch (c) {
         case O_CONNECT:
             hx_addr_option("--connect", optarg, &g_addr);
@@ -168,18 +166,8 @@ static void parse_args(int argc, char **argv)
             opt.meta_val[opt.nmeta++] = eq + 1;
             break;
         }
-        case 'h':
-            usage();
-            exit(0);
-        case O_VERSION:
-            cli_version();
-            exit(0);
-        default:
-            cli_bad_option();
         }
     }
-    if (optind < argc)
-        cli_die("unexpected argument '%s'", argv[optind]);
     if (!opt.connect)
         cli_die("--connect is required");
 }

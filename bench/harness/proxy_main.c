@@ -13,7 +13,6 @@
  * lifetime) there as a JSON object (cJSON). */
 #define _GNU_SOURCE /* accept4 */
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -105,7 +104,16 @@ static void write_rusage(const char *path, const proxy_config *cfg)
 }
 
 enum { O_IMPL = 256, O_LISTEN, O_UPSTREAM, O_THREADS, O_READ_RESERVE, O_WRITE_BUDGET,
-       O_MAX_LINE, O_COMPLETION, O_STATS_FILE, O_VERSION };
+       O_MAX_LINE, O_COMPLETION, O_STATS_FILE };
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: " PROG " --impl handoff|manual_vec|raw_copy|libevent --listen ADDR\n"
+                 "  --upstream ADDR [--threads N] [--read-reserve SIZE] [--write-budget SIZE]\n"
+                 "  [--max-line SIZE] [--completion ticket|fire_and_forget] [--stats-file FILE]\n"
+                 "  [--version]\n"
+                 "ADDR is IPV4:PORT, [IPV6]:PORT or unix:PATH; sizes take K, M or G.\n");
+}
 
 int main(int argc, char **argv)
 {
@@ -123,15 +131,14 @@ int main(int argc, char **argv)
         {"max-line", required_argument, NULL, O_MAX_LINE},
         {"completion", required_argument, NULL, O_COMPLETION},
         {"stats-file", required_argument, NULL, O_STATS_FILE},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, O_VERSION},
+        CLI_STANDARD_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     const char *stats_path = NULL;
     hx_addr listen_addr, upstream_addr;
     int have_listen = 0, have_upstream = 0, c;
     cli_init(PROG);
-    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+    while ((c = cli_next_option(argc, argv, long_options, usage)) != -1) {
         switch (c) {
         case O_IMPL:
             cfg.impl = optarg;
@@ -167,22 +174,8 @@ int main(int argc, char **argv)
         case O_STATS_FILE:
             stats_path = optarg;
             break;
-        case 'h':
-            printf("usage: " PROG " --impl handoff|manual_vec|raw_copy|libevent --listen ADDR\n"
-                   "  --upstream ADDR [--threads N] [--read-reserve SIZE] [--write-budget SIZE]\n"
-                   "  [--max-line SIZE] [--completion ticket|fire_and_forget] [--stats-file FILE]\n"
-                   "  [--version]\n"
-                   "ADDR is IPV4:PORT, [IPV6]:PORT or unix:PATH; sizes take K, M or G.\n");
-            return 0;
-        case O_VERSION:
-            cli_version();
-            return 0;
-        default:
-            cli_bad_option();
         }
     }
-    if (optind < argc)
-        cli_die("unexpected argument '%s'", argv[optind]);
     if (!cfg.impl || !have_listen || !have_upstream)
         cli_die("--impl, --listen and --upstream are required");
     if (cfg.write_budget == 0)

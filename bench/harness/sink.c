@@ -9,7 +9,6 @@
  * core with the driver, so it hashes straight out of one shared read buffer
  * and allocates only a small struct per connection. */
 #define _GNU_SOURCE /* accept4 */
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -141,35 +140,29 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_walk(g_loop, close_walk, NULL);
 }
 
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: bh_stream_sink --listen ADDR (IPV4:PORT, [IPV6]:PORT or unix:PATH)\n");
+}
+
 int main(int argc, char **argv)
 {
     static const struct option long_options[] = {
         {"listen", required_argument, NULL, 'l'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
+        CLI_STANDARD_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     hx_addr addr;
     int have_listen = 0, c;
     cli_init("bh_stream_sink");
-    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+    while ((c = cli_next_option(argc, argv, long_options, usage)) != -1) {
         switch (c) {
         case 'l':
             hx_addr_option("--listen", optarg, &addr);
             have_listen = 1;
             break;
-        case 'h':
-            printf("usage: bh_stream_sink --listen ADDR (IPV4:PORT, [IPV6]:PORT or unix:PATH)\n");
-            return 0;
-        case 'V':
-            cli_version();
-            return 0;
-        default:
-            cli_bad_option();
         }
     }
-    if (optind < argc)
-        cli_die("unexpected argument '%s'", argv[optind]);
     if (!have_listen)
         cli_die("--listen is required");
     g_is_unix = addr.is_unix;

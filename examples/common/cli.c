@@ -84,10 +84,29 @@ void cli_fail(const char *fmt, ...)
     exit(1);
 }
 
-void cli_bad_option(void)
+int cli_next_option(int argc, char **argv, const struct option *options,
+                    void (*usage)(FILE *out))
 {
-    fprintf(stderr, "(see %s --help)\n", prog);
-    exit(2);
+    int c = getopt_long(argc, argv, "h", options, NULL);
+    switch (c) {
+    case 'h':
+        usage(stdout);
+        exit(0);
+    case CLI_OPT_VERSION:
+        cli_version();
+        exit(0);
+    case '?':
+    case ':':
+        /* getopt_long() has named the option already. */
+        fprintf(stderr, "(see %s --help)\n", prog);
+        exit(2);
+    case -1:
+        if (optind < argc)
+            cli_die("unexpected argument '%s'", argv[optind]);
+        return -1;
+    default:
+        return c;
+    }
 }
 
 uint64_t cli_size(const char *opt, const char *text, uint64_t min, uint64_t max)

@@ -1,8 +1,9 @@
 /* cli.h - command-line plumbing shared by every program in examples/ and
  * bench/: one strict parser for counts and byte sizes, one for durations,
  * one for network addresses (on uv_ip4_addr/uv_ip6_addr), the usage-error
- * exit and --version. Programs parse their options with getopt_long(3) and
- * hand each value to these functions, naming the option.
+ * exit and --version. Programs parse their options with getopt_long(3)
+ * through cli_next_option() and hand each value to these functions, naming
+ * the option.
  *
  * Grammar of a size: decimal digits, then optionally one suffix K, M or G
  * (lower case, KB/KiB, MB/MiB and GB/GiB too; powers of 1024). Nothing else:
@@ -11,13 +12,21 @@
 #ifndef BH_CLI_H
 #define BH_CLI_H
 
+#include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #define CLI_KIB UINT64_C(1024)
 #define CLI_MIB (CLI_KIB * 1024)
 #define CLI_GIB (CLI_MIB * 1024)
+
+/* Option code of --version; put CLI_STANDARD_OPTIONS (--help, -h and
+ * --version) in every option table. */
+#define CLI_OPT_VERSION 'V'
+#define CLI_STANDARD_OPTIONS                                                                       \
+    {"help", no_argument, NULL, 'h'}, { "version", no_argument, NULL, CLI_OPT_VERSION }
 
 /* Why a parse failed. */
 enum { CLI_OK = 0, CLI_EINVAL = -1, CLI_ERANGE = -2 };
@@ -52,16 +61,20 @@ void cli_addr(const char *opt, const char *text, struct sockaddr_storage *out);
 /* Port of an AF_INET or AF_INET6 address in host order, or -1. */
 int cli_addr_port(const struct sockaddr_storage *addr);
 
+/* getopt_long(argc, argv, "h", options) that also handles the standard
+ * options: --help/-h prints usage(stdout) and exits 0, --version prints
+ * cli_version() and exits 0, an unknown option or a missing value exits 2,
+ * and a leftover non-option argument at the end exits 2. Returns the next
+ * option's code (optarg set), or -1 when all are read. */
+int cli_next_option(int argc, char **argv, const struct option *options,
+                    void (*usage)(FILE *out));
+
 /* Prints "prog: message" and "(see prog --help)" on stderr, exits 2. */
 void cli_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* Prints "prog: message" on stderr and exits 1 (a failure at run time, not
  * a usage error). */
 void cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-/* The message of cli_die() for what getopt_long() returned as '?' or ':'
- * (it has already named the option); exits 2. */
-void cli_bad_option(void) __attribute__((noreturn));
 
 /* Prints "prog (libbytes_handoff) X.Y.Z" with the version of the linked
  * library on stdout; the caller then exits 0. */
