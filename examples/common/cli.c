@@ -62,14 +62,22 @@ int cli_parse_seconds(const char *text, double max, double *out)
     return CLI_OK;
 }
 
+/* "prog: message" on stderr, then "(see prog --help)" for usage errors. */
+static void report(int usage_error, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "%s: ", prog);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    if (usage_error)
+        fprintf(stderr, "(see %s --help)\n", prog);
+}
+
 void cli_die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: ", prog);
-    vfprintf(stderr, fmt, ap);
+    report(1, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\n(see %s --help)\n", prog);
     exit(2);
 }
 
@@ -77,10 +85,8 @@ void cli_fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: ", prog);
-    vfprintf(stderr, fmt, ap);
+    report(0, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     exit(1);
 }
 
