@@ -25,6 +25,7 @@
 #include <unistd.h>
 #endif
 
+#include "stream_internal.h"
 #include "tunnel_internal.h"
 
 #ifdef __linux__
@@ -209,7 +210,7 @@ static void pump(bh_tunnel *t, int d)
             continue;
         }
         if (n == 0) {
-            if (bh__tunnel_eof_is_reset(s->stream)) {
+            if (bh__stream_eof_is_reset(s->stream)) {
                 bh__tunnel_end(t, UV_ECONNRESET);
                 return;
             }
