@@ -50,9 +50,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "example_common.h"
+#include "cli.h"
 
-static const char usage[] =
+static const char usage_text[] =
     "Usage: sni_router --listen ADDR --route NAME=HOST:PORT ... [options]\n"
     "  --listen ADDR          IPV4:PORT or [IPV6]:PORT (repeatable, port 0: any free)\n"
     "  --route NAME=HOST:PORT host name or *.suffix -> backend (repeatable)\n"
@@ -62,7 +62,9 @@ static const char usage[] =
     "  --idle-timeout MS      end a tunnel after MS without traffic (default 0: never)\n"
     "  --stats                print counters on SIGUSR1 and at exit\n"
     "  --quiet                no per-connection log lines\n"
-    "  --help\n";
+    "  --help, --version\n";
+
+static void usage(FILE *out) { fputs(usage_text, out); }
 
 typedef struct signals {
     sni_router *router;
@@ -92,18 +94,6 @@ static void close_walk(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
-static unsigned long long number(const char *opt, const char *text, unsigned long long min,
-                                 unsigned long long max)
-{
-    unsigned long long v;
-    if (example_parse_u64(text, min, max, &v) != 0) {
-        fprintf(stderr, "sni_router: %s: '%s' is not a number in [%llu, %llu]\n", opt, text,
-                min, max);
-        exit(2);
-    }
-    return v;
-}
-
 int main(int argc, char **argv)
 {
     enum { O_MAX_HELLO = 256, O_HELLO_TIMEOUT, O_IDLE_TIMEOUT, O_STATS, O_QUIET, O_DEFAULT };
@@ -116,20 +106,19 @@ int main(int argc, char **argv)
         {"idle-timeout", required_argument, NULL, O_IDLE_TIMEOUT},
         {"stats", no_argument, NULL, O_STATS},
         {"quiet", no_argument, NULL, O_QUIET},
-        {"help", no_argument, NULL, 'h'},
+        CLI_STANDARD_OPTIONS,
         {NULL, 0, NULL, 0}};
     sni_config cfg = {.max_hello = 16384, .hello_timeout_ms = 10000};
     sni_table table;
     char err[256];
     sni_table_init(&table);
     int opt, rc = 0;
-    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    cli_init("sni_router");
+    while ((opt = cli_next_option(argc, argv, longopts, usage)) != -1) {
         switch (opt) {
         case 'l':
-            if (cfg.listen_count == SNI_MAX_LISTEN) {
-                fprintf(stderr, "sni_router: at most %d --listen\n", SNI_MAX_LISTEN);
-                return 2;
-            }
+            if (cfg.listen_count == SNI_MAX_LISTEN)
+                cli_die("at most %d --listen", SNI_MAX_LISTEN);
             cfg.listen[cfg.listen_count++] = optarg;
             break;
         case 'r':
@@ -139,13 +128,13 @@ int main(int argc, char **argv)
             rc = sni_table_set_default(&table, optarg, err, sizeof err);
             break;
         case O_MAX_HELLO:
-            cfg.max_hello = (size_t)number("--max-hello", optarg, 64, 1 << 20);
+            cfg.max_hello = (size_t)cli_size("--max-hello", optarg, 64, CLI_MIB);
             break;
         case O_HELLO_TIMEOUT:
-            cfg.hello_timeout_ms = number("--hello-timeout", optarg, 1, 86400000);
+            cfg.hello_timeout_ms = cli_size("--hello-timeout", optarg, 1, 86400000);
             break;
         case O_IDLE_TIMEOUT:
-            cfg.idle_timeout_ms = number("--idle-timeout", optarg, 0, 86400000);
+            cfg.idle_timeout_ms = cli_size("--idle-timeout", optarg, 0, 86400000);
             break;
         case O_STATS:
             cfg.stats = 1;
@@ -153,24 +142,16 @@ int main(int argc, char **argv)
         case O_QUIET:
             cfg.quiet = 1;
             break;
-        case 'h':
-            fputs(usage, stdout);
-            return 0;
-        default:
-            fputs(usage, stderr);
-            return 2;
         }
-        if (rc != 0) {
-            fprintf(stderr, "sni_router: %s\n", rc == -2 ? "out of memory" : err);
-            sni_table_free(&table);
-            return 2;
-        }
+        if (rc == -2)
+            cli_fail("out of memory");
+        if (rc != 0)
+            cli_die("%s", err);
     }
-    if (optind < argc || cfg.listen_count == 0 || (table.count == 0 && !table.fallback)) {
-        fputs(usage, stderr);
-        sni_table_free(&table);
-        return 2;
-    }
+    if (cfg.listen_count == 0)
+        cli_die("--listen is required");
+    if (table.count == 0 && !table.fallback)
+        cli_die("give at least one --route or a --default");
 
     /* A peer that resets must not kill the process through SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);

@@ -12,6 +12,8 @@
  * backend itself) or, without a tunnel, when every handle is closed. */
 #include "sni_router.h"
 
+#include "cli.h"
+
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -387,7 +389,7 @@ int sni_router_start(sni_router *r, uv_loop_t *loop, const sni_config *cfg, sni_
     r->table = table;
     for (size_t i = 0; i < cfg->listen_count; i++) {
         struct sockaddr_storage addr;
-        int rc = sni_parse_addr(cfg->listen[i], &addr);
+        int rc = cli_parse_addr(cfg->listen[i], &addr);
         uv_tcp_t *l = &r->listeners[i];
         if (rc == 0) {
             uv_tcp_init(loop, l);
