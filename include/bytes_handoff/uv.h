@@ -1,6 +1,8 @@
-/* uv.h - libuv integration: the read adapter (bh_reader) and the bounded
- * write queue (bh_writeq). This is the only public header that includes
- * <uv.h>; the core (bytes, buf) works with any event loop.
+/** @file bytes_handoff/uv.h
+ * @brief The libuv adapter library, libbytes_handoff_uv: the read adapter
+ * (bh_reader), the bounded write queue (bh_writeq) and the raw relay
+ * (bh_tunnel). This is the only public header that includes <uv.h>; the core
+ * (bytes, buf) works with any event loop.
  *
  * Both objects are caller-owned structs (embed them by value, like libuv
  * handles). Their fields are public only so they can be embedded: treat them
@@ -25,12 +27,13 @@ extern "C" {
 /* Read adapter                                                              */
 /* ------------------------------------------------------------------------ */
 
-/* Spare space a reader asks its buffer for before each read. */
+/** Spare space a reader asks its buffer for before each read. */
 #define BH_READ_RESERVE_DEFAULT ((size_t)16 * 1024)
 
+/** A read adapter (struct bh_reader). */
 typedef struct bh_reader bh_reader;
 
-/* Called on the loop thread, with status:
+/** The read callback, called on the loop thread, with status:
  * - BH_OK: bytes were appended to the reader's buffer (never for nothing);
  * - UV_EOF: end of stream, delivered once; the unconsumed tail stays in the
  *   buffer, readable and splittable. On TCP, an EOF whose socket holds an
@@ -49,41 +52,56 @@ typedef struct bh_reader bh_reader;
  * block, stop or restart the reader, or uv_close() the stream (the reader then
  * only asks uv_is_closing() before returning and never reads or stops that
  * stream again). r and the buffer must stay valid until the callback returns;
- * free them from the stream's close callback. */
+ * free them from the stream's close callback.
+ * @param r the reader.
+ * @param status as above.
+ * @param ctx the ctx given to bh_reader_init(). */
 typedef void (*bh_read_cb)(bh_reader *r, int status, void *ctx);
 
-/* A read adapter bound to one stream and one buffer. It allocates nothing
- * itself: the buffer grows through bh_buf_reserve() when a read needs room,
- * and an idle reader costs its struct. */
+/** A read adapter bound to one stream and one buffer; caller-owned,
+ * embedded by value, every field private. It allocates nothing itself: the
+ * buffer grows through bh_buf_reserve() when a read needs room, and an idle
+ * reader costs its struct. */
 struct bh_reader {
-    uv_stream_t *stream; /* the stream read from; stream->data == this reader */
-    bh_buf *buf;         /* where bytes land; owned by the caller */
-    size_t read_reserve; /* spare bytes requested before each read */
-    bh_read_cb cb;
-    void *ctx;
-    unsigned flags;      /* reading / finished */
-    int pending;         /* status to report for the zero-length read just offered */
+    uv_stream_t *stream; /**< private: the stream read from; stream->data == this reader */
+    bh_buf *buf;         /**< private: where bytes land; owned by the caller */
+    size_t read_reserve; /**< private: spare bytes requested before each read */
+    bh_read_cb cb;       /**< private: the read callback */
+    void *ctx;           /**< private: its context */
+    unsigned flags;      /**< private: reading / finished */
+    int pending;         /**< private: status to report for the zero-length read just offered */
 };
 
-/* Binds r to stream s (TCP, pipe or TTY) and buffer buf, both owned by the
- * caller and alive while r is used. read_reserve is the spare space requested
- * before each read (0 selects BH_READ_RESERVE_DEFAULT), clamped to what the
- * buffer's max_len still allows. Does not start reading. The reader stores
- * itself in s->data (libuv's callbacks find it there): keep your own state in
- * ctx and do not overwrite s->data while the reader is bound.
- * Errors: BH_EINVAL (r, s, buf or cb NULL). */
+/** Binds a reader to a stream and a buffer. Does not start reading. The
+ * reader stores itself in s->data (libuv's callbacks find it there): keep
+ * your own state in ctx and do not overwrite s->data while the reader is
+ * bound.
+ * @param r the reader.
+ * @param s a TCP, pipe or TTY stream, owned by the caller and alive while r
+ *        is used.
+ * @param buf where bytes land, owned by the caller and alive while r is used.
+ * @param read_reserve spare space requested before each read (0 selects
+ *        #BH_READ_RESERVE_DEFAULT), clamped to what the buffer's max_len
+ *        still allows.
+ * @param cb the read callback.
+ * @param ctx passed to cb.
+ * @return #BH_OK or #BH_EINVAL (r, s, buf or cb NULL). */
 BH_EXPORT int bh_reader_init(bh_reader *r, uv_stream_t *s, bh_buf *buf, size_t read_reserve,
                              bh_read_cb cb, void *ctx);
 
-/* Starts (or resumes) reading; safe inside the callback. Idempotent.
- * Errors: BH_EINVAL (r NULL), BH_ECLOSED once a final status was reported or
- * the stream is closing, or the libuv code from uv_read_start(). */
+/** Starts (or resumes) reading; safe inside the callback. Idempotent.
+ * @param r the reader.
+ * @return #BH_OK, #BH_EINVAL (r NULL), #BH_ECLOSED once a final status was
+ *         reported or the stream is closing, or the libuv code from
+ *         uv_read_start(). */
 BH_EXPORT int bh_reader_start(bh_reader *r);
 
-/* Pauses reading (backpressure): no callback runs until bh_reader_start().
- * Idempotent; safe inside the callback and after uv_close() of the stream
- * (until its close callback has run). Use it instead of uv_read_stop().
- * Errors: BH_EINVAL (r NULL). */
+/** Pauses reading (backpressure): no callback runs until
+ * bh_reader_start(). Idempotent; safe inside the callback and after
+ * uv_close() of the stream (until its close callback has run). Use it
+ * instead of uv_read_stop().
+ * @param r the reader.
+ * @return #BH_OK or #BH_EINVAL (r NULL). */
 BH_EXPORT int bh_reader_stop(bh_reader *r);
 
 /* ------------------------------------------------------------------------ */
@@ -471,6 +489,7 @@ BH_EXPORT void bh_tunnel_stats(const bh_tunnel *t, struct bh_tunnel_stats *out);
  * @param t a started tunnel (NULL is ignored)
  */
 BH_EXPORT void bh_tunnel_abort(bh_tunnel *t);
+
 
 #ifdef __cplusplus
 }
