@@ -490,7 +490,6 @@ BH_EXPORT void bh_tunnel_stats(const bh_tunnel *t, struct bh_tunnel_stats *out);
  */
 BH_EXPORT void bh_tunnel_abort(bh_tunnel *t);
 
-
 #ifdef __cplusplus
 }
 #endif
