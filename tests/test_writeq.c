@@ -16,6 +16,7 @@
 #include "test_alloc.h"
 #include "test_uv.h"
 #include "test_writeq_support.h"
+#include "uv/writeq_internal.h"
 
 #define RUN_MS 20000
 
@@ -147,7 +148,7 @@ static void init_rejects_null_arguments_zero_budgets_and_foreign_loop(void **sta
     assert_int_equal(bh_writeq_init(&q, &loop, (uv_stream_t *)&a, &zero_items), BH_EINVAL);
     assert_int_equal(bh_writeq_init(&q, &loop, (uv_stream_t *)&a, &zero_bytes), BH_EINVAL);
     assert_int_equal(bh_writeq_init(&q, &loop, (uv_stream_t *)&a, NULL), BH_OK);
-    assert_int_equal(q.cfg.max_items, 1024);
+    assert_int_equal(bh__writeq_max_items(&q), 1024);
     assert_int_equal(bh_writeq_try_write_ff(&q, NULL), BH_EINVAL);
     assert_int_equal(bh_writeq_try_write(NULL, NULL, NULL, NULL), BH_EINVAL);
     bh_bytes bad = {NULL, 5, NULL};
@@ -169,8 +170,8 @@ static void idle_queue_allocates_nothing_until_first_write(void **state)
     wq_run_nowait(&f->loop, 3);
     test_alloc_stats_get(&st);
     assert_int_equal(st.attempts, 0);
-    assert_null(f->q.ring);
-    assert_int_equal(f->q.ring_cap, 0);
+    assert_null(bh__writeq_ring(&f->q));
+    assert_int_equal(bh__writeq_ring_cap(&f->q), 0);
     bh_writeq_close(&f->q);
     test_alloc_stats_get(&st);
     assert_int_equal(st.attempts, 0);
@@ -184,8 +185,8 @@ static void first_enqueue_allocates_a_small_ring_not_max_items(void **state)
     fx *f = fx_new(1024, 8u << 20, 4096);
     wq_ticket t = {0};
     assert_int_equal(fx_ticket(f, 100, &t), BH_OK);
-    assert_true(f->q.ring_cap >= 1);
-    assert_true(f->q.ring_cap <= 16);
+    assert_true(bh__writeq_ring_cap(&f->q) >= 1);
+    assert_true(bh__writeq_ring_cap(&f->q) <= 16);
     fx_run_until_received(f);
     fx_free(f);
 }
@@ -209,7 +210,7 @@ static void item_budget_accepts_exactly_max_items_and_refuses_the_next(void **st
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.queued_items, 4);
     assert_int_equal(s.refused, 2);
-    assert_int_equal(f->q.ring_cap, 4); /* grew up to max_items, not beyond */
+    assert_int_equal(bh__writeq_ring_cap(&f->q), 4); /* grew up to max_items, not beyond */
     fx_run_until_received(f);
     for (int i = 0; i < 4; i++) {
         assert_int_equal(t[i].calls, 1);
@@ -437,12 +438,12 @@ static void enqueue_while_wrapped(bh_writeq *q, int status, void *ctx)
 {
     wrap_ctx *w = ctx;
     assert_int_equal(status, 0);
-    w->cap_before = q->ring_cap;
+    w->cap_before = bh__writeq_ring_cap(q);
     assert_int_equal(fx_ff(w->f, 11), BH_OK); /* lands in slot 0: wrapped */
-    w->grew_while_wrapped = q->head != 0 && q->head + q->count > q->ring_cap;
+    w->grew_while_wrapped = bh__writeq_wrapped(q);
     for (int i = 0; i < 21; i++)
         assert_int_equal(fx_ff(w->f, 13 + (size_t)i), BH_OK);
-    w->cap_after = q->ring_cap;
+    w->cap_after = bh__writeq_ring_cap(q);
 }
 
 static void ring_grows_while_wrapped_and_keeps_order(void **state)
@@ -455,7 +456,7 @@ static void ring_grows_while_wrapped_and_keeps_order(void **state)
     f->off = 5;
     for (int i = 0; i < 7; i++)
         assert_int_equal(fx_ff(f, 3 + (size_t)i), BH_OK);
-    assert_int_equal(f->q.ring_cap, 8);
+    assert_int_equal(bh__writeq_ring_cap(&f->q), 8);
     fx_run_until_received(f);
     assert_int_equal(w.cap_before, 8);
     assert_true(w.grew_while_wrapped);
@@ -1050,7 +1051,7 @@ static void enqueue_from_a_timer_is_flushed_before_the_loop_blocks_and_run_retur
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.written_bytes, 320);
     assert_int_equal(s.flushes, 1);
-    assert_non_null(f->q.flush);
+    assert_non_null(bh__writeq_flush_block(&f->q));
     assert_int_equal(uv_loop_alive(&f->loop), 0); /* handles stopped */
     uv_close((uv_handle_t *)&t, NULL);
     uv_close((uv_handle_t *)&w, NULL);
@@ -1075,10 +1076,10 @@ static void close_while_the_flush_is_armed_cancels_every_item_once_and_frees_it(
         assert_int_equal(rc, BH_OK);
         f->off += 10;
     }
-    assert_non_null(f->q.flush);
+    assert_non_null(bh__writeq_flush_block(&f->q));
     assert_int_equal(uv_loop_alive(&f->loop), 1); /* the armed flush */
     bh_writeq_close(&f->q);
-    assert_null(f->q.flush);
+    assert_null(bh__writeq_flush_block(&f->q));
     for (int i = 0; i < 10; i++) {
         assert_int_equal(bh_bytes_refcount(&held[i]), 1); /* released by close */
         bh_bytes_release(&held[i]);
@@ -1113,7 +1114,7 @@ static void flush_block_allocation_failure_falls_back_and_delivers_every_byte(vo
     bh_bytes b = bh_bytes_static(f->pattern, 100);
     assert_int_equal(bh_writeq_try_write(&f->q, &b, wq_ticket_cb, &t[0]), BH_OK);
     f->off = 100;
-    assert_null(f->q.flush);
+    assert_null(bh__writeq_flush_block(&f->q));
     struct bh_writeq_stats s;
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.batches, 1); /* handed to uv_write() in the call */
@@ -1128,7 +1129,7 @@ static void flush_block_allocation_failure_falls_back_and_delivers_every_byte(vo
     }
     fx_run_until_received(f);
     wq_run_nowait(&f->loop, 3);
-    assert_null(f->q.flush);
+    assert_null(bh__writeq_flush_block(&f->q));
     for (int i = 0; i < N; i += 3) {
         assert_int_equal(t[i].calls, 1);
         assert_int_equal(t[i].status, 0);
@@ -1143,7 +1144,7 @@ static void flush_block_allocation_failure_falls_back_and_delivers_every_byte(vo
     bh_bytes last = bh_bytes_static(f->pattern + f->off, 10);
     assert_int_equal(bh_writeq_try_write(&f->q, &last, wq_ticket_cb, &t[N]), BH_OK);
     f->off += 10;
-    assert_non_null(f->q.flush);
+    assert_non_null(bh__writeq_flush_block(&f->q));
     fx_run_until_received(f);
     wq_run_nowait(&f->loop, 3);
     assert_int_equal(t[N].calls, 1);

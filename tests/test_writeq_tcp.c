@@ -13,6 +13,7 @@
 
 #include "test_uv.h"
 #include "test_writeq_support.h"
+#include "uv/writeq_internal.h"
 
 #define RUN_MS 30000
 
@@ -108,7 +109,7 @@ static void paused_reader_forces_partial_writes_and_resume_delivers_every_byte(v
     assert_true(s.written_bytes < BIG);
     assert_int_equal(s.queued_items, 1);
     assert_int_equal(s.queued_bytes, BIG - s.written_bytes);
-    assert_int_equal(f->q.head_off, s.written_bytes);
+    assert_int_equal(bh__writeq_head_off(&f->q), s.written_bytes);
     assert_int_equal(s.try_write_hits, 0);
     assert_int_equal(s.flushes, 0);
     assert_int_equal(s.batches, 1); /* the remainder, in flight */
