@@ -238,8 +238,9 @@ int bh_queue_init(bh_queue *q, const bh_queue_config *cfg, bh_queue_complete_fn 
 /* Checks that an item may be offered at all. */
 static int check_offer(bh_queue *q, size_t len)
 {
-    if (q->state != BH_QUEUE_OPEN)
-        return q->state == BH_QUEUE_UNINIT ? BH_EINVAL : BH_ECLOSED;
+    int rc = bh__queue_open(q);
+    if (rc != BH_OK)
+        return rc;
     if (len > q->cfg.max_bytes)
         return BH_ETOOLONG;
     return BH_OK;
@@ -343,13 +344,14 @@ void bh_queue_fail(bh_queue *q, int err)
 
 int bh_queue_seal(bh_queue *q, int (*if_empty)(void *ctx), void *ctx)
 {
-    if (!q || q->state == BH_QUEUE_UNINIT)
+    if (!q)
         return BH_EINVAL;
-    if (q->state != BH_QUEUE_OPEN)
-        return BH_ECLOSED;
+    int rc = bh__queue_open(q);
+    if (rc != BH_OK)
+        return rc;
     bh__queue_lock(q);
     int empty = bh_queue_idle(q) && (!q->inbox || q->inbox->n == 0);
-    int rc = empty && if_empty ? if_empty(ctx) : 0;
+    rc = empty && if_empty ? if_empty(ctx) : 0;
     if (rc == 0) {
         if (q->inbox)
             q->inbox->sealed = 1;

@@ -15,12 +15,11 @@
 
 int bh_queue_enable_mt(bh_queue *q, bh_queue_wake_fn wake, void *wake_ctx)
 {
-    if (!q || !wake || q->state == BH_QUEUE_UNINIT)
+    if (!q || !wake)
         return BH_EINVAL;
-    if (q->state != BH_QUEUE_OPEN)
-        return BH_ECLOSED;
-    if (q->inbox)
-        return BH_OK;
+    int rc = bh__queue_open(q);
+    if (rc != BH_OK || q->inbox)
+        return rc;
     struct bh_queue_inbox *ib = bh__malloc(sizeof *ib);
     if (!ib)
         return BH_ENOMEM;

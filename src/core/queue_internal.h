@@ -53,6 +53,14 @@ static inline int bh__queue_writable(const bh_queue *q)
     return q->state == BH_QUEUE_OPEN || q->state == BH_QUEUE_SEALED;
 }
 
+/* BH_OK for an open queue, else BH_EINVAL (never initialised) or BH_ECLOSED. */
+static inline int bh__queue_open(const bh_queue *q)
+{
+    if (q->state == BH_QUEUE_OPEN)
+        return BH_OK;
+    return q->state == BH_QUEUE_UNINIT ? BH_EINVAL : BH_ECLOSED;
+}
+
 /* Budget lock: the inbox mutex once cross-thread submission is enabled. */
 static inline void bh__queue_lock(const bh_queue *q)
 {

@@ -30,6 +30,21 @@ static void wq_complete(bh_queue *c, bh_queue_cb cb, void *ctx, int status)
     ((bh_write_cb)cb)(WQ_OF(c, core), status, ctx);
 }
 
+void *bh__wq_block_new(uv_loop_t *loop, size_t size, int (*init)(uv_loop_t *, void *), int *rc)
+{
+    void *p = bh__malloc(size);
+    *rc = BH_ENOMEM;
+    if (!p)
+        return NULL;
+    memset(p, 0, size);
+    *rc = init(loop, p);
+    if (*rc != 0) {
+        bh__free(p);
+        return NULL;
+    }
+    return p;
+}
+
 bh_writeq_config bh_writeq_config_default(void)
 {
     bh_writeq_config c = {BH_WRITEQ_MAX_ITEMS_DEFAULT, BH_WRITEQ_MAX_BYTES_DEFAULT};

@@ -61,17 +61,14 @@ static void on_flush_close(uv_handle_t *h)
         bh__free(fl);
 }
 
+static int init_check(uv_loop_t *loop, void *h) { return uv_check_init(loop, h); }
+
 int bh__wq_flush_create(bh_writeq *q)
 {
-    struct bh_writeq_flush *fl = bh__malloc(sizeof *fl);
+    int rc;
+    struct bh_writeq_flush *fl = bh__wq_block_new(q->loop, sizeof *fl, init_check, &rc);
     if (!fl)
-        return BH_ENOMEM;
-    memset(fl, 0, sizeof *fl);
-    int rc = uv_check_init(q->loop, &fl->check);
-    if (rc != 0) {
-        bh__free(fl);
         return rc;
-    }
     fl->check.data = fl;
     fl->handles = 1;
     rc = uv_prepare_init(q->loop, &fl->prepare);

@@ -61,6 +61,11 @@ static inline int wq_idle(const bh_writeq *q)
     return bh_queue_idle(&q->core) && !(q->flags & WQ_WRITING);
 }
 
+/* writeq.c: allocates a zeroed block of size bytes whose first member is a
+ * libuv handle and runs init(loop, block) on it. Returns the block, or NULL
+ * with *rc = BH_ENOMEM or init's libuv error (the block is then freed). */
+void *bh__wq_block_new(uv_loop_t *loop, size_t size, int (*init)(uv_loop_t *, void *), int *rc);
+
 /* writeq_flush.c: the driver. */
 int bh__wq_flush_create(bh_writeq *q);
 int bh__wq_flush_arm(bh_writeq *q);

@@ -33,23 +33,21 @@ static void on_async(uv_async_t *h)
 
 static void on_mt_abort(uv_handle_t *h) { bh__free(h); }
 
+static int init_async(uv_loop_t *loop, void *h) { return uv_async_init(loop, h, on_async); }
+
 int bh_writeq_enable_mt(bh_writeq *q)
 {
-    if (!q || bh_queue_get_state(&q->core) == BH_QUEUE_UNINIT)
+    if (!q)
         return BH_EINVAL;
-    if (bh_queue_get_state(&q->core) != BH_QUEUE_OPEN)
-        return BH_ECLOSED;
+    bh_queue_state s = bh_queue_get_state(&q->core);
+    if (s != BH_QUEUE_OPEN)
+        return s == BH_QUEUE_UNINIT ? BH_EINVAL : BH_ECLOSED;
     if (q->mt)
         return BH_OK;
-    struct bh_writeq_mt *mt = bh__malloc(sizeof *mt);
+    int rc;
+    struct bh_writeq_mt *mt = bh__wq_block_new(q->loop, sizeof *mt, init_async, &rc);
     if (!mt)
-        return BH_ENOMEM;
-    memset(mt, 0, sizeof *mt);
-    int rc = uv_async_init(q->loop, &mt->async, on_async);
-    if (rc != 0) {
-        bh__free(mt);
         return rc;
-    }
     rc = bh_queue_enable_mt(&q->core, mt_wake, mt);
     if (rc != BH_OK) {
         uv_close((uv_handle_t *)&mt->async, on_mt_abort);

@@ -15,6 +15,8 @@
 
 static void on_stall_close(uv_handle_t *h) { bh__free(h->data); }
 
+static int init_timer(uv_loop_t *loop, void *h) { return uv_timer_init(loop, h); }
+
 void bh__wq_stall_progress(bh_writeq *q)
 {
     if (q->stall)
@@ -78,15 +80,10 @@ int bh_writeq_set_stall_timeout(bh_writeq *q, uint64_t ms)
         return BH_OK;
     }
     if (!q->stall) {
-        struct bh_writeq_stall *st = bh__malloc(sizeof *st);
+        int rc;
+        struct bh_writeq_stall *st = bh__wq_block_new(q->loop, sizeof *st, init_timer, &rc);
         if (!st)
-            return BH_ENOMEM;
-        memset(st, 0, sizeof *st);
-        int rc = uv_timer_init(q->loop, &st->timer);
-        if (rc != 0) {
-            bh__free(st);
             return rc;
-        }
         st->timer.data = st;
         st->q = q;
         q->stall = st;
