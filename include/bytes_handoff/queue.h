@@ -168,7 +168,7 @@ BH_EXPORT void bh_queue_unreserve(bh_queue *q, size_t len);
  * already wrote the first `written` bytes directly (non-zero only on an idle
  * queue). Takes the reference in *data and zeroes it.
  * @return 1 when the item completed at once (fire-and-forget and
- *         written == data->len: counted written, slice released), else 0 */
+ *         0 < written == data->len: counted written, slice released), else 0 */
 BH_EXPORT int bh_queue_push_reserved(bh_queue *q, bh_bytes *data, bh_queue_cb cb, void *ctx,
                                      size_t written);
 

@@ -274,7 +274,7 @@ int bh_queue_push_reserved(bh_queue *q, bh_bytes *data, bh_queue_cb cb, void *ct
     bh_queue_item it = {*data, cb, ctx};
     *data = empty_slice;
     q->written_bytes += written;
-    if (written == it.data.len && !cb) {
+    if (written > 0 && written == it.data.len && !cb) {
         bh__queue_budget_release(q, 1, written);
         bh__queue_complete(q, &it, 0);
         return 1;

@@ -44,6 +44,7 @@ struct bh_writeq_stall {
     bh_writeq *q;  /* NULL once closed */
     uint64_t ms;   /* the timeout */
     uint64_t last; /* loop time of the last progress (or of arming) */
+    size_t wq_size; /* libuv's write queue size at that time */
     int armed;
 };
 
@@ -81,6 +82,10 @@ int bh__wq_send_shutdown(void *q);
 void bh__wq_stall_progress(bh_writeq *q);
 void bh__wq_stall_update(bh_writeq *q);
 void bh__wq_stall_close(bh_writeq *q);
+/* The timer's check, callable by tests: progress since the last check
+ * re-arms the timer for the rest of the window, none for the whole timeout
+ * fails the queue. Returns UV_ETIMEDOUT when it failed the queue, else 0. */
+int bh__wq_stall_check(bh_writeq *q);
 
 /* ---- read-only views for tests ------------------------------------------- */
 
