@@ -327,7 +327,8 @@ void bh_queue_set_failed(bh_queue *q, int err)
 void bh_queue_fail(bh_queue *q, int err)
 {
     bh_queue_set_failed(q, err);
-    size_t n_inbox = q->inbox ? bh__queue_inbox_seal(q) : 0;
+    struct bh_queue_inbox *ib = q->inbox; /* a callback may close q meanwhile */
+    size_t n_inbox = ib ? bh__queue_inbox_seal(q) : 0;
     bh__queue_lock(q);
     int waiting = q->want_drain;
     q->want_drain = 0;
@@ -335,7 +336,7 @@ void bh_queue_fail(bh_queue *q, int err)
     q->depth++;
     bh__queue_complete_tail(q, q->pinned, err);
     if (n_inbox)
-        bh__queue_complete_array(q, q->inbox->items, n_inbox, err);
+        bh__queue_complete_array(q, ib->items, n_inbox, err);
     q->depth--;
     if (waiting && q->state != BH_QUEUE_CLOSED)
         q->drain_due = 1;

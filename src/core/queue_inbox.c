@@ -52,8 +52,6 @@ int bh_queue_submit(bh_queue *q, bh_bytes *data, bh_queue_cb cb, void *ctx)
         /* The budget bounds the inbox by max_items, so it grows at most to that. */
         rc = bh__queue_budget_reserve(q, data->len);
         if (rc == BH_OK) {
-            if (q->used_bytes > q->low_water)
-                q->want_drain = 1;
             void *items = ib->items;
             if (bh__grow(&items, &ib->cap, ib->n + 1, BHQ_RING_MIN, q->cfg.max_items,
                          sizeof *ib->items) != BH_OK) {
@@ -66,6 +64,8 @@ int bh_queue_submit(bh_queue *q, bh_bytes *data, bh_queue_cb cb, void *ctx)
         if (rc == BH_OK) {
             bh_queue_item it = {*data, cb, ctx};
             ib->items[ib->n++] = it;
+            if (q->used_bytes > q->low_water)
+                q->want_drain = 1;
             if (ib->n == 1)
                 ib->wake(ib->wake_ctx);
         }

@@ -2,13 +2,8 @@
  * Counters are atomic so clones released on other threads are counted. */
 #include "test_alloc.h"
 
-#include <setjmp.h>
-#include <stdarg.h>
 #include <stdatomic.h>
-#include <stddef.h>
 #include <stdlib.h>
-
-#include <cmocka.h>
 
 #include <bytes_handoff.h>
 
@@ -94,10 +89,3 @@ void test_alloc_stats_get(test_alloc_stats *out)
 }
 
 void test_alloc_uninstall(void) { bh_set_allocator(NULL); }
-
-void test_alloc_finish(void)
-{
-    size_t live = atomic_load(&g_live);
-    test_alloc_uninstall();
-    assert_int_equal(live, 0);
-}
