@@ -9,4 +9,4 @@ $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
     ca-certificates cmake ninja-build gcc g++ clang libclang-rt-dev pkg-config make \
     libuv1-dev libcmocka-dev libbenchmark-dev libevent-dev \
-    valgrind gnuplot-nox python3 procps util-linux binutils
+    valgrind gnuplot-nox python3 jq libcjson-dev doxygen procps util-linux binutils
