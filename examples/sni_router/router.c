@@ -232,6 +232,7 @@ static void on_backend_connected(uv_connect_t *req, int status)
     uv_tcp_nodelay(&c->backend, 1);
     bh_tunnel_config cfg = bh_tunnel_config_default();
     cfg.idle_timeout_ms = r->cfg->idle_timeout_ms;
+    cfg.read_reserve = r->cfg->read_reserve;
     int rc = bh_tunnel_start(&c->tunnel, r->loop, (uv_stream_t *)&c->client,
                              (uv_stream_t *)&c->backend, &c->buf, NULL, &cfg, on_tunnel_done, c);
     if (rc != 0) {
