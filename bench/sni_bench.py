@@ -448,8 +448,9 @@ def run(args):
 set output '%s'
 set multiplot layout 1,3 title 'SNI routers, medians of %d rounds (router on one core)'
 set style data histograms
+set style histogram gap 1
 set style fill solid 0.8
-set boxwidth 0.8
+set xtics rotate by -30 font ',10'
 unset key
 set yrange [0:*]
 set title 'router CPU per connection (us)'
