@@ -23,6 +23,9 @@
 
 static int huge_skipped(void) { return getenv("BH_SKIP_HUGE_TESTS") != NULL; }
 
+/* Stream sizes: smaller under TSan and valgrind (BH_SKIP_HUGE_TESTS). */
+static size_t mib(size_t n) { return huge_skipped() ? n << 18 : n << 20; }
+
 static bh_tunnel_config config(int splice)
 {
     bh_tunnel_config c = bh_tunnel_config_default();
@@ -132,7 +135,7 @@ static void relay_fragmented(int splice, tf *t)
     bh_tunnel_config c = config(splice);
     c.read_reserve = 1000;
     c.max_bytes = 3000;
-    relay_both_ways((size_t)3 << 20, 700, &c, t);
+    relay_both_ways(mib(3), 700, &c, t);
 }
 
 static void relays_byte_exact_with_random_fragmentation_buffers_only(void **state)
@@ -157,9 +160,9 @@ static void splice_on_and_off_deliver_identical_bytes(void **state)
     (void)state;
     tf t;
     bh_tunnel_config on = config(1), off = config(0);
-    relay_both_ways((size_t)8 << 20, 65536, &off, &t);
+    relay_both_ways(mib(8), 65536, &off, &t);
     assert_int_equal(t.final.spliced[0] + t.final.spliced[1], 0);
-    relay_both_ways((size_t)8 << 20, 65536, &on, &t);
+    relay_both_ways(mib(8), 65536, &on, &t);
     assert_true(t.final.spliced[0] > 0);
     assert_true(t.final.spliced[1] > 0);
 }
@@ -169,7 +172,7 @@ static void splice_on_and_off_deliver_identical_bytes(void **state)
 static void sixty_four_mib_each_way_through_tiny_budgets_stays_bounded(void **state)
 {
     (void)state;
-    size_t len = huge_skipped() ? (size_t)4 << 20 : (size_t)64 << 20;
+    size_t len = mib(64);
     for (int splice = 0; splice < 2; splice++) {
         tf t;
         bh_tunnel_config c = config(splice);
@@ -259,8 +262,8 @@ static void reset_by_b_right_after_its_data_resets_a(void **state)
 static void reset_mid_stream_while_splicing_resets_the_other_side(void **state)
 {
     (void)state;
-    reset_by(0, (size_t)8 << 20, 1);
-    reset_by(1, (size_t)8 << 20, 1);
+    reset_by(0, mib(8), 1);
+    reset_by(1, mib(8), 1);
 }
 
 static void idle_tunnel_times_out_and_resets_both_sides(void **state)
@@ -307,7 +310,7 @@ static void splice_unavailable_for_lack_of_fds_falls_back_to_buffers(void **stat
     (void)state;
     tf t;
     tf_setup(&t);
-    size_t len = (size_t)8 << 20;
+    size_t len = mib(8);
     t.peer[0].send_len = t.peer[1].send_len = len;
     t.peer[0].max_chunk = t.peer[1].max_chunk = 65536;
     bh_tunnel_config c = config(1);
