@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -281,6 +282,46 @@ static void reset_mid_stream_while_splicing_resets_the_other_side(void **state)
     reset_by(1, mib(8), 1);
 }
 
+/* Data and the RST (after a FIN when fin_first) are already queued on side
+ * a when the tunnel starts: libuv reads the data and reports EOF (its
+ * POLLHUP shortcut, or the FIN); SO_ERROR tells the reset, so B sees one. */
+static void reset_queued_behind_data(int fin_first)
+{
+    tf t;
+    tf_setup(&t);
+    uint8_t buf[32768];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = tf_byte(t.peer[0].seed, i);
+    assert_int_equal(send(t.peer[0].fd, buf, sizeof buf, 0), (ssize_t)sizeof buf);
+    if (fin_first)
+        assert_int_equal(shutdown(t.peer[0].fd, SHUT_WR), 0);
+    struct linger lg = {1, 0};
+    assert_int_equal(setsockopt(t.peer[0].fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    close(t.peer[0].fd);
+    t.peer[0].fd = -1; /* its thread has nothing to do */
+    t.peer[1].end = PEER_STAY;
+    bh_tunnel_config c = config(1);
+    start(&t, &c, NULL, NULL);
+    assert_int_equal(tf_run(&t, RUN_MS), 0);
+    assert_int_equal(t.status, UV_ECONNRESET);
+    assert_int_equal(t.peer[1].recv_end, ECONNRESET);
+    assert_int_equal(t.peer[1].mismatch_at, SIZE_MAX);
+    assert_int_equal(t.final.reset[0], 1);
+    assert_int_equal(t.final.eof[0], 0);
+}
+
+static void reset_queued_right_behind_data_reaches_b_as_a_reset(void **state)
+{
+    (void)state;
+    reset_queued_behind_data(0);
+}
+
+static void reset_queued_behind_data_and_fin_reaches_b_as_a_reset(void **state)
+{
+    (void)state;
+    reset_queued_behind_data(1);
+}
+
 static void idle_tunnel_times_out_and_resets_both_sides(void **state)
 {
     (void)state;
@@ -445,6 +486,8 @@ int main(void)
         cmocka_unit_test(reset_by_a_right_after_its_data_resets_b),
         cmocka_unit_test(reset_by_b_right_after_its_data_resets_a),
         cmocka_unit_test(reset_mid_stream_while_splicing_resets_the_other_side),
+        cmocka_unit_test(reset_queued_right_behind_data_reaches_b_as_a_reset),
+        cmocka_unit_test(reset_queued_behind_data_and_fin_reaches_b_as_a_reset),
         cmocka_unit_test(idle_tunnel_times_out_and_resets_both_sides),
         cmocka_unit_test(abort_resets_both_sides_and_reports_canceled_once),
         cmocka_unit_test(splice_unavailable_for_lack_of_fds_falls_back_to_buffers),
