@@ -4,7 +4,9 @@
 # once each, then fuzz each target starting from the seed corpus in
 # tests/fuzz/corpus/<target>/ (libFuzzer runs every seed first). Fails on any
 # finding (crash, sanitizer report, leak, timeout, OOM) and prints, per
-# target, executions, execs/s, coverage (libFuzzer's cov: edges) and time.
+# target, executions, execs/s, coverage (libFuzzer's cov: edges), wall time
+# and CPU time (on a shared machine, execs per CPU second is the comparable
+# rate).
 #
 #   scripts/run-fuzz.sh            bounded run: FUZZ_SECONDS per target (CI)
 #   scripts/run-fuzz.sh --long     each target to FUZZ_RUNS executions
@@ -60,6 +62,17 @@ cmake --build "$build" -j2 --target $FUZZ_TARGETS
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 
+# Sets cpu_now to the CPU seconds (user + system) used so far by this
+# script's finished children (`times` must run in this shell, not a subshell).
+cpu_now=0
+children_cpu() {
+    times >"$build/times.txt"
+    cpu_now=$(awk 'NR == 2 {
+        t = 0
+        for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
+        printf "%.1f", t }' "$build/times.txt")
+}
+
 artifacts=$build/fuzz-artifacts
 mkdir -p "$artifacts"
 status=0
@@ -92,10 +105,14 @@ for t in $FUZZ_TARGETS; do
     fi
     rc=0
     start=$(date +%s.%N)
+    children_cpu
+    cpu0=$cpu_now
     "$build/tests/fuzz/$t" "${bound[@]}" -timeout=10 -rss_limit_mb=2048 \
         -max_len="$(max_len_of "$t")" -print_final_stats=1 -artifact_prefix="$artifacts/$t-" \
         "$work" "$seeds" >"$log" 2>&1 || rc=$?
     secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.0f", e - s }')
+    children_cpu
+    cpu=$(awk -v a="$cpu0" -v b="$cpu_now" 'BEGIN { printf "%.0f", b - a }')
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     [[ -n $execs ]] || execs=$(sed -n 's/^#\([0-9][0-9]*\).*/\1/p' "$log" | tail -1)
     cov=$(sed -n 's/^#[0-9].* cov: \([0-9]*\) .*/\1/p' "$log" | tail -1)
@@ -107,8 +124,9 @@ for t in $FUZZ_TARGETS; do
         tail -n 40 "$log"
         summary+=$(printf '%-14s FAILED  execs=%s (see %s, artifacts %s)' "$t" "${execs:-?}" "$log" "$artifacts")$'\n'
     else
-        summary+=$(printf '%-14s ok      execs=%s  exec/s=%s  cov=%s  corpus=%s  time=%ss' \
-            "$t" "${execs:-?}" "$rate" "${cov:-?}" "$corpus" "$secs")$'\n'
+        cpu_rate=$(awk -v n="${execs:-0}" -v s="$cpu" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
+        summary+=$(printf '%-14s ok      execs=%s  exec/s=%s  cov=%s  corpus=%s  time=%ss  cpu=%ss (%s execs per cpu-s)' \
+            "$t" "${execs:-?}" "$rate" "${cov:-?}" "$corpus" "$secs" "$cpu" "$cpu_rate")$'\n'
     fi
 done
 

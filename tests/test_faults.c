@@ -429,34 +429,229 @@ static void destination_reset_during_tunnel_ends_that_client_and_proxy_keeps_ser
     free(d);
 }
 
-static int written(void *arg) { return ((tclient *)arg)->written; }
+/* A destination that reads nothing until the test opens its gate, then
+ * reads to EOF and replies like the sink ("OK <bytes> <fnv1a64>\n"). Its
+ * kernel receive buffer is small (set on the listener, inherited), so while
+ * the gate is closed the proxy has to keep what it forwards. */
+typedef struct gate_dest {
+    uv_tcp_t listener;
+    uv_tcp_t conn;
+    uv_write_t wreq;
+    int accepted, open, eof;
+    size_t got;
+    uint64_t hash;
+    char reply[96];
+    char buf[64 * 1024];
+} gate_dest;
 
-static void half_close_with_data_in_flight_delivers_every_byte_and_the_reply(void **state)
+static void gd_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
+{
+    gate_dest *d = h->data;
+    (void)suggested;
+    *out = uv_buf_init(d->buf, sizeof d->buf);
+}
+
+static void gd_replied(uv_write_t *req, int status)
+{
+    gate_dest *d = req->data;
+    assert_int_equal(status, 0);
+    uv_close((uv_handle_t *)&d->conn, NULL);
+}
+
+static void gd_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    gate_dest *d = s->data;
+    if (nread > 0) {
+        d->hash = cr_fnv1a(d->hash, (const uint8_t *)b->base, (size_t)nread);
+        d->got += (size_t)nread;
+        return;
+    }
+    if (nread == 0)
+        return;
+    assert_int_equal(nread, UV_EOF);
+    d->eof = 1;
+    uv_read_stop(s);
+    snprintf(d->reply, sizeof d->reply, "OK %zu %016llx\n", d->got, (unsigned long long)d->hash);
+    uv_buf_t r = uv_buf_init(d->reply, (unsigned)strlen(d->reply));
+    d->wreq.data = d;
+    assert_int_equal(uv_write(&d->wreq, s, &r, 1, gd_replied), 0);
+}
+
+static void gd_open(gate_dest *d)
+{
+    assert_int_equal(d->accepted, 1);
+    d->open = 1;
+    assert_int_equal(uv_read_start((uv_stream_t *)&d->conn, gd_alloc, gd_read), 0);
+}
+
+static void gd_accept(uv_stream_t *server, int status)
+{
+    gate_dest *d = server->data;
+    assert_int_equal(status, 0);
+    assert_int_equal(d->accepted, 0);
+    uv_tcp_init(server->loop, &d->conn);
+    d->conn.data = d;
+    assert_int_equal(uv_accept(server, (uv_stream_t *)&d->conn), 0);
+    d->accepted = 1;
+}
+
+/* A proxy whose only destination is a closed gate: "alpha" is the fixture's
+ * sink (unused), "gate" the gated destination. Upstream send buffers are
+ * small too, so the kernel holds little of what the proxy forwards. */
+static fx *fx_new_gated(gate_dest *d)
+{
+    fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    struct sockaddr_in any;
+    uv_ip4_addr("127.0.0.1", 0, &any);
+    assert_int_equal(uv_tcp_init(&f->loop, &d->listener), 0);
+    d->listener.data = d;
+    d->hash = CR_FNV_OFFSET;
+    assert_int_equal(uv_tcp_bind(&d->listener, (const struct sockaddr *)&any, 0), 0);
+    uv_os_fd_t fd;
+    assert_int_equal(uv_fileno((uv_handle_t *)&d->listener, &fd), 0);
+    test_set_sockbuf(fd, 0, 4096);
+    assert_int_equal(uv_listen((uv_stream_t *)&d->listener, 8, gd_accept), 0);
+    int gport = cr_bound_port(&d->listener);
+    assert_true(gport > 0);
+
+    cr_sink_config sc = {"alpha", 1024, 64 * 1024, 0, 0, 0};
+    int sport = 0;
+    assert_int_equal(cr_sink_start(&f->alpha, &f->loop, &sc, &any, &sport), 0);
+    cr_proxy_config pc;
+    cr_proxy_config_default(&pc);
+    snprintf(pc.dests[0].name, sizeof pc.dests[0].name, "alpha");
+    uv_ip4_addr("127.0.0.1", sport, &pc.dests[0].addr);
+    snprintf(pc.dests[1].name, sizeof pc.dests[1].name, "gate");
+    uv_ip4_addr("127.0.0.1", gport, &pc.dests[1].addr);
+    pc.ndests = 2;
+    pc.upstream_sndbuf = 4096;
+    assert_int_equal(cr_proxy_start(&f->px, &f->loop, &pc, &any, &f->port), 0);
+    return f;
+}
+
+typedef struct shut_ctx {
+    int done, status;
+} shut_ctx;
+
+static void tc_shut_noted(uv_shutdown_t *req, int status)
+{
+    shut_ctx *sc = req->data;
+    sc->done = 1;
+    sc->status = status;
+}
+
+static int shut_sent(void *arg) { return ((shut_ctx *)arg)->done; }
+
+typedef struct queued_ctx {
+    fx *f;
+    uint64_t bytes;
+} queued_ctx;
+
+/* The proxy has read (and queued towards the destination) the whole stream
+ * and its session is still open. */
+static int proxy_read_all(void *arg)
+{
+    queued_ctx *q = arg;
+    struct cr_proxy_stats st = fx_stats(q->f);
+    return st.bytes_up == q->bytes;
+}
+
+static void half_close_while_the_proxy_holds_the_stream_delivers_every_byte_and_the_reply(
+    void **state)
 {
     (void)state;
-    fx *f = fx_new(1, (const char *)NULL); /* slow sink: the proxy's queue fills */
+    gate_dest *d = calloc(1, sizeof *d);
+    assert_non_null(d);
+    fx *f = fx_new_gated(d);
     tclient *c = calloc(1, sizeof *c);
     assert_non_null(c);
-    tc_build(c, "alpha", 16, 1000, 4u << 20, 9);
+    /* Well inside the proxy's write budget (256 KiB): the proxy reads it all
+     * although the destination reads nothing. */
+    tc_build(c, "gate", 16, 1000, 128 * 1024, 9);
     tc_connect(&f->loop, c, f->port);
     tc_write(c, 0, c->len);
-    tc_shutdown(c); /* queued behind the write, most of which is still unsent */
-    assert_int_equal(c->written, 0);
-    assert_int_equal(wq_run_until(&f->loop, tc_ended, c, RUN_MS), 0);
-    assert_int_equal(wq_run_until(&f->loop, written, c, RUN_MS), 0);
+    shut_ctx sc = {0, 0};
+    c->sreq.data = &sc;
+    assert_int_equal(uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, tc_shut_noted), 0);
+
+    /* The client's write completes and its FIN goes out; the proxy reads the
+     * whole stream and its EOF while the destination has read nothing: every
+     * byte is in flight in the proxy's queue or the kernel. */
+    assert_int_equal(wq_run_until(&f->loop, shut_sent, &sc, RUN_MS), 0);
+    assert_int_equal(sc.status, 0);
+    assert_int_equal(c->written, 1);
     assert_int_equal(c->write_status, 0);
+    queued_ctx q = {f, c->len};
+    assert_int_equal(wq_run_until(&f->loop, proxy_read_all, &q, RUN_MS), 0);
+    struct cr_proxy_stats st = fx_stats(f);
+    assert_int_equal(d->got, 0);
+    assert_int_equal(st.completed, 0);
+    assert_true(st.peak_queued >= c->len / 2); /* the kernel took at most a few KiB */
+    assert_int_equal(c->reply_len, 0);
+
+    gd_open(d);
+    assert_int_equal(wq_run_until(&f->loop, tc_ended, c, RUN_MS), 0);
     assert_int_equal(c->eof, 1);
+    assert_int_equal(d->eof, 1);
+    assert_int_equal(d->got, c->len);
     assert_int_equal(c->reply_len, strlen(c->expect));
     assert_memory_equal(c->reply, c->expect, c->reply_len);
     assert_int_equal(wq_run_until(&f->loop, fx_idle, f, RUN_MS), 0);
-    assert_sink_got(f, c);
-    struct cr_proxy_stats st = fx_stats(f);
+    st = fx_stats(f);
     assert_int_equal(st.completed, 1);
+    assert_int_equal(st.aborted, 0);
     assert_int_equal(st.bytes_up, c->len);
     assert_tickets_balanced(f);
     tc_free(c);
     fx_free(f);
     free(c);
+    free(d);
+}
+
+static int proxy_paused(void *arg) { return fx_stats((fx *)arg).pauses >= 1; }
+
+static void destination_that_stops_reading_pauses_the_client_and_the_stream_still_arrives_whole(
+    void **state)
+{
+    (void)state;
+    gate_dest *d = calloc(1, sizeof *d);
+    assert_non_null(d);
+    fx *f = fx_new_gated(d);
+    tclient *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    /* Four times the proxy's write budget: with the destination not reading,
+     * the queue fills and the proxy must stop reading the client. */
+    tc_build(c, "gate", 16, 1000, 1024 * 1024, 21);
+    tc_connect(&f->loop, c, f->port);
+    tc_write(c, 0, c->len);
+    tc_shutdown(c);
+    assert_int_equal(wq_run_until(&f->loop, proxy_paused, f, RUN_MS), 0);
+    struct cr_proxy_stats st = fx_stats(f);
+    assert_int_equal(d->got, 0);
+    assert_true(st.bytes_up < c->len);
+    cr_proxy_config pc;
+    cr_proxy_config_default(&pc);
+    assert_true(st.peak_queued <= pc.write_budget); /* bounded while paused */
+    assert_true(st.peak_queued >= pc.write_budget / 2);
+
+    gd_open(d);
+    assert_int_equal(wq_run_until(&f->loop, tc_ended, c, RUN_MS), 0);
+    assert_int_equal(c->eof, 1);
+    assert_int_equal(d->got, c->len);
+    assert_int_equal(c->reply_len, strlen(c->expect));
+    assert_memory_equal(c->reply, c->expect, c->reply_len);
+    assert_int_equal(wq_run_until(&f->loop, fx_idle, f, RUN_MS), 0);
+    st = fx_stats(f);
+    assert_int_equal(st.completed, 1);
+    assert_int_equal(st.bytes_up, c->len);
+    assert_true(st.peak_queued <= pc.write_budget);
+    assert_tickets_balanced(f);
+    tc_free(c);
+    fx_free(f);
+    free(c);
+    free(d);
 }
 
 /* A 127.0.0.1 port nobody listens on: bound, then closed. */
@@ -534,6 +729,19 @@ static void on_ticket(bh_writeq *q, int status, void *ctx)
     t->log->order[t->log->ncalls++] = t->i;
 }
 
+static void enqueue_tickets(bh_writeq *q, ticket_ref *refs, ticket_log *log, int from, int to)
+{
+    for (int i = from; i < to; i++) {
+        uint8_t payload[1024];
+        memset(payload, i & 0xff, sizeof payload);
+        bh_bytes b;
+        assert_int_equal(bh_bytes_copy(&b, payload, sizeof payload), BH_OK);
+        refs[i] = (ticket_ref){log, i};
+        assert_int_equal(bh_writeq_try_write(q, &b, on_ticket, &refs[i]), BH_OK);
+        assert_null(b.ptr);
+    }
+}
+
 static void close_with_1000_pending_tickets_completes_each_once_with_ecanceled(void **state)
 {
     (void)state;
@@ -550,35 +758,37 @@ static void close_with_1000_pending_tickets_completes_each_once_with_ecanceled(v
     bh_writeq q;
     bh_writeq_config cfg = {2 * NTICKETS, 16u << 20};
     assert_int_equal(bh_writeq_init(&q, &loop, (uv_stream_t *)&w, &cfg), BH_OK);
-
-    /* A slice the socket cannot take (the peer does not read) goes first,
-     * so no ticket can be written. */
-    static uint8_t big[4u << 20];
-    bh_bytes b;
-    assert_int_equal(bh_bytes_copy(&b, big, sizeof big), BH_OK);
-    assert_int_equal(bh_writeq_try_write_ff(&q, &b), BH_OK);
     ticket_log *log = calloc(1, sizeof *log);
     ticket_ref *refs = calloc(NTICKETS, sizeof *refs);
     assert_non_null(log);
     assert_non_null(refs);
-    for (int i = 0; i < NTICKETS; i++) {
-        uint8_t payload[1024];
-        memset(payload, i & 0xff, sizeof payload);
-        assert_int_equal(bh_bytes_copy(&b, payload, sizeof payload), BH_OK);
-        refs[i] = (ticket_ref){log, i};
-        assert_int_equal(bh_writeq_try_write(&q, &b, on_ticket, &refs[i]), BH_OK);
-        assert_null(b.ptr);
-    }
+
+    /* A small slice, then one the socket cannot take (the peer does not
+     * read), then the first half of the tickets: the flush hands all of them
+     * to libuv as the write in flight, which cannot finish. */
+    static uint8_t big[4u << 20];
+    bh_bytes b;
+    uint8_t small[100] = {0};
+    assert_int_equal(bh_bytes_copy(&b, small, sizeof small), BH_OK);
+    assert_int_equal(bh_writeq_try_write_ff(&q, &b), BH_OK);
+    assert_int_equal(bh_bytes_copy(&b, big, sizeof big), BH_OK);
+    assert_int_equal(bh_writeq_try_write_ff(&q, &b), BH_OK);
+    enqueue_tickets(&q, refs, log, 0, NTICKETS / 2);
+    wq_run_nowait(&loop, 2);
+    /* The second half queues behind the write in flight. */
+    enqueue_tickets(&q, refs, log, NTICKETS / 2, NTICKETS);
     wq_run_nowait(&loop, 2);
     assert_int_equal(log->ncalls, 0);
     struct bh_writeq_stats st;
     bh_writeq_stats(&q, &st);
-    assert_int_equal(st.queued_items, NTICKETS + 1);
+    assert_true(st.queued_items >= NTICKETS);
 
     /* Tickets still queued complete inside close; those in the batch handed
      * to libuv complete when the stream's close cancels that write. */
     bh_writeq_close(&q);
     int in_close = log->ncalls;
+    assert_true(in_close >= NTICKETS / 2); /* at least the second half */
+    assert_true(in_close < NTICKETS);      /* some were in flight */
     uint8_t x = 0;
     b = bh_bytes_static(&x, 1);
     assert_int_equal(bh_writeq_try_write(&q, &b, on_ticket, &refs[0]), BH_ECLOSED);
@@ -591,11 +801,15 @@ static void close_with_1000_pending_tickets_completes_each_once_with_ecanceled(v
         assert_int_equal(log->calls[i], 1);
         assert_int_equal(log->status[i], BH_ECANCELED);
     }
-    /* In order within each group: the batch (oldest) after the queued ones. */
+    /* In order within each group; the batch (the oldest tickets) completes
+     * after the queued ones, and every ticket in it is older than every
+     * queued one. */
     for (int i = 1; i < in_close; i++)
         assert_true(log->order[i] > log->order[i - 1]);
     for (int i = in_close + 1; i < NTICKETS; i++)
         assert_true(log->order[i] > log->order[i - 1]);
+    assert_int_equal(log->order[0], NTICKETS - in_close);
+    assert_int_equal(log->order[in_close], 0);
     bh_writeq_stats(&q, &st);
     assert_int_equal(st.queued_items, 0);
     assert_int_equal(st.queued_bytes, 0);
@@ -614,7 +828,10 @@ int main(void)
         cmocka_unit_test(client_reset_during_route_phase_aborts_its_session_and_others_complete),
         cmocka_unit_test(
             destination_reset_during_tunnel_ends_that_client_and_proxy_keeps_serving),
-        cmocka_unit_test(half_close_with_data_in_flight_delivers_every_byte_and_the_reply),
+        cmocka_unit_test(
+            half_close_while_the_proxy_holds_the_stream_delivers_every_byte_and_the_reply),
+        cmocka_unit_test(
+            destination_that_stops_reading_pauses_the_client_and_the_stream_still_arrives_whole),
         cmocka_unit_test(refused_destination_gets_err_line_and_proxy_keeps_serving),
         cmocka_unit_test(close_with_1000_pending_tickets_completes_each_once_with_ecanceled),
     };
