@@ -177,16 +177,14 @@ typedef struct fx {
     int port;
 } fx;
 
-/* Starts sink "alpha" and a proxy routing "alpha" to it plus the extra
- * destinations (name, port) given as NULL-terminated pairs. */
-static fx *fx_new(unsigned sink_pause_ms, ...)
+/* Starts sink "alpha" and a proxy on f's loop routing "alpha" to it and, if
+ * name is not NULL, name to 127.0.0.1:port (upstream SO_SNDBUF
+ * upstream_sndbuf unless 0). */
+static void fx_start(fx *f, const char *name, int port, int upstream_sndbuf)
 {
-    fx *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    assert_int_equal(uv_loop_init(&f->loop), 0);
     struct sockaddr_in any;
     uv_ip4_addr("127.0.0.1", 0, &any);
-    cr_sink_config sc = {"alpha", 1024, 64 * 1024, 0, 0, sink_pause_ms};
+    cr_sink_config sc = {"alpha", 1024, 64 * 1024, 0, 0, 0};
     int sport = 0;
     assert_int_equal(cr_sink_start(&f->alpha, &f->loop, &sc, &any, &sport), 0);
     cr_proxy_config pc;
@@ -194,16 +192,50 @@ static fx *fx_new(unsigned sink_pause_ms, ...)
     snprintf(pc.dests[0].name, sizeof pc.dests[0].name, "alpha");
     uv_ip4_addr("127.0.0.1", sport, &pc.dests[0].addr);
     pc.ndests = 1;
-    va_list ap;
-    va_start(ap, sink_pause_ms);
-    for (const char *name = va_arg(ap, const char *); name; name = va_arg(ap, const char *)) {
-        int port = va_arg(ap, int);
-        snprintf(pc.dests[pc.ndests].name, sizeof pc.dests[0].name, "%s", name);
-        uv_ip4_addr("127.0.0.1", port, &pc.dests[pc.ndests].addr);
-        pc.ndests++;
+    if (name) {
+        snprintf(pc.dests[1].name, sizeof pc.dests[1].name, "%s", name);
+        uv_ip4_addr("127.0.0.1", port, &pc.dests[1].addr);
+        pc.ndests = 2;
     }
-    va_end(ap);
+    pc.upstream_sndbuf = upstream_sndbuf;
     assert_int_equal(cr_proxy_start(&f->px, &f->loop, &pc, &any, &f->port), 0);
+}
+
+/* The fixture on a new loop: sink "alpha", proxy, and name -> port if
+ * name is not NULL. */
+static fx *fx_new(const char *name, int port)
+{
+    fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    fx_start(f, name, port, 0);
+    return f;
+}
+
+/* Like fx_new, with a destination written by the test: `listener` listens on
+ * the fixture's loop (accepting with on_conn, data as handle data, SO_RCVBUF
+ * rcvbuf inherited by accepted sockets unless 0) before the proxy starts, and
+ * the proxy routes `name` to it (SO_SNDBUF upstream_sndbuf unless 0). */
+static fx *fx_new_with_dest(uv_tcp_t *listener, void *data, uv_connection_cb on_conn,
+                            int rcvbuf, const char *name, int upstream_sndbuf)
+{
+    fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    struct sockaddr_in any;
+    uv_ip4_addr("127.0.0.1", 0, &any);
+    assert_int_equal(uv_tcp_init(&f->loop, listener), 0);
+    listener->data = data;
+    assert_int_equal(uv_tcp_bind(listener, (const struct sockaddr *)&any, 0), 0);
+    if (rcvbuf) {
+        uv_os_fd_t fd;
+        assert_int_equal(uv_fileno((uv_handle_t *)listener, &fd), 0);
+        test_set_sockbuf(fd, 0, rcvbuf);
+    }
+    assert_int_equal(uv_listen((uv_stream_t *)listener, 8, on_conn), 0);
+    int port = cr_bound_port(listener);
+    assert_true(port > 0);
+    fx_start(f, name, port, upstream_sndbuf);
     return f;
 }
 
@@ -288,7 +320,7 @@ static int proxy_forwarded(void *arg)
 static void client_reset_during_route_phase_aborts_its_session_and_others_complete(void **state)
 {
     (void)state;
-    fx *f = fx_new(0, (const char *)NULL);
+    fx *f = fx_new(NULL, 0);
     tclient *bad = calloc(1, sizeof *bad), *good = calloc(1, sizeof *good);
     assert_non_null(bad);
     assert_non_null(good);
@@ -357,15 +389,21 @@ static void rd_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     }
 }
 
+/* Accepts the one connection a test destination expects into conn. */
+static void accept_one(uv_stream_t *server, int status, uv_tcp_t *conn, int *accepted)
+{
+    assert_int_equal(status, 0);
+    assert_int_equal(*accepted, 0);
+    assert_int_equal(uv_tcp_init(server->loop, conn), 0);
+    conn->data = server->data;
+    assert_int_equal(uv_accept(server, (uv_stream_t *)conn), 0);
+    *accepted = 1;
+}
+
 static void rd_accept(uv_stream_t *server, int status)
 {
     rst_dest *d = server->data;
-    assert_int_equal(status, 0);
-    assert_int_equal(d->accepted, 0);
-    uv_tcp_init(server->loop, &d->conn);
-    d->conn.data = d;
-    assert_int_equal(uv_accept(server, (uv_stream_t *)&d->conn), 0);
-    d->accepted = 1;
+    accept_one(server, status, &d->conn, &d->accepted);
     uv_read_start((uv_stream_t *)&d->conn, rd_alloc, rd_read);
 }
 
@@ -374,32 +412,8 @@ static void destination_reset_during_tunnel_ends_that_client_and_proxy_keeps_ser
     (void)state;
     rst_dest *d = calloc(1, sizeof *d);
     assert_non_null(d);
-    /* The destination listens on the fixture's loop before the proxy starts,
-     * so the proxy can be configured with its port. */
-    fx *g = calloc(1, sizeof *g);
-    assert_non_null(g);
-    assert_int_equal(uv_loop_init(&g->loop), 0);
-    struct sockaddr_in any;
-    uv_ip4_addr("127.0.0.1", 0, &any);
-    assert_int_equal(uv_tcp_init(&g->loop, &d->listener), 0);
-    d->listener.data = d;
-    assert_int_equal(uv_tcp_bind(&d->listener, (const struct sockaddr *)&any, 0), 0);
-    assert_int_equal(uv_listen((uv_stream_t *)&d->listener, 8, rd_accept), 0);
-    int rport = cr_bound_port(&d->listener);
-    assert_true(rport > 0);
     d->limit = 256 * 1024;
-
-    cr_sink_config sc = {"alpha", 1024, 64 * 1024, 0, 0, 0};
-    int sport = 0;
-    assert_int_equal(cr_sink_start(&g->alpha, &g->loop, &sc, &any, &sport), 0);
-    cr_proxy_config pc;
-    cr_proxy_config_default(&pc);
-    snprintf(pc.dests[0].name, sizeof pc.dests[0].name, "alpha");
-    uv_ip4_addr("127.0.0.1", sport, &pc.dests[0].addr);
-    snprintf(pc.dests[1].name, sizeof pc.dests[1].name, "rst");
-    uv_ip4_addr("127.0.0.1", rport, &pc.dests[1].addr);
-    pc.ndests = 2;
-    assert_int_equal(cr_proxy_start(&g->px, &g->loop, &pc, &any, &g->port), 0);
+    fx *g = fx_new_with_dest(&d->listener, d, rd_accept, 0, "rst", 0);
 
     tclient *bad = calloc(1, sizeof *bad), *good = calloc(1, sizeof *good);
     assert_non_null(bad);
@@ -487,48 +501,16 @@ static void gd_open(gate_dest *d)
 static void gd_accept(uv_stream_t *server, int status)
 {
     gate_dest *d = server->data;
-    assert_int_equal(status, 0);
-    assert_int_equal(d->accepted, 0);
-    uv_tcp_init(server->loop, &d->conn);
-    d->conn.data = d;
-    assert_int_equal(uv_accept(server, (uv_stream_t *)&d->conn), 0);
-    d->accepted = 1;
+    accept_one(server, status, &d->conn, &d->accepted);
 }
 
-/* A proxy whose only destination is a closed gate: "alpha" is the fixture's
- * sink (unused), "gate" the gated destination. Upstream send buffers are
+/* A proxy with the fixture's sink "alpha" and a closed gate destination
+ * "gate", whose kernel receive buffer is small; upstream send buffers are
  * small too, so the kernel holds little of what the proxy forwards. */
 static fx *fx_new_gated(gate_dest *d)
 {
-    fx *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    assert_int_equal(uv_loop_init(&f->loop), 0);
-    struct sockaddr_in any;
-    uv_ip4_addr("127.0.0.1", 0, &any);
-    assert_int_equal(uv_tcp_init(&f->loop, &d->listener), 0);
-    d->listener.data = d;
     d->hash = CR_FNV_OFFSET;
-    assert_int_equal(uv_tcp_bind(&d->listener, (const struct sockaddr *)&any, 0), 0);
-    uv_os_fd_t fd;
-    assert_int_equal(uv_fileno((uv_handle_t *)&d->listener, &fd), 0);
-    test_set_sockbuf(fd, 0, 4096);
-    assert_int_equal(uv_listen((uv_stream_t *)&d->listener, 8, gd_accept), 0);
-    int gport = cr_bound_port(&d->listener);
-    assert_true(gport > 0);
-
-    cr_sink_config sc = {"alpha", 1024, 64 * 1024, 0, 0, 0};
-    int sport = 0;
-    assert_int_equal(cr_sink_start(&f->alpha, &f->loop, &sc, &any, &sport), 0);
-    cr_proxy_config pc;
-    cr_proxy_config_default(&pc);
-    snprintf(pc.dests[0].name, sizeof pc.dests[0].name, "alpha");
-    uv_ip4_addr("127.0.0.1", sport, &pc.dests[0].addr);
-    snprintf(pc.dests[1].name, sizeof pc.dests[1].name, "gate");
-    uv_ip4_addr("127.0.0.1", gport, &pc.dests[1].addr);
-    pc.ndests = 2;
-    pc.upstream_sndbuf = 4096;
-    assert_int_equal(cr_proxy_start(&f->px, &f->loop, &pc, &any, &f->port), 0);
-    return f;
+    return fx_new_with_dest(&d->listener, d, gd_accept, 4096, "gate", 4096);
 }
 
 typedef struct shut_ctx {
@@ -544,34 +526,62 @@ static void tc_shut_noted(uv_shutdown_t *req, int status)
 
 static int shut_sent(void *arg) { return ((shut_ctx *)arg)->done; }
 
-typedef struct queued_ctx {
-    fx *f;
-    uint64_t bytes;
-} queued_ctx;
-
-/* The proxy has read (and queued towards the destination) the whole stream
- * and its session is still open. */
+/* The proxy has read (and queued towards the destination) the whole stream. */
 static int proxy_read_all(void *arg)
 {
-    queued_ctx *q = arg;
-    struct cr_proxy_stats st = fx_stats(q->f);
-    return st.bytes_up == q->bytes;
+    up_ctx *u = arg;
+    return fx_stats(u->f).bytes_up == u->bytes;
+}
+
+/* A proxy with a closed gate destination (*f, *d) and a client connected to
+ * it that is writing 16 frames and `tunnel` raw bytes to "gate". */
+static tclient *gated_client_sending(fx **f, gate_dest **d, size_t tunnel, uint64_t seed)
+{
+    *d = calloc(1, sizeof **d);
+    assert_non_null(*d);
+    *f = fx_new_gated(*d);
+    tclient *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    tc_build(c, "gate", 16, 1000, tunnel, seed);
+    tc_connect(&(*f)->loop, c, (*f)->port);
+    tc_write(c, 0, c->len);
+    return c;
+}
+
+/* Opens the gate: the destination reads the whole stream and replies, the
+ * client gets that reply, the session completes. Frees c, f and d; returns
+ * the proxy's final stats. */
+static struct cr_proxy_stats gate_open_and_expect_completion(fx *f, gate_dest *d, tclient *c)
+{
+    gd_open(d);
+    assert_int_equal(wq_run_until(&f->loop, tc_ended, c, RUN_MS), 0);
+    assert_int_equal(c->eof, 1);
+    assert_int_equal(d->eof, 1);
+    assert_int_equal(d->got, c->len);
+    assert_int_equal(c->reply_len, strlen(c->expect));
+    assert_memory_equal(c->reply, c->expect, c->reply_len);
+    assert_int_equal(wq_run_until(&f->loop, fx_idle, f, RUN_MS), 0);
+    struct cr_proxy_stats st = fx_stats(f);
+    assert_int_equal(st.completed, 1);
+    assert_int_equal(st.aborted, 0);
+    assert_int_equal(st.bytes_up, c->len);
+    assert_tickets_balanced(f);
+    tc_free(c);
+    fx_free(f);
+    free(c);
+    free(d);
+    return st;
 }
 
 static void half_close_while_the_proxy_holds_the_stream_delivers_every_byte_and_the_reply(
     void **state)
 {
     (void)state;
-    gate_dest *d = calloc(1, sizeof *d);
-    assert_non_null(d);
-    fx *f = fx_new_gated(d);
-    tclient *c = calloc(1, sizeof *c);
-    assert_non_null(c);
+    fx *f;
+    gate_dest *d;
     /* Well inside the proxy's write budget (256 KiB): the proxy reads it all
      * although the destination reads nothing. */
-    tc_build(c, "gate", 16, 1000, 128 * 1024, 9);
-    tc_connect(&f->loop, c, f->port);
-    tc_write(c, 0, c->len);
+    tclient *c = gated_client_sending(&f, &d, 128 * 1024, 9);
     shut_ctx sc = {0, 0};
     c->sreq.data = &sc;
     assert_int_equal(uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, tc_shut_noted), 0);
@@ -583,31 +593,14 @@ static void half_close_while_the_proxy_holds_the_stream_delivers_every_byte_and_
     assert_int_equal(sc.status, 0);
     assert_int_equal(c->written, 1);
     assert_int_equal(c->write_status, 0);
-    queued_ctx q = {f, c->len};
-    assert_int_equal(wq_run_until(&f->loop, proxy_read_all, &q, RUN_MS), 0);
+    up_ctx u = {f, c->len};
+    assert_int_equal(wq_run_until(&f->loop, proxy_read_all, &u, RUN_MS), 0);
     struct cr_proxy_stats st = fx_stats(f);
     assert_int_equal(d->got, 0);
     assert_int_equal(st.completed, 0);
     assert_true(st.peak_queued >= c->len / 2); /* the kernel took at most a few KiB */
     assert_int_equal(c->reply_len, 0);
-
-    gd_open(d);
-    assert_int_equal(wq_run_until(&f->loop, tc_ended, c, RUN_MS), 0);
-    assert_int_equal(c->eof, 1);
-    assert_int_equal(d->eof, 1);
-    assert_int_equal(d->got, c->len);
-    assert_int_equal(c->reply_len, strlen(c->expect));
-    assert_memory_equal(c->reply, c->expect, c->reply_len);
-    assert_int_equal(wq_run_until(&f->loop, fx_idle, f, RUN_MS), 0);
-    st = fx_stats(f);
-    assert_int_equal(st.completed, 1);
-    assert_int_equal(st.aborted, 0);
-    assert_int_equal(st.bytes_up, c->len);
-    assert_tickets_balanced(f);
-    tc_free(c);
-    fx_free(f);
-    free(c);
-    free(d);
+    (void)gate_open_and_expect_completion(f, d, c);
 }
 
 static int proxy_paused(void *arg) { return fx_stats((fx *)arg).pauses >= 1; }
@@ -616,16 +609,11 @@ static void destination_that_stops_reading_pauses_the_client_and_the_stream_stil
     void **state)
 {
     (void)state;
-    gate_dest *d = calloc(1, sizeof *d);
-    assert_non_null(d);
-    fx *f = fx_new_gated(d);
-    tclient *c = calloc(1, sizeof *c);
-    assert_non_null(c);
+    fx *f;
+    gate_dest *d;
     /* Four times the proxy's write budget: with the destination not reading,
      * the queue fills and the proxy must stop reading the client. */
-    tc_build(c, "gate", 16, 1000, 1024 * 1024, 21);
-    tc_connect(&f->loop, c, f->port);
-    tc_write(c, 0, c->len);
+    tclient *c = gated_client_sending(&f, &d, 1024 * 1024, 21);
     tc_shutdown(c);
     assert_int_equal(wq_run_until(&f->loop, proxy_paused, f, RUN_MS), 0);
     struct cr_proxy_stats st = fx_stats(f);
@@ -635,23 +623,8 @@ static void destination_that_stops_reading_pauses_the_client_and_the_stream_stil
     cr_proxy_config_default(&pc);
     assert_true(st.peak_queued <= pc.write_budget); /* bounded while paused */
     assert_true(st.peak_queued >= pc.write_budget / 2);
-
-    gd_open(d);
-    assert_int_equal(wq_run_until(&f->loop, tc_ended, c, RUN_MS), 0);
-    assert_int_equal(c->eof, 1);
-    assert_int_equal(d->got, c->len);
-    assert_int_equal(c->reply_len, strlen(c->expect));
-    assert_memory_equal(c->reply, c->expect, c->reply_len);
-    assert_int_equal(wq_run_until(&f->loop, fx_idle, f, RUN_MS), 0);
-    st = fx_stats(f);
-    assert_int_equal(st.completed, 1);
-    assert_int_equal(st.bytes_up, c->len);
-    assert_true(st.peak_queued <= pc.write_budget);
-    assert_tickets_balanced(f);
-    tc_free(c);
-    fx_free(f);
-    free(c);
-    free(d);
+    st = gate_open_and_expect_completion(f, d, c);
+    assert_true(st.peak_queued <= pc.write_budget); /* over the whole run too */
 }
 
 /* A 127.0.0.1 port nobody listens on: bound, then closed. */
@@ -674,7 +647,7 @@ static int closed_port(void)
 static void refused_destination_gets_err_line_and_proxy_keeps_serving(void **state)
 {
     (void)state;
-    fx *f = fx_new(0, "closed", closed_port(), (const char *)NULL);
+    fx *f = fx_new("closed", closed_port());
     tclient *bad = calloc(1, sizeof *bad), *good = calloc(1, sizeof *good);
     assert_non_null(bad);
     assert_non_null(good);

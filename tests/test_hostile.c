@@ -201,22 +201,31 @@ static int parse_all(hostile *h)
     }
 }
 
-/* Parses, and on a parser rejection closes the connection, as a server would. */
-static void on_read_close_on_reject(bh_reader *r, int status, void *ctx)
+/* Records what a read callback saw; returns 1 for a final status. */
+static int note_read(hostile *h, int status)
 {
-    hostile *h = ctx;
-    (void)r;
     if (status != BH_OK) {
         h->final_calls++;
         h->final_status = status;
         h->len_at_final = bh_buf_len(&h->buf);
-        close_both(h);
-        return;
+        return 1;
     }
     h->ok_calls++;
     h->received = h->consumed + bh_buf_len(&h->buf);
     if (bh_buf_len(&h->buf) > h->max_seen_len)
         h->max_seen_len = bh_buf_len(&h->buf);
+    return 0;
+}
+
+/* Parses, and on a parser rejection closes the connection, as a server would. */
+static void on_read_close_on_reject(bh_reader *r, int status, void *ctx)
+{
+    hostile *h = ctx;
+    (void)r;
+    if (note_read(h, status)) {
+        close_both(h);
+        return;
+    }
     if (parse_all(h)) {
         bh_reader_stop(&h->reader);
         close_both(h);
@@ -368,16 +377,8 @@ static void on_read_record_only(bh_reader *r, int status, void *ctx)
 {
     hostile *h = ctx;
     (void)r;
-    if (status != BH_OK) {
-        h->final_calls++;
-        h->final_status = status;
-        h->len_at_final = bh_buf_len(&h->buf);
-        return;
-    }
-    h->ok_calls++;
-    if (bh_buf_len(&h->buf) > h->max_seen_len)
-        h->max_seen_len = bh_buf_len(&h->buf);
-    parse_all(h);
+    if (!note_read(h, status))
+        parse_all(h);
 }
 
 /* A peer sends 'A' forever: the buffer fills to exactly max_len, the reader
