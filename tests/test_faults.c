@@ -73,7 +73,7 @@ static void tc_build(tclient *c, const char *dest, size_t frames, size_t frame_b
         c->data[n++] = (uint8_t)rng_next(&seed);
     c->len = n;
     snprintf(c->expect, sizeof c->expect, "OK %zu %016llx\n", n,
-             (unsigned long long)cr_fnv1a(CR_FNV_OFFSET, c->data, n));
+             (unsigned long long)fnv1a64(FNV1A64_OFFSET, c->data, n));
 }
 
 static void tc_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
@@ -186,19 +186,20 @@ static void fx_start(fx *f, const char *name, int port, int upstream_sndbuf)
     uv_ip4_addr("127.0.0.1", 0, &any);
     cr_sink_config sc = {"alpha", 1024, 64 * 1024, 0, 0, 0};
     int sport = 0;
-    assert_int_equal(cr_sink_start(&f->alpha, &f->loop, &sc, &any, &sport), 0);
+    assert_int_equal(cr_sink_start(&f->alpha, &f->loop, &sc, (const struct sockaddr *)&any, &sport), 0);
     cr_proxy_config pc;
     cr_proxy_config_default(&pc);
     snprintf(pc.dests[0].name, sizeof pc.dests[0].name, "alpha");
-    uv_ip4_addr("127.0.0.1", sport, &pc.dests[0].addr);
+    uv_ip4_addr("127.0.0.1", sport, (struct sockaddr_in *)&pc.dests[0].addr);
     pc.ndests = 1;
     if (name) {
         snprintf(pc.dests[1].name, sizeof pc.dests[1].name, "%s", name);
-        uv_ip4_addr("127.0.0.1", port, &pc.dests[1].addr);
+        uv_ip4_addr("127.0.0.1", port, (struct sockaddr_in *)&pc.dests[1].addr);
         pc.ndests = 2;
     }
     pc.upstream_sndbuf = upstream_sndbuf;
-    assert_int_equal(cr_proxy_start(&f->px, &f->loop, &pc, &any, &f->port), 0);
+    assert_int_equal(cr_proxy_start(&f->px, &f->loop, &pc, (const struct sockaddr *)&any, &f->port),
+                     0);
 }
 
 /* The fixture on a new loop: sink "alpha", proxy, and name -> port if
@@ -476,7 +477,7 @@ static void gd_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     gate_dest *d = s->data;
     if (nread > 0) {
-        d->hash = cr_fnv1a(d->hash, (const uint8_t *)b->base, (size_t)nread);
+        d->hash = fnv1a64(d->hash, (const uint8_t *)b->base, (size_t)nread);
         d->got += (size_t)nread;
         return;
     }
@@ -509,7 +510,7 @@ static void gd_accept(uv_stream_t *server, int status)
  * small too, so the kernel holds little of what the proxy forwards. */
 static fx *fx_new_gated(gate_dest *d)
 {
-    d->hash = CR_FNV_OFFSET;
+    d->hash = FNV1A64_OFFSET;
     return fx_new_with_dest(&d->listener, d, gd_accept, 4096, "gate", 4096);
 }
 

@@ -1,6 +1,8 @@
-/* uv.h - libuv integration: the read adapter (bh_reader) and the bounded
- * write queue (bh_writeq). This is the only public header that includes
- * <uv.h>; the core (bytes, buf) works with any event loop.
+/** @file bytes_handoff/uv.h
+ * @brief The libuv adapter library, libbytes_handoff_uv: the read adapter
+ * (bh_reader), the bounded write queue (bh_writeq) and the raw relay
+ * (bh_tunnel). This is the only public header that includes <uv.h>; the core
+ * (bytes, buf) works with any event loop.
  *
  * Both objects are caller-owned structs (embed them by value, like libuv
  * handles). Their fields are public only so they can be embedded: treat them
@@ -25,12 +27,13 @@ extern "C" {
 /* Read adapter                                                              */
 /* ------------------------------------------------------------------------ */
 
-/* Spare space a reader asks its buffer for before each read. */
+/** Spare space a reader asks its buffer for before each read. */
 #define BH_READ_RESERVE_DEFAULT ((size_t)16 * 1024)
 
+/** A read adapter (struct bh_reader). */
 typedef struct bh_reader bh_reader;
 
-/* Called on the loop thread, with status:
+/** The read callback, called on the loop thread, with status:
  * - BH_OK: bytes were appended to the reader's buffer (never for nothing);
  * - UV_EOF: end of stream, delivered once; the unconsumed tail stays in the
  *   buffer, readable and splittable;
@@ -46,41 +49,56 @@ typedef struct bh_reader bh_reader;
  * block, stop or restart the reader, or uv_close() the stream (the reader then
  * only asks uv_is_closing() before returning and never reads or stops that
  * stream again). r and the buffer must stay valid until the callback returns;
- * free them from the stream's close callback. */
+ * free them from the stream's close callback.
+ * @param r the reader.
+ * @param status as above.
+ * @param ctx the ctx given to bh_reader_init(). */
 typedef void (*bh_read_cb)(bh_reader *r, int status, void *ctx);
 
-/* A read adapter bound to one stream and one buffer. It allocates nothing
- * itself: the buffer grows through bh_buf_reserve() when a read needs room,
- * and an idle reader costs its struct. */
+/** A read adapter bound to one stream and one buffer; caller-owned,
+ * embedded by value, every field private. It allocates nothing itself: the
+ * buffer grows through bh_buf_reserve() when a read needs room, and an idle
+ * reader costs its struct. */
 struct bh_reader {
-    uv_stream_t *stream; /* the stream read from; stream->data == this reader */
-    bh_buf *buf;         /* where bytes land; owned by the caller */
-    size_t read_reserve; /* spare bytes requested before each read */
-    bh_read_cb cb;
-    void *ctx;
-    unsigned flags;      /* reading / finished */
-    int pending;         /* status to report for the zero-length read just offered */
+    uv_stream_t *stream; /**< private: the stream read from; stream->data == this reader */
+    bh_buf *buf;         /**< private: where bytes land; owned by the caller */
+    size_t read_reserve; /**< private: spare bytes requested before each read */
+    bh_read_cb cb;       /**< private: the read callback */
+    void *ctx;           /**< private: its context */
+    unsigned flags;      /**< private: reading / finished */
+    int pending;         /**< private: status to report for the zero-length read just offered */
 };
 
-/* Binds r to stream s (TCP, pipe or TTY) and buffer buf, both owned by the
- * caller and alive while r is used. read_reserve is the spare space requested
- * before each read (0 selects BH_READ_RESERVE_DEFAULT), clamped to what the
- * buffer's max_len still allows. Does not start reading. The reader stores
- * itself in s->data (libuv's callbacks find it there): keep your own state in
- * ctx and do not overwrite s->data while the reader is bound.
- * Errors: BH_EINVAL (r, s, buf or cb NULL). */
+/** Binds a reader to a stream and a buffer. Does not start reading. The
+ * reader stores itself in s->data (libuv's callbacks find it there): keep
+ * your own state in ctx and do not overwrite s->data while the reader is
+ * bound.
+ * @param r the reader.
+ * @param s a TCP, pipe or TTY stream, owned by the caller and alive while r
+ *        is used.
+ * @param buf where bytes land, owned by the caller and alive while r is used.
+ * @param read_reserve spare space requested before each read (0 selects
+ *        #BH_READ_RESERVE_DEFAULT), clamped to what the buffer's max_len
+ *        still allows.
+ * @param cb the read callback.
+ * @param ctx passed to cb.
+ * @return #BH_OK or #BH_EINVAL (r, s, buf or cb NULL). */
 BH_EXPORT int bh_reader_init(bh_reader *r, uv_stream_t *s, bh_buf *buf, size_t read_reserve,
                              bh_read_cb cb, void *ctx);
 
-/* Starts (or resumes) reading; safe inside the callback. Idempotent.
- * Errors: BH_EINVAL (r NULL), BH_ECLOSED once a final status was reported or
- * the stream is closing, or the libuv code from uv_read_start(). */
+/** Starts (or resumes) reading; safe inside the callback. Idempotent.
+ * @param r the reader.
+ * @return #BH_OK, #BH_EINVAL (r NULL), #BH_ECLOSED once a final status was
+ *         reported or the stream is closing, or the libuv code from
+ *         uv_read_start(). */
 BH_EXPORT int bh_reader_start(bh_reader *r);
 
-/* Pauses reading (backpressure): no callback runs until bh_reader_start().
- * Idempotent; safe inside the callback and after uv_close() of the stream
- * (until its close callback has run). Use it instead of uv_read_stop().
- * Errors: BH_EINVAL (r NULL). */
+/** Pauses reading (backpressure): no callback runs until
+ * bh_reader_start(). Idempotent; safe inside the callback and after
+ * uv_close() of the stream (until its close callback has run). Use it
+ * instead of uv_read_stop().
+ * @param r the reader.
+ * @return #BH_OK or #BH_EINVAL (r NULL). */
 BH_EXPORT int bh_reader_stop(bh_reader *r);
 
 /* ------------------------------------------------------------------------ */
@@ -284,6 +302,177 @@ BH_EXPORT int bh_writeq_submit_mt(bh_writeq *q, bh_bytes *data, bh_write_cb cb, 
 
 /* Snapshot of counters (loop thread). */
 BH_EXPORT void bh_writeq_stats(const bh_writeq *q, struct bh_writeq_stats *out);
+
+/* ------------------------------------------------------------------------ */
+/* Tunnel                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/** @name Tunnel
+ * A bh_tunnel relays both directions between two connected streams after a
+ * mode switch (a parser decided, the rest of the connection is raw bytes),
+ * until both directions have ended. Direction 0 is a -> b, direction 1 is
+ * b -> a. Per direction it reads the source into a bh_buf with a bh_reader,
+ * freezes each read into a slice (no copy) and queues it on a bh_writeq of
+ * the destination:
+ * - the tails already read by a parser are written first, byte-exact,
+ *   without copy;
+ * - backpressure: a source stops reading while the destination's queue
+ *   refuses its slice (queued bytes above max_bytes) and resumes from the
+ *   queue's drain callback, at max_bytes / 2;
+ * - half-close: EOF on a source is passed on as uv_shutdown() of the
+ *   destination's write side once its queue has drained; the tunnel ends
+ *   cleanly when both directions have ended so;
+ * - reset: a read error on either side ends the tunnel and resets both TCP
+ *   sides (uv_tcp_close_reset(), or SO_LINGER 0 and uv_close() when the write
+ *   side was already shut down), so a truncated stream never reaches the
+ *   other side as a clean end. libuv reports an EOF when an RST follows the
+ *   last data it read (its POLLHUP shortcut): an EOF on a TCP source is
+ *   therefore checked with getsockopt(SO_ERROR) and counts as a reset when
+ *   an error is pending (ECONNRESET, or EPIPE when the RST followed a FIN);
+ * - splice fast path (Linux, both streams TCP, config.splice): once a
+ *   direction has seen two reads that filled at least half the read reserve
+ *   and its queue has drained, it moves bytes socket -> pipe -> socket with
+ *   splice(2) instead, through a uv_poll_t on a dup() of each fd (libuv's own
+ *   handle stays stopped for reading on the source while the direction
+ *   splices, and its write side idle on the destination). Any setup failure
+ *   (no pipe or fd left, EMFILE) or splice error other than a connection
+ *   error sends the direction back to the buffer path for good.
+ *
+ * Memory per tunnel (user space), per direction: the destination queue's
+ * budget max_bytes, one refused slice of at most one read (read_reserve
+ * bytes) and the reader's block, of at most 2 x read_reserve bytes while
+ * queued slices pin older blocks; each block pinned by queued slices was
+ * filled to at least a quarter of read_reserve. So at most about
+ * 2 x (max_bytes + 4 x read_reserve) + 2 x 32 KiB (queue rings) per
+ * tunnel. A splicing direction adds one pipe (kernel memory, 64 KiB by
+ * default) and no user memory.
+ *
+ * The tunnel allocates nothing itself: everything it needs is embedded in
+ * bh_tunnel; the buffers' blocks and the queues' rings come through the
+ * allocator hook. All functions and callbacks run on the loop thread.
+ * @{ */
+
+/** A raw bidirectional relay (struct bh_tunnel). */
+typedef struct bh_tunnel bh_tunnel;
+
+/** Counters of a tunnel, as `struct bh_tunnel_stats` (like bh_writeq_stats,
+ * the function bh_tunnel_stats() fills it). Index 0 is a -> b, 1 is b -> a. */
+struct bh_tunnel_stats {
+    uint64_t bytes[2];    /**< bytes written to the destination (tails included) */
+    uint64_t spliced[2];  /**< of those, moved by splice(2) */
+    int eof[2];           /**< the direction ended with a clean EOF passed on */
+    int reset[2];         /**< the direction was cut short (error, reset,
+                               timeout, abort): its destination was reset */
+    int splicing[2];      /**< the direction is on the splice path now */
+};
+
+/** Called once per started tunnel, on the loop thread, after both streams'
+ * close callbacks (and the tunnel's own handles') have run: t, both stream
+ * handles and the tails' memory may be freed here, and the loop may be
+ * closed once the callback returns. status: 0 (both directions ended with a
+ * clean EOF passed on), UV_ECONNRESET (a side was reset, or EOF came with a
+ * pending socket error), UV_ETIMEDOUT (idle timeout), BH_ECANCELED
+ * (bh_tunnel_abort()), BH_ENOMEM (a read buffer could not grow), or another
+ * libuv error of a read, write or shutdown.
+ * @param t the tunnel.
+ * @param status as above.
+ * @param st the final counters.
+ * @param ctx the ctx given to bh_tunnel_start(). */
+typedef void (*bh_tunnel_done_cb)(bh_tunnel *t, int status, const struct bh_tunnel_stats *st,
+                                  void *ctx);
+
+/** Default write budget per tunnel direction. */
+#define BH_TUNNEL_MAX_BYTES_DEFAULT ((size_t)256 * 1024)
+
+/** Settings of a tunnel; bh_tunnel_config_default() fills the defaults. */
+typedef struct bh_tunnel_config {
+    size_t read_reserve;      /**< bytes offered per read, per side (0: 16 KiB) */
+    size_t max_bytes;         /**< write budget per direction (0: 256 KiB) */
+    uint64_t idle_timeout_ms; /**< 0: none; no byte moved either way for this
+                                   long ends the tunnel with UV_ETIMEDOUT */
+    int splice;               /**< 1 (default): Linux TCP<->TCP splice fast
+                                   path; 0: buffer path only */
+} bh_tunnel_config;
+
+/** One side of a tunnel. Private. */
+typedef struct bh_tunnel_side {
+    uv_stream_t *stream;    /**< private: the side's stream */
+    bh_buf in;              /**< private: bytes read from this side */
+    bh_reader reader;       /**< private: reads this side */
+    bh_writeq out;          /**< private: bytes written to this side */
+    bh_bytes held;          /**< private: read from this side, refused by the other's queue */
+    unsigned flags;         /**< private: per direction reading from this side */
+    unsigned full_reads;    /**< private: consecutive large reads (splice trigger) */
+    int pipe[2];            /**< private: splice pipe of the direction reading this side */
+    size_t piped;           /**< private: bytes in that pipe */
+    int dupfd;              /**< private: dup() of this side's fd for poll, -1 if none */
+    uv_poll_t poll;         /**< private: on dupfd */
+    int poll_events;        /**< private: events poll is started with, 0 when stopped */
+    int poll_init;          /**< private: poll was initialised (needs a close) */
+    unsigned small_splices; /**< private: consecutive short splices (back to buffers) */
+} bh_tunnel_side;
+
+/** A tunnel; caller-owned, embedded by value; all fields but data private. */
+struct bh_tunnel {
+    void *data;             /**< public: free for the user */
+    uv_loop_t *loop;        /**< private: the loop of both streams */
+    bh_tunnel_side side[2]; /**< private: a and b */
+    bh_tunnel_config cfg;   /**< private: the settings */
+    uv_timer_t timer;       /**< private: idle timeout */
+    uint64_t last_active;   /**< private: uv_now() of the last byte moved */
+    bh_tunnel_done_cb cb;   /**< private: the completion callback */
+    void *ctx;              /**< private: its context */
+    int status;             /**< private: final status, once ending */
+    int ending;             /**< private: the tunnel is ending */
+    int closing;            /**< private: handles whose close callback is outstanding */
+    int timer_on;           /**< private: the timer runs */
+    struct bh_tunnel_stats st; /**< private: the counters */
+};
+
+/** The default settings.
+ * @return read_reserve 16 KiB, max_bytes 256 KiB, no idle timeout, splice
+ *         on. */
+BH_EXPORT bh_tunnel_config bh_tunnel_config_default(void);
+
+/** Takes over two streams and relays both directions until both ended.
+ * The tunnel stores its readers in a->data and b->data (as bh_reader does)
+ * and closes both handles itself (with a reset when the tunnel fails);
+ * done_cb runs once, after both close callbacks: free the handles and t
+ * there. Once started, the tunnel owns a and b until done_cb.
+ * @param t the tunnel (caller-owned, alive until done_cb).
+ * @param loop the loop of both streams.
+ * @param a a connected TCP, pipe or TTY stream of loop, not reading, with no
+ *        write of the caller pending.
+ * @param b the other stream, likewise.
+ * @param a_tail bytes already read from a by a parser, written to b first,
+ *        byte-exact, without copy; the tunnel takes their content as
+ *        bh_buf_take_tail() does and leaves the caller's buf empty (it may
+ *        be freed at once). NULL = none.
+ * @param b_tail likewise for bytes read from b.
+ * @param cfg settings; NULL selects the defaults.
+ * @param cb called once when the tunnel has ended.
+ * @param ctx passed to cb.
+ * @return #BH_OK; or, with nothing changed, done_cb never called and the
+ *         caller keeping a, b and the tails: #BH_EINVAL (a NULL argument,
+ *         a == b, a stream of another loop, or a stream that is not readable
+ *         and writable), or the libuv error of starting to read. */
+BH_EXPORT int bh_tunnel_start(bh_tunnel *t, uv_loop_t *loop, uv_stream_t *a, uv_stream_t *b,
+                              bh_buf *a_tail, bh_buf *b_tail, const bh_tunnel_config *cfg,
+                              bh_tunnel_done_cb cb, void *ctx);
+
+/** Snapshot of the counters while the tunnel runs (loop thread).
+ * @param t the tunnel.
+ * @param out receives the counters; bytes[] counts what the destination's
+ *        kernel accepted so far. */
+BH_EXPORT void bh_tunnel_stats(const bh_tunnel *t, struct bh_tunnel_stats *out);
+
+/** Ends the tunnel now: both sides are reset and done_cb runs once, later
+ * (never inside this call), with #BH_ECANCELED, or with the status the
+ * tunnel was already ending with. Idempotent; not after done_cb ran.
+ * @param t the tunnel. */
+BH_EXPORT void bh_tunnel_abort(bh_tunnel *t);
+
+/** @} */
 
 #ifdef __cplusplus
 }
