@@ -42,7 +42,7 @@ if [[ -z ${FUZZ_TARGETS:-} ]]; then
     FUZZ_TARGETS=$(cd "$repo/tests/fuzz" && ls fuzz_*.c | sed 's/\.c$//' | tr '\n' ' ')
 fi
 
-# Largest input per target: fuzz_buf spends 2-4 bytes per operation,
+# Largest input per target (others: 4096): fuzz_buf spends 2-4 bytes per operation,
 # fuzz_writeq runs the loop for most of its operations, fuzz_parsers needs
 # room for lines and frames around its size limits.
 max_len_of() {
@@ -50,7 +50,7 @@ max_len_of() {
         fuzz_buf) echo 2048 ;;
         fuzz_writeq) echo 1024 ;;
         fuzz_parsers) echo 4096 ;;
-        *) echo 2048 ;;
+        *) echo 4096 ;;
     esac
 }
 
