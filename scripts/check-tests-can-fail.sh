@@ -14,7 +14,8 @@
 # is refreshed from the working tree on every run (uncommitted edits
 # included); its build directory is kept, so reruns only rebuild what a
 # fault touches. Environment: FAULT_DIR (scratch root), FAULT_TIMEOUT
-# (seconds per test, default 60), FAULTS (regex: only faults whose name
+# (seconds per test, default 30; a test that hangs on a fault counts as
+# catching it), FAULTS (regex: only faults whose name
 # matches).
 set -euo pipefail
 
@@ -22,7 +23,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 root=${FAULT_DIR:-$repo/build/check-tests-can-fail}
 tree=$root/tree
 build=$root/build
-per_test_timeout=${FAULT_TIMEOUT:-60}
+per_test_timeout=${FAULT_TIMEOUT:-30}
 only=${FAULTS:-.}
 
 names=() globs=() olds=() news=() tests=()
@@ -58,34 +59,34 @@ fault "the reader keeps reading after its final status" \
     $'            (void)r->stream;\n    }\n    r->flags |= READER_DONE;' \
     "test_reader test_hostile"
 fault "a ticket callback is dropped" \
-    'src/writeq.c' \
-    $'    if (cb)\n        cb(q, status, ctx);' \
-    $'    (void)cb;\n    (void)ctx;' \
-    "test_writeq test_faults"
+    'src/core/queue.c' \
+    $'    if (q->complete)\n        q->complete(q, cb, ctx, status);\n    else\n        cb(q, status, ctx);' \
+    $'    (void)ctx;' \
+    "test_queue test_writeq test_faults"
 fault "a ticket callback runs twice" \
-    'src/writeq.c' \
-    $'    if (cb)\n        cb(q, status, ctx);' \
-    $'    if (cb) {\n        cb(q, status, ctx);\n        cb(q, status, ctx);\n    }' \
-    "test_writeq test_faults"
+    'src/core/queue.c' \
+    $'        q->complete(q, cb, ctx, status);\n    else\n        cb(q, status, ctx);' \
+    $'        q->complete(q, cb, ctx, status), q->complete(q, cb, ctx, status);\n    else\n        cb(q, status, ctx), cb(q, status, ctx);' \
+    "test_queue test_writeq test_faults"
 fault "each iovec of a batch writes one byte less" \
-    'src/writeq.c' \
-    '            iov[nb].len = n;' \
-    '            iov[nb].len = n - (n > 1);' \
-    "test_writeq test_writeq_tcp"
+    'src/core/queue_batch.c' \
+    '            q->iov[nb].iov_len = n;' \
+    '            q->iov[nb].iov_len = n - (n > 1);' \
+    "test_queue test_writeq test_writeq_tcp"
 fault "the write budgets are not enforced" \
-    'src/writeq.c' \
+    'src/core/queue.c' \
     'if (q->used_items >= q->cfg.max_items || len > q->cfg.max_bytes - q->used_bytes) {' \
     'if (0) {' \
-    "test_writeq test_faults"
+    "test_queue test_writeq test_faults"
 fault "close completes the tickets of the write in flight at once" \
-    'src/writeq.c' \
-    'size_t keep = (q->flags & (WQ_WRITING | WQ_FLUSHING)) ? q->pinned : 0;' \
-    'size_t keep = 0;' \
-    "test_faults"
+    'src/core/queue.c' \
+    '    bh__queue_complete_tail(q, q->pinned, BH_ECANCELED);' \
+    '    bh__queue_complete_tail(q, 0, BH_ECANCELED);' \
+    "test_faults test_queue"
 fault "shutdown is sent before the queue is flushed" \
-    'src/writeq.c' \
-    $'    if (q->count != 0 || (q->flags & WQ_WRITING))\n        return 0;\n    int empty = 1;' \
-    $'    int empty = 1;' \
+    'src/uv/writeq_flush.c' \
+    '(q->flags & (WQ_SHUT_SENT | WQ_WRITING)) || !bh_queue_empty(&q->core))' \
+    '(q->flags & (WQ_SHUT_SENT | WQ_WRITING)))' \
     "test_writeq test_faults"
 
 # Applies fault i to the scratch tree. Fails (exit 2) unless OLD occurs
@@ -132,7 +133,7 @@ export BH_SKIP_HUGE_TESTS=1 CMOCKA_MESSAGE_OUTPUT=STDOUT
 # Without faults every selected test must pass, or a "catch" means nothing.
 # shellcheck disable=SC2086
 cmake --build "$build" -j2 --target $all_tests >/dev/null
-if ! ctest --test-dir "$build" -R "$(regex_of "$all_tests")" --timeout "$per_test_timeout" \
+if ! ctest --test-dir "$build" -j2 -R "$(regex_of "$all_tests")" --timeout "$per_test_timeout" \
     >"$root/baseline.log" 2>&1; then
     echo "FAIL: the tests fail without any fault (see $root/baseline.log)"
     exit 1
@@ -155,7 +156,7 @@ for i in "${!names[@]}"; do
         echo "FAIL: fault \"${names[$i]}\" does not compile (see $log)"
         exit 2
     fi
-    ctest --test-dir "$build" -R "$(regex_of "${tests[$i]}")" --timeout "$per_test_timeout" \
+    ctest --test-dir "$build" -j2 -R "$(regex_of "${tests[$i]}")" --timeout "$per_test_timeout" \
         --output-on-failure >>"$log" 2>&1 || true
     restore "$file"
     by=$(caught_by "$log")
