@@ -26,11 +26,12 @@ build=$root/build
 per_test_timeout=${FAULT_TIMEOUT:-30}
 only=${FAULTS:-.}
 
-names=() globs=() olds=() news=() tests=()
-# fault NAME GLOB OLD NEW "TEST ...": OLD is replaced by NEW; the listed
-# ctest tests (each also a build target) are the ones run against it.
+names=() globs=() olds=() news=() tests=() targets=()
+# fault NAME GLOB OLD NEW "TEST ..." ["TARGET ..."]: OLD is replaced by NEW;
+# the listed ctest tests are the ones run against it, after building the
+# targets (default: the targets named like the tests).
 fault() {
-    names+=("$1") globs+=("$2") olds+=("$3") news+=("$4") tests+=("$5")
+    names+=("$1") globs+=("$2") olds+=("$3") news+=("$4") tests+=("$5") targets+=("${6:-$5}")
 }
 
 fault "bh_bytes_clone skips the refcount increment" \
@@ -42,7 +43,7 @@ fault "the last reference is never freed (leak)" \
     'src/core/bytes_internal.h' \
     '__atomic_fetch_sub(BH__REFS(s), 1, __ATOMIC_ACQ_REL) == 1' \
     '__atomic_fetch_sub(BH__REFS(s), 1, __ATOMIC_ACQ_REL) == 0' \
-    "test_bytes test_buf"
+    "test_bytes test_buf content_routing_soak" "test_bytes test_buf content_routing"
 fault "bh_buf_reserve ignores max_len" \
     'src/core/buf.c' \
     $'    if (n > b->max_len - b->len)\n        return BH_ETOOLONG;\n    if (b->cap - b->len < n) {' \
@@ -83,11 +84,11 @@ fault "close completes the tickets of the write in flight at once" \
     '    bh__queue_complete_tail(q, q->pinned, BH_ECANCELED);' \
     '    bh__queue_complete_tail(q, 0, BH_ECANCELED);' \
     "test_faults test_queue"
-fault "shutdown is sent before the queue is flushed" \
-    'src/uv/writeq_flush.c' \
-    '(q->flags & (WQ_SHUT_SENT | WQ_WRITING)) || !bh_queue_empty(&q->core))' \
-    '(q->flags & (WQ_SHUT_SENT | WQ_WRITING)))' \
-    "test_writeq test_faults"
+fault "shutdown is sent while slices are still queued" \
+    'src/core/queue.c' \
+    'rc = empty && if_empty ? if_empty(ctx) : 0;' \
+    'rc = (empty | 1) && if_empty ? if_empty(ctx) : 0;' \
+    "test_queue test_writeq test_faults"
 
 # Applies fault i to the scratch tree. Fails (exit 2) unless OLD occurs
 # exactly once in exactly one file matching GLOB.
@@ -110,13 +111,17 @@ EOF
 
 restore() { cp -p "$repo/$1" "$tree/$1"; touch "$tree/$1"; }
 
-# ctest names of the tests that failed in log $1, and the cmocka tests in them.
+# ctest names of the tests that failed in log $1; the cmocka tests that
+# failed in them, or a script's first FAIL line.
 caught_by() {
     sed -n 's/^ *[0-9]*\/[0-9]* Test *#[0-9]*: \([^ ]*\) .*\(Failed\|Timeout\|Exception\|Not Run\).*/\1/p' "$1" |
         tr '\n' ' '
 }
 cmocka_failures() {
-    sed -n 's/^.*\[  FAILED  \] \([a-z_0-9]*\)$/\1/p' "$1" | awk '!seen[$0]++' | head -n 6 | tr '\n' ' '
+    {
+        sed -n 's/^.*\[  \(FAILED\|ERROR\) *\] \([a-z_0-9]*\)$/\2/p' "$1"
+        grep -o 'FAIL: .*' "$1" | head -n 1
+    } | awk '!seen[$0]++' | head -n 6 | tr '\n' ' '
 }
 
 echo "== scratch tree $tree (build $build)"
@@ -127,12 +132,13 @@ cmake -S "$tree" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBH_WERROR=ON \
     -DBH_BUILD_TESTS=ON -DBH_BUILD_EXAMPLES=ON -DBH_BUILD_BENCH=OFF -DBH_FUZZ=OFF >/dev/null
 
 all_tests=$(printf '%s\n' "${tests[@]}" | tr ' ' '\n' | sort -u | tr '\n' ' ')
+all_targets=$(printf '%s\n' "${targets[@]}" | tr ' ' '\n' | sort -u | tr '\n' ' ')
 regex_of() { echo "^($(echo "$1" | xargs | tr ' ' '|'))\$"; }
 export BH_SKIP_HUGE_TESTS=1 CMOCKA_MESSAGE_OUTPUT=STDOUT
 
 # Without faults every selected test must pass, or a "catch" means nothing.
 # shellcheck disable=SC2086
-cmake --build "$build" -j2 --target $all_tests >/dev/null
+cmake --build "$build" -j2 --target $all_targets >/dev/null
 if ! ctest --test-dir "$build" -j2 -R "$(regex_of "$all_tests")" --timeout "$per_test_timeout" \
     >"$root/baseline.log" 2>&1; then
     echo "FAIL: the tests fail without any fault (see $root/baseline.log)"
@@ -151,7 +157,7 @@ for i in "${!names[@]}"; do
     log=$root/fault-$i.log
     start=$SECONDS
     # shellcheck disable=SC2086
-    if ! cmake --build "$build" -j2 --target ${tests[$i]} >"$log" 2>&1; then
+    if ! cmake --build "$build" -j2 --target ${targets[$i]} >"$log" 2>&1; then
         restore "$file"
         echo "FAIL: fault \"${names[$i]}\" does not compile (see $log)"
         exit 2
