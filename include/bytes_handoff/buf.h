@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "block_cache.h"
 #include "bytes.h"
 #include "error.h"
 #include "export.h"
@@ -45,6 +46,15 @@ BH_EXPORT int bh_buf_init(bh_buf *b, size_t max_len);
  * valid) and leaves *b empty with the same max_len; b may be reused. NULL ok. */
 BH_EXPORT void bh_buf_free(bh_buf *b);
 
+/* Gives the block of an empty buffer to the calling thread's block cache
+ * (see block_cache.h) and leaves *b without a block, so that it holds no
+ * memory while idle; the next bh_buf_reserve() takes a block from that cache
+ * when one fits, else allocates. Slices split off earlier stay valid: a
+ * block they still pin is cached with only the window behind them. No-op
+ * without a block. bh_reader calls it after each read callback.
+ * Errors: BH_EINVAL (b NULL), BH_ERANGE (b holds data); nothing changes. */
+BH_EXPORT int bh_buf_recycle(bh_buf *b);
+
 /* Unconsumed bytes. Valid until the next call that may grow, split or free. */
 static inline const uint8_t *bh_buf_data(const bh_buf *b) { return b->data; }
 static inline size_t bh_buf_len(const bh_buf *b) { return b->len; }
@@ -60,7 +70,8 @@ static inline size_t bh_buf_max_len(const bh_buf *b) { return b->max_len; }
 /* Ensures at least n writable bytes after the data and returns them in
  * *spare / *spare_len (spare_len >= n, never past max_len). Reuses spare
  * capacity without touching memory when enough is there; otherwise compacts
- * an unshared block or moves the data to a new block. n == 0 returns whatever
+ * an unshared block or moves the data to a new block; a buffer without a
+ * block first looks in the calling thread's block cache. n == 0 returns whatever
  * spare exists (possibly none) without allocating.
  * Errors: BH_ETOOLONG (len + n > max_len), BH_ENOMEM; nothing changes. */
 BH_EXPORT int bh_buf_reserve(bh_buf *b, size_t n, uint8_t **spare, size_t *spare_len);
