@@ -57,7 +57,7 @@
  * one read buffer (max(max_line + 1 + max_frame, read_reserve)), one held
  * slice and the write budget, per direction.
  *
- * HARNESS COMPATIBILITY (bench/harness, see DESIGN.md): `proxy` accepts
+ * HARNESS COMPATIBILITY (bench/harness, see docs/design.md): `proxy` accepts
  * --upstream IPV4:PORT (every connection routed at accept to that one
  * destination, no ROUTE line needed) and --line-frames (every '\n'-terminated
  * line that is not ROUTE/TUNNEL is one frame), prints "listening PORT", and

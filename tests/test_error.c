@@ -1,7 +1,13 @@
-/* test_error.c - bh_strerror / bh_err_name cover library and libuv codes. */
+/* test_error.c - bh_strerror / bh_err_name name every library code, every
+ * libuv code (as libuv does, with the UV_ prefix) and every errno value from
+ * static tables; unknown codes anywhere in the int range give the fixed
+ * strings. Run under LeakSanitizer, any allocation would show. */
+#define _GNU_SOURCE /* strerrorname_np: the platform's own errno names */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -9,50 +15,108 @@
 
 #include <bytes_handoff.h>
 
+static const int lib_codes[] = {BH_OK,      BH_ENOMEM,    BH_ETOOLONG, BH_ERANGE, BH_EFULL,
+                                BH_ECLOSED, BH_ECANCELED, BH_EINVAL,   BH_EIO};
+#define N_LIB (sizeof lib_codes / sizeof lib_codes[0])
+
 static void every_library_code_has_a_distinct_message(void **state)
 {
     (void)state;
-    const int codes[] = {BH_OK,     BH_ENOMEM,   BH_ETOOLONG, BH_ERANGE, BH_EFULL,
-                         BH_ECLOSED, BH_ECANCELED, BH_EINVAL,  BH_EIO};
-    const size_t n = sizeof codes / sizeof codes[0];
-    for (size_t i = 0; i < n; i++) {
-        assert_non_null(bh_strerror(codes[i]));
-        assert_string_not_equal(bh_strerror(codes[i]), "unknown error");
-        assert_string_not_equal(bh_err_name(codes[i]), "UNKNOWN");
-        for (size_t j = i + 1; j < n; j++)
-            assert_string_not_equal(bh_strerror(codes[i]), bh_strerror(codes[j]));
+    for (size_t i = 0; i < N_LIB; i++) {
+        assert_string_not_equal(bh_strerror(lib_codes[i]), "unknown error");
+        assert_string_not_equal(bh_err_name(lib_codes[i]), "UNKNOWN");
+        for (size_t j = i + 1; j < N_LIB; j++)
+            assert_string_not_equal(bh_strerror(lib_codes[i]), bh_strerror(lib_codes[j]));
     }
     assert_string_equal(bh_err_name(BH_ETOOLONG), "BH_ETOOLONG");
+    assert_string_equal(bh_strerror(BH_OK), "success");
 }
 
 static void library_codes_do_not_collide_with_libuv_codes(void **state)
 {
     (void)state;
-    assert_true((int)BH_ENOMEM < (int)UV_EOF);
-    assert_true((int)BH_EIO < (int)UV_EOF);
-    assert_int_not_equal((int)BH_ENOMEM, (int)UV_ENOMEM);
+    /* libuv's codes lie in [UV_EOF, -1]: errno values and fixed codes from
+     * -3000 (UV_EAI_*) down to -4095 (UV_EOF). */
+    for (size_t i = 1; i < N_LIB; i++)
+        assert_true(lib_codes[i] < UV_EOF);
 }
 
-static void libuv_codes_are_named_by_libuv(void **state)
+/* Every code of libuv's own map: same message as uv_strerror(), and the
+ * name uv_err_name() gives with the UV_ prefix the header promises. */
+static void every_libuv_code_is_named_like_libuv_with_prefix(void **state)
 {
     (void)state;
-    assert_string_equal(bh_strerror(UV_EPIPE), uv_strerror(UV_EPIPE));
-    assert_string_equal(bh_err_name(UV_ECONNRESET), "ECONNRESET");
-    assert_string_equal(bh_err_name(UV_EOF), "EOF");
+    static const int uv_codes[] = {
+#define BH_TEST_XX(code, _) UV_##code,
+        UV_ERRNO_MAP(BH_TEST_XX)
+#undef BH_TEST_XX
+    };
+    for (size_t i = 0; i < sizeof uv_codes / sizeof uv_codes[0]; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "UV_%s", uv_err_name(uv_codes[i]));
+        assert_string_equal(bh_err_name(uv_codes[i]), want);
+        assert_string_equal(bh_strerror(uv_codes[i]), uv_strerror(uv_codes[i]));
+    }
+    assert_string_equal(bh_err_name(UV_EPIPE), "UV_EPIPE");
+    assert_string_equal(bh_err_name(UV_EOF), "UV_EOF");
+    assert_string_equal(bh_strerror(UV_EOF), "end of file");
+    assert_string_equal(bh_err_name(UV_EAI_AGAIN), "UV_EAI_AGAIN");
 }
 
-static void unknown_positive_code_is_unknown(void **state)
+/* Every errno value the platform names is named too (negated, as libuv
+ * reports it), also those libuv's map leaves out. */
+static void every_negative_errno_is_named(void **state)
 {
     (void)state;
-    assert_string_equal(bh_strerror(12345), "unknown error");
-    assert_string_equal(bh_err_name(12345), "UNKNOWN");
+    int named = 0;
+    for (int e = 1; e < 4096; e++) {
+        const char *sys = strerrorname_np(e);
+        if (!sys)
+            continue;
+        named++;
+        const char *name = bh_err_name(-e);
+        assert_true(strncmp(name, "UV_E", 4) == 0);
+        assert_string_not_equal(bh_strerror(-e), "unknown error");
+    }
+    assert_true(named > 100);
+}
+
+/* Anything outside the tables: fixed static strings, never NULL, the same
+ * pointer every time (nothing is formatted or allocated per call). */
+static void unknown_codes_across_the_int_range_are_unknown(void **state)
+{
+    (void)state;
+    const char *unknown_msg = bh_strerror(INT_MIN);
+    const char *unknown_name = bh_err_name(INT_MAX);
+    assert_string_equal(unknown_msg, "unknown error");
+    assert_string_equal(unknown_name, "UNKNOWN");
+    long long step = 65521; /* prime: samples every residue class over the range */
+    for (long long v = INT_MIN; v <= INT_MAX; v += step) {
+        int code = (int)v;
+        int known = (code >= -4095 && code <= 0);
+        for (size_t i = 0; i < N_LIB; i++)
+            known |= code == lib_codes[i];
+        if (known)
+            continue;
+        assert_ptr_equal(bh_strerror(code), unknown_msg);
+        assert_ptr_equal(bh_err_name(code), unknown_name);
+    }
+    for (int code = -4095; code <= 0; code++) {
+        assert_non_null(bh_strerror(code));
+        assert_ptr_equal(bh_err_name(code), bh_err_name(code));
+    }
+    assert_ptr_equal(bh_strerror(-4000), unknown_msg);
+    assert_ptr_equal(bh_err_name(-4000), unknown_name);
+    assert_ptr_equal(bh_strerror(12345), unknown_msg);
 }
 
 static void version_matches_header(void **state)
 {
     (void)state;
     assert_int_equal(bh_version(), BH_VERSION_HEX);
-    assert_string_equal(bh_version_string(), "0.1.0");
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", BH_VERSION_MAJOR, BH_VERSION_MINOR, BH_VERSION_PATCH);
+    assert_string_equal(bh_version_string(), want);
 }
 
 int main(void)
@@ -60,8 +124,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_library_code_has_a_distinct_message),
         cmocka_unit_test(library_codes_do_not_collide_with_libuv_codes),
-        cmocka_unit_test(libuv_codes_are_named_by_libuv),
-        cmocka_unit_test(unknown_positive_code_is_unknown),
+        cmocka_unit_test(every_libuv_code_is_named_like_libuv_with_prefix),
+        cmocka_unit_test(every_negative_errno_is_named),
+        cmocka_unit_test(unknown_codes_across_the_int_range_are_unknown),
         cmocka_unit_test(version_matches_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,7 +6,7 @@
  *     [--max-line BYTES] [--completion ticket|fire_and_forget]
  *     [--stats-file FILE]
  *
- * Speaks the harness wire protocol of DESIGN.md. Prints "listening PORT" (or
+ * Speaks the harness wire protocol of docs/design.md. Prints "listening PORT" (or
  * the socket path) once it accepts. On SIGTERM/SIGINT it stops accepting,
  * closes every connection, joins its workers and exits 0; with --stats-file it
  * first writes its own getrusage (whole lifetime) there as JSON members. */

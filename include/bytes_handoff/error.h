@@ -25,11 +25,19 @@ typedef enum bh_err {
     BH_EIO = -4408        /* an I/O error without a more precise code */
 } bh_err;
 
-/* Returns a static, human-readable string for a bh_err or a libuv error code.
- * Never returns NULL; unknown codes give "unknown error". Thread-safe. */
+/** Human-readable message for a status code.
+ * @param err a bh_err, a libuv error code (UV_EPIPE, UV_EOF, UV_EAI_*, ...)
+ *            or a negative errno value (libuv's codes on Unix).
+ * @return a static string, never NULL and never allocated; the same message
+ *         as uv_strerror() for libuv's codes; "unknown error" for anything
+ *         else. Works without libuv (static tables). Thread-safe. */
 BH_EXPORT const char *bh_strerror(int err);
 
-/* Returns the symbolic name ("BH_ETOOLONG", "UV_EPIPE", ...) of a code. */
+/** Symbolic name of a status code: "BH_ETOOLONG", "UV_EPIPE", "UV_EOF", ...
+ * @param err as for bh_strerror().
+ * @return a static string, never NULL and never allocated: "UV_" followed by
+ *         libuv's uv_err_name() for libuv's codes and negative errno values,
+ *         "UNKNOWN" for anything else. Thread-safe. */
 BH_EXPORT const char *bh_err_name(int err);
 
 #ifdef __cplusplus

@@ -20,7 +20,8 @@ void bh__block_cache_put(bh_shared *s, uint8_t *start);
 bh_shared *bh__block_cache_take(size_t whole, size_t pinned, uint8_t **start);
 
 /* Gives an empty buffer without a block a cached one: `whole` and `pinned`
- * as for bh__block_cache_take(). Returns 1 when it did. */
-int bh__buf_adopt_cached(bh_buf *b, size_t whole, size_t pinned);
+ * as for bh__block_cache_take(). Returns 1 when it did. Internal, exported
+ * only for the libuv adapter's reader. */
+BH_EXPORT int bh__buf_adopt_cached(bh_buf *b, size_t whole, size_t pinned);
 
 #endif

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# check.sh BUILD_DIR SOURCE_DIR - installs the library to a temporary prefix
-# and builds tests/consumer/consumer.c against it twice: with pkg-config and
-# with find_package(bytes_handoff); runs each program.
+# check.sh BUILD_DIR SOURCE_DIR - installs both libraries to a temporary
+# prefix and builds the consumers against it the ways a user would:
+#   1. core only: <bytes_handoff.h> with `pkg-config bytes_handoff`; the link
+#      line and the program must not mention libuv;
+#   2. adapter: `pkg-config bytes_handoff_uv` (shared);
+#   3. static: both archives plus libuv's own archive (Debian: libuv_a via
+#      libuv-static.pc), so the program needs neither shared library;
+#   4. find_package(bytes_handoff CONFIG COMPONENTS uv): all four targets.
 set -euo pipefail
 build=$1
 src=$2
@@ -11,16 +16,40 @@ cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
 libdir=$(find "$tmp/prefix" -name 'libbytes_handoff.so' -printf '%h\n' | head -n1)
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
 export LD_LIBRARY_PATH="$libdir"
+cflags="-std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror"
 
-echo "-- pkg-config: $(pkg-config --cflags --libs bytes_handoff)"
-cc -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror "$src/tests/consumer/consumer.c" \
-    $(pkg-config --cflags --libs bytes_handoff) -o "$tmp/consumer_pc"
-"$tmp/consumer_pc"
+core_libs=$(pkg-config --cflags --libs bytes_handoff)
+echo "-- core, pkg-config: $core_libs"
+case "$core_libs" in *uv*) echo "core link line mentions libuv"; exit 1 ;; esac
+cc $cflags "$src/tests/consumer/consumer_core.c" $core_libs -o "$tmp/consumer_core"
+"$tmp/consumer_core"
+if ldd "$tmp/consumer_core" | grep -q libuv; then
+    echo "core consumer loads libuv:"; ldd "$tmp/consumer_core"; exit 1
+fi
 
-echo "-- find_package"
+uv_libs=$(pkg-config --cflags --libs bytes_handoff_uv)
+echo "-- uv, pkg-config: $uv_libs"
+cc $cflags "$src/tests/consumer/consumer.c" $uv_libs -o "$tmp/consumer_uv"
+"$tmp/consumer_uv"
+
+static_libs="-l:libbytes_handoff_uv.a -l:libbytes_handoff.a $(pkg-config --libs libuv-static)"
+echo "-- uv, static: -L$libdir $static_libs"
+cc $cflags "$src/tests/consumer/consumer.c" $(pkg-config --cflags bytes_handoff_uv) \
+    -L"$libdir" $static_libs -pthread -o "$tmp/consumer_static"
+if ldd "$tmp/consumer_static" | grep -E -q 'libuv|libbytes_handoff'; then
+    echo "static consumer loads a shared library it should contain:"; ldd "$tmp/consumer_static"
+    exit 1
+fi
+"$tmp/consumer_static"
+
+echo "-- find_package(bytes_handoff COMPONENTS uv)"
 cmake -S "$src/tests/consumer" -B "$tmp/build" -G Ninja \
     -DCMAKE_PREFIX_PATH="$tmp/prefix" -DCMAKE_C_FLAGS="-D_POSIX_C_SOURCE=200809L" >/dev/null
 cmake --build "$tmp/build" >/dev/null
-"$tmp/build/consumer_shared"
-"$tmp/build/consumer_static"
+for p in consumer_core_shared consumer_core_static consumer_uv_shared consumer_uv_static; do
+    "$tmp/build/$p"
+done
+if ldd "$tmp/build/consumer_core_shared" | grep -q libuv; then
+    echo "find_package core consumer loads libuv"; exit 1
+fi
 echo "consumer check passed"

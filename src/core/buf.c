@@ -4,6 +4,7 @@
  * [data, data + cap) lies inside the block and belongs to this buffer alone;
  * bytes before data may belong to slices split off earlier. Only a buffer
  * holding the block's sole reference may move data or claim the whole block. */
+#include <assert.h>
 #include <string.h>
 
 #include <bytes_handoff/buf.h>
@@ -22,6 +23,19 @@ static void buf_reset(bh_buf *b)
     b->len = 0;
     b->cap = 0;
     b->block = NULL;
+}
+
+/* The invariants above, checked in debug builds after every change. */
+static void buf_assert_valid(const bh_buf *b)
+{
+    assert(b->len <= b->cap && b->len <= b->max_len);
+    if (!b->block) {
+        assert(!b->data && b->cap == 0);
+        return;
+    }
+    assert(b->data >= b->block->base);
+    assert((size_t)(b->data - b->block->base) <= b->block->cap);
+    assert(b->cap <= b->block->cap - (size_t)(b->data - b->block->base));
 }
 
 int bh_buf_init(bh_buf *b, size_t max_len)
@@ -154,6 +168,7 @@ int bh_buf_reserve(bh_buf *b, size_t n, uint8_t **spare, size_t *spare_len)
         if (rc != BH_OK)
             return rc;
     }
+    buf_assert_valid(b);
     if (spare)
         *spare = b->data ? b->data + b->len : NULL;
     if (spare_len)
@@ -168,6 +183,7 @@ int bh_buf_commit(bh_buf *b, size_t n)
     if (n > bh_buf_spare(b))
         return BH_ERANGE;
     b->len += n;
+    buf_assert_valid(b);
     return BH_OK;
 }
 
@@ -183,6 +199,7 @@ int bh_buf_append(bh_buf *b, const void *p, size_t n)
         return rc;
     memcpy(spare, p, n);
     b->len += n;
+    buf_assert_valid(b);
     return BH_OK;
 }
 
@@ -197,6 +214,7 @@ static void buf_consume(bh_buf *b, size_t n)
         b->data = b->block->base;
         b->cap = b->block->cap;
     }
+    buf_assert_valid(b);
 }
 
 /* Out-of-line definitions of the inline functions in buf.h (C99 inline). */
@@ -222,6 +240,8 @@ int bh_buf_split_prefix_mut(bh_buf *b, size_t n, bh_buf *out)
     b->data += n;
     b->len -= n;
     b->cap -= n;
+    buf_assert_valid(b);
+    buf_assert_valid(out);
     return BH_OK;
 }
 

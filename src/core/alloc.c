@@ -50,11 +50,11 @@ void bh_get_allocator(bh_allocator *out)
         *out = g_alloc;
 }
 
-void *bh__malloc(size_t n) { return g_alloc.malloc_fn(g_alloc.ctx, n ? n : 1); }
+void *bh_malloc(size_t n) { return g_alloc.malloc_fn(g_alloc.ctx, n ? n : 1); }
 
-void *bh__realloc(void *p, size_t n) { return g_alloc.realloc_fn(g_alloc.ctx, p, n ? n : 1); }
+void *bh_realloc(void *p, size_t n) { return g_alloc.realloc_fn(g_alloc.ctx, p, n ? n : 1); }
 
-void bh__free(void *p)
+void bh_free(void *p)
 {
     if (p)
         g_alloc.free_fn(g_alloc.ctx, p);

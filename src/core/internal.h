@@ -1,4 +1,4 @@
-/* internal.h - private helpers shared by the library's source files:
+/* internal.h - private helpers shared by the libraries' source files:
  * allocation through the installed hook and overflow-checked size math.
  * Nothing here is exported (the library is built with hidden visibility). */
 #ifndef BH_INTERNAL_H
@@ -7,10 +7,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Allocation through the current bh_allocator (see alloc.h). */
-void *bh__malloc(size_t n);
-void *bh__realloc(void *p, size_t n);
-void bh__free(void *p);
+#include <bytes_handoff/alloc.h>
+
+/* Allocation through the current bh_allocator (see alloc.h). These forward
+ * to the exported functions so that the core and the adapter libraries share
+ * one hook. */
+static inline void *bh__malloc(size_t n) { return bh_malloc(n); }
+static inline void *bh__realloc(void *p, size_t n) { return bh_realloc(p, n); }
+static inline void bh__free(void *p) { bh_free(p); }
 
 /* *out = a + b; returns 0, or -1 on overflow (then *out is untouched). The
  * one place size arithmetic is checked. */
