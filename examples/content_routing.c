@@ -105,6 +105,12 @@ static const char usage[] =
     "  --max-frame BYTES         largest payload frame (default 64K)\n"
     "  --upstream-sndbuf BYTES   SO_SNDBUF of upstream sockets (default: "
     "kernel's)\n"
+    "  --header-timeout-ms MS    close a client whose first line (ROUTE) is "
+    "not complete MS ms\n"
+    "                            after accept; 0 = never (default 10000)\n"
+    "  --idle-timeout-ms MS      close a session when a side sends nothing for "
+    "MS ms; 0 = never\n"
+    "                            (default 300000)\n"
     "  --verbose                 log how each session ends on stderr\n"
     "\n"
     "sink options:\n"
@@ -289,6 +295,13 @@ static int proxy_flag(args *a, cr_proxy_config *pc)
         if (parse_size(value(a), GIB, &v) != 0)
             return die("bad value for %s", "--upstream-sndbuf");
         pc->upstream_sndbuf = (int)v;
+        return 1;
+    }
+    if (is_flag(a, "--header-timeout-ms") || is_flag(a, "--idle-timeout-ms")) {
+        int header = is_flag(a, "--header-timeout-ms");
+        if (parse_size(value(a), UINT32_MAX, &v) != 0)
+            return die("bad value for %s", header ? "--header-timeout-ms" : "--idle-timeout-ms");
+        *(header ? &pc->header_timeout_ms : &pc->idle_timeout_ms) = v;
         return 1;
     }
     return 0;
