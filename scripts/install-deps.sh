@@ -8,5 +8,5 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
     ca-certificates cmake ninja-build gcc g++ clang libclang-rt-dev pkg-config make \
-    libuv1-dev libcmocka-dev libbenchmark-dev libevent-dev \
+    libuv1-dev libcmocka-dev libbenchmark-dev libevent-dev libcjson-dev \
     valgrind gnuplot-nox python3 procps util-linux binutils

@@ -17,7 +17,9 @@
  * stdout. Exit status: 0 when every connection verified, 1 otherwise.
  *
  * One thread, level-triggered epoll: each readiness pass writes one chunk per
- * writable connection, so connections advance round-robin. */
+ * writable connection, so connections advance round-robin.
+ *
+ * With --idle the driver measures idle connections instead (driver_idle.c). */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -30,6 +32,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "driver_idle.h"
 #include "harness_common.h"
 #include "proc_stats.h"
 
@@ -394,6 +397,9 @@ static void write_json(FILE *f, double wall_s, int have_proxy, const proc_stats 
 
 int main(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--idle") == 0)
+            return driver_idle_main(argc, argv); /* see driver_idle.c */
     parse_args(argc, argv);
     signal(SIGPIPE, SIG_IGN);
     if (hx_addr_parse(opt.connect, &g_addr) != 0)

@@ -6,7 +6,10 @@
  * tail is moved out with bh_buf_take_tail and forwarded; from then on each
  * read is frozen whole and submitted. A slice refused with BH_EFULL is held,
  * reading pauses, and the queue's drain callback resumes both. The reply path
- * (upstream to client) is a second reader and queue. */
+ * (upstream to client) is a second reader and queue. Each reader gives its
+ * block back to the worker thread's block cache whenever a callback leaves
+ * its buffer empty, and a worker whose last connection closed calls
+ * bh_trim(). */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,7 +30,7 @@ typedef struct hconn {
     bh_writeq upq;      /* to the upstream */
     bh_buf back;        /* reply bytes from the upstream */
     bh_reader back_reader;
-    bh_writeq downq;    /* to the client */
+    bh_writeq *downq;   /* to the client; made when the upstream first replies */
     bh_bytes held;      /* refused with BH_EFULL, offered again on drain */
     size_t scan;        /* bytes of `in` already searched for '\n' */
     int tunnel;         /* "TUNNEL\n" forwarded (or client EOF): raw from here */
@@ -43,11 +46,17 @@ static void conn_release(hconn *c)
 {
     if (--c->handles > 0)
         return;
+    uv_worker *uw = c->uw;
     hx_list_unlink(&c->link);
     bh_bytes_release(&c->held);
     bh_buf_free(&c->in);
     bh_buf_free(&c->back);
+    free(c->downq);
     free(c);
+    /* The worker went idle: this thread's cached blocks and the free heap
+     * go back to the system. */
+    if (uw->conns.next == &uw->conns)
+        bh_trim();
 }
 
 static void on_client_closed(uv_handle_t *h) { conn_release(CONN_OF(h, client)); }
@@ -61,7 +70,8 @@ static void conn_close(hconn *c)
     bh_reader_stop(&c->in_reader);
     bh_reader_stop(&c->back_reader);
     bh_writeq_close(&c->upq);
-    bh_writeq_close(&c->downq);
+    if (c->downq)
+        bh_writeq_close(c->downq);
     bh_bytes_release(&c->held);
     uv_close(&c->client.h, on_client_closed);
     uv_close(&c->upstream.h, on_upstream_closed);
@@ -201,20 +211,39 @@ static void on_down_shutdown(bh_writeq *q, int status, void *ctx)
     conn_close(ctx);
 }
 
+/* The reply path's queue, made on first use: an idle connection, whose
+ * upstream has not answered yet, does not carry it. NULL when out of memory. */
+static bh_writeq *down_queue(hconn *c)
+{
+    if (c->downq)
+        return c->downq;
+    bh_writeq *q = malloc(sizeof *q);
+    if (q && bh_writeq_init(q, &c->uw->loop, &c->client.s, NULL) != BH_OK) {
+        free(q);
+        q = NULL;
+    }
+    return c->downq = q;
+}
+
 static void on_upstream_read(bh_reader *r, int status, void *ctx)
 {
     hconn *c = ctx;
+    bh_writeq *downq = down_queue(c);
     (void)r;
+    if (!downq) {
+        conn_close(c);
+        return;
+    }
     if (status == BH_OK) {
         bh_bytes reply = no_bytes;
         if (bh_buf_freeze(&c->back, &reply) != BH_OK ||
-            bh_writeq_try_write_ff(&c->downq, &reply) != BH_OK) {
+            bh_writeq_try_write_ff(downq, &reply) != BH_OK) {
             bh_bytes_release(&reply);
             conn_close(c);
         }
         return;
     }
-    if (status != UV_EOF || bh_writeq_shutdown(&c->downq, on_down_shutdown, c) != BH_OK)
+    if (status != UV_EOF || bh_writeq_shutdown(downq, on_down_shutdown, c) != BH_OK)
         conn_close(c);
 }
 
@@ -245,8 +274,6 @@ static void open_pair(uv_worker *uw, proxy_pair p)
                             on_upstream_read, c);
     if (rc == 0)
         rc = bh_writeq_init(&c->upq, &uw->loop, &c->upstream.s, &qcfg);
-    if (rc == 0)
-        rc = bh_writeq_init(&c->downq, &uw->loop, &c->client.s, NULL);
     if (rc == 0) {
         bh_writeq_set_drain_cb(&c->upq, cfg->write_budget / 2, on_up_drain, c);
         rc = bh_reader_start(&c->in_reader);
