@@ -334,6 +334,154 @@ BH_EXPORT int bh_writeq_submit_mt(bh_writeq *q, bh_bytes *data, bh_write_cb cb, 
 /* Snapshot of counters (loop thread). */
 BH_EXPORT void bh_writeq_stats(const bh_writeq *q, struct bh_writeq_stats *out);
 
+/* ------------------------------------------------------------------------ */
+/* Tunnel                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* A bh_tunnel relays both directions between two connected streams after a
+ * mode switch (a parser decided, the rest of the connection is raw bytes),
+ * until both directions have ended. Direction 0 is a -> b, direction 1 is
+ * b -> a. Per direction it reads the source into a bh_buf with a bh_reader,
+ * freezes each read into a slice (no copy) and queues it on a bh_writeq of
+ * the destination:
+ * - the tails already read by a parser are written first, byte-exact,
+ *   without copy;
+ * - backpressure: a source stops reading while the destination's queue
+ *   refuses its slice (queued bytes above max_bytes) and resumes from the
+ *   queue's drain callback, at max_bytes / 2;
+ * - half-close: EOF on a source is passed on as uv_shutdown() of the
+ *   destination's write side once its queue has drained; the tunnel ends
+ *   cleanly when both directions have ended so;
+ * - reset: a read error on either side ends the tunnel and resets both TCP
+ *   sides (uv_tcp_close_reset(), or SO_LINGER 0 and uv_close() when the write
+ *   side was already shut down), so a truncated stream never reaches the
+ *   other side as a clean end. libuv reports an EOF when an RST follows the
+ *   last data it read (its POLLHUP shortcut): an EOF on a TCP source is
+ *   therefore checked with getsockopt(SO_ERROR) and counts as a reset when
+ *   an error is pending (ECONNRESET, or EPIPE when the RST followed a FIN);
+ * - splice fast path (Linux, both streams TCP, config.splice): once a
+ *   direction has seen two reads that filled at least half the read reserve
+ *   and its queue has drained, it moves bytes socket -> pipe -> socket with
+ *   splice(2) instead, through a uv_poll_t on a dup() of each fd (libuv's own
+ *   handle stays stopped for reading on the source while the direction
+ *   splices, and its write side idle on the destination). Any setup failure
+ *   (no pipe or fd left, EMFILE) or splice error other than a connection
+ *   error sends the direction back to the buffer path for good.
+ *
+ * Memory per tunnel (user space), per direction: the destination queue's
+ * budget max_bytes, one refused slice of at most one read (read_reserve
+ * bytes) and the reader's block, of at most 2 x read_reserve bytes while
+ * queued slices pin older blocks; each block pinned by queued slices was
+ * filled to at least a quarter of read_reserve. So at most about
+ * 2 x (max_bytes + 4 x read_reserve) + 2 x 32 KiB (queue rings) per
+ * tunnel. A splicing direction adds one pipe (kernel memory, 64 KiB by
+ * default) and no user memory.
+ *
+ * The tunnel allocates nothing itself: everything it needs is embedded in
+ * bh_tunnel; the buffers' blocks and the queues' rings come through the
+ * allocator hook. All functions and callbacks run on the loop thread. */
+
+typedef struct bh_tunnel bh_tunnel;
+
+/* Counters of a tunnel, as `struct bh_tunnel_stats` (like bh_writeq_stats,
+ * the function bh_tunnel_stats() fills it). Index 0 is a -> b, 1 is b -> a. */
+struct bh_tunnel_stats {
+    uint64_t bytes[2];    /* bytes written to the destination (tails included) */
+    uint64_t spliced[2];  /* of those, moved by splice(2) */
+    int eof[2];           /* the direction ended with a clean EOF passed on */
+    int reset[2];         /* the direction was cut short (error, reset,
+                             timeout, abort): its destination was reset */
+    int splicing[2];      /* the direction is on the splice path now */
+};
+
+/* Called once per started tunnel, on the loop thread, after both streams'
+ * close callbacks (and the tunnel's own handles') have run: t, both stream
+ * handles and the tails' memory may be freed here, and the loop may be
+ * closed once the callback returns. status: 0 (both directions ended with a
+ * clean EOF passed on), UV_ECONNRESET (a side was reset, or EOF came with a
+ * pending socket error), UV_ETIMEDOUT (idle timeout), BH_ECANCELED
+ * (bh_tunnel_abort()), BH_ENOMEM (a read buffer could not grow), or another
+ * libuv error of a read, write or shutdown. st holds the final counters. */
+typedef void (*bh_tunnel_done_cb)(bh_tunnel *t, int status, const struct bh_tunnel_stats *st,
+                                  void *ctx);
+
+#define BH_TUNNEL_MAX_BYTES_DEFAULT ((size_t)256 * 1024)
+
+typedef struct bh_tunnel_config {
+    size_t read_reserve;      /* bytes offered per read, per side (0: 16 KiB) */
+    size_t max_bytes;         /* write budget per direction (0: 256 KiB) */
+    uint64_t idle_timeout_ms; /* 0: none; no byte moved either way for this
+                                 long ends the tunnel with UV_ETIMEDOUT */
+    int splice;               /* 1 (default): Linux TCP<->TCP splice fast
+                                 path; 0: buffer path only */
+} bh_tunnel_config;
+
+/* One side of a tunnel. Private. */
+typedef struct bh_tunnel_side {
+    uv_stream_t *stream;
+    bh_buf in;          /* bytes read from this side */
+    bh_reader reader;
+    bh_writeq out;      /* bytes written to this side */
+    bh_bytes held;      /* read from this side, refused by the other's queue */
+    unsigned flags;     /* per direction reading from this side */
+    unsigned full_reads;/* consecutive large reads (splice trigger) */
+    int pipe[2];        /* splice pipe of the direction reading this side */
+    size_t piped;       /* bytes in that pipe */
+    int dupfd;          /* dup() of this side's fd for poll, -1 if none */
+    uv_poll_t poll;     /* on dupfd */
+    int poll_events;    /* events poll is started with, 0 when stopped */
+    int poll_init;      /* poll was initialised (needs a close) */
+    unsigned small_splices; /* consecutive short splices (back to buffers) */
+} bh_tunnel_side;
+
+/* Caller-owned, embedded by value; all fields private. */
+struct bh_tunnel {
+    void *data;         /* public: free for the user */
+    uv_loop_t *loop;
+    bh_tunnel_side side[2];
+    bh_tunnel_config cfg;
+    uv_timer_t timer;
+    uint64_t last_active; /* uv_now() of the last byte moved */
+    bh_tunnel_done_cb cb;
+    void *ctx;
+    int status;         /* final status, once ending */
+    int ending;
+    int closing;        /* handles whose close callback is outstanding */
+    int timer_on;
+    struct bh_tunnel_stats st;
+};
+
+/* Defaults: read_reserve 16 KiB, max_bytes 256 KiB, no idle timeout,
+ * splice on. */
+BH_EXPORT bh_tunnel_config bh_tunnel_config_default(void);
+
+/* Takes over streams a and b (connected TCP, pipe or TTY streams of loop,
+ * not reading, no write of the caller pending) and relays both directions
+ * until both ended. a_tail / b_tail: bytes already read from a (resp. b) by
+ * a parser, written to the other side first, byte-exact, without copy; the
+ * tunnel takes their content as bh_buf_take_tail() does and the caller's
+ * bufs are left empty (they may be freed at once). NULL = none. cfg NULL
+ * selects the defaults. The tunnel stores its readers in a->data and b->data
+ * (as bh_reader does) and closes both handles itself (with a reset when the
+ * tunnel fails); done_cb runs once, after both close callbacks: free the
+ * handles and t there. Once started, the tunnel owns a and b until done_cb.
+ * Errors (nothing changed, done_cb never called, the caller keeps a, b and
+ * the tails): BH_EINVAL (a NULL argument, a == b, a stream of another loop,
+ * or a stream that is not readable and writable), or the libuv error of
+ * starting to read. */
+BH_EXPORT int bh_tunnel_start(bh_tunnel *t, uv_loop_t *loop, uv_stream_t *a, uv_stream_t *b,
+                              bh_buf *a_tail, bh_buf *b_tail, const bh_tunnel_config *cfg,
+                              bh_tunnel_done_cb cb, void *ctx);
+
+/* Snapshot of the counters while the tunnel runs (loop thread). bytes[]
+ * counts what the destination's kernel accepted so far. */
+BH_EXPORT void bh_tunnel_stats(const bh_tunnel *t, struct bh_tunnel_stats *out);
+
+/* Ends the tunnel now: both sides are reset and done_cb runs once, later
+ * (never inside this call), with BH_ECANCELED, or with the status the
+ * tunnel was already ending with. Idempotent; not after done_cb ran. */
+BH_EXPORT void bh_tunnel_abort(bh_tunnel *t);
+
 #ifdef __cplusplus
 }
 #endif

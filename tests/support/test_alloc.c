@@ -2,13 +2,24 @@
  * Counters are atomic so clones released on other threads are counted. */
 #include "test_alloc.h"
 
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
 #include <bytes_handoff.h>
 
 static atomic_size_t g_allocs, g_frees, g_live, g_failed, g_attempts;
+static atomic_size_t g_live_bytes, g_peak_bytes;
 static atomic_size_t g_fail_at;
+
+static void bytes_add(size_t n)
+{
+    size_t now = atomic_fetch_add(&g_live_bytes, n) + n;
+    size_t peak = atomic_load(&g_peak_bytes);
+    while (now > peak && !atomic_compare_exchange_weak(&g_peak_bytes, &peak, now))
+        ;
+}
+
 static atomic_int g_fail_all;
 
 static int should_fail(void)
@@ -31,6 +42,7 @@ static void *t_malloc(void *ctx, size_t n)
     if (p) {
         atomic_fetch_add(&g_allocs, 1);
         atomic_fetch_add(&g_live, 1);
+        bytes_add(malloc_usable_size(p));
     }
     return p;
 }
@@ -40,11 +52,14 @@ static void *t_realloc(void *ctx, void *old, size_t n)
     (void)ctx;
     if (should_fail())
         return NULL;
+    size_t before = old ? malloc_usable_size(old) : 0;
     void *p = realloc(old, n);
     if (p) {
         atomic_fetch_add(&g_allocs, 1);
         if (!old)
             atomic_fetch_add(&g_live, 1);
+        atomic_fetch_sub(&g_live_bytes, before);
+        bytes_add(malloc_usable_size(p));
     }
     return p;
 }
@@ -56,6 +71,7 @@ static void t_free(void *ctx, void *p)
         return;
     atomic_fetch_add(&g_frees, 1);
     atomic_fetch_sub(&g_live, 1);
+    atomic_fetch_sub(&g_live_bytes, malloc_usable_size(p));
     free(p);
 }
 
@@ -66,6 +82,8 @@ void test_alloc_install(size_t fail_at)
     atomic_store(&g_live, 0);
     atomic_store(&g_failed, 0);
     atomic_store(&g_attempts, 0);
+    atomic_store(&g_live_bytes, 0);
+    atomic_store(&g_peak_bytes, 0);
     atomic_store(&g_fail_at, fail_at);
     atomic_store(&g_fail_all, 0);
     bh_allocator a = {t_malloc, t_realloc, t_free, NULL};
@@ -86,6 +104,10 @@ void test_alloc_stats_get(test_alloc_stats *out)
     out->live = atomic_load(&g_live);
     out->failed = atomic_load(&g_failed);
     out->attempts = atomic_load(&g_attempts);
+    out->live_bytes = atomic_load(&g_live_bytes);
+    out->peak_bytes = atomic_load(&g_peak_bytes);
 }
+
+void test_alloc_reset_peak(void) { atomic_store(&g_peak_bytes, atomic_load(&g_live_bytes)); }
 
 void test_alloc_uninstall(void) { bh_set_allocator(NULL); }

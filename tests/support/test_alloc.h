@@ -11,6 +11,8 @@ typedef struct test_alloc_stats {
     size_t live;     /* blocks currently allocated */
     size_t failed;   /* injected failures */
     size_t attempts; /* malloc + realloc calls, failed or not */
+    size_t live_bytes; /* usable bytes of the live blocks (malloc_usable_size) */
+    size_t peak_bytes; /* highest live_bytes since install / test_alloc_reset_peak */
 } test_alloc_stats;
 
 /* Installs the counting allocator and resets the counters. fail_at = 0
@@ -22,6 +24,8 @@ void test_alloc_fail_after(size_t after);
 /* Makes every attempt from now on fail (1) or succeed (0). */
 void test_alloc_fail_all(int on);
 void test_alloc_stats_get(test_alloc_stats *out);
+/* Restarts peak_bytes from the current live_bytes. */
+void test_alloc_reset_peak(void);
 /* Restores the default allocator. */
 void test_alloc_uninstall(void);
 

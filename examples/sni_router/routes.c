@@ -1,0 +1,150 @@
+/* routes.c - sni_router's routing table (see routes.h). A linear scan: the
+ * table holds a handful of entries configured on the command line, and a
+ * lookup happens once per connection. */
+#include "routes.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+void sni_table_init(sni_table *t) { memset(t, 0, sizeof *t); }
+
+void sni_table_free(sni_table *t)
+{
+    free(t->routes);
+    free(t->fallback);
+    memset(t, 0, sizeof *t);
+}
+
+int sni_parse_addr(const char *text, struct sockaddr_storage *out)
+{
+    char host[64];
+    const char *colon = strrchr(text, ':');
+    if (!colon || colon == text)
+        return UV_EINVAL;
+    const char *h = text;
+    size_t hlen = (size_t)(colon - text);
+    int v6 = text[0] == '[';
+    if (v6) {
+        if (hlen < 3 || text[hlen - 1] != ']')
+            return UV_EINVAL;
+        h++;
+        hlen -= 2;
+    }
+    if (hlen >= sizeof host)
+        return UV_EINVAL;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    char *end;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (*end || end == colon + 1 || colon[1] == '-' || colon[1] == '+' || port > 65535)
+        return UV_EINVAL;
+    memset(out, 0, sizeof *out);
+    if (v6)
+        return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)out);
+    return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)out);
+}
+
+static int name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > SNI_HOST_MAX || s[0] == '.' || s[n - 1] == '.')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+                 (c == '.' && s[i - 1] != '.');
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+static int fill_addr(sni_route *r, const char *hostport, char *err, size_t err_len)
+{
+    if (strlen(hostport) >= sizeof r->addr_text || sni_parse_addr(hostport, &r->addr) != 0) {
+        snprintf(err, err_len, "bad backend address '%s' (IPV4:PORT or [IPV6]:PORT)", hostport);
+        return -1;
+    }
+    strcpy(r->addr_text, hostport);
+    return 0;
+}
+
+int sni_table_add(sni_table *t, const char *spec, char *err, size_t err_len)
+{
+    const char *eq = strchr(spec, '=');
+    if (!eq) {
+        snprintf(err, err_len, "route '%s' is not NAME=HOST:PORT", spec);
+        return -1;
+    }
+    sni_route r;
+    memset(&r, 0, sizeof r);
+    size_t n = (size_t)(eq - spec);
+    if (n >= sizeof r.name) {
+        snprintf(err, err_len, "route name too long");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = spec[i];
+        r.name[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    }
+    r.wildcard = n > 2 && r.name[0] == '*' && r.name[1] == '.';
+    const char *host = r.wildcard ? r.name + 2 : r.name;
+    if (!name_ok(host, strlen(host))) {
+        snprintf(err, err_len, "bad route name '%.*s' (host name or *.suffix)", (int)n, spec);
+        return -1;
+    }
+    if (fill_addr(&r, eq + 1, err, err_len) != 0)
+        return -1;
+    for (size_t i = 0; i < t->count; i++) {
+        if (strcmp(t->routes[i].name, r.name) == 0) {
+            snprintf(err, err_len, "route '%s' given twice", r.name);
+            return -1;
+        }
+    }
+    if (t->count == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 8;
+        sni_route *grown = realloc(t->routes, cap * sizeof *grown);
+        if (!grown)
+            return -2;
+        t->routes = grown;
+        t->cap = cap;
+    }
+    t->routes[t->count++] = r;
+    return 0;
+}
+
+int sni_table_set_default(sni_table *t, const char *hostport, char *err, size_t err_len)
+{
+    sni_route r;
+    memset(&r, 0, sizeof r);
+    strcpy(r.name, "default");
+    if (fill_addr(&r, hostport, err, err_len) != 0)
+        return -1;
+    if (!t->fallback && !(t->fallback = malloc(sizeof *t->fallback)))
+        return -2;
+    *t->fallback = r;
+    return 0;
+}
+
+sni_route *sni_table_lookup(const sni_table *t, const char *name)
+{
+    size_t n = strlen(name);
+    sni_route *best = NULL;
+    size_t best_len = 0;
+    for (size_t i = 0; i < t->count; i++) {
+        sni_route *r = &t->routes[i];
+        if (!r->wildcard) {
+            if (strcmp(r->name, name) == 0)
+                return r;
+            continue;
+        }
+        size_t suffix = strlen(r->name) - 1; /* ".example.com" */
+        if (n > suffix && suffix > best_len && memcmp(name + n - suffix, r->name + 1, suffix) == 0) {
+            best = r;
+            best_len = suffix;
+        }
+    }
+    return best ? best : t->fallback;
+}

@@ -1,0 +1,406 @@
+/* tunnel.c - bh_tunnel: lifecycle, the buffer path, half-close, reset and the
+ * idle timeout. The splice fast path is in tunnel_splice.c.
+ *
+ * Direction d reads side d with a bh_reader into side[d].in, freezes each
+ * read into one slice (no copy) and queues it fire-and-forget on
+ * side[1 - d].out. A refused slice waits in side[d].held with reading
+ * stopped; the queue's drain callback offers it again and resumes. EOF is
+ * passed on with bh_writeq_shutdown() (the queue flushes first); a direction
+ * is done when that shutdown completed, the tunnel when both are. Anything
+ * else ends the tunnel at once with both TCP sides reset.
+ *
+ * The queues only report a write error to a waiting producer or a later
+ * call (BH_ECLOSED): the tunnel reports that as UV_EPIPE. A failed write
+ * also shows on the destination's own read side (reset or EOF with
+ * SO_ERROR), which usually ends the tunnel first with UV_ECONNRESET. */
+#include <string.h>
+#include <sys/socket.h>
+
+#include "tunnel_internal.h"
+
+/* Large reads in a row before a direction tries the splice path. */
+#define SPLICE_AFTER_READS 2u
+
+bh_tunnel_config bh_tunnel_config_default(void)
+{
+    bh_tunnel_config c = {BH_READ_RESERVE_DEFAULT, BH_TUNNEL_MAX_BYTES_DEFAULT, 0, 1};
+    return c;
+}
+
+static int dir_of_reader(const bh_tunnel *t, const bh_reader *r)
+{
+    return r == &t->side[0].reader ? 0 : 1;
+}
+
+/* Queue q writes side s: it carries direction 1 - s. */
+static int dir_of_queue(const bh_tunnel *t, const bh_writeq *q)
+{
+    return q == &t->side[1].out ? 0 : 1;
+}
+
+static int queue_error(int rc) { return rc == BH_ECLOSED ? UV_EPIPE : rc; }
+
+void bh__tunnel_touch(bh_tunnel *t)
+{
+    if (t->timer_on)
+        t->last_active = uv_now(t->loop);
+}
+
+int bh__tunnel_eof_is_reset(uv_stream_t *s)
+{
+    uv_os_fd_t fd;
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (uv_handle_get_type((uv_handle_t *)s) != UV_TCP || uv_fileno((uv_handle_t *)s, &fd) != 0)
+        return 0;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        return 0;
+    return err != 0;
+}
+
+/* ---- ending --------------------------------------------------------------- */
+
+static void tunnel_closed_one(bh_tunnel *t)
+{
+    if (--t->closing > 0)
+        return;
+    for (int s = 0; s < 2; s++)
+        bh_buf_free(&t->side[s].in);
+    struct bh_tunnel_stats st;
+    bh_tunnel_stats(t, &st);
+    t->cb(t, t->status, &st, t->ctx);
+}
+
+static void on_stream_closed(uv_handle_t *h)
+{
+    bh_reader *r = h->data;
+    tunnel_closed_one(r->ctx);
+}
+
+static void on_aux_closed(uv_handle_t *h) { tunnel_closed_one(h->data); }
+
+/* Closes s with an RST when it is TCP. uv_tcp_close_reset() refuses a handle
+ * whose write side was shut down; SO_LINGER 0 still resets it on close. */
+static void close_stream(uv_stream_t *s, int reset)
+{
+    if (reset && uv_handle_get_type((uv_handle_t *)s) == UV_TCP) {
+        if (uv_tcp_close_reset((uv_tcp_t *)s, on_stream_closed) == 0)
+            return;
+        uv_os_fd_t fd;
+        struct linger l = {1, 0};
+        if (uv_fileno((uv_handle_t *)s, &fd) == 0)
+            (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    }
+    uv_close((uv_handle_t *)s, on_stream_closed);
+}
+
+void bh__tunnel_end(bh_tunnel *t, int status)
+{
+    if (t->ending)
+        return;
+    t->ending = 1;
+    t->status = status;
+    t->closing = 2;
+    if (t->timer_on) {
+        t->timer_on = 0;
+        t->closing++;
+        uv_close((uv_handle_t *)&t->timer, on_aux_closed);
+    }
+    t->closing += bh__tunnel_splice_close(t, on_aux_closed);
+    for (int d = 0; d < 2; d++) {
+        bh_tunnel_side *s = &t->side[d];
+        if (status != 0 && !(s->flags & DIR_DONE))
+            t->st.reset[d] = 1;
+        s->flags &= ~(DIR_SPLICE | DIR_SWITCHING);
+        bh_reader_stop(&s->reader);
+        bh_writeq_close(&s->out);
+        bh_bytes_release(&s->held);
+    }
+    for (int d = 0; d < 2; d++)
+        close_stream(t->side[d].stream, status != 0);
+}
+
+void bh_tunnel_abort(bh_tunnel *t)
+{
+    if (t)
+        bh__tunnel_end(t, BH_ECANCELED);
+}
+
+/* ---- the buffer path ------------------------------------------------------ */
+
+static void start_reading(bh_tunnel *t, int d)
+{
+    bh_tunnel_side *s = &t->side[d];
+    if (t->ending || (s->flags & (DIR_READING | DIR_EOF | DIR_SPLICE)) || s->held.len > 0)
+        return;
+    int rc = bh_reader_start(&s->reader);
+    if (rc != BH_OK) {
+        bh__tunnel_end(t, rc);
+        return;
+    }
+    s->flags |= DIR_READING;
+}
+
+static void stop_reading(bh_tunnel_side *s)
+{
+    s->flags &= ~DIR_READING;
+    bh_reader_stop(&s->reader);
+}
+
+/* Offers side[d].held to the destination queue, in pieces of at most
+ * max_bytes. Returns 0 when all of it was queued, 1 when the queue refused
+ * (the rest stays held, reading stops), -1 when the tunnel ended. */
+static int offer_held(bh_tunnel *t, int d)
+{
+    bh_tunnel_side *s = &t->side[d];
+    bh_writeq *q = &t->side[1 - d].out;
+    size_t max = t->cfg.max_bytes;
+    while (s->held.len > 0) {
+        int rc;
+        if (s->held.len <= max) {
+            rc = bh_writeq_try_write_ff(q, &s->held);
+        } else {
+            bh_bytes part, rest;
+            /* In range by construction: slices cannot fail. */
+            (void)bh_bytes_slice(&s->held, 0, max, &part);
+            rc = bh_writeq_try_write_ff(q, &part);
+            if (rc == BH_OK) {
+                (void)bh_bytes_slice(&s->held, max, s->held.len - max, &rest);
+                bh_bytes_release(&s->held);
+                s->held = rest;
+            } else {
+                bh_bytes_release(&part);
+            }
+        }
+        if (rc == BH_EFULL) {
+            stop_reading(s);
+            return 1;
+        }
+        if (rc != BH_OK) {
+            bh__tunnel_end(t, queue_error(rc));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void on_drain(bh_writeq *q, void *ctx);
+
+/* The drain callback of direction d's queue runs at or below low. */
+static void set_low_water(bh_tunnel *t, int d, size_t low)
+{
+    bh_writeq_set_drain_cb(&t->side[1 - d].out, low, on_drain, t);
+}
+
+static int queue_idle(bh_tunnel *t, int d)
+{
+    struct bh_writeq_stats ws;
+    bh_tunnel_side *dst = &t->side[1 - d];
+    bh_writeq_stats(&dst->out, &ws);
+    return ws.queued_items == 0 && t->side[d].held.len == 0 &&
+           uv_stream_get_write_queue_size(dst->stream) == 0;
+}
+
+/* Moves a switching direction to the splice path once its queue is idle. */
+static void maybe_splice(bh_tunnel *t, int d)
+{
+    bh_tunnel_side *s = &t->side[d];
+    if (!(s->flags & DIR_SWITCHING) || (s->flags & DIR_EOF) || !queue_idle(t, d))
+        return;
+    s->flags &= ~DIR_SWITCHING;
+    stop_reading(s);
+    if (bh__tunnel_splice_begin(t, d) != 0)
+        bh__tunnel_resume_buffers(t, d, 1);
+}
+
+void bh__tunnel_resume_buffers(bh_tunnel *t, int d, int forever)
+{
+    bh_tunnel_side *s = &t->side[d];
+    s->flags &= ~(DIR_SPLICE | DIR_SWITCHING);
+    if (forever)
+        s->flags |= DIR_NOSPLICE;
+    s->full_reads = 0;
+    set_low_water(t, d, t->cfg.max_bytes / 2);
+    start_reading(t, d);
+}
+
+/* Counts large reads of direction d: a read that filled the space offered
+ * (at least a quarter of the reserve) says the source has more queued. */
+static void note_read(bh_tunnel *t, int d, size_t n)
+{
+    bh_tunnel_side *s = &t->side[d];
+    if (!t->cfg.splice || (s->flags & (DIR_NOSPLICE | DIR_SWITCHING)))
+        return;
+    if (bh_buf_spare(&s->in) == 0 && n >= t->cfg.read_reserve / 4) {
+        if (++s->full_reads >= SPLICE_AFTER_READS) {
+            /* Drain callback at an empty queue, where the switch happens. */
+            s->flags |= DIR_SWITCHING;
+            set_low_water(t, d, 0);
+        }
+    } else {
+        s->full_reads = 0;
+    }
+}
+
+static void on_read(bh_reader *r, int status, void *ctx)
+{
+    bh_tunnel *t = ctx;
+    int d = dir_of_reader(t, r);
+    bh_tunnel_side *s = &t->side[d];
+    if (status == BH_OK) {
+        bh__tunnel_touch(t);
+        size_t n = bh_buf_len(&s->in);
+        note_read(t, d, n);
+        (void)bh_buf_freeze(&s->in, &s->held); /* held is empty while reading */
+        if (offer_held(t, d) == 0)
+            maybe_splice(t, d);
+        return;
+    }
+    s->flags &= ~DIR_READING;
+    if (status == UV_EOF) {
+        if (bh__tunnel_eof_is_reset(s->stream)) {
+            bh__tunnel_end(t, UV_ECONNRESET);
+            return;
+        }
+        s->flags |= DIR_EOF;
+        bh__tunnel_pass_eof(t, d);
+        return;
+    }
+    bh__tunnel_end(t, status);
+}
+
+static void on_drain(bh_writeq *q, void *ctx)
+{
+    bh_tunnel *t = ctx;
+    int d = dir_of_queue(t, q);
+    if (t->ending || (t->side[d].flags & DIR_SPLICE))
+        return;
+    if (t->side[d].held.len > 0 && offer_held(t, d) != 0)
+        return;
+    maybe_splice(t, d);
+    start_reading(t, d);
+}
+
+static void on_shutdown(bh_writeq *q, int status, void *ctx)
+{
+    bh_tunnel *t = ctx;
+    int d = dir_of_queue(t, q);
+    if (t->ending)
+        return;
+    if (status != 0) {
+        bh__tunnel_end(t, status);
+        return;
+    }
+    t->side[d].flags |= DIR_DONE;
+    t->st.eof[d] = 1;
+    if (t->side[1 - d].flags & DIR_DONE)
+        bh__tunnel_end(t, 0);
+}
+
+void bh__tunnel_pass_eof(bh_tunnel *t, int d)
+{
+    int rc = bh_writeq_shutdown(&t->side[1 - d].out, on_shutdown, t);
+    if (rc != BH_OK)
+        bh__tunnel_end(t, queue_error(rc));
+}
+
+/* ---- idle timeout ---------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *timer)
+{
+    bh_tunnel *t = timer->data;
+    uint64_t idle = uv_now(t->loop) - t->last_active;
+    if (idle >= t->cfg.idle_timeout_ms) {
+        bh__tunnel_end(t, UV_ETIMEDOUT);
+        return;
+    }
+    uv_timer_start(timer, on_timer, t->cfg.idle_timeout_ms - idle, 0);
+}
+
+/* ---- start, stats ------------------------------------------------------------ */
+
+static int stream_ok(uv_loop_t *loop, uv_stream_t *s)
+{
+    return s->loop == loop && uv_is_readable(s) && uv_is_writable(s) &&
+           !uv_is_closing((uv_handle_t *)s);
+}
+
+int bh_tunnel_start(bh_tunnel *t, uv_loop_t *loop, uv_stream_t *a, uv_stream_t *b,
+                    bh_buf *a_tail, bh_buf *b_tail, const bh_tunnel_config *cfg,
+                    bh_tunnel_done_cb cb, void *ctx)
+{
+    bh_tunnel_config c = cfg ? *cfg : bh_tunnel_config_default();
+    if (!t || !loop || !a || !b || a == b || !cb || !stream_ok(loop, a) || !stream_ok(loop, b))
+        return BH_EINVAL;
+    if (c.read_reserve == 0)
+        c.read_reserve = BH_READ_RESERVE_DEFAULT;
+    if (c.max_bytes == 0)
+        c.max_bytes = BH_TUNNEL_MAX_BYTES_DEFAULT;
+    void *data = t->data;
+    memset(t, 0, sizeof *t);
+    t->data = data;
+    t->loop = loop;
+    t->cfg = c;
+    t->cb = cb;
+    t->ctx = ctx;
+    bh_writeq_config qc = bh_writeq_config_default();
+    qc.max_bytes = c.max_bytes;
+    uv_stream_t *streams[2] = {a, b};
+    void *saved[2] = {a->data, b->data};
+    for (int d = 0; d < 2; d++) {
+        bh_tunnel_side *s = &t->side[d];
+        s->stream = streams[d];
+        /* Arguments were checked: these only store fields. */
+        (void)bh_buf_init(&s->in, c.read_reserve);
+        (void)bh_reader_init(&s->reader, s->stream, &s->in, c.read_reserve, on_read, t);
+        (void)bh_writeq_init(&s->out, loop, s->stream, &qc);
+    }
+    bh__tunnel_splice_init(t);
+    for (int d = 0; d < 2; d++) {
+        int rc = bh_reader_start(&t->side[d].reader);
+        if (rc != BH_OK) {
+            bh_reader_stop(&t->side[0].reader);
+            a->data = saved[0];
+            b->data = saved[1];
+            return rc;
+        }
+        t->side[d].flags |= DIR_READING;
+    }
+    for (int d = 0; d < 2; d++) {
+        set_low_water(t, d, c.max_bytes / 2);
+        if (!c.splice || uv_handle_get_type((uv_handle_t *)a) != UV_TCP ||
+            uv_handle_get_type((uv_handle_t *)b) != UV_TCP)
+            t->side[d].flags |= DIR_NOSPLICE;
+    }
+    if (c.idle_timeout_ms > 0) {
+        (void)uv_timer_init(loop, &t->timer); /* cannot fail */
+        t->timer.data = t;
+        t->timer_on = 1;
+        t->last_active = uv_now(loop);
+        uv_timer_start(&t->timer, on_timer, c.idle_timeout_ms, 0);
+    }
+    /* The tails go first. Nothing is queued yet and a piece never exceeds
+     * the budget, so the first piece is always accepted. */
+    bh_buf *tails[2] = {a_tail, b_tail};
+    for (int d = 0; d < 2; d++) {
+        if (!tails[d] || bh_buf_len(tails[d]) == 0)
+            continue;
+        bh_buf tail;
+        (void)bh_buf_take_tail(tails[d], &tail);
+        (void)bh_buf_freeze(&tail, &t->side[d].held);
+        bh_buf_free(&tail);
+        offer_held(t, d);
+    }
+    return BH_OK;
+}
+
+void bh_tunnel_stats(const bh_tunnel *t, struct bh_tunnel_stats *out)
+{
+    *out = t->st;
+    for (int d = 0; d < 2; d++) {
+        struct bh_writeq_stats ws;
+        bh_writeq_stats(&t->side[1 - d].out, &ws);
+        out->bytes[d] = ws.written_bytes + t->st.spliced[d];
+        out->splicing[d] = (t->side[d].flags & DIR_SPLICE) != 0;
+    }
+}

@@ -1,0 +1,283 @@
+/* tunnel_splice.c - the Linux splice(2) fast path of bh_tunnel.
+ *
+ * A splicing direction moves bytes source socket -> pipe -> destination
+ * socket with two splice(2) calls and no user-space copy (Go's io.Copy does
+ * the same for TCP to TCP). libuv keeps one watcher per fd and its uv_tcp_t
+ * must not read while someone else does, so the tunnel polls a dup() of each
+ * socket with its own uv_poll_t: the dup is a separate epoll registration of
+ * the same socket, and the libuv handle stays usable by the other direction
+ * (reading on the buffer path, or shutting the write side down). While a
+ * direction splices, its source's bh_reader is stopped and its destination's
+ * queue is idle. The pipe is the direction's only buffer: nothing more is
+ * read while it holds bytes the destination has not taken (backpressure),
+ * and the poll waits for whichever end blocks.
+ *
+ * Splicing a trickle costs two system calls per small segment: after a run
+ * of short splices the direction returns to the buffer path (and may come
+ * back after large reads). Setup failures (no fd for a pipe or a dup,
+ * EMFILE) and splice errors that are not connection errors return it to the
+ * buffer path for good; connection errors end the tunnel. */
+#ifdef __linux__
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#endif
+
+#include "tunnel_internal.h"
+
+#ifdef __linux__
+
+#define SPLICE_CHUNK ((size_t)1 << 20) /* asked of one splice into the pipe */
+#define SPLICE_ROUND ((size_t)4 << 20) /* moved per callback before yielding */
+#define SHORT_SPLICES 8u               /* short splices in a row -> buffers */
+
+void bh__tunnel_splice_init(bh_tunnel *t)
+{
+    for (int s = 0; s < 2; s++) {
+        t->side[s].pipe[0] = t->side[s].pipe[1] = -1;
+        t->side[s].dupfd = -1;
+    }
+}
+
+static void on_poll(uv_poll_t *p, int status, int events);
+
+/* Starts, changes or stops side s's poll to what the directions splicing
+ * through it wait for. */
+static int update_poll(bh_tunnel *t, int s)
+{
+    bh_tunnel_side *sd = &t->side[s];
+    int ev = 0;
+    if ((sd->flags & (DIR_SPLICE | DIR_WAIT_IN)) == (DIR_SPLICE | DIR_WAIT_IN))
+        ev |= UV_READABLE;
+    if ((t->side[1 - s].flags & (DIR_SPLICE | DIR_WAIT_OUT)) == (DIR_SPLICE | DIR_WAIT_OUT))
+        ev |= UV_WRITABLE;
+    if (!sd->poll_init || ev == sd->poll_events)
+        return 0;
+    int rc = ev ? uv_poll_start(&sd->poll, ev, on_poll) : uv_poll_stop(&sd->poll);
+    if (rc == 0)
+        sd->poll_events = ev;
+    return rc;
+}
+
+static int ensure_poll(bh_tunnel *t, int s)
+{
+    bh_tunnel_side *sd = &t->side[s];
+    uv_os_fd_t fd;
+    if (sd->poll_init)
+        return 0;
+    int rc = uv_fileno((uv_handle_t *)sd->stream, &fd);
+    if (rc != 0)
+        return rc;
+    int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dfd < 0)
+        return -errno;
+    rc = uv_poll_init(t->loop, &sd->poll, dfd);
+    if (rc != 0) {
+        close(dfd);
+        return rc;
+    }
+    sd->poll.data = t;
+    sd->dupfd = dfd;
+    sd->poll_init = 1;
+    return 0;
+}
+
+int bh__tunnel_splice_begin(bh_tunnel *t, int d)
+{
+    bh_tunnel_side *s = &t->side[d];
+    int rc;
+    if (s->pipe[0] < 0 && pipe2(s->pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+        s->pipe[0] = s->pipe[1] = -1;
+        return -errno;
+    }
+    if ((rc = ensure_poll(t, d)) != 0 || (rc = ensure_poll(t, 1 - d)) != 0)
+        return rc;
+    s->piped = 0;
+    s->small_splices = 0;
+    s->flags |= DIR_SPLICE | DIR_WAIT_IN;
+    if ((rc = update_poll(t, d)) != 0) {
+        s->flags &= ~(DIR_SPLICE | DIR_WAIT_IN);
+        return rc;
+    }
+    return 0;
+}
+
+/* Errors of a splice that mean the connection is gone, not that splicing
+ * is impossible. */
+static int connection_error(int e)
+{
+    return e == ECONNRESET || e == EPIPE || e == ETIMEDOUT || e == ENOTCONN ||
+           e == ECONNABORTED || e == EHOSTUNREACH || e == ENETUNREACH;
+}
+
+static void close_pipe(bh_tunnel_side *s)
+{
+    for (int i = 0; i < 2; i++) {
+        if (s->pipe[i] >= 0)
+            close(s->pipe[i]);
+        s->pipe[i] = -1;
+    }
+}
+
+/* Leaves the splice path with an empty pipe. */
+static void leave(bh_tunnel *t, int d)
+{
+    bh_tunnel_side *s = &t->side[d];
+    s->flags &= ~(DIR_SPLICE | DIR_WAIT_IN | DIR_WAIT_OUT);
+    (void)update_poll(t, d);
+    (void)update_poll(t, 1 - d);
+}
+
+/* Moves what direction d can move now. Ends with the direction waiting on
+ * one end, back on the buffer path, done with its source, or the tunnel
+ * ending. */
+static void pump(bh_tunnel *t, int d)
+{
+    bh_tunnel_side *s = &t->side[d];
+    int out = t->side[1 - d].dupfd;
+    size_t moved = 0;
+    s->flags &= ~(DIR_WAIT_IN | DIR_WAIT_OUT);
+    for (;;) {
+        while (s->piped > 0) {
+            ssize_t m = splice(s->pipe[0], NULL, out, NULL, s->piped,
+                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (m > 0) {
+                s->piped -= (size_t)m;
+                t->st.spliced[d] += (uint64_t)m;
+                moved += (size_t)m;
+                continue;
+            }
+            if (m < 0 && errno == EINTR)
+                continue;
+            if (m < 0 && errno == EAGAIN) {
+                s->flags |= DIR_WAIT_OUT;
+                goto wait;
+            }
+            bh__tunnel_end(t, m < 0 ? -errno : UV_EPIPE);
+            return;
+        }
+        if (s->flags & DIR_EOF) {
+            leave(t, d);
+            close_pipe(s);
+            bh__tunnel_pass_eof(t, d);
+            return;
+        }
+        if (s->small_splices >= SHORT_SPLICES) {
+            if (moved > 0)
+                bh__tunnel_touch(t);
+            leave(t, d);
+            bh__tunnel_resume_buffers(t, d, 0);
+            return;
+        }
+        if (moved >= SPLICE_ROUND) {
+            s->flags |= DIR_WAIT_IN; /* level-triggered: called again at once */
+            goto wait;
+        }
+        ssize_t n = splice(s->dupfd, NULL, s->pipe[1], NULL, SPLICE_CHUNK,
+                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+            s->piped = (size_t)n;
+            if ((size_t)n < t->cfg.read_reserve / 4)
+                s->small_splices++;
+            else
+                s->small_splices = 0;
+            continue;
+        }
+        if (n == 0) {
+            if (bh__tunnel_eof_is_reset(s->stream)) {
+                bh__tunnel_end(t, UV_ECONNRESET);
+                return;
+            }
+            s->flags |= DIR_EOF;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN) {
+            s->flags |= DIR_WAIT_IN;
+            goto wait;
+        }
+        if (connection_error(errno)) {
+            bh__tunnel_end(t, -errno);
+            return;
+        }
+        leave(t, d);
+        bh__tunnel_resume_buffers(t, d, 1);
+        return;
+    }
+wait:
+    if (moved > 0)
+        bh__tunnel_touch(t);
+    if (update_poll(t, d) != 0 || update_poll(t, 1 - d) != 0)
+        bh__tunnel_end(t, BH_EIO);
+}
+
+/* libuv reports POLLERR as UV_EBADF: the socket's pending error says what
+ * happened. */
+static int poll_error(bh_tunnel_side *s, int status)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (s->dupfd >= 0 && getsockopt(s->dupfd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err)
+        return -err;
+    return status == UV_EBADF ? UV_ECONNRESET : status;
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    bh_tunnel *t = p->data;
+    int s = p == &t->side[0].poll ? 0 : 1;
+    if (t->ending)
+        return;
+    if (status < 0) {
+        t->side[s].poll_events = 0; /* libuv stopped the handle */
+        bh__tunnel_end(t, poll_error(&t->side[s], status));
+        return;
+    }
+    if ((events & UV_READABLE) && (t->side[s].flags & DIR_WAIT_IN))
+        pump(t, s);
+    if (!t->ending && (events & UV_WRITABLE) && (t->side[1 - s].flags & DIR_WAIT_OUT))
+        pump(t, 1 - s);
+}
+
+int bh__tunnel_splice_close(bh_tunnel *t, uv_close_cb close_cb)
+{
+    int n = 0;
+    for (int s = 0; s < 2; s++) {
+        bh_tunnel_side *sd = &t->side[s];
+        close_pipe(sd);
+        if (sd->poll_init) {
+            /* uv_close() removes the dup from epoll at once: closing it now
+             * cannot leave a stale registration behind. */
+            uv_close((uv_handle_t *)&sd->poll, close_cb);
+            sd->poll_init = 0;
+            n++;
+        }
+        if (sd->dupfd >= 0)
+            close(sd->dupfd);
+        sd->dupfd = -1;
+        sd->poll_events = 0;
+    }
+    return n;
+}
+
+#else /* !__linux__: no splice(2); every direction stays on the buffer path. */
+
+void bh__tunnel_splice_init(bh_tunnel *t) { (void)t; }
+
+int bh__tunnel_splice_begin(bh_tunnel *t, int d)
+{
+    (void)t;
+    (void)d;
+    return BH_EINVAL;
+}
+
+int bh__tunnel_splice_close(bh_tunnel *t, uv_close_cb close_cb)
+{
+    (void)t;
+    (void)close_cb;
+    return 0;
+}
+
+#endif
