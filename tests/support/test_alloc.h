@@ -15,7 +15,10 @@ typedef struct test_alloc_stats {
     size_t peak_bytes; /* highest live_bytes since install / test_alloc_reset_peak */
 } test_alloc_stats;
 
-/* Installs the counting allocator and resets the counters. fail_at = 0
+/* Installs the counting allocator and resets the counters (after trimming
+ * the calling thread's block cache, whose blocks came from the previous
+ * hook). A test that checks `live` at its end trims the cache first: blocks
+ * readers gave back stay cached until then. fail_at = 0
  * disables injection; fail_at = N fails the Nth attempt (1-based) only. */
 void test_alloc_install(size_t fail_at);
 /* Sets the failure point relative to the current attempt count: the next
