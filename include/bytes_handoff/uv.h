@@ -59,14 +59,14 @@ typedef void (*bh_read_cb)(bh_reader *r, int status, void *ctx);
  * room, and when a callback leaves the buffer empty the block goes back to
  * that cache (see bh_reader_keep_block()).
  *
- * What an idle connection costs (x86-64, glibc, libuv 1.x): an idle reader
+ * What an idle connection costs (x86-64, glibc, libuv 1.44): an idle reader
  * whose callback emptied its buffer holds sizeof(bh_reader) = 56 bytes and
  * its bh_buf sizeof(bh_buf) = 40 bytes, no block; a read-idle timeout adds
- * one allocation of 168 bytes (a uv_timer_t and the period). The stream
- * handle (uv_tcp_t, 248 bytes) and the write queue (see bh_writeq_init()) are
- * the rest. The thread's block cache is shared by all connections (at most
- * BH_BLOCK_CACHE_MAX_BLOCKS_DEFAULT blocks, BH_BLOCK_CACHE_MAX_BYTES_DEFAULT
- * bytes by default). */
+ * one allocation of 176 bytes (a uv_timer_t, the period and the time of the
+ * last read). The stream handle (uv_tcp_t, 248 bytes) and the write queue
+ * (see bh_writeq_init()) are the rest. The thread's block cache is shared by
+ * all connections (at most BH_BLOCK_CACHE_MAX_BLOCKS_DEFAULT blocks,
+ * BH_BLOCK_CACHE_MAX_BYTES_DEFAULT bytes by default). */
 struct bh_reader_timer;
 struct bh_reader {
     /* private */
