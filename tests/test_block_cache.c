@@ -185,6 +185,26 @@ static void pinned_window_smaller_than_the_request_is_not_handed_out(void **stat
     bh_buf_free(&b);
 }
 
+/* A mutable prefix's window ends where its parent's begins: recycling it
+ * must not lend the parent's bytes to another buffer. */
+static void emptied_mutable_prefix_is_not_cached_over_its_parent(void **state)
+{
+    (void)state;
+    bh_buf parent, prefix, other;
+    buf_with_empty_block(&parent, 256);
+    assert_int_equal(bh_buf_append(&parent, "headbody", 8), BH_OK);
+    assert_int_equal(bh_buf_split_prefix_mut(&parent, 4, &prefix), BH_OK);
+    assert_int_equal(bh_buf_advance(&prefix, 4), BH_OK);
+    assert_int_equal(bh_buf_recycle(&prefix), BH_OK);
+    assert_int_equal(cache_stats().blocks, 0);
+
+    assert_int_equal(bh_buf_init(&other, 256), BH_OK);
+    assert_int_equal(bh_buf_append(&other, "XXXXXXXX", 8), BH_OK);
+    assert_memory_equal(bh_buf_data(&parent), "body", 4);
+    bh_buf_free(&other);
+    bh_buf_free(&parent);
+}
+
 static void count_bound_evicts_the_oldest_block(void **state)
 {
     (void)state;
@@ -410,6 +430,7 @@ int main(void)
         T(recycle_refuses_a_buffer_holding_data_and_changes_nothing),
         T(pinned_block_lends_only_the_window_behind_its_slices),
         T(pinned_window_smaller_than_the_request_is_not_handed_out),
+        T(emptied_mutable_prefix_is_not_cached_over_its_parent),
         T(count_bound_evicts_the_oldest_block),
         T(byte_bound_evicts_until_the_new_block_fits),
         T(block_larger_than_the_byte_bound_is_freed_not_cached),

@@ -136,6 +136,7 @@ int bh__buf_adopt_cached(bh_buf *b, size_t whole, size_t pinned)
     b->data = start;
     b->len = 0;
     b->cap = s->cap - (size_t)(start - s->base);
+    buf_assert_valid(b);
     return 1;
 }
 
@@ -148,10 +149,18 @@ int bh_buf_recycle(bh_buf *b)
     bh_shared *s = b->block;
     if (s) {
         /* Unshared: the whole block is free again. Shared: the window from
-         * data on is still this buffer's alone and moves to the cache. */
-        bh__block_cache_put(s, bh__shared_unique(s) ? s->base : b->data);
+         * data on is this buffer's alone and moves to the cache, when it
+         * runs to the block's end (a prefix split off with
+         * bh_buf_split_prefix_mut() ends where another buffer's begins). */
+        if (bh__shared_unique(s))
+            bh__block_cache_put(s, s->base);
+        else if (b->data + b->cap == s->base + s->cap)
+            bh__block_cache_put(s, b->data);
+        else
+            bh__shared_unref(s);
         buf_reset(b);
     }
+    buf_assert_valid(b);
     return BH_OK;
 }
 
