@@ -1,11 +1,14 @@
 #!/bin/sh
 # run-benchmark-baseline.sh - build the release preset, run the microbenchmark
-# suite (bench/micro) with repetitions, save google-benchmark JSON under
-# bench/results/micro-<date>.json and print the key ratios.
+# suite (bench/micro) with repetitions, save google-benchmark JSON (commit and
+# machine in its context) as micro-<date>.json in build/release/bench/results
+# (or --out DIR) and print the key ratios. Nothing in the source tree is
+# written unless --publish is given: it copies the JSON to
+# bench/results/micro-baseline.json.
 #
 # Usage:
-#   bench/run-benchmark-baseline.sh                 build, run, report
-#   bench/run-benchmark-baseline.sh --report FILE   only print the tables for FILE
+#   bench/run-benchmark-baseline.sh [--out DIR] [--publish]   build, run, report
+#   bench/run-benchmark-baseline.sh --report FILE             only print the tables for FILE
 #
 # Environment:
 #   BENCH_MIN_TIME=S      minimum seconds per benchmark and repetition (default 0.5;
@@ -15,12 +18,13 @@
 #   TASKSET_CORES=LIST    pin the run with `taskset -c LIST` (e.g. 1 or 2-5)
 #   PERF_STAT=1           wrap the run in `perf stat` (cycles, instructions,
 #                         cache misses, context switches, CPU migrations);
-#                         its report goes to bench/results/micro-<date>.perf.txt
+#                         its report goes next to the JSON (micro-<date>.perf.txt)
 #   BENCH_SKIP_BUILD=1    use the existing build/release tree as is
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-results="$root/bench/results"
+results="$root/build/release/bench/results"
+publish=0
 
 report() {
     json=$1
@@ -109,12 +113,16 @@ for label, num, den, goal in ratios:
 PY
 }
 
-if [ "${1:-}" = "--report" ]; then
-    [ $# -eq 2 ] || { echo "usage: $0 --report FILE" >&2; exit 2; }
-    report "$2"
-    exit 0
-fi
-[ $# -eq 0 ] || { echo "usage: $0 [--report FILE]" >&2; exit 2; }
+usage() { echo "usage: $0 [--out DIR] [--publish] | --report FILE" >&2; exit 2; }
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --report) [ $# -eq 2 ] || usage; report "$2"; exit 0 ;;
+        --out) [ $# -ge 2 ] || usage; results=$2; shift ;;
+        --publish) publish=1 ;;
+        *) usage ;;
+    esac
+    shift
+done
 
 cd "$root"
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
@@ -134,7 +142,7 @@ set -- "$bin" \
     "--benchmark_repetitions=${BENCH_REPETITIONS:-3}" \
     --benchmark_report_aggregates_only=true \
     "--benchmark_out=$out" --benchmark_out_format=json \
-    "--benchmark_context=git_commit=$commit,taskset=${TASKSET_CORES:-none}"
+    "--benchmark_context=git_commit=$commit,taskset=${TASKSET_CORES:-none},kernel=$(uname -r),cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1 | tr ',' ' ')"
 if [ -n "${BENCH_FILTER:-}" ]; then
     set -- "$@" "--benchmark_filter=$BENCH_FILTER"
 fi
@@ -160,6 +168,10 @@ fi
 if [ "${PERF_STAT:-0}" = 1 ] && [ -f "$results/micro-$stamp.perf.txt" ]; then
     echo
     cat "$results/micro-$stamp.perf.txt"
+fi
+if [ "$publish" = 1 ] && [ "$status" -eq 0 ] && [ -f "$out" ]; then
+    cp "$out" "$root/bench/results/micro-baseline.json"
+    echo "published: bench/results/micro-baseline.json"
 fi
 if [ "$status" -ne 0 ]; then
     echo "bench_micro exited with status $status (a benchmark reported an error)" >&2

@@ -6,8 +6,10 @@
 # to another (taskset, when available and there are >= 2 cores). Every run is
 # verified end to end (sink checksum checked by the driver). For each
 # implementation it writes
-#   <results>/stream-<impl>-<scenario>-<transport>-<timestamp>.json
-# holding the configuration, every run, and the medians over verified runs.
+#   <out>/stream-<impl>-<scenario>-<transport>-<timestamp>.json
+# holding the configuration, every run, and the medians over verified runs
+# (bench/benchstats.py computes them). <out> is in the build tree unless
+# --out says otherwise; nothing is written to the source tree.
 # Prints one "result: PATH" line per file. Exit status is nonzero when any run
 # failed (wrong byte, error exit, timeout).
 #
@@ -28,10 +30,12 @@
 #   --duration SEC        keep connections cycling this long per run; 0 = one round (default 5)
 #   --timeout SEC         give up on a run this long after --duration (default 120)
 #   --build-dir DIR       build tree (or its bench/harness dir) holding the binaries
-#   --results-dir DIR     where JSON goes (default bench/results)
+#   --out DIR             where JSON goes (default BUILD/bench/harness/results)
 #   --no-pin              do not use taskset
 #   --smoke               tiny sizes: --conns 4 --frames 8 --tunnel-bytes 64KiB --runs 1
 #                         --duration 0 --timeout 30
+# Sizes are passed to the programs as given (K, M, G suffixes; they parse
+# them) and reported in bytes as they understood them.
 # Environment: BH_BUILD_DIR, BH_RESULTS_DIR, PROXY_CPUS (default 0),
 # LOAD_CPUS (default 1), and HARNESS_<OPTION> (e.g. HARNESS_CONNS=4,
 # HARNESS_TUNNEL_BYTES=64KiB, HARNESS_RUNS=1) as defaults for the options.
@@ -56,7 +60,8 @@ runs=${HARNESS_RUNS:-5}
 duration=${HARNESS_DURATION:-5}
 timeout=${HARNESS_TIMEOUT:-120}
 build_dir=${BH_BUILD_DIR:-}
-results_dir=${BH_RESULTS_DIR:-$root/bench/results}
+results_dir=${BH_RESULTS_DIR:-}
+stats="$here/benchstats.py"
 pin=1
 
 die() { echo "run-stream-harness: $*" >&2; exit 2; }
@@ -79,7 +84,7 @@ while [ $# -gt 0 ]; do
         --duration) duration=$2; shift ;;
         --timeout) timeout=$2; shift ;;
         --build-dir) build_dir=$2; shift ;;
-        --results-dir) results_dir=$2; shift ;;
+        --out|--results-dir) results_dir=$2; shift ;;
         --no-pin) pin=0 ;;
         --smoke) conns=4 frames=8 tunnel_bytes=64KiB runs=1 duration=0 timeout=30 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -88,28 +93,11 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-# Byte count of "16KiB", "1MiB", "4096" (the programs accept the same forms).
-to_bytes() {
-    local v=$1 n unit
-    n=${v%%[!0-9]*}
-    unit=${v#"$n"}
-    [ -n "$n" ] || die "bad size $v"
-    case "$unit" in
-        ""|B) echo "$n" ;;
-        K|k|KB|KiB) echo $((n * 1024)) ;;
-        M|m|MB|MiB) echo $((n * 1024 * 1024)) ;;
-        G|g|GB|GiB) echo $((n * 1024 * 1024 * 1024)) ;;
-        *) die "bad size $v" ;;
-    esac
-}
-
 case "$scenario" in fragmented|coalesced) ;; *) die "--scenario fragmented|coalesced" ;; esac
 case "$transport" in tcp|pipe) ;; *) die "--transport tcp|pipe" ;; esac
 case "$completion" in ticket|fire_and_forget) ;; *) die "--completion ticket|fire_and_forget" ;; esac
-read_reserve_b=$(to_bytes "$read_reserve")
-if [ -z "$write_budget" ]; then write_budget_b=$((2 * read_reserve_b)); else write_budget_b=$(to_bytes "$write_budget"); fi
-tunnel_bytes_b=$(to_bytes "$tunnel_bytes")
-max_line_b=$(to_bytes "$max_line")
+budget_arg=()
+[ -n "$write_budget" ] && budget_arg=(--write-budget "$write_budget")
 IFS=, read -r -a impl_list <<< "$impls"
 for i in "${impl_list[@]}"; do
     case "$i" in handoff|manual_vec|raw_copy|libevent) ;; *) die "unknown impl $i" ;; esac
@@ -137,6 +125,7 @@ if [ "$pin" = 1 ] && command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ];
     pinned=true
 fi
 
+[ -n "$results_dir" ] || results_dir="$bin/results"
 mkdir -p "$results_dir"
 work=$(mktemp -d "${TMPDIR:-/tmp}/bh-stream.XXXXXX")
 live_pids=()
@@ -189,8 +178,8 @@ run_one() {
     [ "$transport" = pipe ] && sink_at="unix:$sink_at" || sink_at="127.0.0.1:$sink_at"
 
     "${proxy_pin[@]}" "$bin/bh_stream_proxy" --impl "$impl" --listen "$proxy_addr" \
-        --upstream "$sink_at" --threads "$threads" --read-reserve "$read_reserve_b" \
-        --write-budget "$write_budget_b" --max-line "$max_line_b" --completion "$completion" \
+        --upstream "$sink_at" --threads "$threads" --read-reserve "$read_reserve" \
+        "${budget_arg[@]}" --max-line "$max_line" --completion "$completion" \
         --stats-file "$dir/proxy.stats" >"$dir/proxy.out" 2>"$dir/proxy.err" &
     local proxy_pid=$!
     live_pids+=("$proxy_pid")
@@ -201,7 +190,7 @@ run_one() {
     local drc=0
     "${load_pin[@]}" "$bin/bh_stream_driver" --connect "$proxy_at" --proxy-pid "$proxy_pid" \
         --conns "$conns" --frames "$frames" --frame-bytes "$frame_bytes" \
-        --tunnel-bytes "$tunnel_bytes_b" --scenario "$scenario" --duration "$duration" \
+        --tunnel-bytes "$tunnel_bytes" --scenario "$scenario" --duration "$duration" \
         --timeout "$timeout" --json "$dir/driver.json" \
         --meta "impl=$impl" --meta "scenario=$scenario" --meta "transport=$transport" \
         --meta "completion=$completion" --meta "run=$run" 2>"$dir/driver.err" || drc=$?
@@ -213,117 +202,41 @@ run_one() {
     live_pids=()
     cat "$dir/driver.err" "$dir/proxy.err" "$dir/sink.err" >&2
 
-    if [ ! -s "$dir/driver.json" ]; then
-        printf '{\n  "impl": "%s",\n  "run": "%s",\n  "checksum_ok": false,\n  "error": "driver wrote no result"\n' "$impl" "$run" >"$dir/driver.json"
-        echo "}" >>"$dir/driver.json"
-    fi
-    {
-        sed '$d' "$dir/driver.json" | sed '$ s/$/,/'
-        echo "  \"driver_exit\": $drc,"
-        echo "  \"proxy_exit\": $prc,"
-        if [ -s "$dir/proxy.stats" ]; then
-            echo "  \"sink_exit\": $src,"
-            cat "$dir/proxy.stats"
-        else
-            echo "  \"sink_exit\": $src"
-        fi
-        echo "}"
-    } >"$out"
-    [ "$drc" = 0 ] && [ "$prc" = 0 ] && [ "$src" = 0 ] && grep -q '"checksum_ok": true' "$out"
-}
-
-# Numeric value of "key" in a flat run file (empty when null or absent).
-field() { awk -v k="\"$2\":" '$1 == k { v = $2; sub(/,$/, "", v); if (v != "null") print v; exit }' "$1"; }
-
-# Median of the numbers on stdin (empty input: null).
-median() {
-    sort -g | awk '{ a[NR] = $1 } END {
-        if (NR == 0) { print "null"; exit }
-        if (NR % 2) printf "%.4f\n", a[(NR + 1) / 2]; else printf "%.4f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+    # One run file: the driver's object, the proxy's, the exit statuses.
+    [ -s "$dir/driver.json" ] ||
+        echo '{"impl": "'"$impl"'", "run": "'"$run"'", "checksum_ok": false, "error": "driver wrote no result"}' >"$dir/driver.json"
+    [ -s "$dir/proxy.stats" ] || echo '{}' >"$dir/proxy.stats"
+    jq -s --argjson d "$drc" --argjson p "$prc" --argjson s "$src" \
+        '.[0] + .[1] + {driver_exit: $d, proxy_exit: $p, sink_exit: $s}' \
+        "$dir/driver.json" "$dir/proxy.stats" >"$out"
+    jq -e '.checksum_ok == true and .driver_exit == 0 and .proxy_exit == 0 and .sink_exit == 0' \
+        "$out" >/dev/null
 }
 
 stamp=$(date -u +%Y%m%dT%H%M%S).$(date +%N | cut -c1-3)Z
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-metrics="throughput_mib_s service_cpu_cores service_ns_per_byte latency_p50_ms latency_p99_ms latency_p999_ms voluntary_ctxt_switches involuntary_ctxt_switches peak_rss_kib rss_start_kib"
 failed_total=0
 
-echo "stream harness: impls=${impls} scenario=$scenario transport=$transport completion=$completion threads=$threads conns=$conns frames=$frames x $frame_bytes B tunnel=$tunnel_bytes_b B read_reserve=$read_reserve_b write_budget=$write_budget_b runs=$runs duration=${duration}s pinned=$pinned (proxy cpus $proxy_cpus, driver+sink cpus $load_cpus)"
+echo "stream harness: impls=${impls} scenario=$scenario transport=$transport completion=$completion threads=$threads conns=$conns frames=$frames x $frame_bytes B tunnel=$tunnel_bytes read_reserve=$read_reserve write_budget=${write_budget:-2x read reserve} runs=$runs duration=${duration}s pinned=$pinned (proxy cpus $proxy_cpus, driver+sink cpus $load_cpus)"
 for run in $(seq 1 "$runs"); do
     for impl in "${impl_list[@]}"; do
         f="$work/run-$impl-$run.json"
         if run_one "$impl" "$run" "$f"; then
-            echo "  run $run $impl: ok  $(field "$f" throughput_mib_s) MiB/s  $(field "$f" service_ns_per_byte) ns/B  $(field "$f" service_cpu_cores) cores  vcsw $(field "$f" voluntary_ctxt_switches)"
+            echo "  run $run $impl: ok  $(jq -r '"\(.throughput_mib_s) MiB/s  \(.service_ns_per_byte) ns/B  \(.service_cpu_cores) cores  vcsw \(.voluntary_ctxt_switches)"' "$f")"
         else
-            echo "  run $run $impl: FAILED ($(awk -F'"' '$2 == "error" { print $4 }' "$f"))"
+            echo "  run $run $impl: FAILED ($(jq -r '.error' "$f"))"
             failed_total=$((failed_total + 1))
         fi
     done
 done
 
+run_files=()
 for impl in "${impl_list[@]}"; do
-    out="$results_dir/stream-$impl-$scenario-$transport-$stamp.json"
-    ok_files=()
-    nfail=0
-    for run in $(seq 1 "$runs"); do
-        f="$work/run-$impl-$run.json"
-        if grep -q '"checksum_ok": true' "$f" && [ "$(field "$f" driver_exit)" = 0 ] &&
-           [ "$(field "$f" proxy_exit)" = 0 ]; then
-            ok_files+=("$f")
-        else
-            nfail=$((nfail + 1))
-        fi
-    done
-    {
-        echo "{"
-        echo "  \"harness\": \"bh_stream\","
-        echo "  \"impl\": \"$impl\","
-        echo "  \"scenario\": \"$scenario\","
-        echo "  \"transport\": \"$transport\","
-        echo "  \"completion\": \"$completion\","
-        echo "  \"threads\": $threads,"
-        echo "  \"conns\": $conns,"
-        echo "  \"frames\": $frames,"
-        echo "  \"frame_bytes\": $frame_bytes,"
-        echo "  \"tunnel_bytes\": $tunnel_bytes_b,"
-        echo "  \"read_reserve\": $read_reserve_b,"
-        echo "  \"write_budget\": $write_budget_b,"
-        echo "  \"max_line\": $max_line_b,"
-        echo "  \"duration_s\": $duration,"
-        echo "  \"runs_requested\": $runs,"
-        echo "  \"runs_ok\": ${#ok_files[@]},"
-        echo "  \"runs_failed\": $nfail,"
-        if [ "$nfail" = 0 ] && [ "${#ok_files[@]}" -gt 0 ]; then
-            echo "  \"checksum_ok\": true,"
-        else
-            echo "  \"checksum_ok\": false,"
-        fi
-        echo "  \"pinned\": $pinned,"
-        echo "  \"proxy_cpus\": \"$proxy_cpus\","
-        echo "  \"load_cpus\": \"$load_cpus\","
-        echo "  \"nproc\": $(nproc),"
-        echo "  \"kernel\": \"$(uname -r)\","
-        echo "  \"git_commit\": \"$commit\","
-        echo "  \"timestamp\": \"$stamp\","
-        echo "  \"median\": {"
-        sep=""
-        for m in $metrics; do
-            v=$(for f in "${ok_files[@]}"; do field "$f" "$m"; done | median)
-            printf '%s    "%s": %s' "$sep" "$m" "$v"
-            sep=$',\n'
-        done
-        printf '\n  },\n'
-        echo "  \"runs\": ["
-        for run in $(seq 1 "$runs"); do
-            if [ "$run" = "$runs" ]; then
-                sed 's/^/    /' "$work/run-$impl-$run.json"
-            else
-                sed 's/^/    /' "$work/run-$impl-$run.json" | sed '$ s/$/,/'
-            fi
-        done
-        echo "  ]"
-        echo "}"
-    } >"$out"
-    echo "result: $out"
+    for run in $(seq 1 "$runs"); do run_files+=("$work/run-$impl-$run.json"); done
 done
+python3 "$stats" summary "$results_dir" scenario="$scenario" transport="$transport" \
+    completion="$completion" duration_s="$duration" pinned="$pinned" \
+    proxy_cpus="$proxy_cpus" load_cpus="$load_cpus" nproc="$(nproc)" kernel="$(uname -r)" \
+    git_commit="$commit" timestamp="$stamp" -- "${run_files[@]}"
 
 [ "$failed_total" = 0 ]

@@ -1,7 +1,7 @@
 /* content_routing.c - a content-routing TCP proxy on libuv built from
  * bh_reader, bh_buf and bh_writeq, with a self-verifying demo.
  *
- *   content_routing proxy --listen 127.0.0.1:PORT --dest NAME=IPV4:PORT ...
+ *   content_routing proxy --listen 127.0.0.1:PORT --dest NAME=ADDR ...
  *   content_routing sink  --listen 127.0.0.1:PORT --name NAME
  *   content_routing demo  [--conns N --write-size N --tunnel-bytes N ...]
  *
@@ -58,7 +58,7 @@
  * slice and the write budget, per direction.
  *
  * HARNESS COMPATIBILITY (bench/harness, see docs/design.md): `proxy` accepts
- * --upstream IPV4:PORT (every connection routed at accept to that one
+ * --upstream ADDR (every connection routed at accept to that one
  * destination, no ROUTE line needed) and --line-frames (every '\n'-terminated
  * line that is not ROUTE/TUNNEL is one frame), prints "listening PORT", and
  * exits 0 on SIGINT/SIGTERM after closing its sockets.
@@ -68,7 +68,6 @@
  * injection), addr.c (address helpers). */
 #include "content_routing/content_routing.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -80,21 +79,22 @@
 
 static const char usage[] =
     "usage:\n"
-    "  content_routing proxy --listen IPV4:PORT (--dest NAME=IPV4:PORT ... | "
-    "--upstream IPV4:PORT)\n"
-    "  content_routing sink  --listen IPV4:PORT --name NAME\n"
+    "  content_routing proxy --listen ADDR (--dest NAME=ADDR ... | "
+    "--upstream ADDR)\n"
+    "  content_routing sink  --listen ADDR --name NAME\n"
     "  content_routing demo  [options]\n"
-    "  content_routing --help\n"
+    "  content_routing --help | --version\n"
     "\n"
-    "Sizes accept a K, M or G suffix (KiB, MiB, GiB). The protocol is "
+    "Counts and sizes accept a K, M or G suffix (KiB, MiB, GiB); ADDR is "
+    "IPV4:PORT or [IPV6]:PORT.\nThe protocol is "
     "described at the top of\n"
     "examples/content_routing.c.\n"
     "\n"
     "proxy options (also accepted by demo, which applies them to its proxy):\n"
-    "  --listen IPV4:PORT        address to accept clients on; port 0 picks "
+    "  --listen ADDR             address to accept clients on; port 0 picks "
     "one (proxy, sink)\n"
-    "  --dest NAME=IPV4:PORT     a destination (repeatable, at most 16)\n"
-    "  --upstream IPV4:PORT      harness mode: route every connection to this "
+    "  --dest NAME=ADDR          a destination (repeatable, at most 16)\n"
+    "  --upstream ADDR           harness mode: route every connection to this "
     "destination\n"
     "  --line-frames             harness mode: every other line is a frame by "
     "itself\n"
@@ -153,7 +153,7 @@ static const char usage[] =
     "                            that hit it failed cleanly (BH_ENOMEM logged, no "
     "wrong byte,\n"
     "                            no leak, tickets once) and all others verified\n"
-    "  --proxy IPV4:PORT         run only the clients, against a running proxy "
+    "  --proxy ADDR              run only the clients, against a running proxy "
     "whose\n"
     "                            destinations alpha and beta are "
     "content_routing sinks;\n"
@@ -164,147 +164,132 @@ static const char usage[] =
     "3 when an injected allocation failure made connections fail cleanly, 1 "
     "otherwise.\n";
 
-typedef struct args {
-    int argc, i;
-    char **argv;
-} args;
+enum {
+    O_LISTEN = 256, O_DEST, O_UPSTREAM, O_LINE_FRAMES, O_VERBOSE, O_READ_RESERVE,
+    O_WRITE_BUDGET, O_MAX_LINE, O_MAX_FRAME, O_UPSTREAM_SNDBUF, O_HEADER_TIMEOUT, O_IDLE_TIMEOUT,
+    O_NAME, O_PAUSE_MS, O_RCVBUF,
+    O_CONNS, O_FRAMES, O_FRAME_BYTES, O_TUNNEL_BYTES, O_WRITE_SIZE, O_SEED, O_MID_FRAME,
+    O_MID_TUNNEL, O_BAD_ROUTE, O_LONG_HEADER, O_LONG_FRAME, O_SINK_PAUSE_MS, O_SINK_RCVBUF,
+    O_TIMEOUT_MS, O_DURATION_S, O_FAIL_ALLOC, O_COUNT_ALLOCS, O_PROXY
+};
 
-static int die(const char *fmt, const char *a)
+#define GIB CLI_GIB
+#define ARG required_argument
+#define COMMON_OPTIONS CLI_STANDARD_OPTIONS
+#define PROXY_OPTIONS                                                                              \
+    {"dest", ARG, NULL, O_DEST}, {"upstream", ARG, NULL, O_UPSTREAM},                             \
+        {"line-frames", no_argument, NULL, O_LINE_FRAMES},                                         \
+        {"verbose", no_argument, NULL, O_VERBOSE},                                                 \
+        {"read-reserve", ARG, NULL, O_READ_RESERVE},                                               \
+        {"write-budget", ARG, NULL, O_WRITE_BUDGET}, {"max-line", ARG, NULL, O_MAX_LINE},          \
+        {"max-frame", ARG, NULL, O_MAX_FRAME},                                                     \
+        {"upstream-sndbuf", ARG, NULL, O_UPSTREAM_SNDBUF},                                         \
+        {"header-timeout-ms", ARG, NULL, O_HEADER_TIMEOUT},                                        \
+        {"idle-timeout-ms", ARG, NULL, O_IDLE_TIMEOUT}
+
+static const struct option proxy_options[] = {
+    {"listen", ARG, NULL, O_LISTEN}, PROXY_OPTIONS, COMMON_OPTIONS, {NULL, 0, NULL, 0}};
+
+static const struct option sink_options[] = {
+    {"listen", ARG, NULL, O_LISTEN},       {"name", ARG, NULL, O_NAME},
+    {"max-line", ARG, NULL, O_MAX_LINE},   {"max-frame", ARG, NULL, O_MAX_FRAME},
+    {"read-reserve", ARG, NULL, O_READ_RESERVE}, {"pause-ms", ARG, NULL, O_PAUSE_MS},
+    {"rcvbuf", ARG, NULL, O_RCVBUF},       COMMON_OPTIONS,
+    {NULL, 0, NULL, 0}};
+
+static const struct option demo_options[] = {
+    {"conns", ARG, NULL, O_CONNS},
+    {"frames", ARG, NULL, O_FRAMES},
+    {"frame-bytes", ARG, NULL, O_FRAME_BYTES},
+    {"tunnel-bytes", ARG, NULL, O_TUNNEL_BYTES},
+    {"write-size", ARG, NULL, O_WRITE_SIZE},
+    {"seed", ARG, NULL, O_SEED},
+    {"disconnect-mid-frame", ARG, NULL, O_MID_FRAME},
+    {"disconnect-mid-tunnel", ARG, NULL, O_MID_TUNNEL},
+    {"bad-route", ARG, NULL, O_BAD_ROUTE},
+    {"long-header", ARG, NULL, O_LONG_HEADER},
+    {"long-frame", ARG, NULL, O_LONG_FRAME},
+    {"sink-pause-ms", ARG, NULL, O_SINK_PAUSE_MS},
+    {"sink-rcvbuf", ARG, NULL, O_SINK_RCVBUF},
+    {"timeout-ms", ARG, NULL, O_TIMEOUT_MS},
+    {"duration-s", ARG, NULL, O_DURATION_S},
+    {"fail-alloc", ARG, NULL, O_FAIL_ALLOC},
+    {"count-allocs", no_argument, NULL, O_COUNT_ALLOCS},
+    {"proxy", ARG, NULL, O_PROXY},
+    PROXY_OPTIONS,
+    COMMON_OPTIONS,
+    {NULL, 0, NULL, 0}};
+
+static void print_usage(FILE *out) { fputs(usage, out); }
+
+/* The next option after the mode word (cli_next_option()), -1 at the end. */
+static int next_option(int argc, char **argv, const struct option *options)
 {
-    fprintf(stderr, "content_routing: ");
-    fprintf(stderr, fmt, a);
-    fprintf(stderr, "\n(see content_routing --help)\n");
-    return 2;
+    return cli_next_option(argc, argv, options, print_usage);
 }
 
-/* The value of the current flag: "--flag=value" or "--flag value". */
-static const char *value(args *a)
+/* "NAME=ADDR" appended to pc's destinations. */
+static void add_dest(cr_proxy_config *pc, const char *spec)
 {
-    const char *eq = strchr(a->argv[a->i], '=');
-    if (eq)
-        return eq + 1;
-    if (a->i + 1 >= a->argc)
-        return NULL;
-    return a->argv[++a->i];
-}
-
-/* Parses a size with an optional K/M/G suffix into *out (<= max). */
-static int parse_size(const char *s, uint64_t max, uint64_t *out)
-{
-    char *end;
-    if (!s || *s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno)
-        return -1;
-    unsigned shift = 0;
-    if (*end == 'K' || *end == 'k')
-        shift = 10, end++;
-    else if (*end == 'M' || *end == 'm')
-        shift = 20, end++;
-    else if (*end == 'G' || *end == 'g')
-        shift = 30, end++;
-    if (*end || v > (max >> shift))
-        return -1;
-    *out = (uint64_t)v << shift;
-    return 0;
-}
-
-/* Flag name without a trailing "=value". */
-static int is_flag(const args *a, const char *name)
-{
-    const char *arg = a->argv[a->i];
-    size_t n = strlen(name);
-    return strncmp(arg, name, n) == 0 && (arg[n] == '\0' || arg[n] == '=');
-}
-
-#define SIZE_FLAG(name, dst, max)                                                                  \
-    if (is_flag(a, name)) {                                                                        \
-        uint64_t v_;                                                                               \
-        if (parse_size(value(a), (max), &v_) != 0)                                                 \
-            return die("bad value for %s", name);                                                  \
-        dst = v_;                                                                                  \
-        continue;                                                                                  \
-    }
-
-#define GIB ((uint64_t)1 << 30)
-
-static int add_dest(cr_proxy_config *pc, const char *spec)
-{
-    const char *eq = spec ? strchr(spec, '=') : NULL;
-    if (!eq || eq == spec || (size_t)(eq - spec) > CR_MAX_NAME || pc->ndests == CR_MAX_DESTS)
-        return -1;
+    const char *eq = strchr(spec, '=');
+    if (!eq || eq == spec || (size_t)(eq - spec) > CR_MAX_NAME)
+        cli_die("--dest: '%s' is not NAME=ADDR with a name of 1-%d characters", spec,
+                CR_MAX_NAME);
+    if (pc->ndests == CR_MAX_DESTS)
+        cli_die("--dest: at most %d destinations", CR_MAX_DESTS);
     cr_dest *d = &pc->dests[pc->ndests];
     memcpy(d->name, spec, (size_t)(eq - spec));
     d->name[eq - spec] = '\0';
-    if (cr_parse_addr(eq + 1, &d->addr) != 0)
-        return -1;
+    cli_addr("--dest", eq + 1, &d->addr);
     pc->ndests++;
-    return 0;
 }
 
-/* Options shared by proxy and demo. Returns 1 when the flag was taken, 0
- * when unknown, 2 on a bad value. */
-static int proxy_flag(args *a, cr_proxy_config *pc)
+/* Options shared by proxy and demo. Returns 1 when c was one of them. */
+static int proxy_option(int c, cr_proxy_config *pc)
 {
-    uint64_t v;
-    if (is_flag(a, "--dest")) {
-        if (add_dest(pc, value(a)) != 0)
-            return die("bad --dest (NAME=IPV4:PORT, at most 16): %s", a->argv[a->i]);
+    switch (c) {
+    case O_DEST:
+        add_dest(pc, optarg);
         return 1;
-    }
-    if (is_flag(a, "--upstream")) {
-        const char *s = value(a);
-        if (!s || pc->ndests == CR_MAX_DESTS)
-            return die("bad value for %s", "--upstream");
+    case O_UPSTREAM: {
+        if (pc->ndests == CR_MAX_DESTS)
+            cli_die("--upstream: at most %d destinations", CR_MAX_DESTS);
         cr_dest *d = &pc->dests[pc->ndests];
         snprintf(d->name, sizeof d->name, "upstream");
-        if (cr_parse_addr(s, &d->addr) != 0)
-            return die("bad address for --upstream: %s", s);
+        cli_addr("--upstream", optarg, &d->addr);
         pc->default_dest = (int)pc->ndests++;
         return 1;
     }
-    if (is_flag(a, "--line-frames")) {
+    case O_LINE_FRAMES:
         pc->line_frames = 1;
         return 1;
-    }
-    if (is_flag(a, "--verbose")) {
+    case O_VERBOSE:
         pc->verbose = 1;
         return 1;
-    }
-    static const struct {
-        const char *name;
-        size_t off;
-        uint64_t max;
-    } sizes[] = {
-        {"--read-reserve", offsetof(cr_proxy_config, read_reserve), GIB},
-        {"--write-budget", offsetof(cr_proxy_config, write_budget), 64 * GIB},
-        {"--max-line", offsetof(cr_proxy_config, max_line), GIB},
-        {"--max-frame", offsetof(cr_proxy_config, max_frame), GIB},
-    };
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        if (is_flag(a, sizes[i].name)) {
-            if (parse_size(value(a), sizes[i].max, &v) != 0)
-                return die("bad value for %s", sizes[i].name);
-            *(size_t *)(void *)((char *)pc + sizes[i].off) = (size_t)v;
-            return 1;
-        }
-    }
-    if (is_flag(a, "--upstream-sndbuf")) {
-        if (parse_size(value(a), GIB, &v) != 0)
-            return die("bad value for %s", "--upstream-sndbuf");
-        pc->upstream_sndbuf = (int)v;
+    case O_READ_RESERVE:
+        pc->read_reserve = (size_t)cli_size("--read-reserve", optarg, 0, GIB);
         return 1;
-    }
-    if (is_flag(a, "--header-timeout-ms") || is_flag(a, "--idle-timeout-ms")) {
-        int header = is_flag(a, "--header-timeout-ms");
-        if (parse_size(value(a), UINT32_MAX, &v) != 0)
-            return die("bad value for %s", header ? "--header-timeout-ms" : "--idle-timeout-ms");
-        *(header ? &pc->header_timeout_ms : &pc->idle_timeout_ms) = v;
+    case O_WRITE_BUDGET:
+        pc->write_budget = (size_t)cli_size("--write-budget", optarg, 0, 64 * GIB);
         return 1;
+    case O_MAX_LINE:
+        pc->max_line = (size_t)cli_size("--max-line", optarg, 0, GIB);
+        return 1;
+    case O_MAX_FRAME:
+        pc->max_frame = (size_t)cli_size("--max-frame", optarg, 0, GIB);
+        return 1;
+    case O_UPSTREAM_SNDBUF:
+        pc->upstream_sndbuf = (int)cli_size("--upstream-sndbuf", optarg, 0, GIB);
+        return 1;
+    case O_HEADER_TIMEOUT:
+        pc->header_timeout_ms = cli_size("--header-timeout-ms", optarg, 0, UINT32_MAX);
+        return 1;
+    case O_IDLE_TIMEOUT:
+        pc->idle_timeout_ms = cli_size("--idle-timeout-ms", optarg, 0, UINT32_MAX);
+        return 1;
+    default:
+        return 0;
     }
-    return 0;
 }
 
 /* ---- proxy and sink modes --------------------------------------------------
@@ -332,7 +317,7 @@ static void on_signal(uv_signal_t *sig, int signum)
 }
 
 /* Runs a proxy or a sink until SIGINT/SIGTERM. */
-static int serve(const struct sockaddr_in *listen, const cr_proxy_config *pc,
+static int serve(const struct sockaddr *listen, const cr_proxy_config *pc,
                  const cr_sink_config *sc)
 {
     service sv;
@@ -374,137 +359,160 @@ static int serve(const struct sockaddr_in *listen, const cr_proxy_config *pc,
     return rc == 0 ? 0 : 1;
 }
 
-static int main_proxy(args *a)
+static int main_proxy(int argc, char **argv)
 {
     cr_proxy_config pc;
     cr_proxy_config_default(&pc);
-    const char *listen = NULL;
-    for (a->i = 2; a->i < a->argc; a->i++) {
-        if (is_flag(a, "--listen")) {
-            listen = value(a);
-            continue;
+    struct sockaddr_storage addr;
+    int have_listen = 0, c;
+    while ((c = next_option(argc, argv, proxy_options)) != -1) {
+        if (c == O_LISTEN) {
+            cli_addr("--listen", optarg, &addr);
+            have_listen = 1;
+        } else {
+            proxy_option(c, &pc);
         }
-        int r = proxy_flag(a, &pc);
-        if (r == 2)
-            return 2;
-        if (r == 0)
-            return die("unknown proxy option %s", a->argv[a->i]);
     }
-    struct sockaddr_in addr;
-    if (!listen || cr_parse_addr(listen, &addr) != 0)
-        return die("proxy needs --listen IPV4:PORT%s", "");
+    if (!have_listen)
+        cli_die("proxy needs --listen ADDR");
     char why[200];
     if (cr_proxy_config_check(&pc, why, sizeof why) != 0)
-        return die("%s", why);
-    return serve(&addr, &pc, NULL);
+        cli_die("%s", why);
+    return serve((const struct sockaddr *)&addr, &pc, NULL);
 }
 
-static int main_sink(args *a)
+static int main_sink(int argc, char **argv)
 {
     cr_sink_config sc = {NULL, 1024, (size_t)64 * 1024, 0, 0, 0};
-    const char *listen = NULL;
-    for (a->i = 2; a->i < a->argc; a->i++) {
-        uint64_t v;
-        if (is_flag(a, "--listen")) {
-            listen = value(a);
-        } else if (is_flag(a, "--name")) {
-            sc.name = value(a);
-        } else if (is_flag(a, "--max-line") || is_flag(a, "--max-frame") ||
-                   is_flag(a, "--read-reserve") || is_flag(a, "--pause-ms") ||
-                   is_flag(a, "--rcvbuf")) {
-            const char *flag = a->argv[a->i];
-            if (parse_size(value(a), GIB, &v) != 0)
-                return die("bad value for %s", flag);
-            if (strncmp(flag, "--max-line", 10) == 0)
-                sc.max_line = (size_t)v;
-            else if (strncmp(flag, "--max-frame", 11) == 0)
-                sc.max_frame = (size_t)v;
-            else if (strncmp(flag, "--read-reserve", 14) == 0)
-                sc.read_reserve = (size_t)v;
-            else if (strncmp(flag, "--pause-ms", 10) == 0)
-                sc.pause_ms = (unsigned)v;
-            else
-                sc.rcvbuf = (int)v;
-        } else {
-            return die("unknown sink option %s", a->argv[a->i]);
+    struct sockaddr_storage addr;
+    int have_listen = 0, c;
+    while ((c = next_option(argc, argv, sink_options)) != -1) {
+        switch (c) {
+        case O_LISTEN:
+            cli_addr("--listen", optarg, &addr);
+            have_listen = 1;
+            break;
+        case O_NAME:
+            sc.name = optarg;
+            break;
+        case O_MAX_LINE:
+            sc.max_line = (size_t)cli_size("--max-line", optarg, 0, GIB);
+            break;
+        case O_MAX_FRAME:
+            sc.max_frame = (size_t)cli_size("--max-frame", optarg, 0, GIB);
+            break;
+        case O_READ_RESERVE:
+            sc.read_reserve = (size_t)cli_size("--read-reserve", optarg, 0, GIB);
+            break;
+        case O_PAUSE_MS:
+            sc.pause_ms = (unsigned)cli_size("--pause-ms", optarg, 0, 3600000);
+            break;
+        case O_RCVBUF:
+            sc.rcvbuf = (int)cli_size("--rcvbuf", optarg, 0, GIB);
+            break;
         }
     }
-    struct sockaddr_in addr;
-    if (!listen || cr_parse_addr(listen, &addr) != 0)
-        return die("sink needs --listen IPV4:PORT%s", "");
+    if (!have_listen)
+        cli_die("sink needs --listen ADDR");
     if (!sc.name || !*sc.name || strlen(sc.name) > CR_MAX_NAME)
-        return die("sink needs --name NAME (1-64 characters)%s", "");
-    return serve(&addr, NULL, &sc);
+        cli_die("sink needs --name NAME (1-%d characters)", CR_MAX_NAME);
+    return serve((const struct sockaddr *)&addr, NULL, &sc);
 }
 
-static int main_demo(args *a)
+static int main_demo(int argc, char **argv)
 {
     cr_demo_config dc;
     cr_demo_config_default(&dc);
-    for (a->i = 2; a->i < a->argc; a->i++) {
-        SIZE_FLAG("--conns", dc.conns, 100000)
-        SIZE_FLAG("--frames", dc.frames, 1u << 24)
-        SIZE_FLAG("--frame-bytes", dc.frame_bytes, GIB)
-        SIZE_FLAG("--tunnel-bytes", dc.tunnel_bytes, 64 * GIB)
-        SIZE_FLAG("--write-size", dc.write_size, GIB)
-        SIZE_FLAG("--seed", dc.seed, UINT64_MAX)
-        SIZE_FLAG("--disconnect-mid-frame", dc.mid_frame, 100000)
-        SIZE_FLAG("--disconnect-mid-tunnel", dc.mid_tunnel, 100000)
-        SIZE_FLAG("--bad-route", dc.bad_route, 100000)
-        SIZE_FLAG("--long-header", dc.long_header, 100000)
-        SIZE_FLAG("--long-frame", dc.long_frame, 100000)
-        SIZE_FLAG("--sink-pause-ms", dc.sink_pause_ms, 60000)
-        SIZE_FLAG("--sink-rcvbuf", dc.sink_rcvbuf, GIB)
-        SIZE_FLAG("--timeout-ms", dc.timeout_ms, 3600000)
-        SIZE_FLAG("--duration-s", dc.duration_s, 86400)
-        SIZE_FLAG("--fail-alloc", dc.fail_alloc, SIZE_MAX)
-        if (is_flag(a, "--count-allocs")) {
+    int c;
+    while ((c = next_option(argc, argv, demo_options)) != -1) {
+        switch (c) {
+        case O_CONNS:
+            dc.conns = (size_t)cli_size("--conns", optarg, 1, 100000);
+            break;
+        case O_FRAMES:
+            dc.frames = (size_t)cli_size("--frames", optarg, 0, 1u << 24);
+            break;
+        case O_FRAME_BYTES:
+            dc.frame_bytes = (size_t)cli_size("--frame-bytes", optarg, 0, GIB);
+            break;
+        case O_TUNNEL_BYTES:
+            dc.tunnel_bytes = (size_t)cli_size("--tunnel-bytes", optarg, 0, 64 * GIB);
+            break;
+        case O_WRITE_SIZE:
+            dc.write_size = (size_t)cli_size("--write-size", optarg, 1, GIB);
+            break;
+        case O_SEED:
+            dc.seed = cli_size("--seed", optarg, 0, UINT64_MAX);
+            break;
+        case O_MID_FRAME:
+            dc.mid_frame = (size_t)cli_size("--disconnect-mid-frame", optarg, 0, 100000);
+            break;
+        case O_MID_TUNNEL:
+            dc.mid_tunnel = (size_t)cli_size("--disconnect-mid-tunnel", optarg, 0, 100000);
+            break;
+        case O_BAD_ROUTE:
+            dc.bad_route = (size_t)cli_size("--bad-route", optarg, 0, 100000);
+            break;
+        case O_LONG_HEADER:
+            dc.long_header = (size_t)cli_size("--long-header", optarg, 0, 100000);
+            break;
+        case O_LONG_FRAME:
+            dc.long_frame = (size_t)cli_size("--long-frame", optarg, 0, 100000);
+            break;
+        case O_SINK_PAUSE_MS:
+            dc.sink_pause_ms = (unsigned)cli_size("--sink-pause-ms", optarg, 0, 60000);
+            break;
+        case O_SINK_RCVBUF:
+            dc.sink_rcvbuf = (int)cli_size("--sink-rcvbuf", optarg, 0, GIB);
+            break;
+        case O_TIMEOUT_MS:
+            dc.timeout_ms = (unsigned)cli_size("--timeout-ms", optarg, 0, 3600000);
+            break;
+        case O_DURATION_S:
+            dc.duration_s = (unsigned)cli_size("--duration-s", optarg, 0, 86400);
+            break;
+        case O_FAIL_ALLOC:
+            dc.fail_alloc = (size_t)cli_size("--fail-alloc", optarg, 0, SIZE_MAX);
+            break;
+        case O_COUNT_ALLOCS:
             dc.count_allocs = 1;
-            continue;
-        }
-        if (is_flag(a, "--proxy")) {
-            const char *s = value(a);
-            if (!s || cr_parse_addr(s, &dc.ext_proxy) != 0)
-                return die("bad address for --proxy: %s", s ? s : "(none)");
+            break;
+        case O_PROXY:
+            cli_addr("--proxy", optarg, &dc.ext_proxy);
             dc.external = 1;
-            continue;
+            break;
+        default:
+            proxy_option(c, &dc.proxy);
+            break;
         }
-        if (is_flag(a, "--dest") || is_flag(a, "--upstream") || is_flag(a, "--listen"))
-            return die("%s is not a demo option (the demo starts its own sinks)", a->argv[a->i]);
-        int r = proxy_flag(a, &dc.proxy);
-        if (r == 2)
-            return 2;
-        if (r == 0)
-            return die("unknown demo option %s", a->argv[a->i]);
     }
-    if (dc.write_size == 0 || dc.conns == 0)
-        return die("--conns and --write-size must be at least 1%s", "");
     if (dc.proxy.line_frames)
-        return die("--line-frames is a proxy option (the demo sends length frames)%s", "");
+        cli_die("--line-frames is a proxy option (the demo sends length frames)");
+    if (dc.proxy.ndests > 0)
+        cli_die("--dest and --upstream are not demo options (the demo starts its own sinks)");
     return cr_demo_run(&dc);
 }
 
 int main(int argc, char **argv)
 {
-    args a = {argc, 1, argv};
+    cli_init("content_routing");
     /* A peer that resets must not kill the process through SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "help") == 0) {
-        fputs(usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    const char *mode = argc >= 2 ? argv[1] : "";
+    /* getopt_long() scans the options after the mode word. */
+    argc--, argv++;
+    if (strcmp(mode, "proxy") == 0)
+        return main_proxy(argc, argv);
+    if (strcmp(mode, "sink") == 0)
+        return main_sink(argc, argv);
+    if (strcmp(mode, "demo") == 0)
+        return main_demo(argc, argv);
+    static const struct option top_options[] = {COMMON_OPTIONS, {NULL, 0, NULL, 0}};
+    argc++, argv--;
+    if (argc >= 2 && argv[1][0] == '-') {
+        next_option(argc, argv, top_options);
+        cli_die("unexpected argument '%s'", argv[1]);
     }
-    for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(usage, stdout);
-            return 0;
-        }
-    }
-    if (strcmp(argv[1], "proxy") == 0)
-        return main_proxy(&a);
-    if (strcmp(argv[1], "sink") == 0)
-        return main_sink(&a);
-    if (strcmp(argv[1], "demo") == 0)
-        return main_demo(&a);
-    return die("unknown mode %s (proxy, sink or demo)", argv[1]);
+    fputs(usage, stderr);
+    return 2;
 }

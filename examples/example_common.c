@@ -1,13 +1,14 @@
 /* example_common.c - standard input / one TCP connection as a bh_reader
- * stream, with a uv_fs_read() path for regular files; FNV-1a and argument
- * parsing for the examples (see example_common.h). */
+ * stream, with a uv_fs_read() path for regular files, and the examples'
+ * command line (see example_common.h). */
 #include "example_common.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "cli.h"
 
 static void init(example_stream *es, uv_loop_t *loop, bh_buf *buf, size_t read_reserve,
                  example_stream_cb cb, void *ctx)
@@ -138,29 +139,14 @@ static void on_connection(uv_stream_t *listener, int status)
         es->cb(es, status, es->ctx);
 }
 
-static int parse_hostport(const char *s, struct sockaddr_in *addr)
-{
-    const char *colon = strrchr(s, ':');
-    char host[64];
-    char *end;
-    if (!colon || (size_t)(colon - s) >= sizeof host || colon[1] == '\0')
-        return UV_EINVAL;
-    unsigned long port = strtoul(colon + 1, &end, 10);
-    if (*end != '\0' || port > 65535)
-        return UV_EINVAL;
-    memcpy(host, s, (size_t)(colon - s));
-    host[colon - s] = '\0';
-    return uv_ip4_addr(host, (int)port, addr);
-}
-
 int example_stream_listen(example_stream *es, uv_loop_t *loop, const char *hostport,
                           bh_buf *buf, size_t read_reserve, example_stream_cb cb, void *ctx)
 {
-    struct sockaddr_in addr;
+    struct sockaddr_storage addr;
     struct sockaddr_storage bound;
     int namelen = sizeof bound;
     init(es, loop, buf, read_reserve, cb, ctx);
-    int rc = parse_hostport(hostport, &addr);
+    int rc = cli_parse_addr(hostport, &addr);
     if (rc != 0)
         return rc;
     rc = uv_tcp_init(loop, &es->listener);
@@ -174,7 +160,7 @@ int example_stream_listen(example_stream *es, uv_loop_t *loop, const char *hostp
     if (rc == 0)
         rc = uv_tcp_getsockname(&es->listener, (struct sockaddr *)&bound, &namelen);
     if (rc == 0) {
-        printf("listening %u\n", (unsigned)ntohs(((struct sockaddr_in *)&bound)->sin_port));
+        printf("listening %d\n", cli_addr_port(&bound));
         fflush(stdout);
     }
     return rc;
@@ -196,23 +182,36 @@ void example_stream_close(example_stream *es)
     }
 }
 
-uint64_t example_fnv1a64(uint64_t h, const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * UINT64_C(0x100000001b3);
-    return h;
-}
+enum { OPT_LIMIT = 256, OPT_READ_RESERVE, OPT_TCP_LISTEN };
 
-int example_parse_u64(const char *s, unsigned long long min, unsigned long long max,
-                      unsigned long long *out)
+void example_parse_options(int argc, char **argv, const char *limit_name, uint64_t limit_min,
+                           uint64_t limit_max, void (*usage)(FILE *), example_options *o)
 {
-    char *end;
-    if (!s || *s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
+    const struct option long_options[] = {
+        {limit_name, required_argument, NULL, OPT_LIMIT},
+        {"read-reserve", required_argument, NULL, OPT_READ_RESERVE},
+        {"tcp-listen", required_argument, NULL, OPT_TCP_LISTEN},
+        CLI_STANDARD_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
+    char limit_opt[32];
+    snprintf(limit_opt, sizeof limit_opt, "--%s", limit_name);
+    cli_init(argv[0]);
+    int c;
+    while ((c = cli_next_option(argc, argv, long_options, usage)) != -1) {
+        switch (c) {
+        case OPT_LIMIT:
+            o->limit = cli_size(limit_opt, optarg, limit_min, limit_max);
+            break;
+        case OPT_READ_RESERVE:
+            o->read_reserve = (size_t)cli_size("--read-reserve", optarg, 1, CLI_GIB);
+            break;
+        case OPT_TCP_LISTEN: {
+            struct sockaddr_storage unused;
+            cli_addr("--tcp-listen", optarg, &unused);
+            o->listen_at = optarg;
+            break;
+        }
+        }
+    }
 }

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <bytes_handoff.h>
 #include <bytes_handoff/uv.h>
@@ -50,7 +51,7 @@ struct example_stream {
 int example_stream_open_stdin(example_stream *es, uv_loop_t *loop, bh_buf *buf,
                               size_t read_reserve, example_stream_cb cb, void *ctx);
 
-/* Listens on "IPV4:PORT" (port 0 picks a free one), prints "listening PORT"
+/* Listens on "IPV4:PORT" or "[IPV6]:PORT" (port 0 picks a free one), prints "listening PORT"
  * on stdout (flushed), accepts one connection, stops listening and reads that
  * connection into buf. Returns 0 or a libuv error (UV_EINVAL for a bad
  * address). */
@@ -60,14 +61,19 @@ int example_stream_listen(example_stream *es, uv_loop_t *loop, const char *hostp
 /* Stops reading and closes every handle; no callback follows. Idempotent. */
 void example_stream_close(example_stream *es);
 
-#define EXAMPLE_FNV1A64_OFFSET UINT64_C(0xcbf29ce484222325)
+/* The command line both examples take. */
+typedef struct example_options {
+    uint64_t limit;         /* --max-line or --max-frame */
+    size_t read_reserve;    /* --read-reserve */
+    const char *listen_at;  /* --tcp-listen ADDR, or NULL for standard input */
+} example_options;
 
-/* FNV-1a 64 of p[0..n), continuing from h (start with the offset basis). */
-uint64_t example_fnv1a64(uint64_t h, const uint8_t *p, size_t n);
-
-/* Parses a decimal integer in [min, max] into *out. 0, or -1 when s is NULL,
- * not all digits, or out of range. */
-int example_parse_u64(const char *s, unsigned long long min, unsigned long long max,
-                      unsigned long long *out);
+/* Parses [--LIMIT N] [--read-reserve N] [--tcp-listen ADDR] [--help]
+ * [--version] with getopt_long(), where LIMIT is limit_name (e.g.
+ * "max-line") taking a size in [limit_min, limit_max]. o holds the defaults
+ * on entry. Exits 0 after --help (usage(stdout)) or --version, 2 on a bad
+ * option. */
+void example_parse_options(int argc, char **argv, const char *limit_name, uint64_t limit_min,
+                           uint64_t limit_max, void (*usage)(FILE *), example_options *o);
 
 #endif

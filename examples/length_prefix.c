@@ -21,6 +21,7 @@
 #include <bytes_handoff/uv.h>
 
 #include "example_common.h"
+#include "fnv1a.h"
 #include "parsers/frame_parser.h"
 
 typedef struct frame_stats {
@@ -41,7 +42,7 @@ typedef struct app {
 /* The consumer: takes ownership of one payload and releases it when done. */
 static void consume_frame(frame_stats *st, bh_bytes *payload)
 {
-    st->hash = example_fnv1a64(st->hash, payload->ptr, payload->len);
+    st->hash = fnv1a64(st->hash, payload->ptr, payload->len);
     st->frames++;
     st->bytes += payload->len;
     bh_bytes_release(payload);
@@ -107,9 +108,9 @@ static void on_input(example_stream *es, int status, void *ctx)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: length_prefix [--max-frame N] [--read-reserve N] [--tcp-listen IPV4:PORT]\n"
+            "Usage: length_prefix [--max-frame N] [--read-reserve N] [--tcp-listen ADDR]\n"
             "Reads frames (u32 big-endian payload length, then the payload) from standard\n"
-            "input (or from one TCP connection accepted on IPV4:PORT; port 0 picks one,\n"
+            "input (or from one TCP connection accepted on ADDR; port 0 picks one,\n"
             "announced as \"listening PORT\"), hands each payload off as an owned slice,\n"
             "and prints\n"
             "  frames=N bytes=M fnv1a64=HASH partial_tail=K\n"
@@ -117,42 +118,24 @@ static void usage(FILE *f)
             "                    4294967295); a longer declared length is an error (exit\n"
             "                    status 1), detected before anything is reserved for it\n"
             "  --read-reserve N  spare bytes offered to each read (default 16384)\n"
-            "  --help            show this text\n");
+            "  --help            show this text\n"
+            "  --version         the program and library version\n"
+            "Sizes take K, M or G (x1024); ADDR is IPV4:PORT or [IPV6]:PORT.\n");
 }
 
 int main(int argc, char **argv)
 {
-    unsigned long long max_frame = 1048576;
-    unsigned long long read_reserve = BH_READ_RESERVE_DEFAULT;
-    const char *listen_at = NULL;
-
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            usage(stdout);
-            return 0;
-        } else if (strcmp(arg, "--max-frame") == 0 &&
-                   example_parse_u64(val, 0, UINT32_MAX, &max_frame) == 0) {
-            i++;
-        } else if (strcmp(arg, "--read-reserve") == 0 &&
-                   example_parse_u64(val, 1, SIZE_MAX, &read_reserve) == 0) {
-            i++;
-        } else if (strcmp(arg, "--tcp-listen") == 0 && val) {
-            listen_at = val;
-            i++;
-        } else {
-            fprintf(stderr, "length_prefix: bad argument '%s'\n", arg);
-            usage(stderr);
-            return 2;
-        }
-    }
+    example_options o = {1048576, BH_READ_RESERVE_DEFAULT, NULL};
+    example_parse_options(argc, argv, "max-frame", 0, UINT32_MAX, usage, &o);
+    uint64_t max_frame = o.limit;
+    size_t read_reserve = o.read_reserve;
+    const char *listen_at = o.listen_at;
 
     uv_loop_t loop;
     bh_buf buf;
     app a;
     memset(&a, 0, sizeof a);
-    a.stats.hash = EXAMPLE_FNV1A64_OFFSET;
+    a.stats.hash = FNV1A64_OFFSET;
     frame_parser_init(&a.parser, (uint32_t)max_frame);
     /* The largest accepted frame fits with its header; nothing beyond. */
     if (uv_loop_init(&loop) != 0 ||

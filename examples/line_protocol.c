@@ -18,7 +18,9 @@
 #include <bytes_handoff.h>
 #include <bytes_handoff/uv.h>
 
+#include "cli.h"
 #include "example_common.h"
+#include "fnv1a.h"
 #include "parsers/line_parser.h"
 
 typedef struct line_stats {
@@ -39,7 +41,7 @@ typedef struct app {
 /* The consumer: takes ownership of one line and releases it when done. */
 static void consume_line(line_stats *st, bh_bytes *line)
 {
-    st->hash = example_fnv1a64(st->hash, line->ptr, line->len);
+    st->hash = fnv1a64(st->hash, line->ptr, line->len);
     st->lines++;
     st->bytes += line->len;
     bh_bytes_release(line);
@@ -86,50 +88,32 @@ static void on_input(example_stream *es, int status, void *ctx)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: line_protocol [--max-line N] [--read-reserve N] [--tcp-listen IPV4:PORT]\n"
+            "Usage: line_protocol [--max-line N] [--read-reserve N] [--tcp-listen ADDR]\n"
             "Reads '\\n'-terminated lines from standard input (or from one TCP connection\n"
-            "accepted on IPV4:PORT; port 0 picks one, announced as \"listening PORT\"),\n"
+            "accepted on ADDR; port 0 picks one, announced as \"listening PORT\"),\n"
             "hands each complete line off as an owned slice, and prints\n"
             "  lines=N bytes=M fnv1a64=HASH partial_tail=K\n"
             "  --max-line N      longest accepted line, '\\n' excluded (default 65536);\n"
             "                    a longer line is an error (exit status 1)\n"
             "  --read-reserve N  spare bytes offered to each read (default 16384)\n"
-            "  --help            show this text\n");
+            "  --help            show this text\n"
+            "  --version         the program and library version\n"
+            "Sizes take K, M or G (x1024); ADDR is IPV4:PORT or [IPV6]:PORT.\n");
 }
 
 int main(int argc, char **argv)
 {
-    unsigned long long max_line = 65536;
-    unsigned long long read_reserve = BH_READ_RESERVE_DEFAULT;
-    const char *listen_at = NULL;
-
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            usage(stdout);
-            return 0;
-        } else if (strcmp(arg, "--max-line") == 0 &&
-                   example_parse_u64(val, 1, SIZE_MAX - 1, &max_line) == 0) {
-            i++;
-        } else if (strcmp(arg, "--read-reserve") == 0 &&
-                   example_parse_u64(val, 1, SIZE_MAX, &read_reserve) == 0) {
-            i++;
-        } else if (strcmp(arg, "--tcp-listen") == 0 && val) {
-            listen_at = val;
-            i++;
-        } else {
-            fprintf(stderr, "line_protocol: bad argument '%s'\n", arg);
-            usage(stderr);
-            return 2;
-        }
-    }
+    example_options o = {65536, BH_READ_RESERVE_DEFAULT, NULL};
+    example_parse_options(argc, argv, "max-line", 1, CLI_GIB, usage, &o);
+    uint64_t max_line = o.limit;
+    size_t read_reserve = o.read_reserve;
+    const char *listen_at = o.listen_at;
 
     uv_loop_t loop;
     bh_buf buf;
     app a;
     memset(&a, 0, sizeof a);
-    a.stats.hash = EXAMPLE_FNV1A64_OFFSET;
+    a.stats.hash = FNV1A64_OFFSET;
     line_parser_init(&a.parser, (size_t)max_line);
     /* One complete line and its '\n' always fit; nothing beyond is buffered. */
     if (uv_loop_init(&loop) != 0 || bh_buf_init(&buf, (size_t)max_line + 1) != BH_OK) {

@@ -22,6 +22,9 @@
 #include <bytes_handoff.h>
 #include <bytes_handoff/uv.h>
 
+#include "cli.h"
+#include "fnv1a.h"
+
 typedef struct options {
     uint64_t items;
     size_t max_items, max_bytes, low_water, max_slice;
@@ -57,17 +60,6 @@ typedef struct app {
     int failed;
 } app;
 
-#define FNV_OFFSET 0xcbf29ce484222325ull
-#define FNV_PRIME 0x100000001b3ull
-
-static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= FNV_PRIME;
-    }
-    return h;
-}
 
 /* ---- receiver ------------------------------------------------------------- */
 
@@ -85,7 +77,7 @@ static void recv_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     app *a = s->data;
     if (nread > 0) {
-        a->recv_hash = fnv1a(a->recv_hash, (const uint8_t *)buf->base, (size_t)nread);
+        a->recv_hash = fnv1a64(a->recv_hash, (const uint8_t *)buf->base, (size_t)nread);
         a->recv_bytes += (uint64_t)nread;
         return;
     }
@@ -176,7 +168,7 @@ static void produce(app *a)
         /* Hash before handing over: once accepted, the slice belongs to the
          * queue and may be released at once (fast path). */
         size_t n = a->pending.len;
-        uint64_t h = fnv1a(a->sent_hash, a->pending.ptr, n);
+        uint64_t h = fnv1a64(a->sent_hash, a->pending.ptr, n);
         int ticket = a->opt.ticket_every && a->made % a->opt.ticket_every == 0;
         int rc = ticket ? bh_writeq_try_write(&a->q, &a->pending, on_ticket, a)
                         : bh_writeq_try_write_ff(&a->q, &a->pending);
@@ -288,7 +280,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: write_handoff [--items N] [--max-items N] [--max-bytes N] [--low-water N]\n"
-            "                     [--max-slice N] [--ticket-every N] [--sndbuf N]\n"
+            "                     [--max-slice N] [--ticket-every N] [--sndbuf N] [--version]\n"
             "\n"
             "Pushes N owned slices (tickets and fire-and-forget) through a bounded\n"
             "bh_writeq to a TCP receiver on 127.0.0.1 in the same process, retrying\n"
@@ -304,68 +296,69 @@ static void usage(FILE *f)
             "  --ticket-every N  every Nth slice carries a ticket, 0 = none (default 8)\n"
             "  --sndbuf N        producer socket send buffer, 0 = system default\n"
             "                    (default 16384, small to show backpressure)\n"
-            "  --help            this text\n");
+            "  --help            this text\n"
+            "  --version         the program and library version\n"
+            "Counts and sizes take K, M or G (x1024).\n");
 }
 
-static int parse_u64(const char *s, uint64_t *out)
+enum { OPT_ITEMS = 256, OPT_MAX_ITEMS, OPT_MAX_BYTES, OPT_LOW_WATER, OPT_MAX_SLICE,
+       OPT_TICKET_EVERY, OPT_SNDBUF };
+
+static const struct option long_options[] = {
+    {"items", required_argument, NULL, OPT_ITEMS},
+    {"max-items", required_argument, NULL, OPT_MAX_ITEMS},
+    {"max-bytes", required_argument, NULL, OPT_MAX_BYTES},
+    {"low-water", required_argument, NULL, OPT_LOW_WATER},
+    {"max-slice", required_argument, NULL, OPT_MAX_SLICE},
+    {"ticket-every", required_argument, NULL, OPT_TICKET_EVERY},
+    {"sndbuf", required_argument, NULL, OPT_SNDBUF},
+    CLI_STANDARD_OPTIONS,
+    {NULL, 0, NULL, 0},
+};
+
+/* Fills *o from the command line; exits on --help, --version or a bad
+ * option. */
+static void parse_options(options *o, int argc, char **argv)
 {
-    if (!s || !*s)
-        return -1;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end != '\0' || s[0] == '-')
-        return -1;
-    *out = v;
-    return 0;
+    int c;
+    while ((c = cli_next_option(argc, argv, long_options, usage)) != -1) {
+        switch (c) {
+        case OPT_ITEMS:
+            o->items = cli_size("--items", optarg, 0, UINT64_C(1) << 32);
+            break;
+        case OPT_MAX_ITEMS:
+            o->max_items = (size_t)cli_size("--max-items", optarg, 1, UINT64_C(1) << 32);
+            break;
+        case OPT_MAX_BYTES:
+            o->max_bytes = (size_t)cli_size("--max-bytes", optarg, 1, CLI_GIB);
+            break;
+        case OPT_LOW_WATER:
+            o->low_water = (size_t)cli_size("--low-water", optarg, 0, CLI_GIB);
+            break;
+        case OPT_MAX_SLICE:
+            o->max_slice = (size_t)cli_size("--max-slice", optarg, 1, 64 * CLI_KIB);
+            break;
+        case OPT_TICKET_EVERY:
+            o->ticket_every = cli_size("--ticket-every", optarg, 0, UINT32_MAX);
+            break;
+        case OPT_SNDBUF:
+            o->sndbuf = (int)cli_size("--sndbuf", optarg, 0, CLI_GIB);
+            break;
+        }
+    }
 }
 
 int main(int argc, char **argv)
 {
+    options o = {.items = 20000, .max_items = 64, .max_bytes = 64 * 1024,
+                 .low_water = (size_t)-1, .max_slice = 3000, .ticket_every = 8,
+                 .sndbuf = 16384};
+    cli_init(argv[0]);
+    parse_options(&o, argc, argv);
     app *a = calloc(1, sizeof *a);
     if (!a)
         return 2;
-    a->opt.items = 20000;
-    a->opt.max_items = 64;
-    a->opt.max_bytes = 64 * 1024;
-    a->opt.low_water = (size_t)-1;
-    a->opt.max_slice = 3000;
-    a->opt.ticket_every = 8;
-    a->opt.sndbuf = 16384;
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        uint64_t v = 0;
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            usage(stdout);
-            free(a);
-            return 0;
-        }
-        if (parse_u64(val, &v) != 0) {
-            usage(stderr);
-            free(a);
-            return 2;
-        }
-        i++;
-        if (strcmp(arg, "--items") == 0)
-            a->opt.items = v;
-        else if (strcmp(arg, "--max-items") == 0 && v > 0)
-            a->opt.max_items = (size_t)v;
-        else if (strcmp(arg, "--max-bytes") == 0 && v > 0)
-            a->opt.max_bytes = (size_t)v;
-        else if (strcmp(arg, "--low-water") == 0)
-            a->opt.low_water = (size_t)v;
-        else if (strcmp(arg, "--max-slice") == 0 && v > 0 && v <= 65536)
-            a->opt.max_slice = (size_t)v;
-        else if (strcmp(arg, "--ticket-every") == 0)
-            a->opt.ticket_every = v;
-        else if (strcmp(arg, "--sndbuf") == 0 && v <= 1u << 30)
-            a->opt.sndbuf = (int)v;
-        else {
-            usage(stderr);
-            free(a);
-            return 2;
-        }
-    }
+    a->opt = o;
     if (a->opt.low_water == (size_t)-1)
         a->opt.low_water = a->opt.max_bytes / 4;
     if (a->opt.max_slice + 32 > a->opt.max_bytes) {
@@ -380,7 +373,7 @@ int main(int argc, char **argv)
         return 2;
     }
     a->loop = &loop;
-    a->sent_hash = a->recv_hash = FNV_OFFSET;
+    a->sent_hash = a->recv_hash = FNV1A64_OFFSET;
     int rc = start(a);
     if (rc != 0) {
         fprintf(stderr, "write_handoff: setup: %s\n", bh_strerror(rc));

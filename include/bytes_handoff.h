@@ -1,9 +1,12 @@
-/* bytes_handoff.h - umbrella header for libbytes_handoff.
+/** @file bytes_handoff.h
+ * @brief Umbrella header of the core library, libbytes_handoff.
  *
  * Owned byte buffers across asynchronous I/O boundaries: bh_bytes (immutable
- * refcounted slices), bh_buf (growable mutable buffer with a max length).
- * The libuv read adapter and bounded write queue live in
- * <bytes_handoff/uv.h>, the only header that includes <uv.h>. */
+ * refcounted slices), bh_buf (growable mutable buffer with a max length),
+ * the status codes and the allocator hook. The core needs only libc and
+ * pthreads. The libuv read adapter, write queue and tunnel live in the
+ * adapter library, libbytes_handoff_uv, declared in <bytes_handoff/uv.h>, the
+ * only header that includes <uv.h>. */
 #ifndef BYTES_HANDOFF_H
 #define BYTES_HANDOFF_H
 
@@ -12,20 +15,19 @@
 #include "bytes_handoff/bytes.h"
 #include "bytes_handoff/error.h"
 #include "bytes_handoff/export.h"
-
-#define BH_VERSION_MAJOR 0
-#define BH_VERSION_MINOR 1
-#define BH_VERSION_PATCH 0
-#define BH_VERSION_HEX ((BH_VERSION_MAJOR << 16) | (BH_VERSION_MINOR << 8) | BH_VERSION_PATCH)
+#include "bytes_handoff/version.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Runtime version as BH_VERSION_HEX of the library actually linked. */
+/** Version of the library actually linked, as BH_VERSION_HEX.
+ * @return `(major << 16) | (minor << 8) | patch` of the running library,
+ *         which may differ from the headers' BH_VERSION_HEX. Thread-safe. */
 BH_EXPORT unsigned bh_version(void);
 
-/* Runtime version as "MAJOR.MINOR.PATCH". */
+/** Version of the library actually linked, as text.
+ * @return a static "MAJOR.MINOR.PATCH" string, never NULL. Thread-safe. */
 BH_EXPORT const char *bh_version_string(void);
 
 #ifdef __cplusplus

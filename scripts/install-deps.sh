@@ -8,5 +8,11 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
     ca-certificates cmake ninja-build gcc g++ clang libclang-rt-dev pkg-config make \
-    libuv1-dev libcmocka-dev libbenchmark-dev libevent-dev libcjson-dev \
-    valgrind gnuplot-nox python3 procps util-linux binutils
+    libuv1-dev libcmocka-dev libbenchmark-dev libevent-dev \
+    valgrind gnuplot-nox python3 jq libcjson-dev doxygen dpkg-dev file procps util-linux binutils openssl curl
+# Peers of bench/run-sni-bench.sh (not needed to build or test; their Debian
+# services are not used: the script runs its own processes and configs).
+if [ "${BH_BENCH_PEERS:-0}" = 1 ]; then
+    $SUDO apt-get install -y -q --no-install-recommends \
+        sniproxy haproxy nginx-light libnginx-mod-stream linux-perf
+fi

@@ -85,6 +85,26 @@ while IFS=$'\t' read -r name workdir envs cmdline; do
     fi
 done <<<"$list"
 
+# sni_router end to end (real TLS clients and openssl s_server backends): the
+# router itself runs under memcheck (sni_test.py prefixes SNI_ROUTER_WRAPPER;
+# the router must exit 0, valgrind's exit code on errors is not 0).
+if [[ $filter == . || sni_router =~ $filter ]]; then
+    count=$((count + 1))
+    start=$SECONDS
+    if SNI_ROUTER_WRAPPER="valgrind --error-exitcode=$memcheck_rc --leak-check=full \
+        --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
+        --num-callers=30 --log-file=$logs/sni_router.%p.log" \
+        ctest --test-dir "$build" -L sni_router_e2e -j2 --output-on-failure \
+        >"$logs/sni_router_e2e.out" 2>&1; then
+        printf '%-28s ok      %3ss  router under memcheck\n' sni_router_e2e $((SECONDS - start))
+    else
+        printf '%-28s FAILED  %3ss  (logs %s/sni_router.*.log)\n' sni_router_e2e \
+            $((SECONDS - start)) "$logs"
+        grep -E 'FAIL|Failed' "$logs/sni_router_e2e.out" | head -n 10 || true
+        failed+=(sni_router_e2e)
+    fi
+fi
+
 if [[ ${#failed[@]} -ne 0 ]]; then
     echo "valgrind: ${#failed[@]} of $count unit tests failed: ${failed[*]}"
     exit 1

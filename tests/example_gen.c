@@ -28,8 +28,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define FNV1A64_OFFSET UINT64_C(0xcbf29ce484222325)
-#define FNV1A64_PRIME UINT64_C(0x100000001b3)
+#include "cli.h"
+#include "fnv1a.h"
+
 
 typedef struct out {
     uint8_t *p;
@@ -65,13 +66,6 @@ static void put_u32be(out *o, uint32_t v)
     put(o, (uint8_t)v);
 }
 
-static uint64_t fnv(uint64_t h, const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * FNV1A64_PRIME;
-    return h;
-}
-
 static int write_all(int fd, const out *o, size_t chunk_max, uint64_t seed)
 {
     uint64_t rng = seed ^ UINT64_C(0x5eed);
@@ -92,75 +86,85 @@ static int write_all(int fd, const out *o, size_t chunk_max, uint64_t seed)
     return 0;
 }
 
-static int connect_to(const char *hostport)
+static int connect_to(const struct sockaddr_storage *sa)
 {
-    char host[64];
-    const char *colon = strrchr(hostport, ':');
-    struct sockaddr_in sa;
-    if (!colon || (size_t)(colon - hostport) >= sizeof host)
-        return -1;
-    memcpy(host, hostport, (size_t)(colon - hostport));
-    host[colon - hostport] = '\0';
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)atoi(colon + 1));
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
-        return -1;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = socket(sa->ss_family, SOCK_STREAM, 0);
     if (fd < 0)
         return -1;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    socklen_t len = sa->ss_family == AF_INET6 ? (socklen_t)sizeof(struct sockaddr_in6)
+                                               : (socklen_t)sizeof(struct sockaddr_in);
+    if (connect(fd, (const struct sockaddr *)sa, len) != 0) {
         close(fd);
         return -1;
     }
     return fd;
 }
 
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: example_gen lines|frames [--seed S] [--count N] [--max-len L] [--tail T]\n"
+                 "       [--long L] [--chunk-max K] [--connect ADDR] [--expect] (see example_gen.c)\n");
+}
+
+enum { O_SEED = 256, O_COUNT, O_MAX_LEN, O_TAIL, O_CHUNK_MAX, O_LONG, O_CONNECT, O_EXPECT };
+
 int main(int argc, char **argv)
 {
     uint64_t seed = 1, count = 100, max_len = 80, tail = 0, chunk_max = 0;
     uint64_t long_len = 0;
     int has_long = 0, expect = 0, frames;
+    struct sockaddr_storage connect_addr;
     const char *connect_at = NULL;
+    static const struct option long_options[] = {
+        {"seed", required_argument, NULL, O_SEED},
+        {"count", required_argument, NULL, O_COUNT},
+        {"max-len", required_argument, NULL, O_MAX_LEN},
+        {"tail", required_argument, NULL, O_TAIL},
+        {"chunk-max", required_argument, NULL, O_CHUNK_MAX},
+        {"long", required_argument, NULL, O_LONG},
+        {"connect", required_argument, NULL, O_CONNECT},
+        {"expect", no_argument, NULL, O_EXPECT},
+        CLI_STANDARD_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
 
+    cli_init("example_gen");
     if (argc < 2 || (strcmp(argv[1], "lines") != 0 && strcmp(argv[1], "frames") != 0)) {
-        fprintf(stderr, "usage: example_gen lines|frames [options] (see example_gen.c)\n");
+        usage(stderr);
         return 2;
     }
     frames = strcmp(argv[1], "frames") == 0;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : "";
-        uint64_t *dst = NULL;
-        if (strcmp(a, "--expect") == 0) {
-            expect = 1;
-            continue;
-        }
-        if (strcmp(a, "--connect") == 0) {
-            connect_at = v;
-            i++;
-            continue;
-        }
-        if (strcmp(a, "--seed") == 0)
-            dst = &seed;
-        else if (strcmp(a, "--count") == 0)
-            dst = &count;
-        else if (strcmp(a, "--max-len") == 0)
-            dst = &max_len;
-        else if (strcmp(a, "--tail") == 0)
-            dst = &tail;
-        else if (strcmp(a, "--chunk-max") == 0)
-            dst = &chunk_max;
-        else if (strcmp(a, "--long") == 0) {
-            dst = &long_len;
+    /* getopt_long() scans the options after the mode word. */
+    int c;
+    while ((c = cli_next_option(argc - 1, argv + 1, long_options, usage)) != -1) {
+        switch (c) {
+        case O_SEED:
+            seed = cli_size("--seed", optarg, 0, UINT64_MAX);
+            break;
+        case O_COUNT:
+            count = cli_size("--count", optarg, 0, UINT32_MAX);
+            break;
+        case O_MAX_LEN:
+            max_len = cli_size("--max-len", optarg, 0, UINT32_MAX);
+            break;
+        case O_TAIL:
+            tail = cli_size("--tail", optarg, 0, UINT32_MAX);
+            break;
+        case O_CHUNK_MAX:
+            chunk_max = cli_size("--chunk-max", optarg, 0, CLI_GIB);
+            break;
+        case O_LONG:
+            long_len = cli_size("--long", optarg, 0, UINT32_MAX);
             has_long = 1;
+            break;
+        case O_CONNECT:
+            cli_addr("--connect", optarg, &connect_addr);
+            connect_at = optarg;
+            break;
+        case O_EXPECT:
+            expect = 1;
+            break;
         }
-        if (!dst) {
-            fprintf(stderr, "example_gen: bad argument '%s'\n", a);
-            return 2;
-        }
-        *dst = strtoull(v, NULL, 10);
-        i++;
     }
 
     out o = {0};
@@ -177,7 +181,7 @@ int main(int argc, char **argv)
         }
         if (!frames)
             put(&o, '\n');
-        hash = fnv(hash, o.p + start, o.len - start);
+        hash = fnv1a64(hash, o.p + start, o.len - start);
         unit_bytes += o.len - start;
         units++;
     }
@@ -211,7 +215,7 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN); /* a rejecting reader may close early */
     int fd = 1;
-    if (connect_at && (fd = connect_to(connect_at)) < 0) {
+    if (connect_at && (fd = connect_to(&connect_addr)) < 0) {
         perror("example_gen: connect");
         return 1;
     }

@@ -73,7 +73,7 @@ static void tc_build(tclient *c, const char *dest, size_t frames, size_t frame_b
         c->data[n++] = (uint8_t)rng_next(&seed);
     c->len = n;
     snprintf(c->expect, sizeof c->expect, "OK %zu %016llx\n", n,
-             (unsigned long long)cr_fnv1a(CR_FNV_OFFSET, c->data, n));
+             (unsigned long long)fnv1a64(FNV1A64_OFFSET, c->data, n));
 }
 
 static void tc_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
@@ -188,10 +188,10 @@ static fx *fx_prepare(unsigned sink_pause_ms, cr_proxy_config *pc)
     uv_ip4_addr("127.0.0.1", 0, &any);
     cr_sink_config sc = {"alpha", 1024, 64 * 1024, 0, 0, sink_pause_ms};
     int sport = 0;
-    assert_int_equal(cr_sink_start(&f->alpha, &f->loop, &sc, &any, &sport), 0);
+    assert_int_equal(cr_sink_start(&f->alpha, &f->loop, &sc, (const struct sockaddr *)&any, &sport), 0);
     cr_proxy_config_default(pc);
     snprintf(pc->dests[0].name, sizeof pc->dests[0].name, "alpha");
-    uv_ip4_addr("127.0.0.1", sport, &pc->dests[0].addr);
+    uv_ip4_addr("127.0.0.1", sport, (struct sockaddr_in *)&pc->dests[0].addr);
     pc->ndests = 1;
     return f;
 }
@@ -200,7 +200,7 @@ static void fx_start_proxy(fx *f, const cr_proxy_config *pc)
 {
     struct sockaddr_in any;
     uv_ip4_addr("127.0.0.1", 0, &any);
-    assert_int_equal(cr_proxy_start(&f->px, &f->loop, pc, &any, &f->port), 0);
+    assert_int_equal(cr_proxy_start(&f->px, &f->loop, pc, (const struct sockaddr *)&any, &f->port), 0);
 }
 
 /* Starts sink "alpha" and a proxy routing "alpha" to it plus the extra
@@ -214,7 +214,7 @@ static fx *fx_new(unsigned sink_pause_ms, ...)
     for (const char *name = va_arg(ap, const char *); name; name = va_arg(ap, const char *)) {
         int port = va_arg(ap, int);
         snprintf(pc.dests[pc.ndests].name, sizeof pc.dests[0].name, "%s", name);
-        uv_ip4_addr("127.0.0.1", port, &pc.dests[pc.ndests].addr);
+        uv_ip4_addr("127.0.0.1", port, (struct sockaddr_in *)&pc.dests[pc.ndests].addr);
         pc.ndests++;
     }
     va_end(ap);
@@ -406,15 +406,15 @@ static void destination_reset_during_tunnel_ends_that_client_and_proxy_keeps_ser
 
     cr_sink_config sc = {"alpha", 1024, 64 * 1024, 0, 0, 0};
     int sport = 0;
-    assert_int_equal(cr_sink_start(&g->alpha, &g->loop, &sc, &any, &sport), 0);
+    assert_int_equal(cr_sink_start(&g->alpha, &g->loop, &sc, (const struct sockaddr *)&any, &sport), 0);
     cr_proxy_config pc;
     cr_proxy_config_default(&pc);
     snprintf(pc.dests[0].name, sizeof pc.dests[0].name, "alpha");
-    uv_ip4_addr("127.0.0.1", sport, &pc.dests[0].addr);
+    uv_ip4_addr("127.0.0.1", sport, (struct sockaddr_in *)&pc.dests[0].addr);
     snprintf(pc.dests[1].name, sizeof pc.dests[1].name, "rst");
-    uv_ip4_addr("127.0.0.1", rport, &pc.dests[1].addr);
+    uv_ip4_addr("127.0.0.1", rport, (struct sockaddr_in *)&pc.dests[1].addr);
     pc.ndests = 2;
-    assert_int_equal(cr_proxy_start(&g->px, &g->loop, &pc, &any, &g->port), 0);
+    assert_int_equal(cr_proxy_start(&g->px, &g->loop, &pc, (const struct sockaddr *)&any, &g->port), 0);
 
     tclient *bad = calloc(1, sizeof *bad), *good = calloc(1, sizeof *good);
     assert_non_null(bad);

@@ -13,8 +13,10 @@
  * With --proxy-pid the proxy process is sampled from /proc right before the
  * first connect and right after the last reply, so its CPU time (all
  * threads), context switches and peak RSS cover exactly the measured window.
- * The run is written as a flat JSON object (one key per line) to --json or
- * stdout. Exit status: 0 when every connection verified, 1 otherwise.
+ * The run is written as one JSON object (cJSON) to --json or stdout, with
+ * every connection's latency in "latency_ns"; bench/benchstats.py turns
+ * those into percentiles (the one place medians and percentiles are
+ * computed). Exit status: 0 when every connection verified, 1 otherwise.
  *
  * One thread, level-triggered epoll: each readiness pass writes one chunk per
  * writable connection, so connections advance round-robin.
@@ -22,7 +24,6 @@
  * With --idle the driver measures idle connections instead (driver_idle.c). */
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,8 @@
 #include <sys/resource.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "driver_idle.h"
 #include "harness_common.h"
@@ -83,72 +86,93 @@ static size_t g_nlat, g_lat_cap;
 static uint64_t g_started, g_done, g_failed, g_bytes;
 static char g_error[256];
 
-static void usage(void)
+static void usage(FILE *out)
 {
-    hx_die(PROG,
-           "usage: " PROG " --connect ADDR [--conns N] [--frames N] [--frame-bytes N]\n"
+    fprintf(out, "usage: " PROG " --connect ADDR [--conns N] [--frames N] [--frame-bytes N]\n"
            "  [--tunnel-bytes SIZE] [--write-size SIZE | --scenario fragmented|coalesced]\n"
-           "  [--duration SEC] [--timeout SEC] [--proxy-pid PID] [--json FILE] [--meta KEY=VALUE]...");
+           "  [--duration SEC] [--timeout SEC] [--proxy-pid PID] [--json FILE]\n"
+           "  [--meta KEY=VALUE]... [--version]\n"
+           "ADDR is IPV4:PORT, [IPV6]:PORT or unix:PATH; sizes take K, M or G.\n");
 }
 
-static size_t need_size(const char *flag, const char *v)
-{
-    size_t n;
-    if (hx_parse_size(v, &n) != 0)
-        hx_die(PROG, "bad value for %s: %s", flag, v);
-    return n;
-}
+enum { O_CONNECT = 256, O_CONNS, O_FRAMES, O_FRAME_BYTES, O_TUNNEL_BYTES, O_WRITE_SIZE,
+       O_SCENARIO, O_DURATION, O_TIMEOUT, O_PROXY_PID, O_JSON, O_META };
 
 static void parse_args(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (i + 1 >= argc)
-            usage();
-        const char *v = argv[++i];
-        if (strcmp(a, "--connect") == 0)
-            opt.connect = v;
-        else if (strcmp(a, "--conns") == 0)
-            opt.conns = need_size(a, v);
-        else if (strcmp(a, "--frames") == 0)
-            opt.frames = need_size(a, v);
-        else if (strcmp(a, "--frame-bytes") == 0)
-            opt.frame_bytes = need_size(a, v);
-        else if (strcmp(a, "--tunnel-bytes") == 0)
-            opt.tunnel_bytes = need_size(a, v);
-        else if (strcmp(a, "--write-size") == 0)
-            opt.write_size = need_size(a, v);
-        else if (strcmp(a, "--scenario") == 0) {
-            if (strcmp(v, "fragmented") == 0)
+    static const struct option long_options[] = {
+        {"connect", required_argument, NULL, O_CONNECT},
+        {"conns", required_argument, NULL, O_CONNS},
+        {"frames", required_argument, NULL, O_FRAMES},
+        {"frame-bytes", required_argument, NULL, O_FRAME_BYTES},
+        {"tunnel-bytes", required_argument, NULL, O_TUNNEL_BYTES},
+        {"write-size", required_argument, NULL, O_WRITE_SIZE},
+        {"scenario", required_argument, NULL, O_SCENARIO},
+        {"duration", required_argument, NULL, O_DURATION},
+        {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"proxy-pid", required_argument, NULL, O_PROXY_PID},
+        {"json", required_argument, NULL, O_JSON},
+        {"meta", required_argument, NULL, O_META},
+        CLI_STANDARD_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = cli_next_option(argc, argv, long_options, usage)) != -1) {
+        switch (c) {
+        case O_CONNECT:
+            hx_addr_option("--connect", optarg, &g_addr);
+            opt.connect = optarg;
+            break;
+        case O_CONNS:
+            opt.conns = (size_t)cli_size("--conns", optarg, 1, 1000000);
+            break;
+        case O_FRAMES:
+            opt.frames = (size_t)cli_size("--frames", optarg, 0, 1u << 24);
+            break;
+        case O_FRAME_BYTES:
+            opt.frame_bytes = (size_t)cli_size("--frame-bytes", optarg, 1, CLI_GIB);
+            break;
+        case O_TUNNEL_BYTES:
+            opt.tunnel_bytes = (size_t)cli_size("--tunnel-bytes", optarg, 0, 64 * CLI_GIB);
+            break;
+        case O_WRITE_SIZE:
+            opt.write_size = (size_t)cli_size("--write-size", optarg, 1, CLI_GIB);
+            break;
+        case O_SCENARIO:
+            if (strcmp(optarg, "fragmented") == 0)
                 opt.write_size = 64;
-            else if (strcmp(v, "coalesced") == 0)
+            else if (strcmp(optarg, "coalesced") == 0)
                 opt.write_size = 16 * 1024;
             else
-                hx_die(PROG, "unknown scenario %s", v);
-        } else if (strcmp(a, "--duration") == 0) {
-            if (hx_parse_double(v, &opt.duration_s) != 0)
-                hx_die(PROG, "bad --duration %s", v);
-        } else if (strcmp(a, "--timeout") == 0) {
-            if (hx_parse_double(v, &opt.timeout_s) != 0)
-                hx_die(PROG, "bad --timeout %s", v);
-        } else if (strcmp(a, "--proxy-pid") == 0)
-            opt.proxy_pid = strtol(v, NULL, 10);
-        else if (strcmp(a, "--json") == 0)
-            opt.json_path = v;
-        else if (strcmp(a, "--meta") == 0) {
-            char *eq = strchr(v, '=');
-            if (!eq || opt.nmeta == MAX_META)
-                hx_die(PROG, "bad --meta %s", v);
+                cli_die("--scenario: '%s' is neither fragmented nor coalesced", optarg);
+            break;
+        case O_DURATION:
+            opt.duration_s = cli_seconds("--duration", optarg, 86400);
+            break;
+        case O_TIMEOUT:
+            opt.timeout_s = cli_seconds("--timeout", optarg, 86400);
+            break;
+        case O_PROXY_PID:
+            opt.proxy_pid = (long)cli_size("--proxy-pid", optarg, 1, INT32_MAX);
+            break;
+        case O_JSON:
+            opt.json_path = optarg;
+            break;
+        case O_META: {
+            char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg)
+                cli_die("--meta: '%s' is not KEY=VALUE", optarg);
+            if (opt.nmeta == MAX_META)
+                cli_die("--meta: at most %d", MAX_META);
             *eq = '\0';
-            opt.meta_key[opt.nmeta] = v;
+            opt.meta_key[opt.nmeta] = optarg;
             opt.meta_val[opt.nmeta++] = eq + 1;
-        } else
-            usage();
+            break;
+        }
+        }
     }
     if (!opt.connect)
-        hx_die(PROG, "--connect is required");
-    if (opt.conns == 0 || opt.write_size == 0 || opt.frame_bytes == 0)
-        hx_die(PROG, "--conns, --write-size and --frame-bytes must be > 0");
+        cli_die("--connect is required");
 }
 
 /* Builds the header and the tunnel pool and precomputes the expected hash of
@@ -161,7 +185,7 @@ static void build_payloads(void)
     size_t pool_len = opt.tunnel_bytes + VARIANTS * VARIANT_STRIDE;
     g_pool = malloc(pool_len);
     if (!g_header || !g_pool)
-        hx_die(PROG, "out of memory");
+        cli_fail("out of memory");
     uint8_t *p = g_header;
     for (size_t f = 0; f < opt.frames; f++) {
         char name[32];
@@ -183,9 +207,9 @@ static void build_payloads(void)
         if (i < NO_NEWLINE_SPAN + VARIANTS * VARIANT_STRIDE && g_pool[i] == '\n')
             g_pool[i] = 'n';
     }
-    uint64_t h = hx_fnv1a64(HX_FNV_OFFSET, g_header, g_header_len);
+    uint64_t h = fnv1a64(FNV1A64_OFFSET, g_header, g_header_len);
     for (int v = 0; v < VARIANTS; v++)
-        g_expect_hash[v] = hx_fnv1a64(h, g_pool + (size_t)v * VARIANT_STRIDE, opt.tunnel_bytes);
+        g_expect_hash[v] = fnv1a64(h, g_pool + (size_t)v * VARIANT_STRIDE, opt.tunnel_bytes);
     g_total = g_header_len + opt.tunnel_bytes;
 }
 
@@ -214,7 +238,7 @@ static int conn_start(dconn *c)
     c->reply_len = 0;
     struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
     if (epoll_ctl(g_epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0)
-        hx_die(PROG, "epoll_ctl: %s", strerror(errno));
+        cli_fail("epoll_ctl: %s", strerror(errno));
     return 0;
 }
 
@@ -232,7 +256,7 @@ static void conn_finish(dconn *c, const char *failure)
         g_lat_cap = g_lat_cap ? 2 * g_lat_cap : 1024;
         g_lat = realloc(g_lat, g_lat_cap * sizeof *g_lat);
         if (!g_lat)
-            hx_die(PROG, "out of memory");
+            cli_fail("out of memory");
     }
     g_lat[g_nlat++] = hx_now_ns() - c->t_start;
     g_done++;
@@ -329,92 +353,77 @@ static void conn_event(dconn *c, uint32_t events)
         conn_reply(c);
 }
 
-static int cmp_u64(const void *a, const void *b)
+/* The run as one JSON object; NULL when out of memory. */
+static char *run_json(double wall_s, int have_proxy, const proc_stats *p0, const proc_stats *p1,
+                      uint64_t driver_cpu_ns)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of the sorted latencies, in milliseconds. */
-static double pct_ms(double p)
-{
-    if (g_nlat == 0)
-        return 0;
-    size_t rank = (size_t)ceil(p * (double)g_nlat);
-    if (rank < 1)
-        rank = 1;
-    return (double)g_lat[rank - 1] / 1e6;
-}
-
-static void write_json(FILE *f, double wall_s, int have_proxy, const proc_stats *p0,
-                       const proc_stats *p1, uint64_t driver_cpu_ns)
-{
-    qsort(g_lat, g_nlat, sizeof *g_lat, cmp_u64);
-    double mib = (double)g_bytes / (1024.0 * 1024.0);
-    fprintf(f, "{\n");
+    cJSON *o = cJSON_CreateObject();
     for (int i = 0; i < opt.nmeta; i++)
-        fprintf(f, "  \"%s\": \"%s\",\n", opt.meta_key[i], opt.meta_val[i]);
-    fprintf(f, "  \"conns\": %zu,\n", opt.conns);
-    fprintf(f, "  \"frames\": %zu,\n", opt.frames);
-    fprintf(f, "  \"frame_bytes\": %zu,\n", opt.frame_bytes);
-    fprintf(f, "  \"tunnel_bytes\": %zu,\n", opt.tunnel_bytes);
-    fprintf(f, "  \"write_size\": %zu,\n", opt.write_size);
-    fprintf(f, "  \"duration_target_s\": %.3f,\n", opt.duration_s);
-    fprintf(f, "  \"connections_completed\": %" PRIu64 ",\n", g_done);
-    fprintf(f, "  \"connections_failed\": %" PRIu64 ",\n", g_failed);
-    fprintf(f, "  \"bytes\": %" PRIu64 ",\n", g_bytes);
-    fprintf(f, "  \"wall_s\": %.6f,\n", wall_s);
-    fprintf(f, "  \"throughput_mib_s\": %.2f,\n", wall_s > 0 ? mib / wall_s : 0);
+        cJSON_AddStringToObject(o, opt.meta_key[i], opt.meta_val[i]);
+    cJSON_AddNumberToObject(o, "conns", (double)opt.conns);
+    cJSON_AddNumberToObject(o, "frames", (double)opt.frames);
+    cJSON_AddNumberToObject(o, "frame_bytes", (double)opt.frame_bytes);
+    cJSON_AddNumberToObject(o, "tunnel_bytes", (double)opt.tunnel_bytes);
+    cJSON_AddNumberToObject(o, "write_size", (double)opt.write_size);
+    cJSON_AddNumberToObject(o, "duration_target_s", opt.duration_s);
+    cJSON_AddNumberToObject(o, "connections_completed", (double)g_done);
+    cJSON_AddNumberToObject(o, "connections_failed", (double)g_failed);
+    cJSON_AddNumberToObject(o, "bytes", (double)g_bytes);
+    cJSON_AddNumberToObject(o, "wall_s", wall_s);
+    cJSON_AddNumberToObject(o, "throughput_mib_s",
+                            wall_s > 0 ? (double)g_bytes / (1024.0 * 1024.0) / wall_s : 0);
     if (have_proxy) {
         uint64_t cpu = p1->cpu_ns - p0->cpu_ns;
-        fprintf(f, "  \"service_cpu_ns\": %" PRIu64 ",\n", cpu);
-        fprintf(f, "  \"service_cpu_cores\": %.4f,\n", wall_s > 0 ? (double)cpu / 1e9 / wall_s : 0);
-        fprintf(f, "  \"service_ns_per_byte\": %.4f,\n",
-                g_bytes ? (double)cpu / (double)g_bytes : 0);
-        fprintf(f, "  \"service_threads\": %u,\n", p1->threads);
-        fprintf(f, "  \"voluntary_ctxt_switches\": %" PRIu64 ",\n", p1->vcsw - p0->vcsw);
-        fprintf(f, "  \"involuntary_ctxt_switches\": %" PRIu64 ",\n", p1->ivcsw - p0->ivcsw);
-        fprintf(f, "  \"peak_rss_kib\": %" PRIu64 ",\n", p1->hwm_kib);
-        fprintf(f, "  \"rss_kib\": %" PRIu64 ",\n", p1->rss_kib);
-        fprintf(f, "  \"rss_start_kib\": %" PRIu64 ",\n", p0->rss_kib);
+        cJSON_AddNumberToObject(o, "service_cpu_ns", (double)cpu);
+        cJSON_AddNumberToObject(o, "service_cpu_cores",
+                                wall_s > 0 ? (double)cpu / 1e9 / wall_s : 0);
+        cJSON_AddNumberToObject(o, "service_ns_per_byte",
+                                g_bytes ? (double)cpu / (double)g_bytes : 0);
+        cJSON_AddNumberToObject(o, "service_threads", p1->threads);
+        cJSON_AddNumberToObject(o, "voluntary_ctxt_switches", (double)(p1->vcsw - p0->vcsw));
+        cJSON_AddNumberToObject(o, "involuntary_ctxt_switches",
+                                (double)(p1->ivcsw - p0->ivcsw));
+        cJSON_AddNumberToObject(o, "peak_rss_kib", (double)p1->hwm_kib);
+        cJSON_AddNumberToObject(o, "rss_kib", (double)p1->rss_kib);
+        cJSON_AddNumberToObject(o, "rss_start_kib", (double)p0->rss_kib);
     } else {
-        fprintf(f, "  \"service_cpu_ns\": null,\n  \"service_cpu_cores\": null,\n"
-                   "  \"service_ns_per_byte\": null,\n  \"service_threads\": null,\n"
-                   "  \"voluntary_ctxt_switches\": null,\n  \"involuntary_ctxt_switches\": null,\n"
-                   "  \"peak_rss_kib\": null,\n  \"rss_kib\": null,\n  \"rss_start_kib\": null,\n");
+        static const char *const absent[] = {
+            "service_cpu_ns",          "service_cpu_cores",         "service_ns_per_byte",
+            "service_threads",         "voluntary_ctxt_switches",   "involuntary_ctxt_switches",
+            "peak_rss_kib",            "rss_kib",                   "rss_start_kib"};
+        for (size_t i = 0; i < sizeof absent / sizeof absent[0]; i++)
+            cJSON_AddNullToObject(o, absent[i]);
     }
-    fprintf(f, "  \"latency_p50_ms\": %.3f,\n", pct_ms(0.50));
-    fprintf(f, "  \"latency_p99_ms\": %.3f,\n", pct_ms(0.99));
-    fprintf(f, "  \"latency_p999_ms\": %.3f,\n", pct_ms(0.999));
-    fprintf(f, "  \"latency_max_ms\": %.3f,\n", g_nlat ? (double)g_lat[g_nlat - 1] / 1e6 : 0);
-    fprintf(f, "  \"driver_cpu_ns\": %" PRIu64 ",\n", driver_cpu_ns);
-    fprintf(f, "  \"checksum_ok\": %s,\n", g_failed == 0 && g_done > 0 ? "true" : "false");
-    fprintf(f, "  \"error\": \"");
-    for (const char *s = g_error; *s; s++)
-        fputc(*s == '"' || *s == '\\' || (unsigned char)*s < 0x20 ? '?' : *s, f);
-    fprintf(f, "\"\n}\n");
+    cJSON *lat = cJSON_AddArrayToObject(o, "latency_ns");
+    for (size_t i = 0; lat && i < g_nlat; i++)
+        cJSON_AddItemToArray(lat, cJSON_CreateNumber((double)g_lat[i]));
+    cJSON_AddNumberToObject(o, "driver_cpu_ns", (double)driver_cpu_ns);
+    cJSON_AddBoolToObject(o, "checksum_ok", g_failed == 0 && g_done > 0);
+    cJSON_AddStringToObject(o, "error", g_error);
+    char *text = cJSON_Print(o);
+    cJSON_Delete(o);
+    return text;
 }
 
 int main(int argc, char **argv)
 {
+    cli_init(PROG);
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--idle") == 0)
             return driver_idle_main(argc, argv); /* see driver_idle.c */
     parse_args(argc, argv);
     signal(SIGPIPE, SIG_IGN);
-    if (hx_addr_parse(opt.connect, &g_addr) != 0)
-        return 2;
     build_payloads();
     dconn *conns = calloc(opt.conns, sizeof *conns);
     struct epoll_event *events = calloc(opt.conns, sizeof *events);
     g_epfd = epoll_create1(EPOLL_CLOEXEC);
     if (!conns || !events || g_epfd < 0)
-        hx_die(PROG, "setup failed");
+        cli_fail("setup failed");
 
     proc_stats p0 = {0}, p1 = {0};
     int have_proxy = opt.proxy_pid > 0 && proc_stats_read((pid_t)opt.proxy_pid, &p0) == 0;
     if (opt.proxy_pid > 0 && !have_proxy)
-        hx_die(PROG, "cannot read /proc stats of pid %ld", opt.proxy_pid);
+        cli_fail("cannot read /proc stats of pid %ld", opt.proxy_pid);
 
     uint64_t t0 = hx_now_ns();
     uint64_t t_stop = t0 + (uint64_t)(opt.duration_s * 1e9);
@@ -427,7 +436,7 @@ int main(int argc, char **argv)
     while (active > 0) {
         int n = epoll_wait(g_epfd, events, (int)opt.conns, 1000);
         if (n < 0 && errno != EINTR)
-            hx_die(PROG, "epoll_wait: %s", strerror(errno));
+            cli_fail("epoll_wait: %s", strerror(errno));
         for (int i = 0; i < n; i++) {
             dconn *c = events[i].data.ptr;
             conn_event(c, events[i].events);
@@ -461,8 +470,12 @@ int main(int argc, char **argv)
 
     FILE *out = stdout;
     if (opt.json_path && !(out = fopen(opt.json_path, "w")))
-        hx_die(PROG, "cannot write %s: %s", opt.json_path, strerror(errno));
-    write_json(out, (double)(t1 - t0) / 1e9, have_proxy, &p0, &p1, driver_cpu_ns);
+        cli_fail("cannot write %s: %s", opt.json_path, strerror(errno));
+    char *json = run_json((double)(t1 - t0) / 1e9, have_proxy, &p0, &p1, driver_cpu_ns);
+    if (!json)
+        cli_fail("out of memory writing the result");
+    fprintf(out, "%s\n", json);
+    cJSON_free(json);
     if (out != stdout)
         fclose(out);
     if (g_failed)

@@ -18,7 +18,6 @@
  * bytes per idle connection ((idle - before) / N) and after / before.
  * Exit status 0 when every connection verified. */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,13 +27,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cJSON.h>
+#include <cjson/cJSON.h>
 
 #include "driver_idle.h"
 #include "harness_common.h"
 #include "proc_stats.h"
 
-#define PROG "bh_stream_driver --idle"
 #define IDLE_BATCH 256
 #define IDLE_LINE 64
 #define SETTLE_STEP_MS 100
@@ -51,7 +49,8 @@ typedef struct iconn {
 } iconn;
 
 typedef struct idle_opts {
-    const char *connect;
+    hx_addr addr;
+    int have_addr;
     size_t conns;
     long proxy_pid;
     unsigned settle_ms;
@@ -61,71 +60,77 @@ typedef struct idle_opts {
     int nmeta;
 } idle_opts;
 
-static void idle_usage(void)
+static void idle_usage(FILE *out)
 {
-    hx_die(PROG, "usage: bh_stream_driver --idle --connect ADDR --conns N --proxy-pid PID\n"
-                 "  [--settle-ms MS] [--timeout SEC] [--json FILE] [--meta KEY=VALUE]...");
+    fprintf(out, "usage: bh_stream_driver --idle --connect ADDR --proxy-pid PID [--conns N]\n"
+                 "  [--settle-ms MS] [--timeout SEC] [--json FILE] [--meta KEY=VALUE]...\n"
+                 "ADDR is IPV4:PORT, [IPV6]:PORT or unix:PATH.\n");
 }
+
+enum { O_IDLE = 256, O_CONNECT, O_CONNS, O_PROXY_PID, O_SETTLE_MS, O_TIMEOUT, O_JSON, O_META };
 
 static void parse_idle(int argc, char **argv, idle_opts *o)
 {
     static const struct option longopts[] = {
-        {"idle", no_argument, NULL, 'I'},         {"connect", required_argument, NULL, 'c'},
-        {"conns", required_argument, NULL, 'n'},  {"proxy-pid", required_argument, NULL, 'p'},
-        {"settle-ms", required_argument, NULL, 's'}, {"timeout", required_argument, NULL, 't'},
-        {"json", required_argument, NULL, 'j'},   {"meta", required_argument, NULL, 'm'},
+        {"idle", no_argument, NULL, O_IDLE},
+        {"connect", required_argument, NULL, O_CONNECT},
+        {"conns", required_argument, NULL, O_CONNS},
+        {"proxy-pid", required_argument, NULL, O_PROXY_PID},
+        {"settle-ms", required_argument, NULL, O_SETTLE_MS},
+        {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"json", required_argument, NULL, O_JSON},
+        {"meta", required_argument, NULL, O_META},
+        CLI_STANDARD_OPTIONS,
         {NULL, 0, NULL, 0},
     };
-    size_t n;
     int c;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    while ((c = cli_next_option(argc, argv, longopts, idle_usage)) != -1) {
         switch (c) {
-        case 'I':
+        case O_IDLE:
             break;
-        case 'c':
-            o->connect = optarg;
+        case O_CONNECT:
+            hx_addr_option("--connect", optarg, &o->addr);
+            o->have_addr = 1;
             break;
-        case 'n':
-            if (hx_parse_size(optarg, &o->conns) != 0 || o->conns == 0)
-                idle_usage();
+        case O_CONNS:
+            o->conns = (size_t)cli_size("--conns", optarg, 1, 1000000);
             break;
-        case 'p':
-            o->proxy_pid = strtol(optarg, NULL, 10);
+        case O_PROXY_PID:
+            o->proxy_pid = (long)cli_size("--proxy-pid", optarg, 1, INT32_MAX);
             break;
-        case 's':
-            if (hx_parse_size(optarg, &n) != 0)
-                idle_usage();
-            o->settle_ms = (unsigned)n;
+        case O_SETTLE_MS:
+            o->settle_ms = (unsigned)cli_size("--settle-ms", optarg, 0, 60000);
             break;
-        case 't':
-            if (hx_parse_double(optarg, &o->timeout_s) != 0)
-                idle_usage();
+        case O_TIMEOUT:
+            o->timeout_s = cli_seconds("--timeout", optarg, 86400);
             break;
-        case 'j':
+        case O_JSON:
             o->json_path = optarg;
             break;
-        case 'm': {
+        case O_META: {
             char *eq = strchr(optarg, '=');
-            if (!eq || o->nmeta == MAX_META)
-                idle_usage();
+            if (!eq || eq == optarg)
+                cli_die("--meta: '%s' is not KEY=VALUE", optarg);
+            if (o->nmeta == MAX_META)
+                cli_die("--meta: at most %d", MAX_META);
             *eq = '\0';
             o->meta_key[o->nmeta] = optarg;
             o->meta_val[o->nmeta++] = eq + 1;
             break;
         }
         default:
-            idle_usage();
+            cli_die("unexpected option");
         }
     }
-    if (!o->connect || o->proxy_pid <= 0)
-        idle_usage();
+    if (!o->have_addr || o->proxy_pid <= 0)
+        cli_die("--idle needs --connect and --proxy-pid");
 }
 
 static uint64_t rss_kib(pid_t pid)
 {
     proc_stats ps;
     if (proc_stats_read(pid, &ps) != 0)
-        hx_die(PROG, "cannot read /proc stats of pid %d", (int)pid);
+        cli_fail("cannot read /proc stats of pid %d", (int)pid);
     return ps.rss_kib;
 }
 
@@ -161,24 +166,24 @@ static void raise_nofile(size_t conns)
     struct rlimit rl;
     rlim_t need = (rlim_t)conns + 64;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        hx_die(PROG, "getrlimit: %s", strerror(errno));
+        cli_fail("getrlimit: %s", strerror(errno));
     if (rl.rlim_cur >= need)
         return;
     if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need)
-        hx_die(PROG, "%zu connections need %llu descriptors, hard limit %llu", conns,
+        cli_fail("%zu connections need %llu descriptors, hard limit %llu", conns,
                (unsigned long long)need, (unsigned long long)rl.rlim_max);
     rl.rlim_cur = need;
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-        hx_die(PROG, "setrlimit: %s", strerror(errno));
+        cli_fail("setrlimit: %s", strerror(errno));
 }
 
 static int wait_events(int epfd, struct epoll_event *ev, int max, uint64_t deadline)
 {
     if (hx_now_ns() > deadline)
-        hx_die(PROG, "timed out");
+        cli_fail("timed out");
     int n = epoll_wait(epfd, ev, max, 1000);
     if (n < 0 && errno != EINTR)
-        hx_die(PROG, "epoll_wait: %s", strerror(errno));
+        cli_fail("epoll_wait: %s", strerror(errno));
     return n < 0 ? 0 : n;
 }
 
@@ -193,11 +198,11 @@ static size_t open_all(iconn *cs, size_t n, const hx_addr *addr, const uint8_t *
             iconn *c = &cs[started++];
             c->fd = hx_connect(addr, 1);
             if (c->fd < 0)
-                hx_die(PROG, "connect: %s", strerror(errno));
+                cli_fail("connect: %s", strerror(errno));
             c->state = I_CONNECTING;
             struct epoll_event e = {.events = EPOLLOUT, .data.ptr = c};
             if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &e) != 0)
-                hx_die(PROG, "epoll_ctl: %s", strerror(errno));
+                cli_fail("epoll_ctl: %s", strerror(errno));
             pending++;
         }
         int k = wait_events(epfd, ev, IDLE_BATCH, deadline);
@@ -268,7 +273,7 @@ static void write_json(const idle_opts *o, uint64_t before, uint64_t idle, uint6
 {
     cJSON *j = cJSON_CreateObject();
     if (!j)
-        hx_die(PROG, "out of memory");
+        cli_fail("out of memory");
     for (int i = 0; i < o->nmeta; i++)
         cJSON_AddStringToObject(j, o->meta_key[i], o->meta_val[i]);
     cJSON_AddStringToObject(j, "mode", "idle");
@@ -285,10 +290,10 @@ static void write_json(const idle_opts *o, uint64_t before, uint64_t idle, uint6
     char *text = cJSON_Print(j);
     cJSON_Delete(j);
     if (!text)
-        hx_die(PROG, "out of memory");
+        cli_fail("out of memory");
     FILE *f = o->json_path ? fopen(o->json_path, "w") : stdout;
     if (!f)
-        hx_die(PROG, "cannot write %s: %s", o->json_path, strerror(errno));
+        cli_fail("cannot write %s: %s", o->json_path, strerror(errno));
     fprintf(f, "%s\n", text);
     if (f != stdout)
         fclose(f);
@@ -299,34 +304,31 @@ int driver_idle_main(int argc, char **argv)
 {
     idle_opts o = {.conns = 5000, .settle_ms = 1000, .timeout_s = 300};
     parse_idle(argc, argv, &o);
-    hx_addr addr;
-    if (hx_addr_parse(o.connect, &addr) != 0)
-        return 2;
     raise_nofile(o.conns);
     uint8_t line[IDLE_LINE];
     memset(line, 'i', sizeof line);
     memcpy(line, "ROUTE idle ", 11);
     line[IDLE_LINE - 1] = '\n';
     char expect[64];
-    uint64_t h = hx_fnv1a64(hx_fnv1a64(HX_FNV_OFFSET, line, sizeof line), "TUNNEL\n", 7);
+    uint64_t h = fnv1a64(fnv1a64(FNV1A64_OFFSET, line, sizeof line), "TUNNEL\n", 7);
     snprintf(expect, sizeof expect, "OK %d %016" PRIx64 "\n", IDLE_LINE + 7, h);
 
     iconn *cs = calloc(o.conns, sizeof *cs);
     int epfd = epoll_create1(EPOLL_CLOEXEC);
     if (!cs || epfd < 0)
-        hx_die(PROG, "setup failed");
+        cli_fail("setup failed");
     pid_t pid = (pid_t)o.proxy_pid;
     uint64_t deadline = hx_now_ns() + (uint64_t)(o.timeout_s * 1e9);
 
     uint64_t before = settled_rss(pid, o.settle_ms);
-    size_t failed = open_all(cs, o.conns, &addr, line, epfd, deadline);
+    size_t failed = open_all(cs, o.conns, &o.addr, line, epfd, deadline);
     uint64_t idle = settled_rss(pid, o.settle_ms);
     failed += finish_all(cs, o.conns, expect, epfd, deadline);
     uint64_t after = settled_rss(pid, o.settle_ms);
 
     write_json(&o, before, idle, after, failed);
     if (failed)
-        fprintf(stderr, PROG ": %zu connection(s) failed\n", failed);
+        fprintf(stderr, "bh_stream_driver: %zu idle connection(s) failed\n", failed);
     close(epfd);
     free(cs);
     return failed == 0 ? 0 : 1;

@@ -1,5 +1,5 @@
-/* harness_common.c - option parsing, addresses, sockets, FNV-1a and clocks
- * shared by the stream harness programs. */
+/* harness_common.c - addresses, sockets and clocks shared by the stream
+ * harness programs. */
 #include "harness_common.h"
 
 #include <arpa/inet.h>
@@ -15,43 +15,24 @@
 #include <time.h>
 #include <unistd.h>
 
-int hx_addr_parse(const char *text, hx_addr *out)
+void hx_addr_option(const char *opt, const char *text, hx_addr *out)
 {
     memset(out, 0, sizeof *out);
     if (strncmp(text, "unix:", 5) == 0) {
         struct sockaddr_un *un = (struct sockaddr_un *)&out->ss;
         const char *path = text + 5;
-        if (*path == '\0' || strlen(path) >= sizeof un->sun_path) {
-            fprintf(stderr, "bad unix socket path: %s\n", text);
-            return -1;
-        }
+        if (*path == '\0' || strlen(path) >= sizeof un->sun_path)
+            cli_die("%s: '%s' is not a unix socket path", opt, text);
         un->sun_family = AF_UNIX;
         memcpy(un->sun_path, path, strlen(path) + 1);
         out->len = (socklen_t)sizeof *un;
         out->is_unix = 1;
-        return 0;
+        return;
     }
-    const char *colon = strrchr(text, ':');
-    char host[64];
-    if (!colon || (size_t)(colon - text) >= sizeof host) {
-        fprintf(stderr, "bad address (want IPV4:PORT or unix:PATH): %s\n", text);
-        return -1;
-    }
-    memcpy(host, text, (size_t)(colon - text));
-    host[colon - text] = '\0';
-    char *end;
-    errno = 0;
-    unsigned long port = strtoul(colon + 1, &end, 10);
-    struct sockaddr_in *in = (struct sockaddr_in *)&out->ss;
-    if (errno || *end || end == colon + 1 || port > 65535 ||
-        inet_pton(AF_INET, host, &in->sin_addr) != 1) {
-        fprintf(stderr, "bad address (want IPV4:PORT or unix:PATH): %s\n", text);
-        return -1;
-    }
-    in->sin_family = AF_INET;
-    in->sin_port = htons((uint16_t)port);
-    out->len = (socklen_t)sizeof *in;
-    return 0;
+    if (cli_parse_addr(text, &out->ss) != 0)
+        cli_die("%s: '%s' is not an address (IPV4:PORT, [IPV6]:PORT or unix:PATH)", opt, text);
+    out->len = out->ss.ss_family == AF_INET6 ? (socklen_t)sizeof(struct sockaddr_in6)
+                                              : (socklen_t)sizeof(struct sockaddr_in);
 }
 
 void hx_set_nodelay(int fd)
@@ -90,14 +71,14 @@ int hx_listen(const hx_addr *a, int backlog)
     if (a->is_unix) {
         printf("listening %s\n", ((const struct sockaddr_un *)&a->ss)->sun_path);
     } else {
-        struct sockaddr_in bound;
+        struct sockaddr_storage bound;
         socklen_t blen = sizeof bound;
         if (getsockname(fd, (struct sockaddr *)&bound, &blen) != 0) {
             perror("getsockname");
             close(fd);
             return -1;
         }
-        printf("listening %u\n", (unsigned)ntohs(bound.sin_port));
+        printf("listening %d\n", cli_addr_port(&bound));
     }
     fflush(stdout);
     return fd;
@@ -120,68 +101,9 @@ int hx_connect(const hx_addr *a, int nonblock)
     return fd;
 }
 
-int hx_parse_size(const char *text, size_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (errno || end == text || text[0] == '-')
-        return -1;
-    unsigned long long mul = 1;
-    if (*end == 'K' || *end == 'k')
-        mul = 1024ull;
-    else if (*end == 'M' || *end == 'm')
-        mul = 1024ull * 1024;
-    else if (*end == 'G' || *end == 'g')
-        mul = 1024ull * 1024 * 1024;
-    if (mul != 1) {
-        end++;
-        if (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0)
-            end += strlen(end);
-    } else if (strcmp(end, "B") == 0) {
-        end++;
-    }
-    if (*end != '\0' || v > (unsigned long long)SIZE_MAX / mul)
-        return -1;
-    *out = (size_t)(v * mul);
-    return 0;
-}
-
-int hx_parse_double(const char *text, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (errno || end == text || *end != '\0' || !(v >= 0))
-        return -1;
-    *out = v;
-    return 0;
-}
-
-uint64_t hx_fnv1a64(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *s = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= s[i];
-        h *= UINT64_C(0x100000001b3);
-    }
-    return h;
-}
-
 uint64_t hx_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-void hx_die(const char *prog, const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "%s: ", prog);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(2);
 }

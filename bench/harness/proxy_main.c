@@ -1,15 +1,16 @@
 /* proxy_main.c - the stream harness proxy: options, accept loop, workers.
  *
  *   bh_stream_proxy --impl handoff|manual_vec|raw_copy|libevent
- *     --listen 127.0.0.1:PORT|unix:PATH --upstream 127.0.0.1:PORT|unix:PATH
+ *     --listen ADDR --upstream ADDR (IPV4:PORT, [IPV6]:PORT or unix:PATH)
  *     [--threads N] [--read-reserve BYTES] [--write-budget BYTES]
  *     [--max-line BYTES] [--completion ticket|fire_and_forget]
- *     [--stats-file FILE]
+ *     [--stats-file FILE] [--version]
  *
  * Speaks the harness wire protocol of docs/design.md. Prints "listening PORT" (or
  * the socket path) once it accepts. On SIGTERM/SIGINT it stops accepting,
  * closes every connection, joins its workers and exits 0; with --stats-file it
- * first writes its own getrusage (whole lifetime) there as JSON members. */
+ * first writes its configuration in bytes and its own getrusage (whole
+ * lifetime) there as a JSON object (cJSON). */
 #define _GNU_SOURCE /* accept4 */
 #include <errno.h>
 #include <poll.h>
@@ -22,6 +23,8 @@
 #include <sys/signalfd.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "harness_common.h"
 #include "proxy.h"
@@ -126,32 +129,41 @@ static void gate_served(accept_gate *g, int lfd)
     g->refusals = 0;
 }
 
-static size_t need_size(const char *flag, const char *v)
-{
-    size_t n;
-    if (hx_parse_size(v, &n) != 0 || n == 0)
-        hx_die(PROG, "bad value for %s: %s", flag, v);
-    return n;
-}
-
-static void write_rusage(const char *path)
+static void write_rusage(const char *path, const proxy_config *cfg)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, PROG ": cannot write %s: %s\n", path, strerror(errno));
-        return;
-    }
     long long cpu_us = (long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
                        ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
-    fprintf(f,
-            "  \"proxy_rusage_cpu_ns\": %lld,\n"
-            "  \"proxy_rusage_maxrss_kib\": %ld,\n"
-            "  \"proxy_rusage_nvcsw\": %ld,\n"
-            "  \"proxy_rusage_nivcsw\": %ld\n",
-            cpu_us * 1000, ru.ru_maxrss, ru.ru_nvcsw, ru.ru_nivcsw);
-    fclose(f);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "threads", cfg->threads);
+    cJSON_AddNumberToObject(o, "read_reserve", (double)cfg->read_reserve);
+    cJSON_AddNumberToObject(o, "write_budget", (double)cfg->write_budget);
+    cJSON_AddNumberToObject(o, "max_line", (double)cfg->max_line);
+    cJSON_AddNumberToObject(o, "proxy_rusage_cpu_ns", (double)cpu_us * 1000);
+    cJSON_AddNumberToObject(o, "proxy_rusage_maxrss_kib", (double)ru.ru_maxrss);
+    cJSON_AddNumberToObject(o, "proxy_rusage_nvcsw", (double)ru.ru_nvcsw);
+    cJSON_AddNumberToObject(o, "proxy_rusage_nivcsw", (double)ru.ru_nivcsw);
+    char *text = cJSON_Print(o);
+    cJSON_Delete(o);
+    FILE *f = fopen(path, "w");
+    if (!f || !text || fprintf(f, "%s\n", text) < 0)
+        fprintf(stderr, PROG ": cannot write %s: %s\n", path, strerror(errno));
+    if (f)
+        fclose(f);
+    cJSON_free(text);
+}
+
+enum { O_IMPL = 256, O_LISTEN, O_UPSTREAM, O_THREADS, O_READ_RESERVE, O_WRITE_BUDGET,
+       O_MAX_LINE, O_COMPLETION, O_STATS_FILE };
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: " PROG " --impl handoff|manual_vec|raw_copy|libevent --listen ADDR\n"
+                 "  --upstream ADDR [--threads N] [--read-reserve SIZE] [--write-budget SIZE]\n"
+                 "  [--max-line SIZE] [--completion ticket|fire_and_forget] [--stats-file FILE]\n"
+                 "  [--version]\n"
+                 "ADDR is IPV4:PORT, [IPV6]:PORT or unix:PATH; sizes take K, M or G.\n");
 }
 
 int main(int argc, char **argv)
@@ -160,40 +172,63 @@ int main(int argc, char **argv)
         .impl = NULL, .threads = 1, .read_reserve = 16 * 1024, .write_budget = 0,
         .max_line = 64 * 1024, .fire_and_forget = 0,
     };
-    const char *listen_text = NULL, *upstream_text = NULL, *stats_path = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (i + 1 >= argc)
-            hx_die(PROG, "missing value for %s", a);
-        const char *v = argv[++i];
-        if (strcmp(a, "--impl") == 0)
-            cfg.impl = v;
-        else if (strcmp(a, "--listen") == 0)
-            listen_text = v;
-        else if (strcmp(a, "--upstream") == 0)
-            upstream_text = v;
-        else if (strcmp(a, "--threads") == 0)
-            cfg.threads = (unsigned)need_size(a, v);
-        else if (strcmp(a, "--read-reserve") == 0)
-            cfg.read_reserve = need_size(a, v);
-        else if (strcmp(a, "--write-budget") == 0)
-            cfg.write_budget = need_size(a, v);
-        else if (strcmp(a, "--max-line") == 0)
-            cfg.max_line = need_size(a, v);
-        else if (strcmp(a, "--completion") == 0) {
-            if (strcmp(v, "ticket") == 0)
+    static const struct option long_options[] = {
+        {"impl", required_argument, NULL, O_IMPL},
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"upstream", required_argument, NULL, O_UPSTREAM},
+        {"threads", required_argument, NULL, O_THREADS},
+        {"read-reserve", required_argument, NULL, O_READ_RESERVE},
+        {"write-budget", required_argument, NULL, O_WRITE_BUDGET},
+        {"max-line", required_argument, NULL, O_MAX_LINE},
+        {"completion", required_argument, NULL, O_COMPLETION},
+        {"stats-file", required_argument, NULL, O_STATS_FILE},
+        CLI_STANDARD_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
+    const char *stats_path = NULL;
+    hx_addr listen_addr, upstream_addr;
+    int have_listen = 0, have_upstream = 0, c;
+    cli_init(PROG);
+    while ((c = cli_next_option(argc, argv, long_options, usage)) != -1) {
+        switch (c) {
+        case O_IMPL:
+            cfg.impl = optarg;
+            break;
+        case O_LISTEN:
+            hx_addr_option("--listen", optarg, &listen_addr);
+            have_listen = 1;
+            break;
+        case O_UPSTREAM:
+            hx_addr_option("--upstream", optarg, &upstream_addr);
+            have_upstream = 1;
+            break;
+        case O_THREADS:
+            cfg.threads = (unsigned)cli_size("--threads", optarg, 1, 1024);
+            break;
+        case O_READ_RESERVE:
+            cfg.read_reserve = (size_t)cli_size("--read-reserve", optarg, 1, CLI_GIB);
+            break;
+        case O_WRITE_BUDGET:
+            cfg.write_budget = (size_t)cli_size("--write-budget", optarg, 1, 64 * CLI_GIB);
+            break;
+        case O_MAX_LINE:
+            cfg.max_line = (size_t)cli_size("--max-line", optarg, 1, CLI_GIB);
+            break;
+        case O_COMPLETION:
+            if (strcmp(optarg, "ticket") == 0)
                 cfg.fire_and_forget = 0;
-            else if (strcmp(v, "fire_and_forget") == 0)
+            else if (strcmp(optarg, "fire_and_forget") == 0)
                 cfg.fire_and_forget = 1;
             else
-                hx_die(PROG, "unknown completion mode %s", v);
-        } else if (strcmp(a, "--stats-file") == 0)
-            stats_path = v;
-        else
-            hx_die(PROG, "unknown option %s", a);
+                cli_die("--completion: '%s' is neither ticket nor fire_and_forget", optarg);
+            break;
+        case O_STATS_FILE:
+            stats_path = optarg;
+            break;
+        }
     }
-    if (!cfg.impl || !listen_text || !upstream_text)
-        hx_die(PROG, "--impl, --listen and --upstream are required");
+    if (!cfg.impl || !have_listen || !have_upstream)
+        cli_die("--impl, --listen and --upstream are required");
     if (cfg.write_budget == 0)
         cfg.write_budget = 2 * cfg.read_reserve;
 
@@ -204,15 +239,11 @@ int main(int argc, char **argv)
         if (strcmp(impls[i]->name, cfg.impl) == 0)
             impl = impls[i];
     if (!impl)
-        hx_die(PROG, "unknown --impl %s (handoff, manual_vec, raw_copy, libevent)", cfg.impl);
+        cli_die("--impl: '%s' is none of handoff, manual_vec, raw_copy, libevent", cfg.impl);
 
-    hx_addr listen_addr, upstream_addr;
-    if (hx_addr_parse(listen_text, &listen_addr) != 0 ||
-        hx_addr_parse(upstream_text, &upstream_addr) != 0)
-        return 2;
     cfg.is_tcp = !upstream_addr.is_unix;
     if (listen_addr.is_unix != upstream_addr.is_unix)
-        hx_die(PROG, "--listen and --upstream must use the same transport");
+        cli_die("--listen and --upstream must use the same transport");
 
     /* Signals are taken by the main thread only, through a signalfd; every
      * thread created below inherits the blocked mask. */
@@ -224,11 +255,11 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
     if (sfd < 0)
-        hx_die(PROG, "signalfd: %s", strerror(errno));
+        cli_fail("signalfd: %s", strerror(errno));
 
     proxy_worker *workers = calloc(cfg.threads, sizeof *workers);
     if (!workers)
-        hx_die(PROG, "out of memory");
+        cli_fail("out of memory");
     for (unsigned i = 0; i < cfg.threads; i++) {
         proxy_worker *w = &workers[i];
         w->index = i;
@@ -236,9 +267,9 @@ int main(int argc, char **argv)
         w->impl = impl;
         pthread_mutex_init(&w->lock, NULL);
         if (impl->init(w) != 0)
-            hx_die(PROG, "worker %u: init failed", i);
+            cli_fail("worker %u: init failed", i);
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
-            hx_die(PROG, "pthread_create failed");
+            cli_fail("pthread_create failed");
     }
 
     int lfd = hx_listen(&listen_addr, 1024);
@@ -254,7 +285,7 @@ int main(int argc, char **argv)
         if (poll(pf, 2, gate.paused ? ACCEPT_RETRY_MS : -1) < 0) {
             if (errno == EINTR)
                 continue;
-            hx_die(PROG, "poll: %s", strerror(errno));
+            cli_fail("poll: %s", strerror(errno));
         }
         if (pf[1].revents)
             break;
@@ -317,6 +348,6 @@ int main(int argc, char **argv)
     free(workers);
     close(sfd);
     if (stats_path)
-        write_rusage(stats_path);
+        write_rusage(stats_path, &cfg);
     return 0;
 }

@@ -72,7 +72,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     sink_conn *c = s->data;
     if (nread > 0) {
         c->bytes += (uint64_t)nread;
-        c->hash = hx_fnv1a64(c->hash, b->base, (size_t)nread);
+        c->hash = fnv1a64(c->hash, b->base, (size_t)nread);
         return;
     }
     if (nread == 0)
@@ -105,7 +105,7 @@ static void on_acceptable(uv_poll_t *p, int status, int events)
             close(fd);
             continue;
         }
-        c->hash = HX_FNV_OFFSET;
+        c->hash = FNV1A64_OFFSET;
         int rc = g_is_unix ? uv_pipe_init(g_loop, &c->io.pipe, 0) : uv_tcp_init(g_loop, &c->io.tcp);
         if (rc != 0) {
             close(fd);
@@ -140,20 +140,31 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_walk(g_loop, close_walk, NULL);
 }
 
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: bh_stream_sink --listen ADDR (IPV4:PORT, [IPV6]:PORT or unix:PATH)\n");
+}
+
 int main(int argc, char **argv)
 {
-    const char *listen_text = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
-            listen_text = argv[++i];
-        else
-            hx_die("bh_stream_sink", "usage: bh_stream_sink --listen IPV4:PORT|unix:PATH");
-    }
-    if (!listen_text)
-        hx_die("bh_stream_sink", "--listen is required");
+    static const struct option long_options[] = {
+        {"listen", required_argument, NULL, 'l'},
+        CLI_STANDARD_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
     hx_addr addr;
-    if (hx_addr_parse(listen_text, &addr) != 0)
-        return 2;
+    int have_listen = 0, c;
+    cli_init("bh_stream_sink");
+    while ((c = cli_next_option(argc, argv, long_options, usage)) != -1) {
+        switch (c) {
+        case 'l':
+            hx_addr_option("--listen", optarg, &addr);
+            have_listen = 1;
+            break;
+        }
+    }
+    if (!have_listen)
+        cli_die("--listen is required");
     g_is_unix = addr.is_unix;
     signal(SIGPIPE, SIG_IGN);
     g_loop = uv_default_loop();

@@ -16,22 +16,11 @@
 #include <bytes_handoff.h>
 #include <bytes_handoff/uv.h>
 
+#include "cli.h"
+#include "fnv1a.h" /* the checksum the sink replies with */
+
 #define CR_MAX_DESTS 16
 #define CR_MAX_NAME 64 /* longest destination name */
-
-/* ---- FNV-1a 64 (the checksum the sink replies with) -------------------- */
-
-#define CR_FNV_OFFSET UINT64_C(0xcbf29ce484222325)
-#define CR_FNV_PRIME UINT64_C(0x100000001b3)
-
-static inline uint64_t cr_fnv1a(uint64_t h, const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= CR_FNV_PRIME;
-    }
-    return h;
-}
 
 /* ---- completion tickets -------------------------------------------------- */
 
@@ -66,9 +55,6 @@ static inline void cr_ticket_free(cr_tickets *t, unsigned mask)
     for (; mask; mask &= mask - 1)
         t->lost++;
 }
-
-/* Parses "IPV4:PORT" into *out. Returns 0 or UV_EINVAL. */
-int cr_parse_addr(const char *s, struct sockaddr_in *out);
 
 /* Port a bound TCP handle listens on, or -1. */
 int cr_bound_port(const uv_tcp_t *t);
@@ -121,7 +107,7 @@ size_t cr_parser_max_token(const cr_parser *p);
 
 typedef struct cr_dest {
     char name[CR_MAX_NAME + 1];
-    struct sockaddr_in addr;
+    struct sockaddr_storage addr; /* IPv4 or IPv6 */
 } cr_dest;
 
 typedef struct cr_proxy_config {
@@ -174,7 +160,7 @@ typedef struct cr_proxy cr_proxy;
 /* Listens on addr (port 0 picks one; *port receives it). Returns 0 or a
  * libuv / bh error; on error nothing is left to free. */
 int cr_proxy_start(cr_proxy **out, uv_loop_t *loop, const cr_proxy_config *cfg,
-                   const struct sockaddr_in *addr, int *port);
+                   const struct sockaddr *addr, int *port);
 void cr_proxy_get_stats(const cr_proxy *px, struct cr_proxy_stats *out);
 /* Closes the listener and every session (their upstreams are reset). */
 void cr_proxy_stop(cr_proxy *px);
@@ -205,7 +191,7 @@ typedef struct cr_sink_config {
 typedef struct cr_sink cr_sink;
 
 int cr_sink_start(cr_sink **out, uv_loop_t *loop, const cr_sink_config *cfg,
-                  const struct sockaddr_in *addr, int *port);
+                  const struct sockaddr *addr, int *port);
 /* Connections accepted and not yet closed. */
 size_t cr_sink_live(const cr_sink *sk);
 /* Connections that ended with a read error (reset by the proxy). */
@@ -229,7 +215,7 @@ typedef struct cr_demo_config {
     int sink_rcvbuf;
     unsigned timeout_ms;
     int external; /* clients only, against a running proxy at ext_proxy */
-    struct sockaddr_in ext_proxy;
+    struct sockaddr_storage ext_proxy;
     unsigned duration_s; /* external: good clients reconnect until this elapses */
     size_t fail_alloc;   /* fail the Nth library allocation (1-based), 0 = none */
     int count_allocs;    /* install the counting allocator and report its counts */

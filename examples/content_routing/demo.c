@@ -144,7 +144,7 @@ struct demo {
     size_t ndests;
     cr_sink *sinks[MAX_DEMO_DESTS];
     cr_proxy *proxy;
-    struct sockaddr_in proxy_addr;
+    struct sockaddr_storage proxy_addr;
     client *clients;
     size_t nclients, ndone;
     uv_timer_t watchdog, quiesce;
@@ -301,7 +301,7 @@ static int client_build(client *c, const cr_demo_config *cfg)
     if (c->kind == CK_MID_TUNNEL)
         c->stop_at = tunnel_at + cfg->tunnel_bytes / 2;
     if (c->kind == CK_GOOD) {
-        c->expect_hash = cr_fnv1a(CR_FNV_OFFSET, c->stream, c->len);
+        c->expect_hash = fnv1a64(FNV1A64_OFFSET, c->stream, c->len);
         snprintf(c->expect_reply, sizeof c->expect_reply, "OK %zu %016" PRIx64 "\n", c->len,
                  c->expect_hash);
     }
@@ -755,7 +755,7 @@ static int report(demo *d)
     if (cfg->external)
         printf("proxy:   external at port %d; verified through the forwarded sink "
                "replies\n",
-               ntohs(d->proxy_addr.sin_port));
+               cli_addr_port(&d->proxy_addr));
     else
         printf("proxy:   sessions %" PRIu64 " accepted, %" PRIu64
                " completed (expected %zu), %" PRIu64 " rejected (expected %zu), %" PRIu64
@@ -809,8 +809,9 @@ static int report(demo *d)
 static int start_servers(demo *d, size_t ndests)
 {
     const cr_demo_config *cfg = d->cfg;
-    struct sockaddr_in any;
-    uv_ip4_addr("127.0.0.1", 0, &any);
+    struct sockaddr_in any4;
+    uv_ip4_addr("127.0.0.1", 0, &any4);
+    const struct sockaddr *any = (const struct sockaddr *)&any4;
     cr_proxy_config pc = cfg->proxy;
     pc.ndests = 0;
     pc.default_dest = -1;
@@ -818,23 +819,23 @@ static int start_servers(demo *d, size_t ndests)
         cr_sink_config sc = {dest_names[i],    cfg->proxy.max_line, cfg->proxy.max_frame, 0,
                              cfg->sink_rcvbuf, cfg->sink_pause_ms};
         int port = 0;
-        int rc = cr_sink_start(&d->sinks[i], &d->loop, &sc, &any, &port);
+        int rc = cr_sink_start(&d->sinks[i], &d->loop, &sc, any, &port);
         d->ndests = i + 1;
         if (rc != 0) {
             fprintf(stderr, "demo: sink %s: %s\n", dest_names[i], bh_strerror(rc));
             return rc;
         }
         snprintf(pc.dests[i].name, sizeof pc.dests[i].name, "%s", dest_names[i]);
-        uv_ip4_addr("127.0.0.1", port, &pc.dests[i].addr);
+        uv_ip4_addr("127.0.0.1", port, (struct sockaddr_in *)&pc.dests[i].addr);
         pc.ndests++;
     }
     int port = 0;
-    int rc = cr_proxy_start(&d->proxy, &d->loop, &pc, &any, &port);
+    int rc = cr_proxy_start(&d->proxy, &d->loop, &pc, any, &port);
     if (rc != 0) {
         fprintf(stderr, "demo: proxy: %s\n", bh_strerror(rc));
         return rc;
     }
-    uv_ip4_addr("127.0.0.1", port, &d->proxy_addr);
+    uv_ip4_addr("127.0.0.1", port, (struct sockaddr_in *)&d->proxy_addr);
     return 0;
 }
 

@@ -771,7 +771,7 @@ static void on_listener_closed(uv_handle_t *h)
 }
 
 int cr_proxy_start(cr_proxy **out, uv_loop_t *loop, const cr_proxy_config *cfg,
-                   const struct sockaddr_in *addr, int *port)
+                   const struct sockaddr *addr, int *port)
 {
     char why[160];
     *out = NULL;
@@ -794,7 +794,7 @@ int cr_proxy_start(cr_proxy **out, uv_loop_t *loop, const cr_proxy_config *cfg,
     px->listener.data = px;
     uv_timer_init(loop, &px->accept_retry); /* cannot fail */
     px->accept_retry.data = px;
-    rc = uv_tcp_bind(&px->listener, (const struct sockaddr *)addr, 0);
+    rc = uv_tcp_bind(&px->listener, addr, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&px->listener, LISTEN_BACKLOG, on_accept);
     if (rc != 0) {

@@ -89,7 +89,7 @@ static void conn_close(sink_conn *c)
 
 static void take(sink_conn *c, size_t n)
 {
-    c->rec.hash = cr_fnv1a(c->rec.hash, bh_buf_data(&c->buf), n);
+    c->rec.hash = fnv1a64(c->rec.hash, bh_buf_data(&c->buf), n);
     c->rec.bytes += n;
     bh_buf_advance(&c->buf, n);
 }
@@ -245,7 +245,7 @@ static void on_accept(uv_stream_t *server, int status)
         sk->conns->prev = c;
     sk->conns = c;
     sk->live++;
-    c->rec.hash = CR_FNV_OFFSET;
+    c->rec.hash = FNV1A64_OFFSET;
     c->rec.parse_ok = 1;
     bh_buf_init(&c->buf, sk->in_max);
     cr_parser_init(&c->parser, sk->cfg.max_line, sk->cfg.max_frame, 0);
@@ -262,7 +262,7 @@ static void on_listener_closed(uv_handle_t *h)
 }
 
 int cr_sink_start(cr_sink **out, uv_loop_t *loop, const cr_sink_config *cfg,
-                  const struct sockaddr_in *addr, int *port)
+                  const struct sockaddr *addr, int *port)
 {
     *out = NULL;
     if (!cfg->name || strlen(cfg->name) > CR_MAX_NAME)
@@ -289,7 +289,7 @@ int cr_sink_start(cr_sink **out, uv_loop_t *loop, const cr_sink_config *cfg,
     sk->listener_open = 1;
     sk->listener.data = sk;
     *out = sk;
-    rc = uv_tcp_bind(&sk->listener, (const struct sockaddr *)addr, 0);
+    rc = uv_tcp_bind(&sk->listener, addr, 0);
     if (rc == 0 && cfg->rcvbuf > 0) {
         int v = cfg->rcvbuf;
         uv_recv_buffer_size((uv_handle_t *)&sk->listener, &v);

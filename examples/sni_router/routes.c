@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <uv.h>
+#include "cli.h"
 
 void sni_table_init(sni_table *t) { memset(t, 0, sizeof *t); }
 
@@ -16,35 +16,6 @@ void sni_table_free(sni_table *t)
     free(t->routes);
     free(t->fallback);
     memset(t, 0, sizeof *t);
-}
-
-int sni_parse_addr(const char *text, struct sockaddr_storage *out)
-{
-    char host[64];
-    const char *colon = strrchr(text, ':');
-    if (!colon || colon == text)
-        return UV_EINVAL;
-    const char *h = text;
-    size_t hlen = (size_t)(colon - text);
-    int v6 = text[0] == '[';
-    if (v6) {
-        if (hlen < 3 || text[hlen - 1] != ']')
-            return UV_EINVAL;
-        h++;
-        hlen -= 2;
-    }
-    if (hlen >= sizeof host)
-        return UV_EINVAL;
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    char *end;
-    unsigned long port = strtoul(colon + 1, &end, 10);
-    if (*end || end == colon + 1 || colon[1] == '-' || colon[1] == '+' || port > 65535)
-        return UV_EINVAL;
-    memset(out, 0, sizeof *out);
-    if (v6)
-        return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)out);
-    return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)out);
 }
 
 static int name_ok(const char *s, size_t n)
@@ -63,7 +34,7 @@ static int name_ok(const char *s, size_t n)
 
 static int fill_addr(sni_route *r, const char *hostport, char *err, size_t err_len)
 {
-    if (strlen(hostport) >= sizeof r->addr_text || sni_parse_addr(hostport, &r->addr) != 0) {
+    if (strlen(hostport) >= sizeof r->addr_text || cli_parse_addr(hostport, &r->addr) != 0) {
         snprintf(err, err_len, "bad backend address '%s' (IPV4:PORT or [IPV6]:PORT)", hostport);
         return -1;
     }

@@ -54,8 +54,4 @@ int sni_table_set_default(sni_table *t, const char *hostport, char *err, size_t 
  * (which may be NULL). */
 sni_route *sni_table_lookup(const sni_table *t, const char *name);
 
-/* Parses "IPV4:PORT" or "[IPV6]:PORT" with uv_ip4_addr()/uv_ip6_addr().
- * Returns 0 or a negative libuv error. */
-int sni_parse_addr(const char *text, struct sockaddr_storage *out);
-
 #endif

@@ -1,4 +1,5 @@
-/* buf.h - bh_buf, a growable mutable byte buffer with a hard length cap.
+/** @file bytes_handoff/buf.h
+ * @brief bh_buf, a growable mutable byte buffer with a hard length cap.
  *
  * A bh_buf is a window [data, data+len) followed by spare capacity on a
  * refcounted block. Splitting a prefix hands that region to a new owner (the
@@ -30,64 +31,99 @@
 extern "C" {
 #endif
 
+/** A growable byte buffer; caller-owned, embedded by value. Read it
+ * through the accessors below; every field is private. */
 typedef struct bh_buf {
-    uint8_t *data;    /* window start (NULL while no block is held) */
-    size_t len;       /* unconsumed bytes */
-    size_t cap;       /* bytes usable from data to the end of this buffer's region */
-    size_t max_len;   /* hard cap on len */
-    bh_shared *block; /* owner of the memory, or NULL */
+    uint8_t *data;    /**< private: window start (NULL while no block is held) */
+    size_t len;       /**< private: unconsumed bytes */
+    size_t cap;       /**< private: bytes usable from data to the end of this buffer's region */
+    size_t max_len;   /**< private: hard cap on len */
+    bh_shared *block; /**< private: owner of the memory, or NULL */
 } bh_buf;
 
-/* Initialises an empty buffer; allocates nothing. max_len must be > 0
- * (SIZE_MAX means unbounded). Errors: BH_EINVAL. */
+/** Initialises an empty buffer; allocates nothing.
+ * @param b the buffer.
+ * @param max_len most unconsumed bytes it may ever hold; must be > 0
+ *        (SIZE_MAX means unbounded).
+ * @return #BH_OK or #BH_EINVAL. */
 BH_EXPORT int bh_buf_init(bh_buf *b, size_t max_len);
 
-/* Releases the buffer's reference to its block (slices already split off stay
- * valid) and leaves *b empty with the same max_len; b may be reused. NULL ok. */
+/** Releases the buffer's reference to its block (slices already split off
+ * stay valid) and leaves *b empty with the same max_len; b may be reused.
+ * @param b the buffer; NULL is ignored. */
 BH_EXPORT void bh_buf_free(bh_buf *b);
 
-/* Gives the block of an empty buffer to the calling thread's block cache
- * (see block_cache.h) and leaves *b without a block, so that it holds no
- * memory while idle; the next bh_buf_reserve() takes a block from that cache
- * when one fits, else allocates. Slices split off earlier stay valid: a
- * block they still pin is cached with only the window behind them. No-op
- * without a block. bh_reader calls it after each read callback.
- * Errors: BH_EINVAL (b NULL), BH_ERANGE (b holds data); nothing changes. */
+/** Gives the block of an empty buffer to the calling thread's block cache
+ * (see block_cache.h) and leaves the buffer without a block, so that it holds
+ * no memory while idle; the next bh_buf_reserve() takes a block from that
+ * cache when one fits, else allocates. Slices split off earlier stay valid: a
+ * block they still pin is cached with only the window behind them. Without a
+ * block nothing happens. bh_reader calls it after each read callback.
+ * @param b the buffer.
+ * @return #BH_OK, #BH_EINVAL (b NULL) or #BH_ERANGE (b holds data; nothing
+ *         changes). */
 BH_EXPORT int bh_buf_recycle(bh_buf *b);
 
-/* Unconsumed bytes. Valid until the next call that may grow, split or free. */
+/** The unconsumed bytes.
+ * @param b the buffer.
+ * @return their start; valid until the next call that may grow, split or
+ *         free the buffer. */
 static inline const uint8_t *bh_buf_data(const bh_buf *b) { return b->data; }
+
+/** Number of unconsumed bytes.
+ * @param b the buffer.
+ * @return the length of bh_buf_data(). */
 static inline size_t bh_buf_len(const bh_buf *b) { return b->len; }
-/* Writable bytes already available without allocating (bounded by max_len). */
+
+/** Writable bytes already available without allocating.
+ * @param b the buffer.
+ * @return the spare capacity, bounded by what max_len still allows. */
 static inline size_t bh_buf_spare(const bh_buf *b)
 {
     size_t room = b->max_len - b->len;
     size_t spare = b->cap - b->len;
     return spare < room ? spare : room;
 }
+/** The buffer's cap.
+ * @param b the buffer.
+ * @return the max_len given to bh_buf_init(). */
 static inline size_t bh_buf_max_len(const bh_buf *b) { return b->max_len; }
 
-/* Ensures at least n writable bytes after the data and returns them in
- * *spare / *spare_len (spare_len >= n, never past max_len). Reuses spare
- * capacity without touching memory when enough is there; otherwise compacts
- * an unshared block or moves the data to a new block; a buffer without a
- * block first looks in the calling thread's block cache. n == 0 returns whatever
- * spare exists (possibly none) without allocating.
- * Errors: BH_ETOOLONG (len + n > max_len), BH_ENOMEM; nothing changes. */
+/** Ensures writable room after the data. Reuses spare capacity without
+ * touching memory when enough is there; otherwise compacts an unshared block
+ * or moves the data to a new block; a buffer without a block first looks in
+ * the calling thread's block cache.
+ * @param b the buffer.
+ * @param n bytes wanted; 0 returns whatever spare exists (possibly none)
+ *        without allocating.
+ * @param spare receives the start of the writable region.
+ * @param spare_len receives its length (>= n, never past max_len).
+ * @return #BH_OK, #BH_ETOOLONG (len + n > max_len) or #BH_ENOMEM; on error
+ *         nothing changes. */
 BH_EXPORT int bh_buf_reserve(bh_buf *b, size_t n, uint8_t **spare, size_t *spare_len);
 
-/* Marks n bytes written into the spare region as data.
- * Errors: BH_ERANGE (n > spare available); nothing changes. */
+/** Marks bytes written into the spare region as data.
+ * @param b the buffer.
+ * @param n bytes written after the data.
+ * @return #BH_OK or #BH_ERANGE (n > spare available; nothing changes). */
 BH_EXPORT int bh_buf_commit(bh_buf *b, size_t n);
 
-/* Copies n bytes from p to the end (reserve + memcpy + commit).
- * Errors: BH_EINVAL (p NULL with n > 0), BH_ETOOLONG, BH_ENOMEM. */
+/** Copies bytes to the end (reserve + memcpy + commit).
+ * @param b the buffer.
+ * @param p the bytes.
+ * @param n how many.
+ * @return #BH_OK, #BH_EINVAL (p NULL with n > 0), #BH_ETOOLONG or
+ *         #BH_ENOMEM; on error nothing changes. */
 BH_EXPORT int bh_buf_append(bh_buf *b, const void *p, size_t n);
 
-/* Moves the first n bytes out as an owned immutable slice: no copy, no
- * allocation. *out receives one reference. n == 0 gives the empty slice.
- * Errors: BH_EINVAL, BH_ERANGE (n > len); nothing changes. Inline (C99
- * inline model: the library also exports an out-of-line definition). */
+/** Moves the first bytes out as an owned immutable slice: no copy, no
+ * allocation. Inline (C99 inline model: the library also exports an
+ * out-of-line definition).
+ * @param b the buffer.
+ * @param n bytes to move; 0 gives the empty slice.
+ * @param out receives the slice (one reference, the caller's).
+ * @return #BH_OK, #BH_EINVAL or #BH_ERANGE (n > len); on error nothing
+ *         changes. */
 BH_EXPORT inline int bh_buf_split_prefix(bh_buf *b, size_t n, bh_bytes *out)
 {
     if (!b || !out)
@@ -110,28 +146,47 @@ BH_EXPORT inline int bh_buf_split_prefix(bh_buf *b, size_t n, bh_bytes *out)
     return BH_OK;
 }
 
-/* Moves the first n bytes out as a new mutable buffer (same max_len, no spare
- * capacity until it grows): no copy, no allocation. *out is overwritten, not
- * freed; the caller frees it with bh_buf_free(). Errors: BH_EINVAL, BH_ERANGE. */
+/** Moves the first bytes out as a new mutable buffer (same max_len, no spare
+ * capacity until it grows): no copy, no allocation.
+ * @param b the buffer.
+ * @param n bytes to move.
+ * @param out overwritten (not freed) with the new buffer, which the caller
+ *        frees with bh_buf_free().
+ * @return #BH_OK, #BH_EINVAL or #BH_ERANGE; on error nothing changes. */
 BH_EXPORT int bh_buf_split_prefix_mut(bh_buf *b, size_t n, bh_buf *out);
 
-/* Drops the first n bytes. Errors: BH_EINVAL, BH_ERANGE (n > len). */
+/** Drops the first bytes.
+ * @param b the buffer.
+ * @param n bytes to drop.
+ * @return #BH_OK, #BH_EINVAL or #BH_ERANGE (n > len). */
 BH_EXPORT int bh_buf_advance(bh_buf *b, size_t n);
 
-/* Moves all unconsumed bytes and the spare capacity into *out (overwritten,
- * not freed) and leaves *b empty with no block: the mode-switch primitive.
- * No copy, no allocation. Errors: BH_EINVAL. */
+/** Moves all unconsumed bytes and the spare capacity into a new buffer and
+ * leaves *b empty with no block: the mode-switch primitive. No copy, no
+ * allocation.
+ * @param b the buffer.
+ * @param out overwritten (not freed) with the tail; free it with
+ *        bh_buf_free().
+ * @return #BH_OK or #BH_EINVAL. */
 BH_EXPORT int bh_buf_take_tail(bh_buf *b, bh_buf *out);
 
-/* Moves the whole content out as an immutable slice (split_prefix(len)). The
- * buffer stays usable and keeps its spare capacity. Errors: BH_EINVAL. */
+/** Moves the whole content out as an immutable slice (split_prefix(len)).
+ * The buffer stays usable and keeps its spare capacity.
+ * @param b the buffer.
+ * @param out receives the slice (one reference).
+ * @return #BH_OK or #BH_EINVAL. */
 BH_EXPORT int bh_buf_freeze(bh_buf *b, bh_bytes *out);
 
-/* "Not found" result of bh_buf_find(). */
+/** "Not found" result of bh_buf_find(). */
 #define BH_NPOS SIZE_MAX
 
-/* Index of the first `byte` at or after `from` (memchr), or BH_NPOS when it
- * is absent or from >= len. Inline, like bh_buf_split_prefix(). */
+/** Searches the unconsumed bytes (memchr). Inline, like
+ * bh_buf_split_prefix().
+ * @param b the buffer.
+ * @param byte the value searched for.
+ * @param from first index searched.
+ * @return the index of the first such byte at or after from, or #BH_NPOS
+ *         when it is absent or from >= len. */
 BH_EXPORT inline size_t bh_buf_find(const bh_buf *b, uint8_t byte, size_t from)
 {
     if (!b || from >= b->len)

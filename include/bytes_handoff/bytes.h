@@ -1,4 +1,5 @@
-/* bytes.h - bh_bytes, an immutable reference-counted byte slice.
+/** @file bytes_handoff/bytes.h
+ * @brief bh_bytes, an immutable reference-counted byte slice.
  *
  * A bh_bytes is a small value (pointer, length, owner) that names a range of
  * bytes kept alive by a shared, atomically refcounted owner block. Cloning and
@@ -22,57 +23,84 @@
 extern "C" {
 #endif
 
-/* Opaque refcounted owner of the bytes. */
+/** Opaque refcounted owner of the bytes. */
 typedef struct bh_shared bh_shared;
 
-/* Implementation detail, public only so that the hot paths below can be
+/** Implementation detail, public only so that the hot paths below can be
  * inlined: the first member of every owner block. refs is accessed with
  * GCC-compatible __atomic builtins only (gcc and clang are required). */
 typedef struct bh_shared_head {
-    size_t refs;
+    size_t refs; /**< private: live references */
 } bh_shared_head;
 
+/** Internal: the reference count of owner s. */
 #define BH__REFS(s) (&((bh_shared_head *)(s))->refs)
 
-/* Frees an owner whose last reference was dropped. Internal; exported only
- * for the inline bh_bytes_release(). */
+/** Internal, exported only for the inline bh_bytes_release(): frees an owner
+ * whose last reference was dropped.
+ * @param s the owner; its count has reached zero. */
 BH_EXPORT void bh__shared_destroy(bh_shared *s);
 
+/** An immutable slice of bytes and the reference that keeps them alive.
+ * A value type: copy it by value only together with a transfer of the
+ * reference (or use bh_bytes_clone()). */
 typedef struct bh_bytes {
-    const uint8_t *ptr; /* first byte; NULL only when len == 0 */
-    size_t len;         /* number of bytes */
-    bh_shared *owner;   /* NULL for static and empty slices */
+    const uint8_t *ptr; /**< public: first byte; NULL only when len == 0 */
+    size_t len;         /**< public: number of bytes */
+    bh_shared *owner;   /**< private: NULL for static and empty slices */
 } bh_bytes;
 
-/* Frees p; called once when the last reference to an owned region is gone,
- * on whichever thread released it. */
+/** Frees memory handed to bh_bytes_from_owned(); called once when the last
+ * reference to the region is gone, on whichever thread released it.
+ * @param ctx the ctx given to bh_bytes_from_owned().
+ * @param p the region's start. */
 typedef void (*bh_free_fn)(void *ctx, void *p);
 
-/* A slice of memory that outlives every use (string literals, globals). It
- * has no owner: clone and release do nothing. */
+/** A slice of memory that outlives every use (string literals, globals).
+ * @param p first byte (may be NULL when n is 0).
+ * @param n length in bytes.
+ * @return the slice; it has no owner, so clone and release do nothing. */
 BH_EXPORT bh_bytes bh_bytes_static(const void *p, size_t n);
 
-/* Copies n bytes from p into one new allocation (owner and data together).
- * Errors: BH_EINVAL (out NULL, or p NULL with n > 0), BH_ENOMEM. On error
- * *out is set to the empty slice. n == 0 yields the empty slice, no alloc. */
+/** Copies bytes into one new allocation (owner and data together).
+ * @param out receives the slice (one reference, the caller's); on error the
+ *            empty slice.
+ * @param p the bytes to copy.
+ * @param n how many; 0 yields the empty slice without allocating.
+ * @return #BH_OK, #BH_EINVAL (out NULL, or p NULL with n > 0) or
+ *         #BH_ENOMEM. */
 BH_EXPORT int bh_bytes_copy(bh_bytes *out, const void *p, size_t n);
 
-/* Takes ownership of p[0..n): when the last reference goes, free_fn(ctx, p)
- * runs. Allocates only the owner header. On error (BH_EINVAL, BH_ENOMEM) the
- * caller still owns p and free_fn is not called. */
+/** Wraps memory the caller owns without copying: when the last reference
+ * goes, free_fn(ctx, p) runs. Allocates only the owner header.
+ * @param out receives the slice of p[0..n) (one reference).
+ * @param p the region; ownership passes to the slice on success.
+ * @param n its length.
+ * @param free_fn called once to free p.
+ * @param ctx passed to free_fn.
+ * @return #BH_OK, #BH_EINVAL or #BH_ENOMEM; on error the caller still owns
+ *         p and free_fn is not called. */
 BH_EXPORT int bh_bytes_from_owned(bh_bytes *out, void *p, size_t n, bh_free_fn free_fn,
                                   void *ctx);
 
-/* Returns a new reference to the same bytes (refcount + 1, no copy). */
+/** A new reference to the same bytes (refcount + 1, no copy).
+ * @param b the slice.
+ * @return the new reference, which the caller releases. */
 BH_EXPORT bh_bytes bh_bytes_clone(const bh_bytes *b);
 
-/* *out = new reference to b[off .. off+n). Errors: BH_EINVAL (NULL), BH_ERANGE
- * (off + n beyond b->len; *out untouched). n == 0 gives the empty slice. */
+/** A new reference to a sub-range, without copying.
+ * @param b the slice.
+ * @param off first byte of the sub-range.
+ * @param n its length; 0 gives the empty slice.
+ * @param out receives b[off .. off+n) (one reference).
+ * @return #BH_OK, #BH_EINVAL (NULL argument) or #BH_ERANGE (off + n beyond
+ *         b->len; *out untouched). */
 BH_EXPORT int bh_bytes_slice(const bh_bytes *b, size_t off, size_t n, bh_bytes *out);
 
-/* Drops the reference held by *b (refcount - 1, freeing on the last one) and
- * zeroes *b. NULL and empty slices are ignored. Inline (C99 inline model: the
- * library also exports an out-of-line definition). */
+/** Drops the reference held by *b (refcount - 1, freeing on the last one)
+ * and zeroes *b. Inline (C99 inline model: the library also exports an
+ * out-of-line definition). Any thread.
+ * @param b the slice; NULL and empty slices are ignored. */
 BH_EXPORT inline void bh_bytes_release(bh_bytes *b)
 {
     if (!b)
@@ -85,11 +113,16 @@ BH_EXPORT inline void bh_bytes_release(bh_bytes *b)
         bh__shared_destroy(s);
 }
 
-/* Number of live references to b's owner (1 = unique); 0 when ownerless.
- * For tests and diagnostics: the value may be stale once read. */
+/** Number of live references to b's owner, for tests and diagnostics.
+ * @param b the slice.
+ * @return 1 when unique, 0 when ownerless; the value may be stale once read
+ *         when other threads hold references. */
 BH_EXPORT size_t bh_bytes_refcount(const bh_bytes *b);
 
-/* Returns 1 when both slices hold the same byte sequence. */
+/** Compares the bytes of two slices.
+ * @param a one slice.
+ * @param b the other.
+ * @return 1 when both hold the same byte sequence, else 0. */
 BH_EXPORT int bh_bytes_equal(const bh_bytes *a, const bh_bytes *b);
 
 #ifdef __cplusplus

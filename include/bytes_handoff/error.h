@@ -1,9 +1,12 @@
-/* error.h - status codes returned by every libbytes_handoff function.
+/** @file bytes_handoff/error.h
+ * @brief Status codes returned by every libbytes_handoff function.
  *
- * Functions return int: 0 (BH_OK) on success, a negative bh_err on failure,
- * or a negative libuv code (UV_EPIPE, UV_ECONNRESET, UV_EOF, ...) where the
- * failure comes from libuv. Library codes are chosen below -4000 so they never
- * collide with libuv's errno-based codes. bh_strerror() names both. */
+ * Functions return int: 0 (#BH_OK) on success, a negative #bh_err on
+ * failure, or a negative libuv code (UV_EPIPE, UV_ECONNRESET, UV_EOF, ...)
+ * where the failure comes from libuv. Library codes are chosen below -4000
+ * so they never collide with libuv's errno-based codes. bh_strerror() names
+ * both. A call that fails changes nothing unless its documentation says
+ * otherwise. */
 #ifndef BYTES_HANDOFF_ERROR_H
 #define BYTES_HANDOFF_ERROR_H
 
@@ -13,16 +16,17 @@
 extern "C" {
 #endif
 
+/** The library's own status codes. */
 typedef enum bh_err {
-    BH_OK = 0,
-    BH_ENOMEM = -4401,    /* an allocation failed; state is unchanged */
-    BH_ETOOLONG = -4402,  /* would grow a buffer past max_len, or item > budget */
-    BH_ERANGE = -4403,    /* n or offset beyond the current length */
-    BH_EFULL = -4404,     /* a write queue budget (items or bytes) is exhausted */
-    BH_ECLOSED = -4405,   /* the queue or reader is closed, shut down or failed */
-    BH_ECANCELED = -4406, /* a pending write was dropped by bh_writeq_close() */
-    BH_EINVAL = -4407,    /* invalid argument (NULL pointer, zero size, bad state) */
-    BH_EIO = -4408        /* an I/O error without a more precise code */
+    BH_OK = 0,            /**< success */
+    BH_ENOMEM = -4401,    /**< an allocation failed; state is unchanged */
+    BH_ETOOLONG = -4402,  /**< would grow a buffer past max_len, or item > budget */
+    BH_ERANGE = -4403,    /**< n or offset beyond the current length */
+    BH_EFULL = -4404,     /**< a write queue budget (items or bytes) is exhausted */
+    BH_ECLOSED = -4405,   /**< the queue or reader is closed, shut down or failed */
+    BH_ECANCELED = -4406, /**< a pending write was dropped by bh_writeq_close() */
+    BH_EINVAL = -4407,    /**< invalid argument (NULL pointer, zero size, bad state) */
+    BH_EIO = -4408        /**< an I/O error without a more precise code */
 } bh_err;
 
 /** Human-readable message for a status code.

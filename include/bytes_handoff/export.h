@@ -1,11 +1,13 @@
-/* export.h - symbol visibility for libbytes_handoff.
+/** @file bytes_handoff/export.h
+ * @brief Symbol visibility of the shared libraries.
  *
- * The library is compiled with hidden default visibility; only declarations
- * marked BH_EXPORT are part of the shared library's ABI. */
+ * The libraries are compiled with hidden default visibility; only
+ * declarations marked BH_EXPORT are part of the shared libraries' ABI. */
 #ifndef BYTES_HANDOFF_EXPORT_H
 #define BYTES_HANDOFF_EXPORT_H
 
 #if defined(__GNUC__) || defined(__clang__)
+/** Marks a declaration as exported from the shared library. */
 #define BH_EXPORT __attribute__((visibility("default")))
 #else
 #define BH_EXPORT

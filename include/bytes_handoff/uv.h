@@ -1,6 +1,8 @@
-/* uv.h - libuv integration: the read adapter (bh_reader) and the bounded
- * write queue (bh_writeq). This is the only public header that includes
- * <uv.h>; the core (bytes, buf) works with any event loop.
+/** @file bytes_handoff/uv.h
+ * @brief The libuv adapter library, libbytes_handoff_uv: the read adapter
+ * (bh_reader), the bounded write queue (bh_writeq) and the raw relay
+ * (bh_tunnel). This is the only public header that includes <uv.h>; the core
+ * (bytes, buf) works with any event loop.
  *
  * Both objects are caller-owned structs (embed them by value, like libuv
  * handles). Their fields are public only so they can be embedded: treat them
@@ -25,12 +27,13 @@ extern "C" {
 /* Read adapter                                                              */
 /* ------------------------------------------------------------------------ */
 
-/* Spare space a reader asks its buffer for before each read. */
+/** Spare space a reader asks its buffer for before each read. */
 #define BH_READ_RESERVE_DEFAULT ((size_t)16 * 1024)
 
+/** A read adapter (struct bh_reader). */
 typedef struct bh_reader bh_reader;
 
-/* Called on the loop thread, with status:
+/** The read callback, called on the loop thread, with status:
  * - BH_OK: bytes were appended to the reader's buffer (never for nothing);
  * - UV_EOF: end of stream, delivered once; the unconsumed tail stays in the
  *   buffer, readable and splittable;
@@ -50,14 +53,18 @@ typedef struct bh_reader bh_reader;
  * only asks uv_is_closing() before returning and never reads or stops that
  * stream again). r and the buffer must stay valid until the callback returns;
  * free them from the stream's close callback (after bh_reader_close() when a
- * read-idle timeout was set). */
+ * read-idle timeout was set).
+ * @param r the reader.
+ * @param status as above.
+ * @param ctx the ctx given to bh_reader_init(). */
 typedef void (*bh_read_cb)(bh_reader *r, int status, void *ctx);
 
-/* A read adapter bound to one stream and one buffer. It allocates nothing
- * itself unless a read-idle timeout is set: the buffer takes a block from the
- * thread's block cache or grows through bh_buf_reserve() when a read needs
- * room, and when a callback leaves the buffer empty the block goes back to
- * that cache (see bh_reader_keep_block()).
+/** A read adapter bound to one stream and one buffer; caller-owned,
+ * embedded by value, every field private. It allocates nothing itself unless
+ * a read-idle timeout is set: the buffer takes a block from the thread's
+ * block cache or grows through bh_buf_reserve() when a read needs room, and
+ * when a callback leaves the buffer empty the block goes back to that cache
+ * (see bh_reader_keep_block()).
  *
  * What an idle connection costs (x86-64, glibc, libuv 1.44): an idle reader
  * whose callback emptied its buffer holds sizeof(bh_reader) = 56 bytes and
@@ -65,71 +72,88 @@ typedef void (*bh_read_cb)(bh_reader *r, int status, void *ctx);
  * one allocation of 176 bytes (a uv_timer_t, the period and the time of the
  * last read). The stream handle (uv_tcp_t, 248 bytes) and the write queue
  * (see bh_writeq_init()) are the rest. The thread's block cache is shared by
- * all connections (at most BH_BLOCK_CACHE_MAX_BLOCKS_DEFAULT blocks,
- * BH_BLOCK_CACHE_MAX_BYTES_DEFAULT bytes by default). */
+ * all connections (at most #BH_BLOCK_CACHE_MAX_BLOCKS_DEFAULT blocks,
+ * #BH_BLOCK_CACHE_MAX_BYTES_DEFAULT bytes by default). */
 struct bh_reader_timer;
 struct bh_reader {
-    /* private */
-    uv_stream_t *stream; /* the stream read from; stream->data == this reader */
-    bh_buf *buf;         /* where bytes land; owned by the caller */
-    size_t read_reserve; /* spare bytes requested before each read */
-    bh_read_cb cb;
-    void *ctx;
-    unsigned flags;      /* reading / finished / keep block */
-    int pending;         /* status to report for the zero-length read just offered */
-    struct bh_reader_timer *timer; /* read-idle timer, NULL while none is set */
+    uv_stream_t *stream; /**< private: the stream read from; stream->data == this reader */
+    bh_buf *buf;         /**< private: where bytes land; owned by the caller */
+    size_t read_reserve; /**< private: spare bytes requested before each read */
+    bh_read_cb cb;       /**< private: the read callback */
+    void *ctx;           /**< private: its context */
+    unsigned flags;      /**< private: reading / finished / keep block */
+    int pending;         /**< private: status to report for the zero-length read just offered */
+    struct bh_reader_timer *timer; /**< private: read-idle timer, NULL while none is set */
 };
 
-/* Binds r to stream s (TCP, pipe or TTY) and buffer buf, both owned by the
- * caller and alive while r is used. read_reserve is the spare space requested
- * before each read (0 selects BH_READ_RESERVE_DEFAULT), clamped to what the
- * buffer's max_len still allows. Does not start reading. The reader stores
- * itself in s->data (libuv's callbacks find it there): keep your own state in
- * ctx and do not overwrite s->data while the reader is bound.
- * Errors: BH_EINVAL (r, s, buf or cb NULL). */
+/** Binds a reader to a stream and a buffer. Does not start reading. The
+ * reader stores itself in s->data (libuv's callbacks find it there): keep
+ * your own state in ctx and do not overwrite s->data while the reader is
+ * bound.
+ * @param r the reader.
+ * @param s a TCP, pipe or TTY stream, owned by the caller and alive while r
+ *        is used.
+ * @param buf where bytes land, owned by the caller and alive while r is used.
+ * @param read_reserve spare space requested before each read (0 selects
+ *        #BH_READ_RESERVE_DEFAULT), clamped to what the buffer's max_len
+ *        still allows.
+ * @param cb the read callback.
+ * @param ctx passed to cb.
+ * @return #BH_OK or #BH_EINVAL (r, s, buf or cb NULL). */
 BH_EXPORT int bh_reader_init(bh_reader *r, uv_stream_t *s, bh_buf *buf, size_t read_reserve,
                              bh_read_cb cb, void *ctx);
 
-/* Starts (or resumes) reading; safe inside the callback. Idempotent.
- * Errors: BH_EINVAL (r NULL), BH_ECLOSED once a final status was reported or
- * the stream is closing, or the libuv code from uv_read_start(). */
+/** Starts (or resumes) reading; safe inside the callback. Idempotent.
+ * @param r the reader.
+ * @return #BH_OK, #BH_EINVAL (r NULL), #BH_ECLOSED once a final status was
+ *         reported or the stream is closing, or the libuv code from
+ *         uv_read_start(). */
 BH_EXPORT int bh_reader_start(bh_reader *r);
 
-/* Pauses reading (backpressure): no callback runs until bh_reader_start().
- * Idempotent; safe inside the callback and after uv_close() of the stream
- * (until its close callback has run). Use it instead of uv_read_stop().
- * Errors: BH_EINVAL (r NULL). */
+/** Pauses reading (backpressure): no callback runs until
+ * bh_reader_start(). Idempotent; safe inside the callback and after
+ * uv_close() of the stream (until its close callback has run). Use it
+ * instead of uv_read_stop().
+ * @param r the reader.
+ * @return #BH_OK or #BH_EINVAL (r NULL). */
 BH_EXPORT int bh_reader_stop(bh_reader *r);
 
-/* Keeps the buffer's block while idle (enable != 0) instead of giving it
- * back to the thread's block cache after each callback that leaves the
- * buffer empty (the default). For latency-critical connections: the next
- * read needs no cache lookup, at the cost of one block per idle connection.
- * Errors: BH_EINVAL (r NULL). */
+/** Keeps the buffer's block while idle instead of giving it back to the
+ * thread's block cache after each callback that leaves the buffer empty (the
+ * default). For latency-critical connections: the next read needs no cache
+ * lookup, at the cost of one block per idle connection.
+ * @param r the reader.
+ * @param enable nonzero keeps the block, 0 gives it back (the default).
+ * @return #BH_OK or #BH_EINVAL (r NULL). */
 BH_EXPORT int bh_reader_keep_block(bh_reader *r, int enable);
 
-/* Sets the read-idle timeout, like libevent's bufferevent_set_timeouts():
+/** Sets the read-idle timeout, like libevent's bufferevent_set_timeouts():
  * when the reader is reading and no byte arrives for ms milliseconds (loop
  * time; counted from bh_reader_start() or the last read), reading stops and
  * the callback receives UV_ETIMEDOUT once, as a final status. A pause with
- * bh_reader_stop() does not count: the period starts again on restart.
- * ms == 0 disables it. The first call with ms > 0 allocates one uv_timer_t
- * (through the allocator hook, separately from r) on the stream's loop;
- * disabling or bh_reader_close() closes it and its own close callback frees
- * it later in the loop iteration without touching r, so a disabled reader
- * has no timer. A reader that has one must be closed with bh_reader_close()
- * before it is freed. Loop thread; safe inside the callback.
- * Errors: BH_EINVAL (r NULL), BH_ECLOSED (finished; ms > 0), BH_ENOMEM, or
- * the libuv code of uv_timer_init(); nothing changes then. */
+ * bh_reader_stop() does not count: the period starts again on restart. The
+ * first call with ms > 0 allocates one uv_timer_t (through the allocator
+ * hook, separately from r) on the stream's loop; disabling or
+ * bh_reader_close() closes it and its own close callback frees it later in
+ * the loop iteration without touching r, so a disabled reader has no timer.
+ * A reader that has one must be closed with bh_reader_close() before it is
+ * freed. Loop thread; safe inside the callback; setting it again re-arms the
+ * period from now.
+ * @param r the reader.
+ * @param ms the period in milliseconds; 0 disables the timeout.
+ * @return #BH_OK, #BH_EINVAL (r NULL), #BH_ECLOSED (finished and ms > 0),
+ *         #BH_ENOMEM, or the libuv code of uv_timer_init(); nothing changes
+ *         on error. */
 BH_EXPORT int bh_reader_set_idle_timeout(bh_reader *r, uint64_t ms);
 
-/* Stops reading for good and lets go of the timer, if any (closed now, freed
- * by its close callback, which never touches r): r may be freed right after,
- * e.g. together with the stream from its close callback. Later starts return
- * BH_ECLOSED. Call it before or together with uv_close() of the stream; it
- * is required only for readers that had a read-idle timeout, harmless for
- * others. Idempotent; safe inside the callback. The buffer is the caller's
- * and stays as it is. */
+/** Stops reading for good and lets go of the timer, if any (closed now,
+ * freed by its close callback, which never touches r): r may be freed right
+ * after, e.g. together with the stream from its close callback. Later starts
+ * return #BH_ECLOSED. Call it before or together with uv_close() of the
+ * stream; it is required only for readers that had a read-idle timeout,
+ * harmless for others. Idempotent; safe inside the callback. The buffer is
+ * the caller's and stays as it is.
+ * @param r the reader; NULL is ignored. */
 BH_EXPORT void bh_reader_close(bh_reader *r);
 
 /* ------------------------------------------------------------------------ */
@@ -338,7 +362,8 @@ BH_EXPORT void bh_writeq_stats(const bh_writeq *q, struct bh_writeq_stats *out);
 /* Tunnel                                                                    */
 /* ------------------------------------------------------------------------ */
 
-/* A bh_tunnel relays both directions between two connected streams after a
+/** @name Tunnel
+ * A bh_tunnel relays both directions between two connected streams after a
  * mode switch (a parser decided, the rest of the connection is raw bytes),
  * until both directions have ended. Direction 0 is a -> b, direction 1 is
  * b -> a. Per direction it reads the source into a bh_buf with a bh_reader,
@@ -379,108 +404,130 @@ BH_EXPORT void bh_writeq_stats(const bh_writeq *q, struct bh_writeq_stats *out);
  *
  * The tunnel allocates nothing itself: everything it needs is embedded in
  * bh_tunnel; the buffers' blocks and the queues' rings come through the
- * allocator hook. All functions and callbacks run on the loop thread. */
+ * allocator hook. All functions and callbacks run on the loop thread.
+ * @{ */
 
+/** A raw bidirectional relay (struct bh_tunnel). */
 typedef struct bh_tunnel bh_tunnel;
 
-/* Counters of a tunnel, as `struct bh_tunnel_stats` (like bh_writeq_stats,
+/** Counters of a tunnel, as `struct bh_tunnel_stats` (like bh_writeq_stats,
  * the function bh_tunnel_stats() fills it). Index 0 is a -> b, 1 is b -> a. */
 struct bh_tunnel_stats {
-    uint64_t bytes[2];    /* bytes written to the destination (tails included) */
-    uint64_t spliced[2];  /* of those, moved by splice(2) */
-    int eof[2];           /* the direction ended with a clean EOF passed on */
-    int reset[2];         /* the direction was cut short (error, reset,
-                             timeout, abort): its destination was reset */
-    int splicing[2];      /* the direction is on the splice path now */
+    uint64_t bytes[2];    /**< bytes written to the destination (tails included) */
+    uint64_t spliced[2];  /**< of those, moved by splice(2) */
+    int eof[2];           /**< the direction ended with a clean EOF passed on */
+    int reset[2];         /**< the direction was cut short (error, reset,
+                               timeout, abort): its destination was reset */
+    int splicing[2];      /**< the direction is on the splice path now */
 };
 
-/* Called once per started tunnel, on the loop thread, after both streams'
+/** Called once per started tunnel, on the loop thread, after both streams'
  * close callbacks (and the tunnel's own handles') have run: t, both stream
  * handles and the tails' memory may be freed here, and the loop may be
  * closed once the callback returns. status: 0 (both directions ended with a
  * clean EOF passed on), UV_ECONNRESET (a side was reset, or EOF came with a
  * pending socket error), UV_ETIMEDOUT (idle timeout), BH_ECANCELED
  * (bh_tunnel_abort()), BH_ENOMEM (a read buffer could not grow), or another
- * libuv error of a read, write or shutdown. st holds the final counters. */
+ * libuv error of a read, write or shutdown.
+ * @param t the tunnel.
+ * @param status as above.
+ * @param st the final counters.
+ * @param ctx the ctx given to bh_tunnel_start(). */
 typedef void (*bh_tunnel_done_cb)(bh_tunnel *t, int status, const struct bh_tunnel_stats *st,
                                   void *ctx);
 
+/** Default write budget per tunnel direction. */
 #define BH_TUNNEL_MAX_BYTES_DEFAULT ((size_t)256 * 1024)
 
+/** Settings of a tunnel; bh_tunnel_config_default() fills the defaults. */
 typedef struct bh_tunnel_config {
-    size_t read_reserve;      /* bytes offered per read, per side (0: 16 KiB) */
-    size_t max_bytes;         /* write budget per direction (0: 256 KiB) */
-    uint64_t idle_timeout_ms; /* 0: none; no byte moved either way for this
-                                 long ends the tunnel with UV_ETIMEDOUT */
-    int splice;               /* 1 (default): Linux TCP<->TCP splice fast
-                                 path; 0: buffer path only */
+    size_t read_reserve;      /**< bytes offered per read, per side (0: 16 KiB) */
+    size_t max_bytes;         /**< write budget per direction (0: 256 KiB) */
+    uint64_t idle_timeout_ms; /**< 0: none; no byte moved either way for this
+                                   long ends the tunnel with UV_ETIMEDOUT */
+    int splice;               /**< 1 (default): Linux TCP<->TCP splice fast
+                                   path; 0: buffer path only */
 } bh_tunnel_config;
 
-/* One side of a tunnel. Private. */
+/** One side of a tunnel. Private. */
 typedef struct bh_tunnel_side {
-    uv_stream_t *stream;
-    bh_buf in;          /* bytes read from this side */
-    bh_reader reader;
-    bh_writeq out;      /* bytes written to this side */
-    bh_bytes held;      /* read from this side, refused by the other's queue */
-    unsigned flags;     /* per direction reading from this side */
-    unsigned full_reads;/* consecutive large reads (splice trigger) */
-    int pipe[2];        /* splice pipe of the direction reading this side */
-    size_t piped;       /* bytes in that pipe */
-    int dupfd;          /* dup() of this side's fd for poll, -1 if none */
-    uv_poll_t poll;     /* on dupfd */
-    int poll_events;    /* events poll is started with, 0 when stopped */
-    int poll_init;      /* poll was initialised (needs a close) */
-    unsigned small_splices; /* consecutive short splices (back to buffers) */
+    uv_stream_t *stream;    /**< private: the side's stream */
+    bh_buf in;              /**< private: bytes read from this side */
+    bh_reader reader;       /**< private: reads this side */
+    bh_writeq out;          /**< private: bytes written to this side */
+    bh_bytes held;          /**< private: read from this side, refused by the other's queue */
+    unsigned flags;         /**< private: per direction reading from this side */
+    unsigned full_reads;    /**< private: consecutive large reads (splice trigger) */
+    int pipe[2];            /**< private: splice pipe of the direction reading this side */
+    size_t piped;           /**< private: bytes in that pipe */
+    int dupfd;              /**< private: dup() of this side's fd for poll, -1 if none */
+    uv_poll_t poll;         /**< private: on dupfd */
+    int poll_events;        /**< private: events poll is started with, 0 when stopped */
+    int poll_init;          /**< private: poll was initialised (needs a close) */
+    unsigned small_splices; /**< private: consecutive short splices (back to buffers) */
 } bh_tunnel_side;
 
-/* Caller-owned, embedded by value; all fields private. */
+/** A tunnel; caller-owned, embedded by value; all fields but data private. */
 struct bh_tunnel {
-    void *data;         /* public: free for the user */
-    uv_loop_t *loop;
-    bh_tunnel_side side[2];
-    bh_tunnel_config cfg;
-    uv_timer_t timer;
-    uint64_t last_active; /* uv_now() of the last byte moved */
-    bh_tunnel_done_cb cb;
-    void *ctx;
-    int status;         /* final status, once ending */
-    int ending;
-    int closing;        /* handles whose close callback is outstanding */
-    int timer_on;
-    struct bh_tunnel_stats st;
+    void *data;             /**< public: free for the user */
+    uv_loop_t *loop;        /**< private: the loop of both streams */
+    bh_tunnel_side side[2]; /**< private: a and b */
+    bh_tunnel_config cfg;   /**< private: the settings */
+    uv_timer_t timer;       /**< private: idle timeout */
+    uint64_t last_active;   /**< private: uv_now() of the last byte moved */
+    bh_tunnel_done_cb cb;   /**< private: the completion callback */
+    void *ctx;              /**< private: its context */
+    int status;             /**< private: final status, once ending */
+    int ending;             /**< private: the tunnel is ending */
+    int closing;            /**< private: handles whose close callback is outstanding */
+    int timer_on;           /**< private: the timer runs */
+    struct bh_tunnel_stats st; /**< private: the counters */
 };
 
-/* Defaults: read_reserve 16 KiB, max_bytes 256 KiB, no idle timeout,
- * splice on. */
+/** The default settings.
+ * @return read_reserve 16 KiB, max_bytes 256 KiB, no idle timeout, splice
+ *         on. */
 BH_EXPORT bh_tunnel_config bh_tunnel_config_default(void);
 
-/* Takes over streams a and b (connected TCP, pipe or TTY streams of loop,
- * not reading, no write of the caller pending) and relays both directions
- * until both ended. a_tail / b_tail: bytes already read from a (resp. b) by
- * a parser, written to the other side first, byte-exact, without copy; the
- * tunnel takes their content as bh_buf_take_tail() does and the caller's
- * bufs are left empty (they may be freed at once). NULL = none. cfg NULL
- * selects the defaults. The tunnel stores its readers in a->data and b->data
- * (as bh_reader does) and closes both handles itself (with a reset when the
- * tunnel fails); done_cb runs once, after both close callbacks: free the
- * handles and t there. Once started, the tunnel owns a and b until done_cb.
- * Errors (nothing changed, done_cb never called, the caller keeps a, b and
- * the tails): BH_EINVAL (a NULL argument, a == b, a stream of another loop,
- * or a stream that is not readable and writable), or the libuv error of
- * starting to read. */
+/** Takes over two streams and relays both directions until both ended.
+ * The tunnel stores its readers in a->data and b->data (as bh_reader does)
+ * and closes both handles itself (with a reset when the tunnel fails);
+ * done_cb runs once, after both close callbacks: free the handles and t
+ * there. Once started, the tunnel owns a and b until done_cb.
+ * @param t the tunnel (caller-owned, alive until done_cb).
+ * @param loop the loop of both streams.
+ * @param a a connected TCP, pipe or TTY stream of loop, not reading, with no
+ *        write of the caller pending.
+ * @param b the other stream, likewise.
+ * @param a_tail bytes already read from a by a parser, written to b first,
+ *        byte-exact, without copy; the tunnel takes their content as
+ *        bh_buf_take_tail() does and leaves the caller's buf empty (it may
+ *        be freed at once). NULL = none.
+ * @param b_tail likewise for bytes read from b.
+ * @param cfg settings; NULL selects the defaults.
+ * @param cb called once when the tunnel has ended.
+ * @param ctx passed to cb.
+ * @return #BH_OK; or, with nothing changed, done_cb never called and the
+ *         caller keeping a, b and the tails: #BH_EINVAL (a NULL argument,
+ *         a == b, a stream of another loop, or a stream that is not readable
+ *         and writable), or the libuv error of starting to read. */
 BH_EXPORT int bh_tunnel_start(bh_tunnel *t, uv_loop_t *loop, uv_stream_t *a, uv_stream_t *b,
                               bh_buf *a_tail, bh_buf *b_tail, const bh_tunnel_config *cfg,
                               bh_tunnel_done_cb cb, void *ctx);
 
-/* Snapshot of the counters while the tunnel runs (loop thread). bytes[]
- * counts what the destination's kernel accepted so far. */
+/** Snapshot of the counters while the tunnel runs (loop thread).
+ * @param t the tunnel.
+ * @param out receives the counters; bytes[] counts what the destination's
+ *        kernel accepted so far. */
 BH_EXPORT void bh_tunnel_stats(const bh_tunnel *t, struct bh_tunnel_stats *out);
 
-/* Ends the tunnel now: both sides are reset and done_cb runs once, later
- * (never inside this call), with BH_ECANCELED, or with the status the
- * tunnel was already ending with. Idempotent; not after done_cb ran. */
+/** Ends the tunnel now: both sides are reset and done_cb runs once, later
+ * (never inside this call), with #BH_ECANCELED, or with the status the
+ * tunnel was already ending with. Idempotent; not after done_cb ran.
+ * @param t the tunnel. */
 BH_EXPORT void bh_tunnel_abort(bh_tunnel *t);
+
+/** @} */
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# check.sh BUILD_DIR SOURCE_DIR - installs both libraries to a temporary
-# prefix and builds the consumers against it the ways a user would:
+# check.sh BUILD_DIR SOURCE_DIR [--deb] - installs both libraries to a
+# temporary prefix (with --deb: builds the Debian packages with cpack, checks
+# their split and extracts both into a temporary root) and builds the
+# consumers against it the ways a user would:
 #   1. core only: <bytes_handoff.h> with `pkg-config bytes_handoff`; the link
 #      line and the program must not mention libuv;
 #   2. adapter: `pkg-config bytes_handoff_uv` (shared);
@@ -12,8 +14,37 @@ build=$1
 src=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
-libdir=$(find "$tmp/prefix" -name 'libbytes_handoff.so' -printf '%h\n' | head -n1)
+if [ "${3:-}" = "--deb" ]; then
+    cpack --config "$build/CPackConfig.cmake" -G DEB -B "$tmp/debs" >"$tmp/cpack.log" ||
+        { cat "$tmp/cpack.log"; exit 1; }
+    runtime=$(ls "$tmp"/debs/libbytes-handoff0_*.deb)
+    dev=$(ls "$tmp"/debs/libbytes-handoff-dev_*.deb)
+    echo "-- packages: $(basename "$runtime") $(basename "$dev")"
+    # Runtime: the shared objects (SONAME .so.0) and the copyright file only.
+    extra=$(dpkg-deb -c "$runtime" | awk '{ print $6 }' | grep -v '/$' |
+            grep -v -E '/libbytes_handoff(_uv)?\.so\.0(\.[0-9.]+)?$|/doc/libbytes-handoff0/copyright$' || true)
+    [ -z "$extra" ] || { echo "runtime package holds more than the shared objects:"; echo "$extra"; exit 1; }
+    # Dev: no shared object of the runtime package, everything to build with.
+    devlist=$(dpkg-deb -c "$dev" | awk '{ print $6 }')
+    if grep -E -q '\.so\.0' <<<"$devlist"; then
+        echo "dev package holds runtime files"; exit 1
+    fi
+    for f in include/bytes_handoff.h include/bytes_handoff/uv.h include/bytes_handoff/version.h \
+             libbytes_handoff.a libbytes_handoff_uv.a pkgconfig/bytes_handoff_uv.pc \
+             cmake/bytes_handoff/bytes_handoffConfig.cmake /README.md /CHANGELOG.md /guide.md \
+             /examples/; do
+        grep -q -F "$f" <<<"$devlist" || { echo "dev package lacks $f"; exit 1; }
+    done
+    grep -q 'libbytes-handoff0 (=' <<<"$(dpkg-deb -f "$dev" Depends)" ||
+        { echo "dev package does not depend on the runtime package"; exit 1; }
+    dpkg-deb -x "$runtime" "$tmp/root"
+    dpkg-deb -x "$dev" "$tmp/root"
+    prefix="$tmp/root/usr"
+else
+    cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
+    prefix="$tmp/prefix"
+fi
+libdir=$(find "$prefix" -name 'libbytes_handoff.so' -printf '%h\n' | head -n1)
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
 export LD_LIBRARY_PATH="$libdir"
 cflags="-std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror"
@@ -44,7 +75,7 @@ fi
 
 echo "-- find_package(bytes_handoff COMPONENTS uv)"
 cmake -S "$src/tests/consumer" -B "$tmp/build" -G Ninja \
-    -DCMAKE_PREFIX_PATH="$tmp/prefix" -DCMAKE_C_FLAGS="-D_POSIX_C_SOURCE=200809L" >/dev/null
+    -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_FLAGS="-D_POSIX_C_SOURCE=200809L" >/dev/null
 cmake --build "$tmp/build" >/dev/null
 for p in consumer_core_shared consumer_core_static consumer_uv_shared consumer_uv_static; do
     "$tmp/build/$p"

@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""benchstats.py - the bench scripts' JSON and statistics, in one place.
+
+Every median and percentile the stream harness reports is computed here
+(nearest-rank percentiles, medians of the middle pair), and every result file
+is read and written with the json module. The shell scripts call:
+
+  benchstats.py summary OUT_DIR KEY=VALUE... -- RUN_FILE...
+      one result file per implementation ("impl" of the runs):
+      OUT_DIR/stream-<impl>-<scenario>-<transport>-<timestamp>.json with the
+      configuration, every run (its connections' latency percentiles in
+      place of the raw latencies) and the medians over the verified runs;
+      prints "result: PATH" for each
+  benchstats.py matrix LIST TABLE DAT_PREFIX TRANSPORT...
+      the markdown table of a matrix run (LIST lines: transport scenario
+      completion result_file) and one gnuplot data file per transport and
+      scenario
+  benchstats.py check LIST            smoke: every result verified, every field
+"""
+import json
+import math
+import sys
+
+METRICS = ["throughput_mib_s", "service_cpu_cores", "service_ns_per_byte", "latency_p50_ms",
+           "latency_p99_ms", "latency_p999_ms", "voluntary_ctxt_switches",
+           "involuntary_ctxt_switches", "peak_rss_kib", "rss_start_kib"]
+IMPLS = ["handoff", "manual_vec", "raw_copy", "libevent"]
+SCENARIOS = ["fragmented", "coalesced"]
+COMPLETIONS = ["ticket", "fire_and_forget"]
+
+
+def percentile(values, p):
+    """Nearest-rank percentile (p in 0..1) of values; None when empty."""
+    if not values:
+        return None
+    s = sorted(values)
+    rank = max(1, math.ceil(p * len(s)))
+    return s[rank - 1]
+
+
+def median(values):
+    """Median of the numbers in values (None ignored); None when empty."""
+    v = sorted(x for x in values if x is not None)
+    if not v:
+        return None
+    mid = len(v) // 2
+    return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def save(path, doc):
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+
+
+def value(text):
+    """A KEY=VALUE value as JSON: numbers and booleans typed, else a string."""
+    if text in ("true", "false"):
+        return text == "true"
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def verified(run):
+    return run.get("checksum_ok") is True and run.get("driver_exit") == 0 and \
+        run.get("proxy_exit") == 0
+
+
+def with_percentiles(run):
+    """run with its connections' latency percentiles instead of latency_ns."""
+    lat = run.pop("latency_ns", None) or []
+    for name, p in (("latency_p50_ms", 0.50), ("latency_p99_ms", 0.99),
+                    ("latency_p999_ms", 0.999), ("latency_max_ms", 1.0)):
+        v = percentile(lat, p)
+        run[name] = None if v is None else v / 1e6
+    return run
+
+
+def cmd_summary(out_dir, args):
+    split = args.index("--")
+    config = {"harness": "bh_stream"}
+    for kv in args[:split]:
+        k, _, v = kv.partition("=")
+        config[k] = value(v)
+    by_impl = {}
+    for p in args[split + 1:]:
+        run = with_percentiles(load(p))
+        by_impl.setdefault(run.get("impl"), []).append(run)
+    for impl, runs in by_impl.items():
+        doc = dict(config, impl=impl)
+        # The sizes in bytes, as the programs parsed them.
+        for k in ("threads", "read_reserve", "write_budget", "max_line", "tunnel_bytes",
+                  "conns", "frames", "frame_bytes"):
+            doc[k] = next((r[k] for r in runs if r.get(k) is not None), None)
+        ok = [r for r in runs if verified(r)]
+        doc["runs_requested"] = len(runs)
+        doc["runs_ok"] = len(ok)
+        doc["runs_failed"] = len(runs) - len(ok)
+        doc["checksum_ok"] = bool(ok) and len(ok) == len(runs)
+        doc["median"] = {m: median(r.get(m) for r in ok) for m in METRICS}
+        doc["runs"] = runs
+        out = "%s/stream-%s-%s-%s-%s.json" % (out_dir, impl, doc.get("scenario"),
+                                             doc.get("transport"), doc.get("timestamp"))
+        save(out, doc)
+        print("result: %s" % out)
+    return 0
+
+
+def read_list(path):
+    cells = {}
+    with open(path) as f:
+        for line in f:
+            t, s, c, p = line.split()
+            doc = load(p)
+            cells[(t, s, c, doc.get("impl"))] = doc
+    return cells
+
+
+def fmt(v, digits):
+    return "n/a" if v is None else "%.*f" % (digits, v)
+
+
+def ratio(a, b):
+    return "n/a" if a is None or not b else "%.2f" % (a / b)
+
+
+def cmd_matrix(list_path, table, dat_prefix, transports):
+    cells = read_list(list_path)
+    lines = []
+    if cells:
+        d = next(iter(cells.values()))
+        lines.append(
+            "Stream harness matrix, %s, %s cores, threads %s, conns %s, frames %s x %s B, "
+            "tunnel %s B/conn, read reserve %s B, write budget %s B, %s run(s) x %ss per cell, "
+            "medians; transports %s; pinned: %s; commit %s; kernel %s." % (
+                d.get("timestamp", "?")[:8], d.get("nproc"), d.get("threads"), d.get("conns"),
+                d.get("frames"), d.get("frame_bytes"), d.get("tunnel_bytes"),
+                d.get("read_reserve"), d.get("write_budget"), d.get("runs_requested"),
+                d.get("duration_s"), ",".join(transports), str(d.get("pinned")).lower(),
+                d.get("git_commit"), d.get("kernel")))
+        lines.append("")
+    lines.append("| transport | scenario | completion | impl | MiB/s | service cores | service ns/B "
+                 "| ns/B vs raw_copy | MiB/s vs raw_copy | p50 ms | p99 ms | p999 ms | vol. cs "
+                 "| invol. cs | peak RSS MiB | RSS growth KiB/conn | runs ok |")
+    lines.append("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for t in transports:
+        for s in SCENARIOS:
+            for c in COMPLETIONS:
+                base = cells.get((t, s, c, "raw_copy"), {}).get("median", {})
+                for impl in IMPLS:
+                    d = cells.get((t, s, c, impl))
+                    if not d:
+                        continue
+                    m = d["median"]
+                    rss, rss0 = m.get("peak_rss_kib"), m.get("rss_start_kib")
+                    growth = None if rss is None or rss0 is None else (rss - rss0) / d["conns"]
+                    lines.append("| %s |" % " | ".join([
+                        t, s, c, impl, fmt(m.get("throughput_mib_s"), 1),
+                        fmt(m.get("service_cpu_cores"), 2), fmt(m.get("service_ns_per_byte"), 2),
+                        ratio(m.get("service_ns_per_byte"), base.get("service_ns_per_byte")),
+                        ratio(m.get("throughput_mib_s"), base.get("throughput_mib_s")),
+                        fmt(m.get("latency_p50_ms"), 1), fmt(m.get("latency_p99_ms"), 1),
+                        fmt(m.get("latency_p999_ms"), 1), fmt(m.get("voluntary_ctxt_switches"), 0),
+                        fmt(m.get("involuntary_ctxt_switches"), 0),
+                        fmt(None if rss is None else rss / 1024, 1), fmt(growth, 1),
+                        "%s/%s" % (d["runs_ok"], d["runs_requested"])]))
+    with open(table, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    # gnuplot data: service ns/B, one row per completion mode, one column
+    # per implementation, one file per transport and scenario.
+    for t in transports:
+        for s in SCENARIOS:
+            with open("%s-%s-%s.dat" % (dat_prefix, t, s), "w") as f:
+                f.write("completion %s\n" % " ".join(IMPLS))
+                for c in COMPLETIONS:
+                    row = [cells.get((t, s, c, i), {}).get("median", {}).get("service_ns_per_byte")
+                           for i in IMPLS]
+                    f.write("%s %s\n" % (c, " ".join("NaN" if v is None else repr(v) for v in row)))
+    return 0
+
+
+def cmd_check(list_path):
+    failed = 0
+    n = 0
+    with open(list_path) as f:
+        for line in f:
+            n += 1
+            path = line.split()[3]
+            d = load(path)
+            if d.get("checksum_ok") is not True:
+                print("smoke: checksum failure in %s" % path, file=sys.stderr)
+                failed = 1
+            for k in METRICS:
+                if d["median"].get(k) is None:
+                    print("smoke: %s missing in %s" % (k, path), file=sys.stderr)
+                    failed = 1
+            for k in ("proxy_rusage_cpu_ns", "proxy_rusage_maxrss_kib",
+                      "connections_completed", "bytes"):
+                if not all(isinstance(r.get(k), (int, float)) for r in d["runs"]):
+                    print("smoke: %s missing in %s" % (k, path), file=sys.stderr)
+                    failed = 1
+    print("smoke: %d result files checked" % n)
+    return failed
+
+
+def main(argv):
+    cmd, args = argv[1], argv[2:]
+    if cmd == "summary":
+        return cmd_summary(args[0], args[1:])
+    if cmd == "matrix":
+        return cmd_matrix(args[0], args[1], args[2], args[3:])
+    if cmd == "check":
+        return cmd_check(args[0])
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,87 @@
+/* sni_router.h - the parts of the sni_router example (examples/sni_router.c
+ * is the program; its header comment describes behaviour and options).
+ *
+ *   hello.c   incremental ClientHello parser (hello.h)
+ *   routes.c  routing table with per-route counters (routes.h)
+ *   router.c  listeners, per-connection hello phase, TLS alerts, backend
+ *             connect and the hand-off to bh_tunnel
+ *   stats.c   the --stats report
+ * Everything runs on one libuv loop thread. */
+#ifndef SNI_ROUTER_H
+#define SNI_ROUTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <bytes_handoff.h>
+#include <bytes_handoff/uv.h>
+
+#include "hello.h"
+#include "routes.h"
+
+#define SNI_MAX_LISTEN 8
+
+/* Why a connection did not reach a backend (or how its tunnel ended); each
+ * connection is counted under one kind and logged once. */
+typedef enum sni_kind {
+    SNI_NOT_TLS,        /* no alert: the peer does not speak TLS */
+    SNI_SSLV2,          /* no alert: SSL 2.0 has no TLS alerts */
+    SNI_MALFORMED,      /* decode_error */
+    SNI_TOO_LARGE,      /* illegal_parameter (OpenSSL's "excessive message size") */
+    SNI_BAD_NAME,       /* illegal_parameter */
+    SNI_NO_SNI,         /* missing_extension (RFC 8446 section 9.2) */
+    SNI_UNKNOWN_NAME,   /* unrecognized_name (RFC 6066 section 3) */
+    SNI_HELLO_TIMEOUT,  /* no alert: hello not complete within --hello-timeout */
+    SNI_CLIENT_GONE,    /* no alert: EOF or error before the hello was complete */
+    SNI_BACKEND_FAILED, /* internal_error: the backend refused or timed out */
+    SNI_KIND_COUNT
+} sni_kind;
+
+typedef struct sni_config {
+    const char *listen[SNI_MAX_LISTEN];
+    size_t listen_count;
+    size_t max_hello;           /* --max-hello */
+    uint64_t hello_timeout_ms;  /* --hello-timeout, also bounds the backend connect */
+    uint64_t idle_timeout_ms;   /* --idle-timeout (0: none) */
+    int stats;                  /* --stats */
+    int quiet;                  /* --quiet: no per-connection log lines */
+} sni_config;
+
+typedef struct sni_conn sni_conn;
+
+typedef struct sni_router {
+    uv_loop_t *loop;
+    const sni_config *cfg;
+    sni_table *table;
+    uv_tcp_t listeners[SNI_MAX_LISTEN];
+    size_t listener_count;
+    int draining;
+    sni_conn *live;             /* every open connection (doubly linked) */
+    uint64_t accepted;
+    uint64_t live_count;
+    uint64_t kinds[SNI_KIND_COUNT];
+    uint64_t tunnel_clean, tunnel_reset, tunnel_idle, tunnel_other;
+    int accept_error;           /* last accept error logged (once per episode) */
+} sni_router;
+
+/* Binds and listens on every cfg->listen address ("IPV4:PORT", "[IPV6]:PORT";
+ * port 0 picks a free port) and prints "listening PORT" per address on
+ * stdout, flushed. Returns 0 or a libuv error (message on stderr). */
+int sni_router_start(sni_router *r, uv_loop_t *loop, const sni_config *cfg, sni_table *table);
+
+/* Stops accepting (listeners closed); open connections go on. With abort,
+ * every open connection is reset now. */
+void sni_router_drain(sni_router *r, int abort);
+
+/* Writes the per-route and per-kind counters (open tunnels included). */
+void sni_router_print_stats(const sni_router *r, FILE *out);
+
+/* Stable name of a kind ("unknown_name"). */
+const char *sni_kind_name(sni_kind k);
+
+/* Adds the live byte counts of open tunnels to per-route totals (stats.c). */
+void sni_router_live_bytes(const sni_router *r, const sni_route *route, uint64_t *up,
+                           uint64_t *down);
+
+#endif
