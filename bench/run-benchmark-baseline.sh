@@ -7,7 +7,9 @@
 # bench/results/micro-baseline.json.
 #
 # Usage:
-#   bench/run-benchmark-baseline.sh [--out DIR] [--publish]   build, run, report
+#   bench/run-benchmark-baseline.sh [--out DIR] [--publish] [--smoke]   build, run, report
+#     --smoke: one repetition with a tiny minimum time (checks that every
+#     benchmark runs; the numbers mean nothing)
 #   bench/run-benchmark-baseline.sh --report FILE             only print the tables for FILE
 #
 # Environment:
@@ -113,12 +115,13 @@ for label, num, den, goal in ratios:
 PY
 }
 
-usage() { echo "usage: $0 [--out DIR] [--publish] | --report FILE" >&2; exit 2; }
+usage() { echo "usage: $0 [--out DIR] [--publish] [--smoke] | --report FILE" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --report) [ $# -eq 2 ] || usage; report "$2"; exit 0 ;;
         --out) [ $# -ge 2 ] || usage; results=$2; shift ;;
         --publish) publish=1 ;;
+        --smoke) BENCH_MIN_TIME=0.001 BENCH_REPETITIONS=1 ;;
         *) usage ;;
     esac
     shift

@@ -16,101 +16,9 @@
 #include "test_alloc.h"
 #include "test_uv.h"
 #include "test_writeq_support.h"
+#include "uv/writeq_internal.h"
 
 #define RUN_MS 20000
-
-typedef struct fx {
-    uv_loop_t loop;
-    uv_pipe_t w; /* writer side, owned by the queue */
-    uv_pipe_t r; /* reading peer */
-    bh_writeq q;
-    wq_sink sink;
-    uint8_t *pattern;
-    size_t pattern_len;
-    size_t off; /* pattern bytes accepted by the queue so far */
-} fx;
-
-static fx *fx_new(size_t max_items, size_t max_bytes, size_t pattern_len)
-{
-    fx *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    assert_int_equal(uv_loop_init(&f->loop), 0);
-    assert_int_equal(test_uv_socketpair(&f->loop, &f->w, &f->r), 0);
-    bh_writeq_config cfg = {max_items, max_bytes};
-    assert_int_equal(bh_writeq_init(&f->q, &f->loop, (uv_stream_t *)&f->w, &cfg), BH_OK);
-    wq_sink_init(&f->sink, (uv_stream_t *)&f->r);
-    f->pattern_len = pattern_len;
-    f->pattern = wq_pattern_buf(pattern_len);
-    assert_non_null(f->pattern);
-    return f;
-}
-
-static void fx_free(fx *f)
-{
-    bh_writeq_close(&f->q);
-    assert_int_equal(test_uv_loop_teardown(&f->loop), 0);
-    free(f->pattern);
-    free(f);
-}
-
-/* Offers the next n pattern bytes as a fire-and-forget slice; on refusal
- * checks that the caller still owns it, then releases it. */
-static int fx_ff(fx *f, size_t n)
-{
-    assert_true(f->off + n <= f->pattern_len);
-    bh_bytes b = wq_pattern_slice(f->pattern, f->off, n);
-    bh_bytes keep = b;
-    int rc = bh_writeq_try_write_ff(&f->q, &b);
-    if (rc == BH_OK) {
-        assert_null(b.ptr);
-        assert_int_equal(b.len, 0);
-        f->off += n;
-    } else {
-        assert_ptr_equal(b.ptr, keep.ptr);
-        assert_int_equal(b.len, keep.len);
-        bh_bytes_release(&b);
-    }
-    return rc;
-}
-
-static int fx_ticket(fx *f, size_t n, wq_ticket *t)
-{
-    assert_true(f->off + n <= f->pattern_len);
-    bh_bytes b = wq_pattern_slice(f->pattern, f->off, n);
-    bh_bytes keep = b;
-    int rc = bh_writeq_try_write(&f->q, &b, wq_ticket_cb, t);
-    if (rc == BH_OK) {
-        assert_null(b.ptr);
-        f->off += n;
-    } else {
-        assert_ptr_equal(b.ptr, keep.ptr);
-        bh_bytes_release(&b);
-    }
-    return rc;
-}
-
-static void fx_small_buffers(fx *f)
-{
-    uv_os_fd_t wfd, rfd;
-    assert_int_equal(uv_fileno((uv_handle_t *)&f->w, &wfd), 0);
-    assert_int_equal(uv_fileno((uv_handle_t *)&f->r, &rfd), 0);
-    test_set_sockbuf(wfd, 4096, 4096);
-    test_set_sockbuf(rfd, 4096, 4096);
-}
-
-static int sink_has_all(void *arg)
-{
-    fx *f = arg;
-    return f->sink.received >= f->off;
-}
-
-static void fx_run_until_received(fx *f)
-{
-    wq_sink_start(&f->sink);
-    assert_int_equal(wq_run_until(&f->loop, sink_has_all, f, RUN_MS), 0);
-    assert_int_equal(f->sink.received, f->off);
-    assert_int_equal(f->sink.mismatches, 0);
-}
 
 static void never_written(bh_writeq *q, int status, void *ctx)
 {
@@ -147,7 +55,7 @@ static void init_rejects_null_arguments_zero_budgets_and_foreign_loop(void **sta
     assert_int_equal(bh_writeq_init(&q, &loop, (uv_stream_t *)&a, &zero_items), BH_EINVAL);
     assert_int_equal(bh_writeq_init(&q, &loop, (uv_stream_t *)&a, &zero_bytes), BH_EINVAL);
     assert_int_equal(bh_writeq_init(&q, &loop, (uv_stream_t *)&a, NULL), BH_OK);
-    assert_int_equal(q.cfg.max_items, 1024);
+    assert_int_equal(bh__writeq_max_items(&q), 1024);
     assert_int_equal(bh_writeq_try_write_ff(&q, NULL), BH_EINVAL);
     assert_int_equal(bh_writeq_try_write(NULL, NULL, NULL, NULL), BH_EINVAL);
     bh_bytes bad = {NULL, 5, NULL};
@@ -161,7 +69,7 @@ static void idle_queue_allocates_nothing_until_first_write(void **state)
 {
     (void)state;
     test_alloc_install(0);
-    fx *f = fx_new(1024, 8u << 20, 64); /* loop, sockets and pattern: not ours */
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 1024, 8u << 20, 64); /* loop, sockets and pattern: not ours */
     test_alloc_stats st;
     bh_writeq_set_drain_cb(&f->q, 0, NULL, NULL);
     struct bh_writeq_stats s;
@@ -169,25 +77,25 @@ static void idle_queue_allocates_nothing_until_first_write(void **state)
     wq_run_nowait(&f->loop, 3);
     test_alloc_stats_get(&st);
     assert_int_equal(st.attempts, 0);
-    assert_null(f->q.ring);
-    assert_int_equal(f->q.ring_cap, 0);
+    assert_null(bh__writeq_ring(&f->q));
+    assert_int_equal(bh__writeq_ring_cap(&f->q), 0);
     bh_writeq_close(&f->q);
     test_alloc_stats_get(&st);
     assert_int_equal(st.attempts, 0);
-    fx_free(f);
+    wq_fx_free(f);
     test_alloc_uninstall();
 }
 
 static void first_enqueue_allocates_a_small_ring_not_max_items(void **state)
 {
     (void)state;
-    fx *f = fx_new(1024, 8u << 20, 4096);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 1024, 8u << 20, 4096);
     wq_ticket t = {0};
-    assert_int_equal(fx_ticket(f, 100, &t), BH_OK);
-    assert_true(f->q.ring_cap >= 1);
-    assert_true(f->q.ring_cap <= 16);
-    fx_run_until_received(f);
-    fx_free(f);
+    assert_int_equal(wq_fx_ticket(f, 100, &t), BH_OK);
+    assert_true(bh__writeq_ring_cap(&f->q) >= 1);
+    assert_true(bh__writeq_ring_cap(&f->q) <= 16);
+    wq_fx_run_until_received(f, RUN_MS);
+    wq_fx_free(f);
 }
 
 /* ---- budgets -------------------------------------------------------------- */
@@ -195,70 +103,70 @@ static void first_enqueue_allocates_a_small_ring_not_max_items(void **state)
 static void item_budget_accepts_exactly_max_items_and_refuses_the_next(void **state)
 {
     (void)state;
-    fx *f = fx_new(4, 1u << 20, 4096);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 4, 1u << 20, 4096);
     wq_ticket t[4] = {{0}};
     /* Nothing runs the loop, so accepted items stay queued (the deferred
      * flush has not run). */
     for (int i = 0; i < 4; i++)
-        assert_int_equal(fx_ticket(f, 10, &t[i]), BH_OK);
+        assert_int_equal(wq_fx_ticket(f, 10, &t[i]), BH_OK);
     struct bh_writeq_stats s;
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.queued_items, 4);
-    assert_int_equal(fx_ff(f, 1), BH_EFULL);
-    assert_int_equal(fx_ticket(f, 1, &t[0]), BH_EFULL);
+    assert_int_equal(wq_fx_ff(f, 1), BH_EFULL);
+    assert_int_equal(wq_fx_ticket(f, 1, &t[0]), BH_EFULL);
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.queued_items, 4);
     assert_int_equal(s.refused, 2);
-    assert_int_equal(f->q.ring_cap, 4); /* grew up to max_items, not beyond */
-    fx_run_until_received(f);
+    assert_int_equal(bh__writeq_ring_cap(&f->q), 4); /* grew up to max_items, not beyond */
+    wq_fx_run_until_received(f, RUN_MS);
     for (int i = 0; i < 4; i++) {
         assert_int_equal(t[i].calls, 1);
         assert_int_equal(t[i].status, 0);
     }
     /* Budget is back: the next item fits. */
-    assert_int_equal(fx_ff(f, 1), BH_OK);
-    fx_run_until_received(f);
-    fx_free(f);
+    assert_int_equal(wq_fx_ff(f, 1), BH_OK);
+    wq_fx_run_until_received(f, RUN_MS);
+    wq_fx_free(f);
 }
 
 static void byte_budget_accepts_exactly_max_bytes_and_refuses_one_more(void **state)
 {
     (void)state;
-    fx *f = fx_new(100, 1000, 4096);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 100, 1000, 4096);
     wq_ticket t = {0};
-    assert_int_equal(fx_ticket(f, 600, &t), BH_OK); /* queued, counted */
-    assert_int_equal(fx_ff(f, 399), BH_OK);
-    assert_int_equal(fx_ff(f, 2), BH_EFULL);
-    assert_int_equal(fx_ff(f, 1), BH_OK); /* exactly 1000 */
+    assert_int_equal(wq_fx_ticket(f, 600, &t), BH_OK); /* queued, counted */
+    assert_int_equal(wq_fx_ff(f, 399), BH_OK);
+    assert_int_equal(wq_fx_ff(f, 2), BH_EFULL);
+    assert_int_equal(wq_fx_ff(f, 1), BH_OK); /* exactly 1000 */
     struct bh_writeq_stats s;
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.queued_bytes, 1000);
     assert_int_equal(s.queued_items, 3);
-    assert_int_equal(fx_ff(f, 1), BH_EFULL);
-    assert_int_equal(fx_ff(f, 0), BH_OK); /* an empty slice costs no bytes */
-    fx_run_until_received(f);
+    assert_int_equal(wq_fx_ff(f, 1), BH_EFULL);
+    assert_int_equal(wq_fx_ff(f, 0), BH_OK); /* an empty slice costs no bytes */
+    wq_fx_run_until_received(f, RUN_MS);
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.queued_bytes, 0);
     assert_int_equal(s.queued_items, 0);
     assert_int_equal(t.calls, 1);
-    fx_free(f);
+    wq_fx_free(f);
 }
 
 static void item_longer_than_max_bytes_is_refused_with_etoolong_even_when_idle(void **state)
 {
     (void)state;
-    fx *f = fx_new(8, 100, 4096);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 8, 100, 4096);
     wq_ticket t = {0};
-    assert_int_equal(fx_ff(f, 101), BH_ETOOLONG);
-    assert_int_equal(fx_ticket(f, 101, &t), BH_ETOOLONG);
-    assert_int_equal(fx_ff(f, 100), BH_OK);
+    assert_int_equal(wq_fx_ff(f, 101), BH_ETOOLONG);
+    assert_int_equal(wq_fx_ticket(f, 101, &t), BH_ETOOLONG);
+    assert_int_equal(wq_fx_ff(f, 100), BH_OK);
     wq_run_nowait(&f->loop, 2);
     assert_int_equal(t.calls, 0);
     struct bh_writeq_stats s;
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.refused, 2);
-    fx_run_until_received(f);
-    fx_free(f);
+    wq_fx_run_until_received(f, RUN_MS);
+    wq_fx_free(f);
 }
 
 /* ---- ownership ------------------------------------------------------------ */
@@ -266,9 +174,9 @@ static void item_longer_than_max_bytes_is_refused_with_etoolong_even_when_idle(v
 static void refusal_leaves_slice_with_caller_and_refcount_unchanged(void **state)
 {
     (void)state;
-    fx *f = fx_new(1, 1u << 20, 4096);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 1, 1u << 20, 4096);
     wq_ticket t = {0};
-    assert_int_equal(fx_ticket(f, 10, &t), BH_OK); /* fills the item budget */
+    assert_int_equal(wq_fx_ticket(f, 10, &t), BH_OK); /* fills the item budget */
     bh_bytes b = wq_pattern_slice(f->pattern, 0, 50);
     bh_bytes extra = bh_bytes_clone(&b);
     assert_int_equal(bh_bytes_refcount(&b), 2);
@@ -284,16 +192,16 @@ static void refusal_leaves_slice_with_caller_and_refcount_unchanged(void **state
     bh_bytes_release(&b);
     assert_int_equal(bh_bytes_refcount(&extra), 1);
     bh_bytes_release(&extra);
-    fx_free(f);
+    wq_fx_free(f);
     assert_int_equal(t.calls, 1);
 }
 
 static void accepted_slice_is_zeroed_and_its_reference_released_after_write(void **state)
 {
     (void)state;
-    fx *f = fx_new(8, 1u << 20, 4096);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 8, 1u << 20, 4096);
     wq_ticket t0 = {0}, t1 = {0};
-    assert_int_equal(fx_ticket(f, 10, &t0), BH_OK); /* keeps the queue busy */
+    assert_int_equal(wq_fx_ticket(f, 10, &t0), BH_OK); /* keeps the queue busy */
     bh_bytes b = wq_pattern_slice(f->pattern, f->off, 20);
     bh_bytes mine = bh_bytes_clone(&b);
     assert_int_equal(bh_writeq_try_write(&f->q, &b, wq_ticket_cb, &t1), BH_OK);
@@ -302,11 +210,11 @@ static void accepted_slice_is_zeroed_and_its_reference_released_after_write(void
     assert_int_equal(b.len, 0);
     assert_null(b.owner);
     assert_int_equal(bh_bytes_refcount(&mine), 2); /* queue holds one */
-    fx_run_until_received(f);
+    wq_fx_run_until_received(f, RUN_MS);
     assert_int_equal(t1.calls, 1);
     assert_int_equal(bh_bytes_refcount(&mine), 1);
     bh_bytes_release(&mine);
-    fx_free(f);
+    wq_fx_free(f);
 }
 
 /* ---- tickets and the fast path -------------------------------------------- */
@@ -314,11 +222,11 @@ static void accepted_slice_is_zeroed_and_its_reference_released_after_write(void
 static void ticket_never_completes_inside_try_write_and_completes_once_on_the_loop(void **state)
 {
     (void)state;
-    fx *f = fx_new(8, 1u << 20, 4096);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 8, 1u << 20, 4096);
     wq_ticket t = {0};
-    assert_int_equal(fx_ticket(f, 100, &t), BH_OK);
+    assert_int_equal(wq_fx_ticket(f, 100, &t), BH_OK);
     assert_int_equal(t.calls, 0);
-    fx_run_until_received(f);
+    wq_fx_run_until_received(f, RUN_MS);
     wq_run_nowait(&f->loop, 3);
     assert_int_equal(t.calls, 1);
     assert_int_equal(t.status, 0);
@@ -328,14 +236,14 @@ static void ticket_never_completes_inside_try_write_and_completes_once_on_the_lo
     assert_int_equal(s.written_items, 1);
     assert_int_equal(s.flushes, 1);
     assert_int_equal(s.batches, 0); /* no uv_write */
-    fx_free(f);
+    wq_fx_free(f);
 }
 
 static void ff_on_idle_queue_is_queued_then_written_and_released_by_one_loop_iteration(
     void **state)
 {
     (void)state;
-    fx *f = fx_new(8, 1u << 20, 4096);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 8, 1u << 20, 4096);
     bh_bytes b = wq_pattern_slice(f->pattern, 0, 300);
     bh_bytes mine = bh_bytes_clone(&b);
     assert_int_equal(bh_writeq_try_write_ff(&f->q, &b), BH_OK);
@@ -355,20 +263,20 @@ static void ff_on_idle_queue_is_queued_then_written_and_released_by_one_loop_ite
     assert_int_equal(s.flushes, 1);
     assert_int_equal(s.batches, 0);
     assert_int_equal(s.written_bytes, 300);
-    fx_run_until_received(f);
-    fx_free(f);
+    wq_fx_run_until_received(f, RUN_MS);
+    wq_fx_free(f);
 }
 
 static void each_ticket_completes_once_with_zero_in_submission_order(void **state)
 {
     (void)state;
     enum { N = 200 };
-    fx *f = fx_new(N, 1u << 20, 64 * 1024);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, N, 1u << 20, 64 * 1024);
     wq_ticket t[N];
     memset(t, 0, sizeof t);
     for (int i = 0; i < N; i++)
-        assert_int_equal(fx_ticket(f, 1 + (size_t)i % 50, &t[i]), BH_OK);
-    fx_run_until_received(f);
+        assert_int_equal(wq_fx_ticket(f, 1 + (size_t)i % 50, &t[i]), BH_OK);
+    wq_fx_run_until_received(f, RUN_MS);
     wq_run_nowait(&f->loop, 3);
     for (int i = 0; i < N; i++) {
         assert_int_equal(t[i].calls, 1);
@@ -376,27 +284,27 @@ static void each_ticket_completes_once_with_zero_in_submission_order(void **stat
         if (i > 0)
             assert_true(t[i].order > t[i - 1].order);
     }
-    fx_free(f);
+    wq_fx_free(f);
 }
 
 static void empty_slices_are_accepted_and_empty_tickets_complete_once(void **state)
 {
     (void)state;
-    fx *f = fx_new(8, 100, 4096);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 8, 100, 4096);
     bh_bytes e = {0};
     wq_ticket t = {0}, t2 = {0};
     assert_int_equal(bh_writeq_try_write_ff(&f->q, &e), BH_OK);
     assert_int_equal(bh_writeq_try_write(&f->q, &e, wq_ticket_cb, &t), BH_OK);
-    assert_int_equal(fx_ff(f, 10), BH_OK);
+    assert_int_equal(wq_fx_ff(f, 10), BH_OK);
     assert_int_equal(bh_writeq_try_write(&f->q, &e, wq_ticket_cb, &t2), BH_OK);
     assert_int_equal(t.calls, 0);
-    fx_run_until_received(f);
+    wq_fx_run_until_received(f, RUN_MS);
     wq_run_nowait(&f->loop, 3);
     assert_int_equal(t.calls, 1);
     assert_int_equal(t.status, 0);
     assert_int_equal(t2.calls, 1);
     assert_int_equal(t2.status, 0);
-    fx_free(f);
+    wq_fx_free(f);
 }
 
 /* ---- order, batching, ring growth ----------------------------------------- */
@@ -405,15 +313,15 @@ static void order_is_preserved_across_batches_of_at_most_iov_max_items(void **st
 {
     (void)state;
     enum { N = 3000 };
-    fx *f = fx_new(N + 1, 8u << 20, 256 * 1024);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, N + 1, 8u << 20, 256 * 1024);
     wq_ticket first = {0};
-    assert_int_equal(fx_ticket(f, 7, &first), BH_OK); /* one item in flight */
+    assert_int_equal(wq_fx_ticket(f, 7, &first), BH_OK); /* one item in flight */
     for (int i = 0; i < N; i++)
-        assert_int_equal(fx_ff(f, 1 + (size_t)(i * 7) % 61), BH_OK);
+        assert_int_equal(wq_fx_ff(f, 1 + (size_t)(i * 7) % 61), BH_OK);
     struct bh_writeq_stats s;
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.queued_items, N + 1);
-    fx_run_until_received(f);
+    wq_fx_run_until_received(f, RUN_MS);
     bh_writeq_stats(&f->q, &s);
     /* ceil(3001 / 1024) writes (flush rounds and uv_write batches) at least;
      * far fewer than one per item. */
@@ -421,11 +329,11 @@ static void order_is_preserved_across_batches_of_at_most_iov_max_items(void **st
     assert_true(s.flushes + s.batches < 100);
     assert_int_equal(s.written_items, N + 1);
     assert_int_equal(s.written_bytes, f->off);
-    fx_free(f);
+    wq_fx_free(f);
 }
 
 typedef struct wrap_ctx {
-    fx *f;
+    wq_fx *f;
     size_t cap_before, cap_after;
     int grew_while_wrapped;
 } wrap_ctx;
@@ -437,34 +345,34 @@ static void enqueue_while_wrapped(bh_writeq *q, int status, void *ctx)
 {
     wrap_ctx *w = ctx;
     assert_int_equal(status, 0);
-    w->cap_before = q->ring_cap;
-    assert_int_equal(fx_ff(w->f, 11), BH_OK); /* lands in slot 0: wrapped */
-    w->grew_while_wrapped = q->head != 0 && q->head + q->count > q->ring_cap;
+    w->cap_before = bh__writeq_ring_cap(q);
+    assert_int_equal(wq_fx_ff(w->f, 11), BH_OK); /* lands in slot 0: wrapped */
+    w->grew_while_wrapped = bh__writeq_wrapped(q);
     for (int i = 0; i < 21; i++)
-        assert_int_equal(fx_ff(w->f, 13 + (size_t)i), BH_OK);
-    w->cap_after = q->ring_cap;
+        assert_int_equal(wq_fx_ff(w->f, 13 + (size_t)i), BH_OK);
+    w->cap_after = bh__writeq_ring_cap(q);
 }
 
 static void ring_grows_while_wrapped_and_keeps_order(void **state)
 {
     (void)state;
-    fx *f = fx_new(64, 1u << 20, 64 * 1024);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 64, 1u << 20, 64 * 1024);
     wrap_ctx w = {f, 0, 0, 0};
     bh_bytes b = wq_pattern_slice(f->pattern, 0, 5);
     assert_int_equal(bh_writeq_try_write(&f->q, &b, enqueue_while_wrapped, &w), BH_OK);
     f->off = 5;
     for (int i = 0; i < 7; i++)
-        assert_int_equal(fx_ff(f, 3 + (size_t)i), BH_OK);
-    assert_int_equal(f->q.ring_cap, 8);
-    fx_run_until_received(f);
+        assert_int_equal(wq_fx_ff(f, 3 + (size_t)i), BH_OK);
+    assert_int_equal(bh__writeq_ring_cap(&f->q), 8);
+    wq_fx_run_until_received(f, RUN_MS);
     assert_int_equal(w.cap_before, 8);
     assert_true(w.grew_while_wrapped);
     assert_int_equal(w.cap_after, 32);
-    fx_free(f);
+    wq_fx_free(f);
 }
 
 typedef struct chain_ctx {
-    fx *f;
+    wq_fx *f;
     int remaining;
     int calls;
 } chain_ctx;
@@ -479,7 +387,7 @@ static void chain_cb(bh_writeq *q, int status, void *ctx)
         bh_bytes b = wq_pattern_slice(c->f->pattern, c->f->off, 33);
         assert_int_equal(bh_writeq_try_write(&c->f->q, &b, chain_cb, c), BH_OK);
         c->f->off += 33;
-        assert_int_equal(fx_ff(c->f, 17), BH_OK);
+        assert_int_equal(wq_fx_ff(c->f, 17), BH_OK);
     }
 }
 
@@ -492,7 +400,7 @@ static int chain_done(void *arg)
 static void ticket_callback_may_enqueue_and_order_is_kept(void **state)
 {
     (void)state;
-    fx *f = fx_new(16, 1u << 20, 64 * 1024);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 16, 1u << 20, 64 * 1024);
     chain_ctx c = {f, 50, 0};
     bh_bytes b = wq_pattern_slice(f->pattern, 0, 9);
     assert_int_equal(bh_writeq_try_write(&f->q, &b, chain_cb, &c), BH_OK);
@@ -502,13 +410,13 @@ static void ticket_callback_may_enqueue_and_order_is_kept(void **state)
     assert_int_equal(c.calls, 51);
     assert_int_equal(f->sink.received, 9 + 50 * 50);
     assert_int_equal(f->sink.mismatches, 0);
-    fx_free(f);
+    wq_fx_free(f);
 }
 
 /* ---- drain callback ------------------------------------------------------- */
 
 typedef struct producer {
-    fx *f;
+    wq_fx *f;
     size_t total_items, made;
     size_t low_water;
     int refusals, drains, bad_drains;
@@ -522,9 +430,9 @@ static void produce(producer *p)
         size_t n = 100 + (p->made * 37) % 2900;
         int rc;
         if (p->made % 50 == 0 && p->nt < 64)
-            rc = fx_ticket(p->f, n, &p->tickets[p->nt]);
+            rc = wq_fx_ticket(p->f, n, &p->tickets[p->nt]);
         else
-            rc = fx_ff(p->f, n);
+            rc = wq_fx_ff(p->f, n);
         if (rc == BH_EFULL) {
             p->refusals++;
             return; /* wait for the drain callback */
@@ -556,7 +464,7 @@ static int producer_done(void *arg)
 static void refused_producer_retries_from_drain_callback_below_low_water(void **state)
 {
     (void)state;
-    fx *f = fx_new(32, 32 * 1024, 4u << 20);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 32, 32 * 1024, 4u << 20);
     producer p;
     memset(&p, 0, sizeof p);
     p.f = f;
@@ -578,68 +486,47 @@ static void refused_producer_retries_from_drain_callback_below_low_water(void **
     struct bh_writeq_stats s;
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.refused, (uint64_t)p.refusals);
-    fx_free(f);
+    wq_fx_free(f);
 }
 
 static void drain_callback_is_not_called_without_pressure(void **state)
 {
     (void)state;
-    fx *f = fx_new(32, 1u << 20, 4096);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 32, 1u << 20, 4096);
     producer p;
     memset(&p, 0, sizeof p);
     p.f = f;
     bh_writeq_set_drain_cb(&f->q, 1u << 20, on_drain, &p); /* mark above the budget */
     wq_ticket t = {0};
-    assert_int_equal(fx_ticket(f, 100, &t), BH_OK);
-    assert_int_equal(fx_ff(f, 100), BH_OK);
-    fx_run_until_received(f);
+    assert_int_equal(wq_fx_ticket(f, 100, &t), BH_OK);
+    assert_int_equal(wq_fx_ff(f, 100), BH_OK);
+    wq_fx_run_until_received(f, RUN_MS);
     wq_run_nowait(&f->loop, 3);
     assert_int_equal(p.drains, 0);
-    fx_free(f);
+    wq_fx_free(f);
 }
 
 /* ---- shutdown -------------------------------------------------------------- */
 
-typedef struct shut_rec {
-    int calls;
-    int status;
-    int order;
-} shut_rec;
-
-static void on_shut(bh_writeq *q, int status, void *ctx)
-{
-    (void)q;
-    shut_rec *s = ctx;
-    s->calls++;
-    s->status = status;
-    s->order = ++wq_ticket_seq;
-}
-
-static int sink_eof(void *arg)
-{
-    fx *f = arg;
-    return f->sink.eof || f->sink.error;
-}
-
 static void shutdown_flushes_everything_then_peer_sees_all_bytes_and_eof(void **state)
 {
     (void)state;
-    fx *f = fx_new(256, 1u << 20, 256 * 1024);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 256, 1u << 20, 256 * 1024);
     wq_ticket t[10];
     memset(t, 0, sizeof t);
     for (int i = 0; i < 200; i++) {
         if (i % 20 == 0)
-            assert_int_equal(fx_ticket(f, 500, &t[i / 20]), BH_OK);
+            assert_int_equal(wq_fx_ticket(f, 500, &t[i / 20]), BH_OK);
         else
-            assert_int_equal(fx_ff(f, 300 + (size_t)i), BH_OK);
+            assert_int_equal(wq_fx_ff(f, 300 + (size_t)i), BH_OK);
     }
-    shut_rec sr = {0, 0, 0};
-    assert_int_equal(bh_writeq_shutdown(&f->q, on_shut, &sr), BH_OK);
+    wq_shut_rec sr = {0, 0, 0};
+    assert_int_equal(bh_writeq_shutdown(&f->q, wq_shut_cb, &sr), BH_OK);
     assert_int_equal(sr.calls, 0);
-    assert_int_equal(fx_ff(f, 1), BH_ECLOSED);
-    assert_int_equal(bh_writeq_shutdown(&f->q, on_shut, &sr), BH_ECLOSED);
+    assert_int_equal(wq_fx_ff(f, 1), BH_ECLOSED);
+    assert_int_equal(bh_writeq_shutdown(&f->q, wq_shut_cb, &sr), BH_ECLOSED);
     wq_sink_start(&f->sink);
-    assert_int_equal(wq_run_until(&f->loop, sink_eof, f, RUN_MS), 0);
+    assert_int_equal(wq_run_until(&f->loop, wq_fx_eof, f, RUN_MS), 0);
     wq_run_nowait(&f->loop, 3);
     assert_int_equal(f->sink.eof, 1);
     assert_int_equal(f->sink.received, f->off);
@@ -651,24 +538,24 @@ static void shutdown_flushes_everything_then_peer_sees_all_bytes_and_eof(void **
         assert_int_equal(t[i].status, 0);
         assert_true(t[i].order < sr.order);
     }
-    fx_free(f);
+    wq_fx_free(f);
     assert_int_equal(sr.calls, 1);
 }
 
 static void shutdown_of_idle_queue_sends_eof_and_completes_once(void **state)
 {
     (void)state;
-    fx *f = fx_new(8, 1024, 4096);
-    shut_rec sr = {0, 0, 0};
-    assert_int_equal(bh_writeq_shutdown(&f->q, on_shut, &sr), BH_OK);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 8, 1024, 4096);
+    wq_shut_rec sr = {0, 0, 0};
+    assert_int_equal(bh_writeq_shutdown(&f->q, wq_shut_cb, &sr), BH_OK);
     assert_int_equal(sr.calls, 0);
     wq_sink_start(&f->sink);
-    assert_int_equal(wq_run_until(&f->loop, sink_eof, f, RUN_MS), 0);
+    assert_int_equal(wq_run_until(&f->loop, wq_fx_eof, f, RUN_MS), 0);
     wq_run_nowait(&f->loop, 3);
     assert_int_equal(f->sink.received, 0);
     assert_int_equal(sr.calls, 1);
     assert_int_equal(sr.status, 0);
-    fx_free(f);
+    wq_fx_free(f);
     assert_int_equal(sr.calls, 1);
 }
 
@@ -678,14 +565,14 @@ static void close_cancels_each_queued_ticket_once_and_releases_every_slice(void 
 {
     (void)state;
     test_alloc_install(0);
-    fx *f = fx_new(64, 1u << 20, 64 * 1024);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 64, 1u << 20, 64 * 1024);
     wq_ticket first = {0};
     wq_ticket t[20];
     memset(t, 0, sizeof t);
-    assert_int_equal(fx_ticket(f, 10, &first), BH_OK); /* waits for the flush */
+    assert_int_equal(wq_fx_ticket(f, 10, &first), BH_OK); /* waits for the flush */
     for (int i = 0; i < 20; i++) {
-        assert_int_equal(fx_ticket(f, 100, &t[i]), BH_OK);
-        assert_int_equal(fx_ff(f, 50), BH_OK);
+        assert_int_equal(wq_fx_ticket(f, 100, &t[i]), BH_OK);
+        assert_int_equal(wq_fx_ff(f, 50), BH_OK);
     }
     bh_writeq_close(&f->q);
     for (int i = 0; i < 20; i++) {
@@ -694,43 +581,40 @@ static void close_cancels_each_queued_ticket_once_and_releases_every_slice(void 
     }
     assert_int_equal(first.calls, 1); /* nothing was in flight */
     assert_int_equal(first.status, BH_ECANCELED);
-    assert_int_equal(fx_ff(f, 1), BH_ECLOSED);
+    assert_int_equal(wq_fx_ff(f, 1), BH_ECLOSED);
     bh_writeq_close(&f->q); /* idempotent */
-    uv_close((uv_handle_t *)&f->w, NULL);
+    uv_close((uv_handle_t *)f->w, NULL);
     wq_run_nowait(&f->loop, 3);
     assert_int_equal(first.calls, 1);
     for (int i = 0; i < 20; i++)
         assert_int_equal(t[i].calls, 1);
-    fx_free(f);
-    test_alloc_stats st;
-    test_alloc_stats_get(&st);
-    assert_int_equal(st.live, 0);
-    test_alloc_uninstall();
+    wq_fx_free(f);
+    test_alloc_finish();
 }
 
 static void close_cancels_write_in_flight_with_becanceled_when_stream_closes(void **state)
 {
     (void)state;
-    fx *f = fx_new(8, 8u << 20, (4u << 20) + 4096);
-    fx_small_buffers(f);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 8, 8u << 20, (4u << 20) + 4096);
+    wq_fx_sockbuf(f, 4096, 4096);
     wq_ticket big = {0}, next = {0};
-    assert_int_equal(fx_ticket(f, 4u << 20, &big), BH_OK); /* cannot fit the socket */
+    assert_int_equal(wq_fx_ticket(f, 4u << 20, &big), BH_OK); /* cannot fit the socket */
     wq_run_nowait(&f->loop, 2); /* the flush hands the rest to uv_write */
     assert_int_equal(big.calls, 0);
-    assert_int_equal(fx_ticket(f, 10, &next), BH_OK); /* queued behind it */
+    assert_int_equal(wq_fx_ticket(f, 10, &next), BH_OK); /* queued behind it */
     bh_writeq_close(&f->q);
     assert_int_equal(next.calls, 1);
     assert_int_equal(next.status, BH_ECANCELED);
     assert_int_equal(big.calls, 0);
-    uv_close((uv_handle_t *)&f->w, NULL);
+    uv_close((uv_handle_t *)f->w, NULL);
     wq_run_nowait(&f->loop, 3);
     assert_int_equal(big.calls, 1);
     assert_int_equal(big.status, BH_ECANCELED);
-    fx_free(f);
+    wq_fx_free(f);
 }
 
 typedef struct closer {
-    fx *f;
+    wq_fx *f;
     wq_ticket same_batch[3];
     wq_ticket later[5];
     int calls;
@@ -744,7 +628,7 @@ static void close_from_callback(bh_writeq *q, int status, void *ctx)
     assert_int_equal(status, 0);
     c->calls++;
     for (int i = 0; i < 5; i++)
-        assert_int_equal(fx_ticket(c->f, 10, &c->later[i]), BH_OK);
+        assert_int_equal(wq_fx_ticket(c->f, 10, &c->later[i]), BH_OK);
     bh_writeq_close(q);
     for (int i = 0; i < 5; i++) {
         assert_int_equal(c->later[i].calls, 1);
@@ -758,7 +642,7 @@ static void close_from_callback(bh_writeq *q, int status, void *ctx)
 static void close_inside_ticket_callback_cancels_queued_items_once(void **state)
 {
     (void)state;
-    fx *f = fx_new(16, 1u << 20, 4096);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 16, 1u << 20, 4096);
     closer c;
     memset(&c, 0, sizeof c);
     c.f = f;
@@ -766,7 +650,7 @@ static void close_inside_ticket_callback_cancels_queued_items_once(void **state)
     assert_int_equal(bh_writeq_try_write(&f->q, &b, close_from_callback, &c), BH_OK);
     f->off = 10;
     for (int i = 0; i < 3; i++)
-        assert_int_equal(fx_ticket(f, 10, &c.same_batch[i]), BH_OK);
+        assert_int_equal(wq_fx_ticket(f, 10, &c.same_batch[i]), BH_OK);
     const size_t written = f->off;
     wq_sink_start(&f->sink);
     while (c.calls == 0)
@@ -781,28 +665,28 @@ static void close_inside_ticket_callback_cancels_queued_items_once(void **state)
         assert_int_equal(c.later[i].calls, 1);
     assert_int_equal(f->sink.received, written);
     assert_int_equal(f->sink.mismatches, 0);
-    fx_free(f);
+    wq_fx_free(f);
 }
 
 static void close_with_pending_shutdown_reports_becanceled_once(void **state)
 {
     (void)state;
-    fx *f = fx_new(8, 8u << 20, (4u << 20) + 4096);
-    fx_small_buffers(f);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 8, 8u << 20, (4u << 20) + 4096);
+    wq_fx_sockbuf(f, 4096, 4096);
     wq_ticket big = {0};
-    assert_int_equal(fx_ticket(f, 4u << 20, &big), BH_OK);
-    shut_rec sr = {0, 0, 0};
-    assert_int_equal(bh_writeq_shutdown(&f->q, on_shut, &sr), BH_OK);
+    assert_int_equal(wq_fx_ticket(f, 4u << 20, &big), BH_OK);
+    wq_shut_rec sr = {0, 0, 0};
+    assert_int_equal(bh_writeq_shutdown(&f->q, wq_shut_cb, &sr), BH_OK);
     wq_run_nowait(&f->loop, 2);
     assert_int_equal(sr.calls, 0);
     bh_writeq_close(&f->q);
     assert_int_equal(sr.calls, 1);
     assert_int_equal(sr.status, BH_ECANCELED);
-    uv_close((uv_handle_t *)&f->w, NULL);
+    uv_close((uv_handle_t *)f->w, NULL);
     wq_run_nowait(&f->loop, 3);
     assert_int_equal(big.calls, 1);
     assert_int_equal(big.status, BH_ECANCELED);
-    fx_free(f);
+    wq_fx_free(f);
     assert_int_equal(sr.calls, 1);
 }
 
@@ -812,15 +696,15 @@ static void peer_close_fails_every_pending_ticket_once_and_later_writes_get_eclo
 {
     (void)state;
     enum { N = 40 };
-    fx *f = fx_new(N, 8u << 20, 4u << 20);
-    fx_small_buffers(f);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, N, 8u << 20, 4u << 20);
+    wq_fx_sockbuf(f, 4096, 4096);
     wq_ticket t[N];
     memset(t, 0, sizeof t);
     for (int i = 0; i < N; i++)
-        assert_int_equal(fx_ticket(f, 64 * 1024, &t[i]), BH_OK);
-    shut_rec sr = {0, 0, 0};
-    assert_int_equal(bh_writeq_shutdown(&f->q, on_shut, &sr), BH_OK);
-    uv_close((uv_handle_t *)&f->r, NULL); /* peer goes away with data unread */
+        assert_int_equal(wq_fx_ticket(f, 64 * 1024, &t[i]), BH_OK);
+    wq_shut_rec sr = {0, 0, 0};
+    assert_int_equal(bh_writeq_shutdown(&f->q, wq_shut_cb, &sr), BH_OK);
+    uv_close((uv_handle_t *)f->r, NULL); /* peer goes away with data unread */
     wq_ticket_set e = {t, N};
     assert_int_equal(wq_run_until(&f->loop, wq_tickets_all_called, &e, RUN_MS), 0);
     wq_run_nowait(&f->loop, 3);
@@ -848,7 +732,7 @@ static void peer_close_fails_every_pending_ticket_once_and_later_writes_get_eclo
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.queued_items, 0);
     assert_int_equal(s.queued_bytes, 0);
-    fx_free(f);
+    wq_fx_free(f);
 }
 
 /* The error surfaces in the deferred flush, not in try_write: the slice is
@@ -857,15 +741,15 @@ static void peer_close_fails_every_pending_ticket_once_and_later_writes_get_eclo
 static void ff_to_a_dead_peer_is_accepted_then_the_flush_fails_the_queue_once(void **state)
 {
     (void)state;
-    fx *f = fx_new(8, 1u << 20, 4096);
-    uv_close((uv_handle_t *)&f->r, NULL);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 8, 1u << 20, 4096);
+    uv_close((uv_handle_t *)f->r, NULL);
     wq_run_nowait(&f->loop, 2);
     bh_bytes b = wq_pattern_slice(f->pattern, 0, 100);
     bh_bytes mine = bh_bytes_clone(&b);
     assert_int_equal(bh_writeq_try_write_ff(&f->q, &b), BH_OK);
     assert_null(b.ptr);
     wq_ticket t = {0};
-    assert_int_equal(fx_ticket(f, 10, &t), BH_OK);
+    assert_int_equal(wq_fx_ticket(f, 10, &t), BH_OK);
     assert_int_equal(t.calls, 0);
     wq_run_nowait(&f->loop, 1);
     assert_int_equal(t.calls, 1);
@@ -880,7 +764,7 @@ static void ff_to_a_dead_peer_is_accepted_then_the_flush_fails_the_queue_once(vo
     assert_int_equal(s.queued_bytes, 0);
     wq_run_nowait(&f->loop, 3);
     assert_int_equal(t.calls, 1);
-    fx_free(f);
+    wq_fx_free(f);
 }
 
 /* ---- deferred flush --------------------------------------------------------- */
@@ -888,7 +772,7 @@ static void ff_to_a_dead_peer_is_accepted_then_the_flush_fails_the_queue_once(vo
 /* A read callback on a second socketpair that enqueues a burst: frames split
  * off one read, as a proxy does. */
 typedef struct burst {
-    fx *f;
+    wq_fx *f;
     uv_pipe_t a, b;
     char rbuf[64];
     int n;
@@ -924,7 +808,7 @@ static void burst_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread <= 0)
         return;
     uv_read_stop(s);
-    fx *f = u->f;
+    wq_fx *f = u->f;
     for (int i = 0; i < u->n; i++) {
         bh_bytes b = bh_bytes_static(f->pattern + f->off, 16);
         u->in_api = 1;
@@ -940,7 +824,7 @@ static void burst_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     u->fired = 1;
 }
 
-static void burst_start(burst *u, fx *f, int n, int tickets)
+static void burst_start(burst *u, wq_fx *f, int n, int tickets)
 {
     memset(u, 0, sizeof *u);
     u->f = f;
@@ -963,7 +847,7 @@ static void ff_slices_enqueued_in_one_read_callback_go_out_in_one_writev_that_it
 {
     (void)state;
     enum { N = 64 };
-    fx *f = fx_new(N, 1u << 20, 4096);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, N, 1u << 20, 4096);
     burst u;
     burst_start(&u, f, N, 0);
     assert_int_equal(u.written_in_cb, 0); /* nothing written inside the callback */
@@ -975,8 +859,8 @@ static void ff_slices_enqueued_in_one_read_callback_go_out_in_one_writev_that_it
     assert_int_equal(s.flushes, 1); /* one uv_try_write: one writev */
     assert_int_equal(s.batches, 0);
     assert_int_equal(s.queued_items, 0);
-    fx_run_until_received(f);
-    fx_free(f);
+    wq_fx_run_until_received(f, RUN_MS);
+    wq_fx_free(f);
 }
 
 static void tickets_completed_by_the_flush_run_once_in_order_never_inside_try_write(
@@ -984,7 +868,7 @@ static void tickets_completed_by_the_flush_run_once_in_order_never_inside_try_wr
 {
     (void)state;
     enum { N = 40 };
-    fx *f = fx_new(N, 1u << 20, 4096);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, N, 1u << 20, 4096);
     burst u;
     burst_start(&u, f, N, 1);
     assert_int_equal(u.written_in_cb, 0);
@@ -1000,15 +884,15 @@ static void tickets_completed_by_the_flush_run_once_in_order_never_inside_try_wr
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.flushes, 1);
     assert_int_equal(s.batches, 0); /* no uv_write, no deferred write callback */
-    fx_run_until_received(f);
+    wq_fx_run_until_received(f, RUN_MS);
     wq_run_nowait(&f->loop, 3);
     for (int i = 0; i < N; i++)
         assert_int_equal(u.t[i].calls, 1);
-    fx_free(f);
+    wq_fx_free(f);
 }
 
 typedef struct timer_burst {
-    fx *f;
+    wq_fx *f;
     int fired, watchdog;
 } timer_burst;
 
@@ -1016,7 +900,7 @@ static void timer_enqueue(uv_timer_t *t)
 {
     timer_burst *tb = t->data;
     for (int i = 0; i < 10; i++)
-        assert_int_equal(fx_ff(tb->f, 32), BH_OK);
+        assert_int_equal(wq_fx_ff(tb->f, 32), BH_OK);
     tb->fired = 1;
 }
 
@@ -1033,7 +917,7 @@ static void enqueue_from_a_timer_is_flushed_before_the_loop_blocks_and_run_retur
     void **state)
 {
     (void)state;
-    fx *f = fx_new(16, 1u << 20, 4096);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 16, 1u << 20, 4096);
     timer_burst tb = {f, 0, 0};
     uv_timer_t t, w;
     assert_int_equal(uv_timer_init(&f->loop, &t), 0);
@@ -1050,12 +934,12 @@ static void enqueue_from_a_timer_is_flushed_before_the_loop_blocks_and_run_retur
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.written_bytes, 320);
     assert_int_equal(s.flushes, 1);
-    assert_non_null(f->q.flush);
+    assert_non_null(bh__writeq_flush_block(&f->q));
     assert_int_equal(uv_loop_alive(&f->loop), 0); /* handles stopped */
     uv_close((uv_handle_t *)&t, NULL);
     uv_close((uv_handle_t *)&w, NULL);
-    fx_run_until_received(f);
-    fx_free(f);
+    wq_fx_run_until_received(f, RUN_MS);
+    wq_fx_free(f);
 }
 
 static void close_while_the_flush_is_armed_cancels_every_item_once_and_frees_it(
@@ -1063,7 +947,7 @@ static void close_while_the_flush_is_armed_cancels_every_item_once_and_frees_it(
 {
     (void)state;
     test_alloc_install(0);
-    fx *f = fx_new(64, 1u << 20, 4096);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 64, 1u << 20, 4096);
     wq_ticket t[10];
     memset(t, 0, sizeof t);
     bh_bytes held[10];
@@ -1075,10 +959,10 @@ static void close_while_the_flush_is_armed_cancels_every_item_once_and_frees_it(
         assert_int_equal(rc, BH_OK);
         f->off += 10;
     }
-    assert_non_null(f->q.flush);
+    assert_non_null(bh__writeq_flush_block(&f->q));
     assert_int_equal(uv_loop_alive(&f->loop), 1); /* the armed flush */
     bh_writeq_close(&f->q);
-    assert_null(f->q.flush);
+    assert_null(bh__writeq_flush_block(&f->q));
     for (int i = 0; i < 10; i++) {
         assert_int_equal(bh_bytes_refcount(&held[i]), 1); /* released by close */
         bh_bytes_release(&held[i]);
@@ -1095,7 +979,7 @@ static void close_while_the_flush_is_armed_cancels_every_item_once_and_frees_it(
     test_alloc_stats st;
     test_alloc_stats_get(&st);
     assert_int_equal(st.live, 0); /* ring and flush block are gone */
-    fx_free(f);
+    wq_fx_free(f);
     test_alloc_uninstall();
 }
 
@@ -1103,7 +987,7 @@ static void flush_block_allocation_failure_falls_back_and_delivers_every_byte(vo
 {
     (void)state;
     enum { N = 8 }; /* the first ring holds 8: no growth while allocations fail */
-    fx *f = fx_new(N, 1u << 20, 4096);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, N, 1u << 20, 4096);
     wq_ticket t[N + 1];
     memset(t, 0, sizeof t);
     test_alloc_install(0);
@@ -1113,7 +997,7 @@ static void flush_block_allocation_failure_falls_back_and_delivers_every_byte(vo
     bh_bytes b = bh_bytes_static(f->pattern, 100);
     assert_int_equal(bh_writeq_try_write(&f->q, &b, wq_ticket_cb, &t[0]), BH_OK);
     f->off = 100;
-    assert_null(f->q.flush);
+    assert_null(bh__writeq_flush_block(&f->q));
     struct bh_writeq_stats s;
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.batches, 1); /* handed to uv_write() in the call */
@@ -1126,9 +1010,9 @@ static void flush_block_allocation_failure_falls_back_and_delivers_every_byte(vo
         assert_int_equal(rc, BH_OK);
         f->off += 50 + (size_t)i;
     }
-    fx_run_until_received(f);
+    wq_fx_run_until_received(f, RUN_MS);
     wq_run_nowait(&f->loop, 3);
-    assert_null(f->q.flush);
+    assert_null(bh__writeq_flush_block(&f->q));
     for (int i = 0; i < N; i += 3) {
         assert_int_equal(t[i].calls, 1);
         assert_int_equal(t[i].status, 0);
@@ -1143,17 +1027,14 @@ static void flush_block_allocation_failure_falls_back_and_delivers_every_byte(vo
     bh_bytes last = bh_bytes_static(f->pattern + f->off, 10);
     assert_int_equal(bh_writeq_try_write(&f->q, &last, wq_ticket_cb, &t[N]), BH_OK);
     f->off += 10;
-    assert_non_null(f->q.flush);
-    fx_run_until_received(f);
+    assert_non_null(bh__writeq_flush_block(&f->q));
+    wq_fx_run_until_received(f, RUN_MS);
     wq_run_nowait(&f->loop, 3);
     assert_int_equal(t[N].calls, 1);
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.flushes, 1);
-    fx_free(f);
-    test_alloc_stats st;
-    test_alloc_stats_get(&st);
-    assert_int_equal(st.live, 0);
-    test_alloc_uninstall();
+    wq_fx_free(f);
+    test_alloc_finish();
 }
 
 /* ---- statistics and allocations ------------------------------------------ */
@@ -1161,14 +1042,14 @@ static void flush_block_allocation_failure_falls_back_and_delivers_every_byte(vo
 static void stats_count_items_bytes_flushes_batches_hits_and_refusals(void **state)
 {
     (void)state;
-    fx *f = fx_new(3, 1u << 20, 4096);
-    assert_int_equal(fx_ff(f, 10), BH_OK);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 3, 1u << 20, 4096);
+    assert_int_equal(wq_fx_ff(f, 10), BH_OK);
     uv_run(&f->loop, UV_RUN_NOWAIT); /* flush 1 */
     wq_ticket t = {0};
-    assert_int_equal(fx_ticket(f, 20, &t), BH_OK);
-    assert_int_equal(fx_ff(f, 30), BH_OK);
-    assert_int_equal(fx_ff(f, 40), BH_OK);
-    assert_int_equal(fx_ff(f, 50), BH_EFULL);
+    assert_int_equal(wq_fx_ticket(f, 20, &t), BH_OK);
+    assert_int_equal(wq_fx_ff(f, 30), BH_OK);
+    assert_int_equal(wq_fx_ff(f, 40), BH_OK);
+    assert_int_equal(wq_fx_ff(f, 50), BH_EFULL);
     struct bh_writeq_stats s;
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.queued_items, 3);
@@ -1178,7 +1059,7 @@ static void stats_count_items_bytes_flushes_batches_hits_and_refusals(void **sta
     assert_int_equal(s.written_bytes, 10);
     assert_int_equal(s.flushes, 1);
     assert_int_equal(s.batches, 0);
-    fx_run_until_received(f); /* flush 2: one writev for all three */
+    wq_fx_run_until_received(f, RUN_MS); /* flush 2: one writev for all three */
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.queued_items, 0);
     assert_int_equal(s.queued_bytes, 0);
@@ -1187,11 +1068,11 @@ static void stats_count_items_bytes_flushes_batches_hits_and_refusals(void **sta
     assert_int_equal(s.flushes, 2);
     assert_int_equal(s.batches, 0);
     assert_int_equal(s.try_write_hits, 4);
-    fx_free(f);
+    wq_fx_free(f);
 }
 
 typedef struct cycle_ctx {
-    fx *f;
+    wq_fx *f;
     wq_ticket t;
     const uint8_t *pattern;
 } cycle_ctx;
@@ -1206,7 +1087,7 @@ static int cycle_done(void *arg)
  * behind it, then drained by the loop. */
 static void enqueue_and_drain_cycle(cycle_ctx *c)
 {
-    fx *f = c->f;
+    wq_fx *f = c->f;
     memset(&c->t, 0, sizeof c->t);
     bh_bytes b = bh_bytes_static(f->pattern + f->off, 64);
     assert_int_equal(bh_writeq_try_write(&f->q, &b, wq_ticket_cb, &c->t), BH_OK);
@@ -1223,7 +1104,7 @@ static void steady_state_fire_and_forget_enqueue_allocates_nothing(void **state)
 {
     (void)state;
     enum { CYCLES = 200, PER = 64 + 50 * 16 };
-    fx *f = fx_new(64, 1u << 20, (CYCLES + 10) * PER + 4096);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 64, 1u << 20, (CYCLES + 10) * PER + 4096);
     wq_sink_start(&f->sink);
     cycle_ctx c = {f, {0}, NULL};
     test_alloc_install(0);
@@ -1239,21 +1120,19 @@ static void steady_state_fire_and_forget_enqueue_allocates_nothing(void **state)
         bh_bytes s = bh_bytes_static(f->pattern + f->off, 32);
         assert_int_equal(bh_writeq_try_write_ff(&f->q, &s), BH_OK);
         f->off += 32;
-        assert_int_equal(wq_run_until(&f->loop, sink_has_all, f, RUN_MS), 0);
+        assert_int_equal(wq_run_until(&f->loop, wq_fx_received_all, f, RUN_MS), 0);
     }
     test_alloc_stats_get(&after);
     assert_int_equal(after.attempts, before.attempts);
     assert_int_equal(f->sink.mismatches, 0);
-    fx_free(f);
-    test_alloc_stats_get(&after);
-    assert_int_equal(after.live, 0);
-    test_alloc_uninstall();
+    wq_fx_free(f);
+    test_alloc_finish();
 }
 
 static void ring_growth_failure_refuses_with_enomem_and_caller_keeps_slice(void **state)
 {
     (void)state;
-    fx *f = fx_new(64, 1u << 20, 4096);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 64, 1u << 20, 4096);
     bh_bytes b = wq_pattern_slice(f->pattern, 0, 40);
     test_alloc_install(0);
     test_alloc_fail_after(0);
@@ -1269,17 +1148,17 @@ static void ring_growth_failure_refuses_with_enomem_and_caller_keeps_slice(void 
     /* The queue is still usable. */
     assert_int_equal(bh_writeq_try_write(&f->q, &b, wq_ticket_cb, &t), BH_OK);
     f->off = 40;
-    fx_run_until_received(f);
+    wq_fx_run_until_received(f, RUN_MS);
     wq_run_nowait(&f->loop, 3);
     assert_int_equal(t.calls, 1);
-    fx_free(f);
+    wq_fx_free(f);
     test_alloc_uninstall();
 }
 
 static void batch_array_growth_failure_still_writes_everything_in_order(void **state)
 {
     (void)state;
-    fx *f = fx_new(8, 1u << 20, 4096);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 8, 1u << 20, 4096);
     test_alloc_install(0);
     wq_ticket t = {0};
     /* Static slices allocate nothing: attempt 1 is the ring, attempt 2 the
@@ -1295,18 +1174,15 @@ static void batch_array_growth_failure_still_writes_everything_in_order(void **s
         assert_int_equal(bh_writeq_try_write_ff(&f->q, &s), BH_OK);
         f->off += 20;
     }
-    fx_run_until_received(f);
+    wq_fx_run_until_received(f, RUN_MS);
     test_alloc_fail_all(0);
     struct bh_writeq_stats s;
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.written_items, 8);
     assert_int_equal(s.flushes + s.batches, 8); /* one item per write */
     assert_int_equal(t.calls, 1);
-    fx_free(f);
-    test_alloc_stats st;
-    test_alloc_stats_get(&st);
-    assert_int_equal(st.live, 0);
-    test_alloc_uninstall();
+    wq_fx_free(f);
+    test_alloc_finish();
 }
 
 typedef struct huge_ctx {
@@ -1358,7 +1234,7 @@ static void slice_above_1_gib_is_cut_into_batches_and_resumed_at_the_exact_offse
     void *m = mmap(NULL, big, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED)
         skip();
-    fx *f = fx_new(8, (size_t)2 << 30, 4096);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 8, (size_t)2 << 30, 4096);
     huge_ctx h = {big, f->pattern, 100, 0, 0};
     f->sink.hook = huge_hook;
     f->sink.ctx = &h;
@@ -1368,7 +1244,7 @@ static void slice_above_1_gib_is_cut_into_batches_and_resumed_at_the_exact_offse
     bh_bytes tail = bh_bytes_static(f->pattern, 100);
     assert_int_equal(bh_writeq_try_write(&f->q, &tail, wq_ticket_cb, &t2), BH_OK);
     f->off = big + 100;
-    fx_run_until_received(f);
+    wq_fx_run_until_received(f, RUN_MS);
     wq_run_nowait(&f->loop, 3);
     assert_int_equal(h.got, big + 100);
     assert_int_equal(h.bad, 0);
@@ -1382,7 +1258,7 @@ static void slice_above_1_gib_is_cut_into_batches_and_resumed_at_the_exact_offse
     /* After the flush's uv_try_write prefix: [rest of the first 1 GiB] then,
      * from the write callback, [0.5 GiB + 3, tail]. */
     assert_int_equal(s.batches, 2);
-    fx_free(f);
+    wq_fx_free(f);
     munmap(m, big);
 }
 

@@ -190,39 +190,30 @@ static void producer_main(void *arg)
     }
 }
 
+/* The shared fixture plus the frame checker fed by its sink. */
 typedef struct mt_fx {
-    uv_loop_t loop;
-    uv_tcp_t client, server;
-    bh_writeq q;
-    wq_sink sink;
+    wq_fx *fx;
     frame_checker chk;
-    int closed;
 } mt_fx;
 
 static int all_frames_in(void *arg)
 {
-    mt_fx *f = arg;
-    return f->chk.frames == (size_t)PRODUCERS * FRAMES_PER_PRODUCER || f->chk.errors > 0 ||
-           f->sink.error || f->sink.eof;
+    mt_fx *m = arg;
+    return m->chk.frames == (size_t)PRODUCERS * FRAMES_PER_PRODUCER || m->chk.errors > 0 ||
+           m->fx->sink.error || m->fx->sink.eof;
 }
 
 static void four_producers_submit_100k_slices_and_receiver_verifies_every_frame(void **state)
 {
     (void)state;
-    mt_fx *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    assert_int_equal(uv_loop_init(&f->loop), 0);
-    assert_int_equal(test_uv_tcp_pair(&f->loop, &f->client, &f->server), 0);
-    uv_os_fd_t fd;
-    assert_int_equal(uv_fileno((uv_handle_t *)&f->client, &fd), 0);
-    test_set_sockbuf(fd, 32 * 1024, 0);
-    bh_writeq_config cfg = {256, 64 * 1024};
-    assert_int_equal(bh_writeq_init(&f->q, &f->loop, (uv_stream_t *)&f->client, &cfg), BH_OK);
+    mt_fx m;
+    memset(&m, 0, sizeof m);
+    wq_fx *f = m.fx = wq_fx_new(WQ_TCP, 256, 64 * 1024, 0);
+    wq_fx_sockbuf(f, 32 * 1024, 0);
     assert_int_equal(bh_writeq_enable_mt(&f->q), BH_OK);
     assert_int_equal(bh_writeq_enable_mt(&f->q), BH_OK); /* idempotent */
-    wq_sink_init(&f->sink, (uv_stream_t *)&f->server);
     f->sink.hook = check_bytes;
-    f->sink.ctx = &f->chk;
+    f->sink.ctx = &m.chk;
     wq_sink_start(&f->sink);
 
     shared *sh = calloc(1, sizeof *sh);
@@ -241,17 +232,17 @@ static void four_producers_submit_100k_slices_and_receiver_verifies_every_frame(
         p[i].id = i;
         assert_int_equal(uv_thread_create(&p[i].thread, producer_main, &p[i]), 0);
     }
-    assert_int_equal(wq_run_until(&f->loop, all_frames_in, f, RUN_MS), 0);
+    assert_int_equal(wq_run_until(&f->loop, all_frames_in, &m, RUN_MS), 0);
     for (unsigned i = 0; i < PRODUCERS; i++)
         assert_int_equal(uv_thread_join(&p[i].thread), 0);
     wq_run_nowait(&f->loop, 3);
 
-    assert_int_equal(f->chk.errors, 0);
+    assert_int_equal(m.chk.errors, 0);
     assert_int_equal(f->sink.error, 0);
-    assert_int_equal(f->chk.frames, (size_t)PRODUCERS * FRAMES_PER_PRODUCER);
+    assert_int_equal(m.chk.frames, (size_t)PRODUCERS * FRAMES_PER_PRODUCER);
     size_t refusals = 0;
     for (unsigned i = 0; i < PRODUCERS; i++) {
-        assert_int_equal(f->chk.next_seq[i], FRAMES_PER_PRODUCER);
+        assert_int_equal(m.chk.next_seq[i], FRAMES_PER_PRODUCER);
         assert_int_equal(p[i].other_errors, 0);
         assert_int_equal(p[i].ownership_errors, 0);
         assert_int_equal(sh->tickets_ok[i], (int)p[i].tickets);
@@ -265,94 +256,45 @@ static void four_producers_submit_100k_slices_and_receiver_verifies_every_frame(
     assert_int_equal(s.queued_bytes, 0);
     assert_int_equal(s.written_items, (uint64_t)PRODUCERS * FRAMES_PER_PRODUCER);
     assert_int_equal(s.refused, refusals);
-    print_message("frames %zu refusals %zu drains %d batches %llu\n", f->chk.frames, refusals,
+    print_message("frames %zu refusals %zu drains %d batches %llu\n", m.chk.frames, refusals,
                   sh->drains, (unsigned long long)s.batches);
 
-    bh_writeq_close(&f->q);
-    assert_int_equal(test_uv_loop_teardown(&f->loop), 0);
+    wq_fx_free(f);
     uv_cond_destroy(&sh->cond);
     uv_mutex_destroy(&sh->m);
     free(sh);
-    free(f);
 }
 
 /* ---- single-thread checks of the cross-thread path ------------------------- */
 
-typedef struct pfx {
-    uv_loop_t loop;
-    uv_pipe_t w, r;
-    bh_writeq q;
-    wq_sink sink;
-    uint8_t *pattern;
-    size_t off;
-} pfx;
-
-static pfx *pfx_new(size_t max_items, size_t max_bytes, int enable)
+static wq_fx *pfx_new(size_t max_items, size_t max_bytes, int enable)
 {
-    pfx *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    assert_int_equal(uv_loop_init(&f->loop), 0);
-    assert_int_equal(test_uv_socketpair(&f->loop, &f->w, &f->r), 0);
-    bh_writeq_config cfg = {max_items, max_bytes};
-    assert_int_equal(bh_writeq_init(&f->q, &f->loop, (uv_stream_t *)&f->w, &cfg), BH_OK);
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, max_items, max_bytes, 1u << 20);
     if (enable)
         assert_int_equal(bh_writeq_enable_mt(&f->q), BH_OK);
-    wq_sink_init(&f->sink, (uv_stream_t *)&f->r);
-    f->pattern = wq_pattern_buf(1u << 20);
-    assert_non_null(f->pattern);
     return f;
-}
-
-static void pfx_free(pfx *f)
-{
-    bh_writeq_close(&f->q);
-    assert_int_equal(test_uv_loop_teardown(&f->loop), 0);
-    free(f->pattern);
-    free(f);
-}
-
-static int pfx_submit(pfx *f, size_t n, wq_ticket *t)
-{
-    bh_bytes b = wq_pattern_slice(f->pattern, f->off, n);
-    const uint8_t *ptr = b.ptr;
-    int rc = bh_writeq_submit_mt(&f->q, &b, t ? wq_ticket_cb : NULL, t);
-    if (rc == BH_OK) {
-        assert_null(b.ptr);
-        f->off += n;
-    } else {
-        assert_ptr_equal(b.ptr, ptr);
-        assert_int_equal(bh_bytes_refcount(&b), n > 0 ? 1 : 0);
-        bh_bytes_release(&b);
-    }
-    return rc;
-}
-
-static int pfx_received(void *arg)
-{
-    pfx *f = arg;
-    return f->sink.received >= f->off;
 }
 
 static void submit_without_enable_mt_is_einval_and_caller_keeps_slice(void **state)
 {
     (void)state;
-    pfx *f = pfx_new(8, 1024, 0);
-    assert_int_equal(pfx_submit(f, 10, NULL), BH_EINVAL);
+    wq_fx *f = pfx_new(8, 1024, 0);
+    assert_int_equal(wq_fx_submit(f, 10, NULL), BH_EINVAL);
     assert_int_equal(bh_writeq_submit_mt(&f->q, NULL, NULL, NULL), BH_EINVAL);
     assert_int_equal(bh_writeq_submit_mt(NULL, NULL, NULL, NULL), BH_EINVAL);
     assert_int_equal(bh_writeq_enable_mt(NULL), BH_EINVAL);
-    pfx_free(f);
+    wq_fx_free(f);
 }
 
 static void budgets_count_inbox_items_exactly_at_the_boundary(void **state)
 {
     (void)state;
-    pfx *f = pfx_new(3, 100, 1);
+    wq_fx *f = pfx_new(3, 100, 1);
     /* Nothing runs the loop: submitted items wait in the inbox. */
-    assert_int_equal(pfx_submit(f, 40, NULL), BH_OK);
-    assert_int_equal(pfx_submit(f, 59, NULL), BH_OK);
-    assert_int_equal(pfx_submit(f, 2, NULL), BH_EFULL);   /* 101 bytes */
-    assert_int_equal(pfx_submit(f, 101, NULL), BH_ETOOLONG);
+    assert_int_equal(wq_fx_submit(f, 40, NULL), BH_OK);
+    assert_int_equal(wq_fx_submit(f, 59, NULL), BH_OK);
+    assert_int_equal(wq_fx_submit(f, 2, NULL), BH_EFULL);   /* 101 bytes */
+    assert_int_equal(wq_fx_submit(f, 101, NULL), BH_ETOOLONG);
     struct bh_writeq_stats s;
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.queued_items, 2);
@@ -366,12 +308,12 @@ static void budgets_count_inbox_items_exactly_at_the_boundary(void **state)
     b = wq_pattern_slice(f->pattern, f->off, 1);
     assert_int_equal(bh_writeq_try_write(&f->q, &b, wq_ticket_cb, &t), BH_OK); /* 100 */
     f->off += 1;
-    assert_int_equal(pfx_submit(f, 0, NULL), BH_EFULL); /* 4th item */
+    assert_int_equal(wq_fx_submit(f, 0, NULL), BH_EFULL); /* 4th item */
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.queued_items, 3);
     assert_int_equal(s.queued_bytes, 100);
     assert_int_equal(s.refused, 4);
-    pfx_free(f);
+    wq_fx_free(f);
     assert_int_equal(t.calls, 1);
 }
 
@@ -379,12 +321,12 @@ static void close_with_items_in_inbox_cancels_each_ticket_once_and_frees_everyth
 {
     (void)state;
     test_alloc_install(0);
-    pfx *f = pfx_new(64, 1u << 20, 1);
+    wq_fx *f = pfx_new(64, 1u << 20, 1);
     wq_ticket t[10];
     memset(t, 0, sizeof t);
     for (int i = 0; i < 10; i++)
-        assert_int_equal(pfx_submit(f, 100, &t[i]), BH_OK);
-    assert_int_equal(pfx_submit(f, 100, NULL), BH_OK);
+        assert_int_equal(wq_fx_submit(f, 100, &t[i]), BH_OK);
+    assert_int_equal(wq_fx_submit(f, 100, NULL), BH_OK);
     bh_writeq_close(&f->q);
     for (int i = 0; i < 10; i++) {
         assert_int_equal(t[i].calls, 1);
@@ -393,50 +335,28 @@ static void close_with_items_in_inbox_cancels_each_ticket_once_and_frees_everyth
             assert_true(t[i].order > t[i - 1].order);
     }
     /* Until the loop runs the close callbacks, producers get BH_ECLOSED. */
-    assert_int_equal(pfx_submit(f, 10, NULL), BH_ECLOSED);
+    assert_int_equal(wq_fx_submit(f, 10, NULL), BH_ECLOSED);
     assert_int_equal(bh_writeq_enable_mt(&f->q), BH_ECLOSED);
     struct bh_writeq_stats s;
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.queued_items, 0);
     assert_int_equal(s.queued_bytes, 0);
-    pfx_free(f);
-    test_alloc_stats st;
-    test_alloc_stats_get(&st);
-    assert_int_equal(st.live, 0);
-    test_alloc_uninstall();
-}
-
-typedef struct shut_rec {
-    int calls;
-    int status;
-} shut_rec;
-
-static void on_shut(bh_writeq *q, int status, void *ctx)
-{
-    (void)q;
-    shut_rec *s = ctx;
-    s->calls++;
-    s->status = status;
-}
-
-static int pfx_eof(void *arg)
-{
-    pfx *f = arg;
-    return f->sink.eof || f->sink.error;
+    wq_fx_free(f);
+    test_alloc_finish();
 }
 
 static void shutdown_flushes_inbox_items_before_eof_and_refuses_later_submits(void **state)
 {
     (void)state;
-    pfx *f = pfx_new(64, 1u << 20, 1);
+    wq_fx *f = pfx_new(64, 1u << 20, 1);
     wq_ticket t = {0};
     for (int i = 0; i < 20; i++)
-        assert_int_equal(pfx_submit(f, 500, i == 19 ? &t : NULL), BH_OK);
-    shut_rec sr = {0, 0};
-    assert_int_equal(bh_writeq_shutdown(&f->q, on_shut, &sr), BH_OK);
-    assert_int_equal(pfx_submit(f, 10, NULL), BH_ECLOSED);
+        assert_int_equal(wq_fx_submit(f, 500, i == 19 ? &t : NULL), BH_OK);
+    wq_shut_rec sr = {0, 0, 0};
+    assert_int_equal(bh_writeq_shutdown(&f->q, wq_shut_cb, &sr), BH_OK);
+    assert_int_equal(wq_fx_submit(f, 10, NULL), BH_ECLOSED);
     wq_sink_start(&f->sink);
-    assert_int_equal(wq_run_until(&f->loop, pfx_eof, f, RUN_MS), 0);
+    assert_int_equal(wq_run_until(&f->loop, wq_fx_eof, f, RUN_MS), 0);
     wq_run_nowait(&f->loop, 3);
     assert_int_equal(f->sink.received, f->off);
     assert_int_equal(f->sink.received, 20 * 500);
@@ -445,7 +365,7 @@ static void shutdown_flushes_inbox_items_before_eof_and_refuses_later_submits(vo
     assert_int_equal(t.status, 0);
     assert_int_equal(sr.calls, 1);
     assert_int_equal(sr.status, 0);
-    pfx_free(f);
+    wq_fx_free(f);
 }
 
 static int ticket_called(void *arg)
@@ -457,11 +377,11 @@ static void ring_growth_failure_taking_inbox_items_fails_the_queue_once(void **s
 {
     (void)state;
     test_alloc_install(0);
-    pfx *f = pfx_new(64, 1u << 20, 1);
+    wq_fx *f = pfx_new(64, 1u << 20, 1);
     wq_ticket t[3];
     memset(t, 0, sizeof t);
     for (int i = 0; i < 3; i++)
-        assert_int_equal(pfx_submit(f, 100, &t[i]), BH_OK);
+        assert_int_equal(wq_fx_submit(f, 100, &t[i]), BH_OK);
     test_alloc_fail_all(1); /* the ring cannot be allocated on the loop */
     assert_int_equal(wq_run_until(&f->loop, ticket_called, &t[2], RUN_MS), 0);
     test_alloc_fail_all(0);
@@ -469,44 +389,38 @@ static void ring_growth_failure_taking_inbox_items_fails_the_queue_once(void **s
         assert_int_equal(t[i].calls, 1);
         assert_int_equal(t[i].status, BH_ENOMEM);
     }
-    assert_int_equal(pfx_submit(f, 10, NULL), BH_ECLOSED);
+    assert_int_equal(wq_fx_submit(f, 10, NULL), BH_ECLOSED);
     bh_bytes b = wq_pattern_slice(f->pattern, 0, 10);
     assert_int_equal(bh_writeq_try_write_ff(&f->q, &b), BH_ECLOSED);
     bh_bytes_release(&b);
     struct bh_writeq_stats s;
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.queued_items, 0);
-    pfx_free(f);
-    test_alloc_stats st;
-    test_alloc_stats_get(&st);
-    assert_int_equal(st.live, 0);
-    test_alloc_uninstall();
+    wq_fx_free(f);
+    test_alloc_finish();
 }
 
 static void enable_mt_allocation_failure_leaves_queue_usable(void **state)
 {
     (void)state;
     test_alloc_install(0);
-    pfx *f = pfx_new(8, 1024, 0);
+    wq_fx *f = pfx_new(8, 1024, 0);
     test_alloc_fail_after(0);
     assert_int_equal(bh_writeq_enable_mt(&f->q), BH_ENOMEM);
-    assert_int_equal(pfx_submit(f, 10, NULL), BH_EINVAL);
+    assert_int_equal(wq_fx_submit(f, 10, NULL), BH_EINVAL);
     assert_int_equal(bh_writeq_enable_mt(&f->q), BH_OK);
-    assert_int_equal(pfx_submit(f, 10, NULL), BH_OK);
+    assert_int_equal(wq_fx_submit(f, 10, NULL), BH_OK);
     wq_sink_start(&f->sink);
-    assert_int_equal(wq_run_until(&f->loop, pfx_received, f, RUN_MS), 0);
+    assert_int_equal(wq_run_until(&f->loop, wq_fx_received_all, f, RUN_MS), 0);
     assert_int_equal(f->sink.mismatches, 0);
-    pfx_free(f);
-    test_alloc_stats st;
-    test_alloc_stats_get(&st);
-    assert_int_equal(st.live, 0);
-    test_alloc_uninstall();
+    wq_fx_free(f);
+    test_alloc_finish();
 }
 
 static void inbox_growth_failure_refuses_submit_with_enomem_and_caller_keeps_slice(void **state)
 {
     (void)state;
-    pfx *f = pfx_new(64, 1u << 20, 1);
+    wq_fx *f = pfx_new(64, 1u << 20, 1);
     test_alloc_install(0);
     bh_bytes b = bh_bytes_static(f->pattern, 10);
     test_alloc_fail_after(0);
@@ -520,8 +434,8 @@ static void inbox_growth_failure_refuses_submit_with_enomem_and_caller_keeps_sli
     assert_int_equal(bh_writeq_submit_mt(&f->q, &b, NULL, NULL), BH_OK);
     f->off = 10;
     wq_sink_start(&f->sink);
-    assert_int_equal(wq_run_until(&f->loop, pfx_received, f, RUN_MS), 0);
-    pfx_free(f);
+    assert_int_equal(wq_run_until(&f->loop, wq_fx_received_all, f, RUN_MS), 0);
+    wq_fx_free(f);
     test_alloc_uninstall();
 }
 
@@ -529,19 +443,15 @@ static void write_error_fails_ring_and_inbox_items_once(void **state)
 {
     (void)state;
     enum { N = 12 };
-    pfx *f = pfx_new(N, 4u << 20, 1);
-    uv_os_fd_t wfd, rfd;
-    assert_int_equal(uv_fileno((uv_handle_t *)&f->w, &wfd), 0);
-    assert_int_equal(uv_fileno((uv_handle_t *)&f->r, &rfd), 0);
-    test_set_sockbuf(wfd, 4096, 4096);
-    test_set_sockbuf(rfd, 4096, 4096);
+    wq_fx *f = pfx_new(N, 4u << 20, 1);
+    wq_fx_sockbuf(f, 4096, 4096);
     wq_ticket t[N];
     memset(t, 0, sizeof t);
     bh_bytes big = wq_pattern_slice(f->pattern, 0, 512 * 1024);
     assert_int_equal(bh_writeq_try_write(&f->q, &big, wq_ticket_cb, &t[0]), BH_OK);
     for (int i = 1; i < N; i++)
-        assert_int_equal(pfx_submit(f, 1000, &t[i]), BH_OK);
-    uv_close((uv_handle_t *)&f->r, NULL);
+        assert_int_equal(wq_fx_submit(f, 1000, &t[i]), BH_OK);
+    uv_close((uv_handle_t *)f->r, NULL);
     wq_ticket_set c = {t, N};
     assert_int_equal(wq_run_until(&f->loop, wq_tickets_all_called, &c, RUN_MS), 0);
     wq_run_nowait(&f->loop, 3);
@@ -551,8 +461,8 @@ static void write_error_fails_ring_and_inbox_items_once(void **state)
         assert_int_equal(t[i].calls, 1);
         assert_int_equal(t[i].status, err);
     }
-    assert_int_equal(pfx_submit(f, 10, NULL), BH_ECLOSED);
-    pfx_free(f);
+    assert_int_equal(wq_fx_submit(f, 10, NULL), BH_ECLOSED);
+    wq_fx_free(f);
 }
 
 int main(void)

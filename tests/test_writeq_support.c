@@ -1,9 +1,16 @@
-/* test_writeq_support.c - reading peer, ticket recorder and loop driver for
- * the bh_writeq tests. */
+/* test_writeq_support.c - the bh_writeq test fixture, reading peer, ticket
+ * and shutdown recorders and loop driver. */
 #include "test_writeq_support.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cmocka.h>
+
+#include "test_uv.h"
 
 uint8_t wq_pattern(size_t i)
 {
@@ -129,4 +136,106 @@ void wq_run_nowait(uv_loop_t *loop, int iterations)
 {
     for (int i = 0; i < iterations; i++)
         uv_run(loop, UV_RUN_NOWAIT);
+}
+
+void wq_shut_cb(bh_writeq *q, int status, void *ctx)
+{
+    (void)q;
+    wq_shut_rec *s = ctx;
+    s->calls++;
+    s->status = status;
+    s->order = ++wq_ticket_seq;
+}
+
+/* ---- the fixture ---------------------------------------------------------- */
+
+wq_fx *wq_fx_new(wq_transport t, size_t max_items, size_t max_bytes, size_t pattern_len)
+{
+    wq_fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    if (t == WQ_TCP)
+        assert_int_equal(test_uv_tcp_pair(&f->loop, &f->wh.tcp, &f->rh.tcp), 0);
+    else
+        assert_int_equal(test_uv_socketpair(&f->loop, &f->wh.pipe, &f->rh.pipe), 0);
+    f->w = (uv_stream_t *)&f->wh;
+    f->r = (uv_stream_t *)&f->rh;
+    bh_writeq_config cfg = {max_items, max_bytes};
+    assert_int_equal(bh_writeq_init(&f->q, &f->loop, f->w, &cfg), BH_OK);
+    wq_sink_init(&f->sink, f->r);
+    f->pattern_len = pattern_len;
+    f->pattern = wq_pattern_buf(pattern_len);
+    assert_non_null(f->pattern);
+    return f;
+}
+
+void wq_fx_free(wq_fx *f)
+{
+    bh_writeq_close(&f->q);
+    assert_int_equal(test_uv_loop_teardown(&f->loop), 0);
+    free(f->pattern);
+    free(f);
+}
+
+void wq_fx_sockbuf(wq_fx *f, int sndbuf, int rcvbuf)
+{
+    uv_os_fd_t wfd, rfd;
+    assert_int_equal(uv_fileno((uv_handle_t *)f->w, &wfd), 0);
+    assert_int_equal(uv_fileno((uv_handle_t *)f->r, &rfd), 0);
+    test_set_sockbuf(wfd, sndbuf, rcvbuf);
+    test_set_sockbuf(rfd, sndbuf, rcvbuf);
+}
+
+enum { OFFER_FF, OFFER_TICKET, OFFER_SUBMIT };
+
+static int offer(wq_fx *f, size_t n, wq_ticket *t, int how)
+{
+    assert_true(f->off + n <= f->pattern_len);
+    bh_bytes b = wq_pattern_slice(f->pattern, f->off, n);
+    bh_bytes keep = b;
+    int rc;
+    if (how == OFFER_SUBMIT)
+        rc = bh_writeq_submit_mt(&f->q, &b, t ? wq_ticket_cb : NULL, t);
+    else if (how == OFFER_TICKET)
+        rc = bh_writeq_try_write(&f->q, &b, wq_ticket_cb, t);
+    else
+        rc = bh_writeq_try_write_ff(&f->q, &b);
+    if (rc == BH_OK) {
+        assert_null(b.ptr);
+        assert_int_equal(b.len, 0);
+        f->off += n;
+    } else {
+        assert_ptr_equal(b.ptr, keep.ptr);
+        assert_int_equal(b.len, keep.len);
+        assert_int_equal(bh_bytes_refcount(&b), n > 0 ? 1 : 0);
+        bh_bytes_release(&b);
+    }
+    return rc;
+}
+
+int wq_fx_ff(wq_fx *f, size_t n) { return offer(f, n, NULL, OFFER_FF); }
+
+int wq_fx_ticket(wq_fx *f, size_t n, wq_ticket *t) { return offer(f, n, t, OFFER_TICKET); }
+
+int wq_fx_submit(wq_fx *f, size_t n, wq_ticket *t) { return offer(f, n, t, OFFER_SUBMIT); }
+
+int wq_fx_received_all(void *arg)
+{
+    wq_fx *f = arg;
+    return f->sink.received >= f->off || f->sink.error != 0;
+}
+
+int wq_fx_eof(void *arg)
+{
+    wq_fx *f = arg;
+    return f->sink.eof || f->sink.error;
+}
+
+void wq_fx_run_until_received(wq_fx *f, unsigned timeout_ms)
+{
+    wq_sink_start(&f->sink);
+    assert_int_equal(wq_run_until(&f->loop, wq_fx_received_all, f, timeout_ms), 0);
+    assert_int_equal(f->sink.error, 0);
+    assert_int_equal(f->sink.received, f->off);
+    assert_int_equal(f->sink.mismatches, 0);
 }

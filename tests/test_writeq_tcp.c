@@ -13,80 +13,27 @@
 
 #include "test_uv.h"
 #include "test_writeq_support.h"
+#include "uv/writeq_internal.h"
 
 #define RUN_MS 30000
 
-typedef struct tfx {
-    uv_loop_t loop;
-    uv_tcp_t client; /* writer, owned by the queue */
-    uv_tcp_t server; /* reading peer */
-    bh_writeq q;
-    wq_sink sink;
-    uint8_t *pattern;
-    size_t pattern_len;
-    size_t off;
-} tfx;
-
-static tfx *tfx_new(size_t max_items, size_t max_bytes, size_t pattern_len, int small_buffers)
+/* Only the writer's send buffer shrinks: shrinking the receive buffer of an
+ * established connection below the window it already advertised makes Linux
+ * fall back to ~200 ms zero-window probes, which only slows the test down.
+ * A 16 KiB send buffer keeps segments below one MSS, so every segment waits
+ * for a delayed ACK (tens of seconds per test); 64 KiB avoids that. The
+ * paused reader's default buffer is still far smaller than what the tests
+ * push. */
+static wq_fx *tfx_new(size_t max_items, size_t max_bytes, size_t pattern_len)
 {
-    tfx *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    assert_int_equal(uv_loop_init(&f->loop), 0);
-    assert_int_equal(test_uv_tcp_pair(&f->loop, &f->client, &f->server), 0);
-    if (small_buffers) {
-        /* Only the writer's send buffer shrinks: shrinking the receive
-         * buffer of an established connection below the window it already
-         * advertised makes Linux fall back to ~200 ms zero-window probes,
-         * which only slows the test down. A 16 KiB send buffer keeps segments below
-         * one MSS, so every segment waits for a delayed ACK (tens of seconds
-         * per test); 64 KiB avoids that. The paused reader's default
-         * buffer is still far smaller than what the tests push. */
-        uv_os_fd_t cfd;
-        assert_int_equal(uv_fileno((uv_handle_t *)&f->client, &cfd), 0);
-        test_set_sockbuf(cfd, 65536, 0);
-    }
-    bh_writeq_config cfg = {max_items, max_bytes};
-    assert_int_equal(bh_writeq_init(&f->q, &f->loop, (uv_stream_t *)&f->client, &cfg), BH_OK);
-    wq_sink_init(&f->sink, (uv_stream_t *)&f->server);
-    f->pattern_len = pattern_len;
-    f->pattern = wq_pattern_buf(pattern_len);
-    assert_non_null(f->pattern);
+    wq_fx *f = wq_fx_new(WQ_TCP, max_items, max_bytes, pattern_len);
+    wq_fx_sockbuf(f, 65536, 0);
     return f;
 }
 
-static void tfx_free(tfx *f)
+static int tfx_offer(wq_fx *f, size_t n, wq_ticket *t)
 {
-    bh_writeq_close(&f->q);
-    assert_int_equal(test_uv_loop_teardown(&f->loop), 0);
-    free(f->pattern);
-    free(f);
-}
-
-static int tfx_offer(tfx *f, size_t n, wq_ticket *t)
-{
-    assert_true(f->off + n <= f->pattern_len);
-    bh_bytes b = wq_pattern_slice(f->pattern, f->off, n);
-    int rc = t ? bh_writeq_try_write(&f->q, &b, wq_ticket_cb, t) : bh_writeq_try_write_ff(&f->q, &b);
-    if (rc == BH_OK) {
-        assert_null(b.ptr);
-        f->off += n;
-    } else {
-        assert_non_null(b.ptr);
-        bh_bytes_release(&b);
-    }
-    return rc;
-}
-
-static int sink_has_all(void *arg)
-{
-    tfx *f = arg;
-    return f->sink.received >= f->off || f->sink.error != 0;
-}
-
-static int sink_eof(void *arg)
-{
-    tfx *f = arg;
-    return f->sink.eof || f->sink.error;
+    return t ? wq_fx_ticket(f, n, t) : wq_fx_ff(f, n);
 }
 
 static void paused_reader_forces_partial_writes_and_resume_delivers_every_byte(void **state)
@@ -94,7 +41,7 @@ static void paused_reader_forces_partial_writes_and_resume_delivers_every_byte(v
     (void)state;
     enum { BIG = (4 << 20) + 7, ITEM = 65537, N = 24 };
     const size_t total = (size_t)BIG + (size_t)ITEM * N;
-    tfx *f = tfx_new(256, 16u << 20, total, 1);
+    wq_fx *f = tfx_new(256, 16u << 20, total);
     wq_ticket t[N];
     memset(t, 0, sizeof t);
     /* A fire-and-forget slice larger than the kernel can take at once, on an
@@ -108,7 +55,7 @@ static void paused_reader_forces_partial_writes_and_resume_delivers_every_byte(v
     assert_true(s.written_bytes < BIG);
     assert_int_equal(s.queued_items, 1);
     assert_int_equal(s.queued_bytes, BIG - s.written_bytes);
-    assert_int_equal(f->q.head_off, s.written_bytes);
+    assert_int_equal(bh__writeq_head_off(&f->q), s.written_bytes);
     assert_int_equal(s.try_write_hits, 0);
     assert_int_equal(s.flushes, 0);
     assert_int_equal(s.batches, 1); /* the remainder, in flight */
@@ -121,7 +68,7 @@ static void paused_reader_forces_partial_writes_and_resume_delivers_every_byte(v
     for (int i = 0; i < N; i++)
         assert_int_equal(t[i].calls, 0);
     wq_sink_start(&f->sink);
-    assert_int_equal(wq_run_until(&f->loop, sink_has_all, f, RUN_MS), 0);
+    assert_int_equal(wq_run_until(&f->loop, wq_fx_received_all, f, RUN_MS), 0);
     wq_run_nowait(&f->loop, 3);
     assert_int_equal(f->sink.error, 0);
     assert_int_equal(f->sink.received, total);
@@ -136,14 +83,14 @@ static void paused_reader_forces_partial_writes_and_resume_delivers_every_byte(v
             assert_int_equal(t[i].status, 0);
         }
     }
-    tfx_free(f);
+    wq_fx_free(f);
 }
 
 static void reader_pausing_and_resuming_repeatedly_still_gets_every_byte(void **state)
 {
     (void)state;
     enum { N = 300 };
-    tfx *f = tfx_new(64, 256 * 1024, 6u << 20, 1);
+    wq_fx *f = tfx_new(64, 256 * 1024, 6u << 20);
     size_t made = 0;
     wq_sink_start(&f->sink);
     while (made < N) {
@@ -161,10 +108,10 @@ static void reader_pausing_and_resuming_repeatedly_still_gets_every_byte(void **
         assert_int_equal(rc, BH_OK);
         made++;
     }
-    assert_int_equal(wq_run_until(&f->loop, sink_has_all, f, RUN_MS), 0);
+    assert_int_equal(wq_run_until(&f->loop, wq_fx_received_all, f, RUN_MS), 0);
     assert_int_equal(f->sink.received, f->off);
     assert_int_equal(f->sink.mismatches, 0);
-    tfx_free(f);
+    wq_fx_free(f);
 }
 
 static void peer_reset_mid_queue_fails_pending_tickets_once_and_later_writes_get_eclosed(
@@ -172,14 +119,14 @@ static void peer_reset_mid_queue_fails_pending_tickets_once_and_later_writes_get
 {
     (void)state;
     enum { N = 32 };
-    tfx *f = tfx_new(N, 8u << 20, 64u * 1024 * N + 4096, 1);
+    wq_fx *f = tfx_new(N, 8u << 20, 64u * 1024 * N + 4096);
     wq_ticket t[N];
     memset(t, 0, sizeof t);
     for (int i = 0; i < N; i++)
         assert_int_equal(tfx_offer(f, 64 * 1024, &t[i]), BH_OK);
     wq_run_nowait(&f->loop, 2);
     /* RST: the peer goes away with unread data. */
-    assert_int_equal(uv_tcp_close_reset(&f->server, NULL), 0);
+    assert_int_equal(uv_tcp_close_reset(&f->rh.tcp, NULL), 0);
     wq_ticket_set t_all = {t, N};
     assert_int_equal(wq_run_until(&f->loop, wq_tickets_all_called, &t_all, RUN_MS), 0);
     int err = 0, errors = 0;
@@ -203,35 +150,22 @@ static void peer_reset_mid_queue_fails_pending_tickets_once_and_later_writes_get
     assert_int_equal(late.calls, 0);
     for (int i = 0; i < N; i++)
         assert_int_equal(t[i].calls, 1);
-    tfx_free(f);
-}
-
-typedef struct shut_rec {
-    int calls;
-    int status;
-} shut_rec;
-
-static void on_shut(bh_writeq *q, int status, void *ctx)
-{
-    (void)q;
-    shut_rec *s = ctx;
-    s->calls++;
-    s->status = status;
+    wq_fx_free(f);
 }
 
 static void shutdown_over_tcp_flushes_every_byte_before_eof(void **state)
 {
     (void)state;
     enum { N = 64 };
-    tfx *f = tfx_new(N, 8u << 20, 48u * 1024 * N, 1);
+    wq_fx *f = tfx_new(N, 8u << 20, 48u * 1024 * N);
     wq_ticket t[N];
     memset(t, 0, sizeof t);
     for (int i = 0; i < N; i++)
         assert_int_equal(tfx_offer(f, 48 * 1024 - (size_t)i, i % 2 ? &t[i] : NULL), BH_OK);
-    shut_rec sr = {0, 0};
-    assert_int_equal(bh_writeq_shutdown(&f->q, on_shut, &sr), BH_OK);
+    wq_shut_rec sr = {0, 0, 0};
+    assert_int_equal(bh_writeq_shutdown(&f->q, wq_shut_cb, &sr), BH_OK);
     wq_sink_start(&f->sink);
-    assert_int_equal(wq_run_until(&f->loop, sink_eof, f, RUN_MS), 0);
+    assert_int_equal(wq_run_until(&f->loop, wq_fx_eof, f, RUN_MS), 0);
     wq_run_nowait(&f->loop, 3);
     assert_int_equal(f->sink.eof, 1);
     assert_int_equal(f->sink.received, f->off);
@@ -242,7 +176,7 @@ static void shutdown_over_tcp_flushes_every_byte_before_eof(void **state)
         assert_int_equal(t[i].calls, 1);
         assert_int_equal(t[i].status, 0);
     }
-    tfx_free(f);
+    wq_fx_free(f);
 }
 
 typedef struct acceptor {

@@ -18,6 +18,7 @@
 #include "bytes.h"
 #include "error.h"
 #include "export.h"
+#include "queue.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -227,48 +228,45 @@ struct bh_writeq_stats {
                                 writev each) */
 };
 
-typedef struct bh_writeq_item {
-    bh_bytes data;
-    bh_write_cb cb; /* NULL for fire-and-forget */
-    void *ctx;
-} bh_writeq_item;
-
-struct bh_writeq_mt;    /* cross-thread inbox, allocated by bh_writeq_enable_mt */
 struct bh_writeq_flush; /* deferred-flush handles, allocated on the first enqueue */
+struct bh_writeq_mt;    /* cross-thread wake, allocated by bh_writeq_enable_mt */
+struct bh_writeq_stall; /* write-stall timer, allocated by bh_writeq_set_stall_timeout */
 
-/* Private; embedded by value. The used_* counters, want_drain and low_water
- * are guarded by the inbox mutex while cross-thread submission is enabled. */
+/* A libuv driver of the loop-free queue core (bh_queue, see queue.h), which
+ * holds the ring, the budgets, the tickets and the cross-thread inbox.
+ *
+ * Idle cost (x86_64 Linux, libuv 1.44): sizeof(bh_writeq) is 504 bytes and
+ * a queue that was never written to allocates nothing. After its first
+ * enqueue an idle queue keeps, besides its struct, the deferred-flush block
+ * (256 bytes), a ring of 8 to 64 slots (40 bytes each; a ring that grew
+ * beyond 64 slots is shrunk back to 64 when the queue drains) and a batch
+ * array of 8 to 64 iovecs (16 bytes each, shrunk the same way): 1,208 bytes
+ * in total for a queue whose bursts stayed within 8 items, at most 4,344
+ * bytes for any queue, plus the allocator's overhead per block (3 blocks).
+ * The cross-thread block (144 bytes, plus the core's 112-byte inbox and its
+ * arrays) exists only after bh_writeq_enable_mt(), the stall timer block
+ * (184 bytes) only while a stall timeout is set. */
 struct bh_writeq {
+    /* public, read-only */
     uv_loop_t *loop;
     uv_stream_t *stream;
-    bh_writeq_config cfg;
-    bh_writeq_item *ring;  /* grows by doubling up to cfg.max_items, then reused */
-    size_t ring_cap, head, count;
-    size_t head_off;       /* bytes of ring[head] already written */
-    size_t pinned;         /* items at the head covered by the write in flight */
-    size_t inflight_bytes; /* bytes handed to the write in flight */
-    size_t used_items;     /* budget use: ring + cross-thread inbox */
-    size_t used_bytes;
-    uv_buf_t *iov;         /* batch array, grown on demand up to IOV_MAX */
-    size_t iov_cap;
-    uv_buf_t iov1;         /* one-entry batch when iov cannot grow */
-    uv_write_t wreq;
-    uv_shutdown_t sreq;
-    int state;
+    /* private */
+    bh_queue core;
+    union {
+        uv_write_t write;       /* the one uv_write in flight */
+        uv_shutdown_t shutdown; /* issued only once nothing is written any more */
+    } req;
+    size_t inflight;            /* bytes handed to the write in flight */
     unsigned flags;
-    int error;
-    unsigned depth;        /* nesting of completion loops (defers freeing) */
     bh_shutdown_cb shutdown_cb;
     void *shutdown_ctx;
     bh_drain_cb drain_cb;
     void *drain_ctx;
-    size_t low_water;
-    int want_drain;
-    int drain_due;
-    struct bh_writeq_mt *mt;        /* loop thread's view; NULL after close */
-    struct bh_writeq_mt *mt_submit; /* producers' view; set once by enable_mt */
-    struct bh_writeq_flush *flush;  /* NULL until the first enqueue and after close */
-    struct bh_writeq_stats stats;
+    struct bh_writeq_flush *flush; /* NULL until the first enqueue and after close */
+    struct bh_writeq_mt *mt;       /* NULL until enable_mt and after close */
+    struct bh_writeq_stall *stall; /* NULL while no stall timeout is set */
+    uint64_t refused;              /* refusals the core did not see */
+    uint64_t batches, try_write_hits, flushes;
 };
 
 /* Defaults: max_items 1024, max_bytes 8 MiB. */
@@ -337,6 +335,23 @@ BH_EXPORT void bh_writeq_close(bh_writeq *q);
  * was above the mark. */
 BH_EXPORT void bh_writeq_set_drain_cb(bh_writeq *q, size_t low_water_bytes, bh_drain_cb cb,
                                       void *ctx);
+
+/** Sets the write-stall timeout, like the write timeout of libevent's
+ * bufferevent_set_timeouts(): when no byte has been written for ms
+ * milliseconds while items are queued (the peer does not read), the queue
+ * fails with UV_ETIMEDOUT: every pending ticket completes once with it
+ * (those of the uv_write in flight too: their slices are released when
+ * libuv gives the write back, at the latest when the stream is closed), a
+ * pending shutdown reports it, a waiting producer gets its drain callback
+ * and later writes get BH_ECLOSED. The timer runs only while items are
+ * queued, so an idle queue does not keep the loop alive.
+ * @param q  an open queue (or one being shut down)
+ * @param ms the timeout; 0 disables it
+ * @return BH_OK; BH_EINVAL (q NULL or not initialised), BH_ECLOSED (failed
+ *         or closed), BH_ENOMEM, or the libuv code of uv_timer_init().
+ * One uv_timer_t at most per queue, allocated (184 bytes) when a timeout is
+ * first set and closed (freed) when it is set to 0 or the queue is closed. */
+BH_EXPORT int bh_writeq_set_stall_timeout(bh_writeq *q, uint64_t ms);
 
 /* Enables bh_writeq_submit_mt(): allocates the inbox block (mutex, uv_async_t
  * on the queue's loop, item arrays grown on demand) separately from q, so

@@ -31,5 +31,9 @@ void test_alloc_stats_get(test_alloc_stats *out);
 void test_alloc_reset_peak(void);
 /* Restores the default allocator. */
 void test_alloc_uninstall(void);
+/* The end-of-test leak check: asserts (cmocka) that every block allocated
+ * since test_alloc_install() has been freed, then restores the default
+ * allocator. */
+void test_alloc_finish(void);
 
 #endif

@@ -1,0 +1,108 @@
+/* writeq_internal.h - private parts of bh_writeq shared by src/uv/writeq*.c
+ * (flags, the separately allocated handle blocks, the driver steps) and the
+ * read-only views the tests use instead of naming struct fields. */
+#ifndef BH_WRITEQ_INTERNAL_H
+#define BH_WRITEQ_INTERNAL_H
+
+#include <stddef.h>
+
+#include <bytes_handoff/error.h>
+#include <bytes_handoff/queue.h>
+#include <bytes_handoff/uv.h>
+
+#define WQ_UV_BUFSML ((size_t)4)      /* libuv copies up to 4 bufs without malloc */
+#define WQ_FLUSH_ROUNDS 16            /* uv_try_write calls per deferred flush at most */
+#define WQ_EAGER_BYTES ((size_t)4096) /* idle fire-and-forget slices this large skip the flush */
+
+enum wq_flags {
+    WQ_WRITING = 1u << 0,      /* uv_write outstanding or its completions running */
+    WQ_SHUT_PENDING = 1u << 1, /* shutdown requested, user callback not yet called */
+    WQ_SHUT_SENT = 1u << 2,    /* uv_shutdown issued */
+    WQ_FLUSH_ARMED = 1u << 3   /* the deferred-flush handles are started */
+};
+
+/* Deferred-flush handles (writeq_flush.c). Freed by the second close
+ * callback, never touching q (it may be freed by then). */
+struct bh_writeq_flush {
+    uv_check_t check;
+    uv_prepare_t prepare;
+    bh_writeq *q; /* NULL once the queue is closed */
+    int handles;  /* handles not yet closed */
+};
+
+/* Cross-thread wake (writeq_mt.c): the async handle and the core's inbox,
+ * both freed by the async handle's close callback. */
+struct bh_writeq_mt {
+    uv_async_t async;
+    bh_writeq *q;                 /* NULL once the queue is closed */
+    struct bh_queue_inbox *inbox; /* handed over by bh_queue_close() */
+};
+
+/* Write-stall timer (writeq_stall.c), allocated while a timeout is set. */
+struct bh_writeq_stall {
+    uv_timer_t timer;
+    bh_writeq *q;  /* NULL once closed */
+    uint64_t ms;   /* the timeout */
+    uint64_t last; /* loop time of the last progress (or of arming) */
+    size_t wq_size; /* libuv's write queue size at that time */
+    int armed;
+};
+
+#define WQ_OF(ptr, field) ((bh_writeq *)(void *)((char *)(ptr) - offsetof(bh_writeq, field)))
+
+static inline int wq_writable(const bh_writeq *q)
+{
+    bh_queue_state s = bh_queue_get_state(&q->core);
+    return s == BH_QUEUE_OPEN || s == BH_QUEUE_SEALED;
+}
+
+/* 1 when nothing is queued and no write is in flight. */
+static inline int wq_idle(const bh_writeq *q)
+{
+    return bh_queue_idle(&q->core) && !(q->flags & WQ_WRITING);
+}
+
+/* writeq.c: allocates a zeroed block of size bytes whose first member is a
+ * libuv handle and runs init(loop, block) on it. Returns the block, or NULL
+ * with *rc = BH_ENOMEM or init's libuv error (the block is then freed). */
+void *bh__wq_block_new(uv_loop_t *loop, size_t size, int (*init)(uv_loop_t *, void *), int *rc);
+
+/* writeq_flush.c: the driver. */
+int bh__wq_flush_create(bh_writeq *q);
+int bh__wq_flush_arm(bh_writeq *q);
+void bh__wq_flush_close(bh_writeq *q);
+int bh__wq_start_write(bh_writeq *q);
+void bh__wq_after_io(bh_writeq *q, int from_write);
+void bh__wq_fail(bh_writeq *q, int err);
+void bh__wq_shutdown_finish(bh_writeq *q, int status);
+void bh__wq_deliver_drain(bh_writeq *q);
+int bh__wq_send_shutdown(void *q);
+
+/* writeq_stall.c: the write-stall timer. */
+void bh__wq_stall_progress(bh_writeq *q);
+void bh__wq_stall_update(bh_writeq *q);
+void bh__wq_stall_close(bh_writeq *q);
+/* The timer's check, callable by tests: progress since the last check
+ * re-arms the timer for the rest of the window, none for the whole timeout
+ * fails the queue. Returns UV_ETIMEDOUT when it failed the queue, else 0. */
+int bh__wq_stall_check(bh_writeq *q);
+
+/* ---- read-only views for tests ------------------------------------------- */
+
+static inline size_t bh__writeq_ring_cap(const bh_writeq *q) { return q->core.ring_cap; }
+static inline const void *bh__writeq_ring(const bh_writeq *q) { return q->core.ring; }
+static inline size_t bh__writeq_head_off(const bh_writeq *q) { return q->core.head_off; }
+static inline size_t bh__writeq_max_items(const bh_writeq *q) { return q->core.cfg.max_items; }
+static inline int bh__writeq_wrapped(const bh_writeq *q)
+{
+    return q->core.head != 0 && q->core.head + q->core.count > q->core.ring_cap;
+}
+static inline const void *bh__writeq_flush_block(const bh_writeq *q) { return q->flush; }
+static inline const void *bh__writeq_stall_block(const bh_writeq *q) { return q->stall; }
+/* Loop time at which a stalled queue fails (0 when the timer is not armed). */
+static inline uint64_t bh__writeq_stall_deadline(const bh_writeq *q)
+{
+    return q->stall && q->stall->armed ? q->stall->last + q->stall->ms : 0;
+}
+
+#endif

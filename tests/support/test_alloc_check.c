@@ -1,0 +1,18 @@
+/* test_alloc_check.c - the end-of-test leak check on top of the counting
+ * allocator (cmocka assertions; test_alloc.c itself stays free of cmocka so
+ * that fuzzers can link it). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "test_alloc.h"
+
+void test_alloc_finish(void)
+{
+    test_alloc_stats st;
+    test_alloc_stats_get(&st);
+    test_alloc_uninstall();
+    assert_int_equal(st.live, 0);
+}
