@@ -31,11 +31,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    bh_block_cache_trim();
-    test_alloc_stats st;
-    test_alloc_stats_get(&st);
-    assert_int_equal(st.live, 0);
-    test_alloc_uninstall();
+    test_alloc_finish();
     return 0;
 }
 

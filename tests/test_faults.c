@@ -771,6 +771,33 @@ static void idle_session_is_closed_by_the_idle_timeout(void **state)
     free(c);
 }
 
+/* The destination stops reading: the upstream queue makes no progress with
+ * bytes queued and fails after the idle timeout (write stall); the proxy ends
+ * the session instead of holding it and its budget for ever. */
+static void destination_that_stops_reading_ends_the_session_by_write_stall(void **state)
+{
+    (void)state;
+    cr_proxy_config pc;
+    fx *f = fx_prepare(600000, &pc); /* the sink reads once, then pauses 10 min */
+    pc.header_timeout_ms = 0;
+    pc.idle_timeout_ms = 200;
+    pc.upstream_sndbuf = 4096;
+    fx_start_proxy(f, &pc);
+    tclient *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    tc_build(c, "alpha", 1, 63, 8u << 20, 6);
+    tc_connect(&f->loop, c, f->port);
+    tc_write(c, 0, c->len);
+    assert_int_equal(wq_run_until(&f->loop, tc_ended, c, RUN_MS), 0);
+    assert_int_equal(c->reply_len, 0);
+    struct cr_proxy_stats st = fx_stats(f);
+    assert_int_equal(st.aborted, 1);
+    assert_int_equal(st.completed, 0);
+    tc_free(c);
+    fx_free(f);
+    free(c);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -784,6 +811,7 @@ int main(void)
         cmocka_unit_test(slowloris_client_is_closed_at_the_header_deadline),
         cmocka_unit_test(completed_header_is_not_subject_to_the_deadline),
         cmocka_unit_test(idle_session_is_closed_by_the_idle_timeout),
+        cmocka_unit_test(destination_that_stops_reading_ends_the_session_by_write_stall),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

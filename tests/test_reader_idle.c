@@ -149,11 +149,7 @@ static int teardown(void **state)
     uv_loop_t *loop = *state;
     assert_int_equal(test_uv_loop_teardown(loop), 0);
     free(loop);
-    bh_block_cache_trim();
-    test_alloc_stats st;
-    test_alloc_stats_get(&st);
-    assert_int_equal(st.live, 0);
-    test_alloc_uninstall();
+    test_alloc_finish();
     return 0;
 }
 

@@ -124,8 +124,12 @@ typedef struct cr_proxy_config {
     uint64_t header_timeout_ms; /* close a client whose first token (the ROUTE
                                    line; with --upstream its first line) is not
                                    complete this long after accept; 0 = none */
-    uint64_t idle_timeout_ms;   /* close a session when a side sends nothing
-                                   for this long while read; 0 = none */
+    uint64_t idle_timeout_ms;   /* close a session when the client sends
+                                   nothing for this long while read, either
+                                   side reads nothing of what is queued for
+                                   it, or the destination owes its reply
+                                   (after the client's EOF) and sends nothing
+                                   for this long; 0 = none */
 } cr_proxy_config;
 
 /* Fills the defaults: no destinations, read_reserve 16 KiB, write_budget

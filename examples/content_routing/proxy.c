@@ -362,11 +362,13 @@ static int open_upstream(session *s, const cr_dest *d)
     bh_buf_init(&s->back, px->cfg.read_reserve);
     bh_reader_init(&s->back_reader, (uv_stream_t *)&s->upstream, &s->back, px->cfg.read_reserve,
                    on_upstream_read, s);
-    if (px->cfg.idle_timeout_ms > 0 &&
-        (rc = bh_reader_set_idle_timeout(&s->back_reader, px->cfg.idle_timeout_ms)) != BH_OK)
-        return rc;
     bh_writeq_init(&s->to_up, px->loop, (uv_stream_t *)&s->upstream, &px->wcfg);
     bh_writeq_set_drain_cb(&s->to_up, px->cfg.write_budget / 2, on_up_drain, s);
+    /* Idle: the destination stops reading what is queued for it (its reply
+     * is awaited under the same timeout once the client has ended). */
+    if (px->cfg.idle_timeout_ms > 0 &&
+        (rc = bh_writeq_set_stall_timeout(&s->to_up, px->cfg.idle_timeout_ms)) != BH_OK)
+        return rc;
     s->connect_req.data = s;
     rc = uv_tcp_connect(&s->connect_req, &s->upstream, (const struct sockaddr *)&d->addr,
                         on_connect);
@@ -549,6 +551,12 @@ static void on_client_read(bh_reader *r, int status, void *ctx)
         return;
     }
     cr_ticket_issue(&s->px->st.tickets, &s->tickets, T_UP_SHUT);
+    /* Now the destination owes the reply: it may not stay silent longer. */
+    int rc = s->px->cfg.idle_timeout_ms > 0
+                 ? bh_reader_set_idle_timeout(&s->back_reader, s->px->cfg.idle_timeout_ms)
+                 : BH_OK;
+    if (rc != BH_OK)
+        session_fail(s, "upstream timer", rc);
 }
 
 static void on_up_drain(bh_writeq *q, void *ctx)
@@ -748,6 +756,8 @@ static void on_accept(uv_stream_t *server, int status)
     uv_tcp_nodelay(&s->client, 1);
     s->header_deadline = uv_now(px->loop) + px->cfg.header_timeout_ms;
     int rc = client_timeout_update(s);
+    if (rc == BH_OK && px->cfg.idle_timeout_ms > 0)
+        rc = bh_writeq_set_stall_timeout(&s->to_client, px->cfg.idle_timeout_ms);
     if (rc != BH_OK) {
         session_fail(s, "client timer", rc);
         return;
