@@ -232,6 +232,8 @@ static void on_backend_connected(uv_connect_t *req, int status)
     uv_tcp_nodelay(&c->backend, 1);
     bh_tunnel_config cfg = bh_tunnel_config_default();
     cfg.idle_timeout_ms = r->cfg->idle_timeout_ms;
+    cfg.read_reserve = r->cfg->read_reserve;
+    bh_reader_stop(&c->reader); /* same loop iteration as the tunnel's start */
     int rc = bh_tunnel_start(&c->tunnel, r->loop, (uv_stream_t *)&c->client,
                              (uv_stream_t *)&c->backend, &c->buf, NULL, &cfg, on_tunnel_done, c);
     if (rc != 0) {
@@ -269,7 +271,8 @@ static void route(sni_conn *c)
     to->stats.accepted++;
     to->stats.active++;
     c->state = ST_CONNECTING;
-    bh_reader_stop(&c->reader);
+    /* The client is still read while the backend connects: whatever it sends
+     * meanwhile joins the buffered bytes the tunnel writes first. */
     uv_timer_start(&c->timer, on_connect_timeout, r->cfg->hello_timeout_ms, 0);
     if (uv_tcp_init(r->loop, &c->backend) != 0) {
         to->stats.failed++;
@@ -308,6 +311,13 @@ static void on_client_read(bh_reader *rd, int status, void *ctx)
         bh_buf_advance(&c->buf, bh_buf_len(&c->buf));
         if (status != BH_OK || c->discarded > DISCARD_MAX)
             conn_close(c);
+        return;
+    }
+    if (c->state == ST_CONNECTING) {
+        /* Bytes after the hello stay buffered for the tunnel; a full buffer
+         * just stops the reader until the tunnel reads instead. */
+        if (status != BH_OK && status != BH_ETOOLONG)
+            reject(c, SNI_CLIENT_GONE);
         return;
     }
     if (status == BH_ETOOLONG) {

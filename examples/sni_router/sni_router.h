@@ -44,6 +44,7 @@ typedef struct sni_config {
     size_t max_hello;           /* --max-hello */
     uint64_t hello_timeout_ms;  /* --hello-timeout, also bounds the backend connect */
     uint64_t idle_timeout_ms;   /* --idle-timeout (0: none) */
+    size_t read_reserve;        /* --read-reserve: the tunnel's read size per side */
     int stats;                  /* --stats */
     int quiet;                  /* --quiet: no per-connection log lines */
 } sni_config;
