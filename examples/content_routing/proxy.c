@@ -2,13 +2,18 @@
  * each with its own upstream connection to the destination its ROUTE line
  * names (see examples/content_routing.c for the protocol).
  *
- * Per session, two directions, each a bh_reader into a bh_buf feeding a
+ * Routing phase, two directions, each a bh_reader into a bh_buf feeding a
  * bh_writeq on the other socket:
  *   client --in/in_reader--> parser --split_prefix--> to_up --> upstream
  *   upstream --back/back_reader--> freeze --> to_client --> client
  * Route frames are peeked without consuming until complete, then split off
- * the buffer as owned slices (no copy) and queued. After "TUNNEL\n" whatever
- * is buffered is frozen into one slice and queued first, then every read is.
+ * the buffer as owned slices (no copy) and queued. At "TUNNEL\n" the client
+ * is no longer read; once the upstream is connected and both queues have
+ * drained (drain callbacks at 0 bytes), the queues are closed and a
+ * bh_tunnel relays the rest both ways, starting with the bytes already read
+ * behind the marker (the parser's tail) and any reply bytes read: it handles
+ * backpressure, half-close and resets (an RST from one side is passed on as
+ * an RST, also when libuv reports it as EOF) and closes both sockets.
  *
  * Backpressure: a slice the queue refuses with BH_EFULL is kept in `held`,
  * reading stops, and the queue's drain callback queues it and resumes. So a
@@ -16,7 +21,8 @@
  * one held slice and a write budget per direction.
  *
  * Ending: a session ends completed (client EOF, upstream flushed and shut
- * down, upstream reply forwarded, client shut down), rejected (an ERR line is
+ * down, upstream reply forwarded, client shut down; in tunnel mode: the
+ * tunnel ended with status 0), rejected (an ERR line is
  * written, the client's write side shut down, its input discarded until EOF)
  * or aborted (a socket failed, input ended inside a frame, or the proxy is
  * stopping: the upstream is reset rather than closed, see the caveat in
@@ -38,7 +44,7 @@
 /* Completion callbacks a session registers (bits of session.tickets). */
 enum { T_UP_SHUT = 1u, T_CLIENT_SHUT = 2u, T_ERR_LINE = 4u, T_REJECT_SHUT = 8u };
 
-enum mode { MODE_ROUTING, MODE_TUNNEL, MODE_REJECTING };
+enum mode { MODE_ROUTING, MODE_SWITCHING, MODE_TUNNEL, MODE_REJECTING };
 enum outcome { OUT_NONE, OUT_COMPLETED, OUT_REJECTED, OUT_ABORTED };
 
 typedef struct session session;
@@ -74,6 +80,7 @@ struct session {
     cr_parser parser;
     bh_bytes held;      /* slice refused by to_up, queued from its drain callback */
     bh_bytes held_back; /* slice refused by to_client */
+    bh_tunnel tunnel;   /* MODE_TUNNEL: owns both handles until on_tunnel_done */
     const cr_dest *dest;
     enum mode mode;
     enum outcome outcome;
@@ -81,8 +88,9 @@ struct session {
     int err;          /* status that aborted the session, 0 if none */
     unsigned tickets; /* outstanding completion callbacks (T_* bits) */
     int handles; /* open uv handles */
-    int has_upstream, upstream_closing, client_closing;
+    int has_upstream, upstream_closing, client_closing, connected;
     int in_done;  /* client input ended */
+    int back_eof; /* upstream input ended (before any tunnel) */
     int up_shut;  /* upstream write side shut down after a flush */
     int out_done; /* rejecting: the ERR line was flushed */
     int header_done; /* the first token is complete: idle timeout from here */
@@ -223,6 +231,12 @@ static void close_client(session *s)
 
 static void session_end(session *s, enum outcome o, const char *reason)
 {
+    if (s->mode == MODE_TUNNEL) {
+        /* The tunnel closes both sockets (with an RST) and reports. */
+        set_outcome(s, o, reason);
+        bh_tunnel_abort(&s->tunnel);
+        return;
+    }
     set_outcome(s, o, reason);
     close_upstream(s, s->outcome != OUT_COMPLETED);
     close_client(s);
@@ -346,6 +360,62 @@ static const cr_dest *find_dest(const cr_proxy *px, const uint8_t *name, size_t 
 static void on_connect(uv_connect_t *req, int status);
 static void on_upstream_read(bh_reader *r, int status, void *ctx);
 static void on_up_drain(bh_writeq *q, void *ctx);
+static void on_client_drain(bh_writeq *q, void *ctx);
+
+static void on_tunnel_done(bh_tunnel *t, int status, const struct bh_tunnel_stats *st, void *ctx)
+{
+    session *s = ctx;
+    cr_proxy *px = s->px;
+    (void)t;
+    px->st.bytes_up += st->bytes[0];
+    px->st.bytes_down += st->bytes[1];
+    if (status == 0) {
+        set_outcome(s, OUT_COMPLETED, NULL);
+    } else if (s->outcome == OUT_NONE) {
+        s->err = status;
+        if (status == BH_ENOMEM) {
+            px->st.enomem++;
+            fprintf(stderr, "proxy: session %llu: tunnel: %s (%s); closing the connection\n",
+                    (unsigned long long)s->id, bh_err_name(status), bh_strerror(status));
+        }
+        set_outcome(s, OUT_ABORTED, "tunnel");
+    }
+    s->handles = 1; /* the tunnel closed both */
+    session_free_if_closed(s);
+}
+
+/* MODE_SWITCHING: once the upstream is connected and nothing is queued
+ * either way, the queues are closed and a bh_tunnel takes both sockets, the
+ * parser's tail (bytes behind the marker) and any reply bytes read. */
+static void try_tunnel(session *s)
+{
+    cr_proxy *px = s->px;
+    struct bh_writeq_stats up, down;
+    if (s->mode != MODE_SWITCHING || !s->connected || s->back_eof || s->held.len > 0 ||
+        s->held_back.len > 0)
+        return;
+    bh_writeq_stats(&s->to_up, &up);
+    bh_writeq_stats(&s->to_client, &down);
+    if (up.queued_items > 0 || down.queued_items > 0)
+        return;
+    /* The session's readers (and their timers) are done: the tunnel reads
+     * both sockets with its own, under the session's idle timeout. */
+    bh_reader_close(&s->in_reader);
+    bh_reader_close(&s->back_reader);
+    bh_writeq_close(&s->to_up);
+    bh_writeq_close(&s->to_client);
+    bh_tunnel_config tc = bh_tunnel_config_default();
+    tc.read_reserve = px->cfg.read_reserve;
+    tc.max_bytes = px->cfg.write_budget;
+    tc.idle_timeout_ms = px->cfg.idle_timeout_ms;
+    int rc = bh_tunnel_start(&s->tunnel, px->loop, (uv_stream_t *)&s->client,
+                             (uv_stream_t *)&s->upstream, &s->in, &s->back, &tc, on_tunnel_done, s);
+    if (rc != 0) {
+        session_fail(s, "tunnel start", rc);
+        return;
+    }
+    s->mode = MODE_TUNNEL;
+}
 
 /* Opens the session's upstream connection. Slices may be queued at once:
  * libuv keeps writes on a connecting TCP handle until the connection is up
@@ -453,7 +523,13 @@ static void pump_in(session *s)
                 reject(s, "TUNNEL before ROUTE", "ERR no route\n");
                 return;
             }
-            s->mode = MODE_TUNNEL;
+            /* No more client reads here; both drain callbacks now run when
+             * their queue is empty (set before queueing the marker, which
+             * arms the callback). */
+            s->mode = MODE_SWITCHING;
+            bh_reader_stop(&s->in_reader);
+            bh_writeq_set_drain_cb(&s->to_up, 0, on_up_drain, s);
+            bh_writeq_set_drain_cb(&s->to_client, 0, on_client_drain, s);
             break;
         case CR_TOK_LINE_TOO_LONG:
             reject(s, "header too long", "ERR header too long\n");
@@ -474,14 +550,7 @@ static void pump_in(session *s)
         if (send_up(s, &slice) != 0)
             return;
     }
-    /* Tunnel: the bytes already read after the marker go first, then every
-     * read. freeze keeps the spare capacity, so the next read lands behind
-     * the frozen bytes in the same block while it has room. */
-    if (s->mode == MODE_TUNNEL && bh_buf_len(&s->in) > 0) {
-        bh_bytes slice;
-        bh_buf_freeze(&s->in, &slice);
-        send_up(s, &slice);
-    }
+    try_tunnel(s);
 }
 
 static void on_up_shutdown(bh_writeq *q, int status, void *ctx)
@@ -563,10 +632,11 @@ static void on_up_drain(bh_writeq *q, void *ctx)
 {
     session *s = ctx;
     (void)q;
-    if (s->upstream_closing || s->client_closing || s->mode == MODE_REJECTING)
+    if (s->upstream_closing || s->client_closing || s->mode == MODE_REJECTING ||
+        s->mode == MODE_TUNNEL)
         return;
     pump_in(s);
-    if (s->held.len == 0 && !s->in_done && s->mode != MODE_REJECTING && !s->client_closing)
+    if (s->held.len == 0 && !s->in_done && s->mode == MODE_ROUTING && !s->client_closing)
         bh_reader_start(&s->in_reader);
 }
 
@@ -601,8 +671,12 @@ static void on_connect(uv_connect_t *req, int status)
         reject(s, "upstream unavailable", "ERR upstream unavailable\n");
         return;
     }
-    if (bh_reader_start(&s->back_reader) != BH_OK)
+    s->connected = 1;
+    if (bh_reader_start(&s->back_reader) != BH_OK) {
         session_end(s, OUT_ABORTED, "upstream read failed");
+        return;
+    }
+    try_tunnel(s);
 }
 
 static void on_client_flushed(bh_writeq *q, int status, void *ctx)
@@ -629,6 +703,7 @@ static void on_upstream_read(bh_reader *r, int status, void *ctx)
         return;
     }
     if (status == UV_EOF) {
+        s->back_eof = 1;
         if (bh_writeq_shutdown(&s->to_client, on_client_flushed, s) != BH_OK)
             session_end(s, OUT_ABORTED, "client shutdown refused");
         else
@@ -647,12 +722,16 @@ static void on_client_drain(bh_writeq *q, void *ctx)
 {
     session *s = ctx;
     (void)q;
-    if (s->client_closing || s->upstream_closing || s->held_back.len == 0)
+    if (s->client_closing || s->upstream_closing || s->mode == MODE_TUNNEL)
         return;
-    bh_bytes slice = s->held_back;
-    s->held_back = (bh_bytes){0};
-    if (send_down(s, &slice) == 0)
+    if (s->held_back.len > 0) {
+        bh_bytes slice = s->held_back;
+        s->held_back = (bh_bytes){0};
+        if (send_down(s, &slice) != 0)
+            return;
         bh_reader_start(&s->back_reader);
+    }
+    try_tunnel(s);
 }
 
 /* ---- listener ------------------------------------------------------------ */

@@ -9,7 +9,9 @@
  * read_cb(UV_ENOBUFS); the status that caused it waits in r->pending and is
  * delivered then. Every status but BH_OK is final: reading stops and the
  * reader is finished before the user sees it, so the callback may close the
- * stream or free the buffer's block.
+ * stream or free the buffer's block. An EOF on a TCP stream whose socket
+ * holds an error is an RST libuv reported as EOF (stream_reset.c): it is
+ * delivered as UV_ECONNRESET.
  *
  * Idle memory: when the callback leaves the buffer empty, its block goes back
  * to the block cache (bh_buf_recycle) unless the user asked to keep it.
@@ -27,6 +29,7 @@
 #include "block_cache_internal.h"
 #include "bytes_internal.h"
 #include "internal.h"
+#include "stream_internal.h"
 
 enum {
     READER_READING = 1u, /* uv_read_start() is in effect */
@@ -157,6 +160,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub)
         int status = (int)nread;
         if (nread == UV_ENOBUFS && r->pending != BH_OK)
             status = r->pending;
+        else if (nread == UV_EOF && bh__stream_eof_is_reset(s))
+            status = UV_ECONNRESET;
         r->pending = BH_OK;
         reader_finish(r, status);
         return;
