@@ -478,6 +478,7 @@ BH_EXPORT void bh_writeq_stats(const bh_writeq *q, struct bh_writeq_stats *out);
  * bh_tunnel; the buffers' blocks and the queues' rings come through the
  * allocator hook. All functions and callbacks run on the loop thread.
  */
+/** A raw bidirectional relay (struct bh_tunnel). */
 typedef struct bh_tunnel bh_tunnel;
 
 /**
