@@ -133,7 +133,7 @@ static void pinned_block_lends_only_the_window_behind_its_slices(void **state)
 {
     (void)state;
     bh_buf a, b;
-    bh_bytes slice;
+    bh_bytes slice = {0};
     buf_with_empty_block(&a, 1024);
     assert_int_equal(bh_buf_append(&a, "hello\n", 6), BH_OK);
     assert_int_equal(bh_buf_split_prefix(&a, 6, &slice), BH_OK);
@@ -164,7 +164,7 @@ static void pinned_window_smaller_than_the_request_is_not_handed_out(void **stat
 {
     (void)state;
     bh_buf a, b;
-    bh_bytes slice;
+    bh_bytes slice = {0};
     assert_int_equal(bh_buf_init(&a, 256), BH_OK);
     assert_int_equal(bh_buf_reserve(&a, 256, NULL, NULL), BH_OK);
     uint8_t fill[200] = {0};
@@ -266,7 +266,7 @@ static void trim_frees_every_cached_block_and_the_table(void **state)
 {
     (void)state;
     bh_buf b[4];
-    bh_bytes pin;
+    bh_bytes pin = {0};
     for (int i = 0; i < 4; i++)
         buf_with_empty_block(&b[i], 300);
     assert_int_equal(bh_buf_append(&b[3], "x", 1), BH_OK);
@@ -402,7 +402,7 @@ static void pinned_block_released_by_another_thread_is_reused_whole(void **state
 {
     (void)state;
     bh_buf b;
-    bh_bytes slice;
+    bh_bytes slice = {0};
     buf_with_empty_block(&b, 512);
     assert_int_equal(bh_buf_append(&b, "frame\n", 6), BH_OK);
     assert_int_equal(bh_buf_split_prefix(&b, 6, &slice), BH_OK);
