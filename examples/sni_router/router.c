@@ -87,7 +87,7 @@ static void phase_free(sni_conn *c)
     if (!c->ph)
         return;
     bh_buf_free(&c->ph->buf);
-    free(c->ph);
+    bh_free(c->ph);
     c->ph = NULL;
 }
 
@@ -106,7 +106,10 @@ static void conn_free_if_done(sni_conn *c)
     if (c->route)
         c->route->stats.active--;
     phase_free(c);
-    free(c);
+    bh_free(c);
+    /* The last connection is gone: give cached blocks and free heap back. */
+    if (r->live_count == 0)
+        bh_trim();
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -401,13 +404,16 @@ static void on_accept(uv_stream_t *server, int status)
         r->accept_error = status;
         return;
     }
-    sni_conn *c = calloc(1, sizeof *c);
-    sni_phase *ph = c ? calloc(1, sizeof *ph) : NULL;
+    /* Through the library's allocator hook, so its counters see these too. */
+    sni_conn *c = bh_malloc(sizeof *c);
+    sni_phase *ph = c ? bh_malloc(sizeof *ph) : NULL;
     if (!ph) {
-        free(c);
+        bh_free(c);
         refuse(r, server);
         return;
     }
+    memset(c, 0, sizeof *c);
+    memset(ph, 0, sizeof *ph);
     c->r = r;
     c->ph = ph;
     uv_tcp_init(r->loop, &c->client);
