@@ -3,10 +3,12 @@
 # proxy, and whether the memory comes back after the clients close.
 #
 # For each implementation and connection count: starts the sink and the proxy,
-# then `bh_stream_driver --idle` opens N connections, sends one 64 B route
-# frame on each and leaves them idle, then finishes and verifies every one.
-# The driver samples the proxy's VmRSS before, with the N connections idle
-# and after they all closed (each once it has settled). Prints a table and
+# then `bh_stream_driver --idle` warms the proxy up with 16 connections (so
+# the loops' and allocator's one-time costs are in the baseline), opens N
+# connections, sends one 64 B route frame on each and leaves them idle, then
+# finishes and verifies every one. The driver samples the proxy's VmRSS
+# before (after the warm-up), with the N connections idle and after they all
+# closed (each once it has settled). Prints a table and
 # writes one JSON file per run plus a summary:
 #   <out>/idle-<impl>-<conns>.json, <out>/idle-memory-summary.json
 #
@@ -83,7 +85,7 @@ start() {
     pids="$pids $pid"
     eval "${name}_pid=$pid"
     for _ in $(seq 200); do
-        if grep -q '^listening ' "$tmp/$name.out"; then
+        if [ -f "$tmp/$name.out" ] && grep -q '^listening ' "$tmp/$name.out"; then
             eval "${name}_port=$(sed -n 's/^listening //p' "$tmp/$name.out")"
             return 0
         fi

@@ -112,7 +112,7 @@ for t in $FUZZ_TARGETS; do
         "$work" "$seeds" >"$log" 2>&1 || rc=$?
     secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.0f", e - s }')
     children_cpu
-    cpu=$(awk -v a="$cpu0" -v b="$cpu_now" 'BEGIN { printf "%.0f", b - a }')
+    cpu=$(awk -v a="$cpu0" -v b="$cpu_now" 'BEGIN { printf "%.1f", b - a }')
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     [[ -n $execs ]] || execs=$(sed -n 's/^#\([0-9][0-9]*\).*/\1/p' "$log" | tail -1)
     cov=$(sed -n 's/^#[0-9].* cov: \([0-9]*\) .*/\1/p' "$log" | tail -1)

@@ -4,6 +4,9 @@
  *   bh_stream_driver --idle --connect ADDR --conns N --proxy-pid PID
  *     [--settle-ms MS] [--timeout SEC] [--json FILE] [--meta KEY=VALUE]...
  *
+ * 0. Warms the proxy up: --warmup connections (default 16) go through the
+ *    same steps below, so that what every service pays once (its loop's and
+ *    allocator's first allocations) is part of the baseline.
  * 1. Samples the proxy's VmRSS (before).
  * 2. Opens N connections (at most IDLE_BATCH connecting at a time) and sends
  *    one route frame on each (IDLE_LINE bytes: 63 B payload and '\n', as the
@@ -52,6 +55,7 @@ typedef struct idle_opts {
     hx_addr addr;
     int have_addr;
     size_t conns;
+    size_t warmup;
     long proxy_pid;
     unsigned settle_ms;
     double timeout_s;
@@ -63,11 +67,14 @@ typedef struct idle_opts {
 static void idle_usage(FILE *out)
 {
     fprintf(out, "usage: bh_stream_driver --idle --connect ADDR --proxy-pid PID [--conns N]\n"
-                 "  [--settle-ms MS] [--timeout SEC] [--json FILE] [--meta KEY=VALUE]...\n"
+                 "  [--warmup N] [--settle-ms MS] [--timeout SEC] [--json FILE]\n"
+                 "  [--meta KEY=VALUE]...\n"
                  "ADDR is IPV4:PORT, [IPV6]:PORT or unix:PATH.\n");
 }
 
-enum { O_IDLE = 256, O_CONNECT, O_CONNS, O_PROXY_PID, O_SETTLE_MS, O_TIMEOUT, O_JSON, O_META };
+enum {
+    O_IDLE = 256, O_CONNECT, O_CONNS, O_WARMUP, O_PROXY_PID, O_SETTLE_MS, O_TIMEOUT, O_JSON, O_META
+};
 
 static void parse_idle(int argc, char **argv, idle_opts *o)
 {
@@ -75,6 +82,7 @@ static void parse_idle(int argc, char **argv, idle_opts *o)
         {"idle", no_argument, NULL, O_IDLE},
         {"connect", required_argument, NULL, O_CONNECT},
         {"conns", required_argument, NULL, O_CONNS},
+        {"warmup", required_argument, NULL, O_WARMUP},
         {"proxy-pid", required_argument, NULL, O_PROXY_PID},
         {"settle-ms", required_argument, NULL, O_SETTLE_MS},
         {"timeout", required_argument, NULL, O_TIMEOUT},
@@ -94,6 +102,9 @@ static void parse_idle(int argc, char **argv, idle_opts *o)
             break;
         case O_CONNS:
             o->conns = (size_t)cli_size("--conns", optarg, 1, 1000000);
+            break;
+        case O_WARMUP:
+            o->warmup = (size_t)cli_size("--warmup", optarg, 0, 1000000);
             break;
         case O_PROXY_PID:
             o->proxy_pid = (long)cli_size("--proxy-pid", optarg, 1, INT32_MAX);
@@ -278,6 +289,7 @@ static void write_json(const idle_opts *o, uint64_t before, uint64_t idle, uint6
         cJSON_AddStringToObject(j, o->meta_key[i], o->meta_val[i]);
     cJSON_AddStringToObject(j, "mode", "idle");
     cJSON_AddNumberToObject(j, "conns", (double)o->conns);
+    cJSON_AddNumberToObject(j, "warmup_conns", (double)o->warmup);
     cJSON_AddNumberToObject(j, "line_bytes", IDLE_LINE);
     cJSON_AddNumberToObject(j, "rss_before_kib", (double)before);
     cJSON_AddNumberToObject(j, "rss_idle_kib", (double)idle);
@@ -302,7 +314,7 @@ static void write_json(const idle_opts *o, uint64_t before, uint64_t idle, uint6
 
 int driver_idle_main(int argc, char **argv)
 {
-    idle_opts o = {.conns = 5000, .settle_ms = 1000, .timeout_s = 300};
+    idle_opts o = {.conns = 5000, .warmup = 16, .settle_ms = 1000, .timeout_s = 300};
     parse_idle(argc, argv, &o);
     raise_nofile(o.conns);
     uint8_t line[IDLE_LINE];
@@ -313,15 +325,21 @@ int driver_idle_main(int argc, char **argv)
     uint64_t h = fnv1a64(fnv1a64(FNV1A64_OFFSET, line, sizeof line), "TUNNEL\n", 7);
     snprintf(expect, sizeof expect, "OK %d %016" PRIx64 "\n", IDLE_LINE + 7, h);
 
-    iconn *cs = calloc(o.conns, sizeof *cs);
+    iconn *cs = calloc(o.conns > o.warmup ? o.conns : o.warmup, sizeof *cs);
     int epfd = epoll_create1(EPOLL_CLOEXEC);
     if (!cs || epfd < 0)
         cli_fail("setup failed");
     pid_t pid = (pid_t)o.proxy_pid;
     uint64_t deadline = hx_now_ns() + (uint64_t)(o.timeout_s * 1e9);
 
+    size_t failed = 0;
+    if (o.warmup > 0) {
+        failed += open_all(cs, o.warmup, &o.addr, line, epfd, deadline);
+        failed += finish_all(cs, o.warmup, expect, epfd, deadline);
+        memset(cs, 0, o.warmup * sizeof *cs);
+    }
     uint64_t before = settled_rss(pid, o.settle_ms);
-    size_t failed = open_all(cs, o.conns, &o.addr, line, epfd, deadline);
+    failed += open_all(cs, o.conns, &o.addr, line, epfd, deadline);
     uint64_t idle = settled_rss(pid, o.settle_ms);
     failed += finish_all(cs, o.conns, expect, epfd, deadline);
     uint64_t after = settled_rss(pid, o.settle_ms);
