@@ -26,11 +26,12 @@ import shutil
 import signal
 import socket
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from benchstats import median  # the bench scripts' one median
 
 SMALL = b"x" * 99 + b"\n"
 CHUNK = 256 * 1024
@@ -411,7 +412,7 @@ def run(args):
                       flush=True)
     finally:
         bench.close()
-    med = {r: {k: statistics.median(x[k] for x in runs[r]) for k, _, _ in METRICS}
+    med = {r: {k: median(x[k] for x in runs[r]) for k, _, _ in METRICS}
            for r in routers}
     base = "sni_router" if "sni_router" in routers else routers[0]
     print("\nmedians of %d rounds (router pinned to core 0; backends and clients on core 1;"

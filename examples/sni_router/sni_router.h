@@ -64,6 +64,9 @@ typedef struct sni_router {
     uint64_t kinds[SNI_KIND_COUNT];
     uint64_t tunnel_clean, tunnel_reset, tunnel_idle, tunnel_other;
     int accept_error;           /* last accept error logged (once per episode) */
+    uv_tcp_t spare;             /* accepts and closes a connection when out of memory */
+    int spare_busy;
+    uv_stream_t *refuse_waiting; /* listener whose refusal waits for the spare */
 } sni_router;
 
 /* Binds and listens on every cfg->listen address ("IPV4:PORT", "[IPV6]:PORT";
