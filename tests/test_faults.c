@@ -378,7 +378,7 @@ static void client_reset_during_route_phase_aborts_its_session_and_others_comple
 static void client_reset_right_after_tunnel_data_reaches_the_sink_as_a_reset(void **state)
 {
     (void)state;
-    fx *f = fx_new(0, (const char *)NULL);
+    fx *f = fx_new(NULL, 0);
     tclient *bad = calloc(1, sizeof *bad), *good = calloc(1, sizeof *good);
     assert_non_null(bad);
     assert_non_null(good);
