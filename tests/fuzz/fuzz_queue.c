@@ -235,7 +235,6 @@ static void op_push(size_t len, int ticket, int submit, size_t failed_before)
         M.inbox[M.in++] = id;
     } else {
         M.ring[M.rn++] = id;
-        release_check(); /* bh_queue_push_reserved() returns 0 written bytes */
     }
     arm_above_mark();
 }
@@ -275,7 +274,8 @@ static void op_direct(size_t len, uint8_t how, size_t failed_before)
     }
     M.ring[M.rn++] = id;
     M.head_off = w;
-    release_check();
+    if (w > 0)
+        release_check();
     arm_above_mark();
     if (how & 0x80) {
         bh_bytes back;
