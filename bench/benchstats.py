@@ -23,8 +23,9 @@ import sys
 
 METRICS = ["throughput_mib_s", "service_cpu_cores", "service_ns_per_byte", "latency_p50_ms",
            "latency_p99_ms", "latency_p999_ms", "voluntary_ctxt_switches",
-           "involuntary_ctxt_switches", "peak_rss_kib", "rss_start_kib"]
-IMPLS = ["handoff", "manual_vec", "raw_copy", "libevent"]
+           "involuntary_ctxt_switches", "peak_rss_kib", "rss_start_kib", "proxy_tunnel_bytes",
+           "proxy_spliced_bytes"]
+IMPLS = ["handoff", "handoff_tunnel", "manual_vec", "raw_copy", "libevent"]
 SCENARIOS = ["fragmented", "coalesced"]
 COMPLETIONS = ["ticket", "fire_and_forget"]
 
@@ -152,8 +153,10 @@ def cmd_matrix(list_path, table, dat_prefix, transports):
         lines.append("")
     lines.append("| transport | scenario | completion | impl | MiB/s | service cores | service ns/B "
                  "| ns/B vs raw_copy | MiB/s vs raw_copy | p50 ms | p99 ms | p999 ms | vol. cs "
-                 "| invol. cs | peak RSS MiB | RSS growth KiB/conn | runs ok |")
-    lines.append("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                 "| invol. cs | peak RSS MiB | RSS growth KiB/conn | spliced % of tunnel B "
+                 "| runs ok |")
+    lines.append("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:"
+                 "|---:|")
     for t in transports:
         for s in SCENARIOS:
             for c in COMPLETIONS:
@@ -165,6 +168,8 @@ def cmd_matrix(list_path, table, dat_prefix, transports):
                     m = d["median"]
                     rss, rss0 = m.get("peak_rss_kib"), m.get("rss_start_kib")
                     growth = None if rss is None or rss0 is None else (rss - rss0) / d["conns"]
+                    tun, spl = m.get("proxy_tunnel_bytes"), m.get("proxy_spliced_bytes")
+                    share = 100.0 * spl / tun if tun and spl is not None else None
                     lines.append("| %s |" % " | ".join([
                         t, s, c, impl, fmt(m.get("throughput_mib_s"), 1),
                         fmt(m.get("service_cpu_cores"), 2), fmt(m.get("service_ns_per_byte"), 2),
@@ -174,7 +179,7 @@ def cmd_matrix(list_path, table, dat_prefix, transports):
                         fmt(m.get("latency_p999_ms"), 1), fmt(m.get("voluntary_ctxt_switches"), 0),
                         fmt(m.get("involuntary_ctxt_switches"), 0),
                         fmt(None if rss is None else rss / 1024, 1), fmt(growth, 1),
-                        "%s/%s" % (d["runs_ok"], d["runs_requested"])]))
+                        fmt(share, 1), "%s/%s" % (d["runs_ok"], d["runs_requested"])]))
     with open(table, "w") as f:
         f.write("\n".join(lines) + "\n")
     # gnuplot data: service ns/B, one row per completion mode, one column

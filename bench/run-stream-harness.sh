@@ -14,7 +14,8 @@
 # failed (wrong byte, error exit, timeout).
 #
 # Usage: bench/run-stream-harness.sh [options]
-#   --impl LIST           comma list of handoff,manual_vec,raw_copy,libevent (default: all)
+#   --impl LIST           comma list of handoff,handoff_tunnel,manual_vec,raw_copy,libevent
+#                         (default: all)
 #   --scenario S          fragmented (64 B client writes) | coalesced (16 KiB) (default fragmented)
 #   --transport T         tcp | pipe (unix domain sockets in a temp dir) (default tcp)
 #   --completion C        ticket | fire_and_forget (handoff only) (default ticket)
@@ -44,7 +45,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 
-impls=${HARNESS_IMPL:-handoff,manual_vec,raw_copy,libevent}
+impls=${HARNESS_IMPL:-handoff,handoff_tunnel,manual_vec,raw_copy,libevent}
 scenario=${HARNESS_SCENARIO:-fragmented}
 transport=${HARNESS_TRANSPORT:-tcp}
 completion=${HARNESS_COMPLETION:-ticket}
@@ -100,7 +101,7 @@ budget_arg=()
 [ -n "$write_budget" ] && budget_arg=(--write-budget "$write_budget")
 IFS=, read -r -a impl_list <<< "$impls"
 for i in "${impl_list[@]}"; do
-    case "$i" in handoff|manual_vec|raw_copy|libevent) ;; *) die "unknown impl $i" ;; esac
+    case "$i" in handoff|handoff_tunnel|manual_vec|raw_copy|libevent) ;; *) die "unknown impl $i" ;; esac
 done
 
 # Locate the binaries: a build tree, or its bench/harness directory.

@@ -69,7 +69,7 @@ if [ -z "$out_dir" ]; then
     done
     [ -n "$out_dir" ] || { echo "run-stream-matrix: no build tree found; pass --build-dir or --out" >&2; exit 2; }
 fi
-impls=(handoff manual_vec raw_copy libevent)
+impls=(handoff handoff_tunnel manual_vec raw_copy libevent)
 scenarios=(fragmented coalesced)
 completions=(ticket fire_and_forget)
 mkdir -p "$out_dir"

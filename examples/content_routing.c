@@ -105,6 +105,15 @@ static const char usage[] =
     "  --max-frame BYTES         largest payload frame (default 64K)\n"
     "  --upstream-sndbuf BYTES   SO_SNDBUF of upstream sockets (default: "
     "kernel's)\n"
+    "  --header-timeout-ms MS    close a client whose first line (ROUTE) is "
+    "not complete MS ms\n"
+    "                            after accept; 0 = never (default 10000)\n"
+    "  --idle-timeout-ms MS      close a session when the client sends nothing, "
+    "a side reads\n"
+    "                            nothing queued for it, or the destination owes "
+    "its reply and\n"
+    "                            sends nothing, for MS ms; 0 = never (default "
+    "300000)\n"
     "  --verbose                 log how each session ends on stderr\n"
     "\n"
     "sink options:\n"
@@ -160,7 +169,7 @@ static const char usage[] =
 
 enum {
     O_LISTEN = 256, O_DEST, O_UPSTREAM, O_LINE_FRAMES, O_VERBOSE, O_READ_RESERVE,
-    O_WRITE_BUDGET, O_MAX_LINE, O_MAX_FRAME, O_UPSTREAM_SNDBUF,
+    O_WRITE_BUDGET, O_MAX_LINE, O_MAX_FRAME, O_UPSTREAM_SNDBUF, O_HEADER_TIMEOUT, O_IDLE_TIMEOUT,
     O_NAME, O_PAUSE_MS, O_RCVBUF,
     O_CONNS, O_FRAMES, O_FRAME_BYTES, O_TUNNEL_BYTES, O_WRITE_SIZE, O_SEED, O_MID_FRAME,
     O_MID_TUNNEL, O_BAD_ROUTE, O_LONG_HEADER, O_LONG_FRAME, O_SINK_PAUSE_MS, O_SINK_RCVBUF,
@@ -177,7 +186,9 @@ enum {
         {"read-reserve", ARG, NULL, O_READ_RESERVE},                                               \
         {"write-budget", ARG, NULL, O_WRITE_BUDGET}, {"max-line", ARG, NULL, O_MAX_LINE},          \
         {"max-frame", ARG, NULL, O_MAX_FRAME},                                                     \
-        {"upstream-sndbuf", ARG, NULL, O_UPSTREAM_SNDBUF}
+        {"upstream-sndbuf", ARG, NULL, O_UPSTREAM_SNDBUF},                                         \
+        {"header-timeout-ms", ARG, NULL, O_HEADER_TIMEOUT},                                        \
+        {"idle-timeout-ms", ARG, NULL, O_IDLE_TIMEOUT}
 
 static const struct option proxy_options[] = {
     {"listen", ARG, NULL, O_LISTEN}, PROXY_OPTIONS, COMMON_OPTIONS, {NULL, 0, NULL, 0}};
@@ -272,6 +283,12 @@ static int proxy_option(int c, cr_proxy_config *pc)
         return 1;
     case O_UPSTREAM_SNDBUF:
         pc->upstream_sndbuf = (int)cli_size("--upstream-sndbuf", optarg, 0, GIB);
+        return 1;
+    case O_HEADER_TIMEOUT:
+        pc->header_timeout_ms = cli_size("--header-timeout-ms", optarg, 0, UINT32_MAX);
+        return 1;
+    case O_IDLE_TIMEOUT:
+        pc->idle_timeout_ms = cli_size("--idle-timeout-ms", optarg, 0, UINT32_MAX);
         return 1;
     default:
         return 0;

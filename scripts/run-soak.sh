@@ -10,10 +10,13 @@
 # have passed; every reply is checked byte-exact (byte count and FNV-1a 64 of
 # the whole stream, computed by the sink). The proxy's VmRSS is sampled from
 # /proc/PID/status every second and printed; the only assertion on it is a
-# generous sanity bound: max(last third) <= 1.5 x max(first third) + 4 MiB.
+# generous sanity bound: max(last third) <= 1.5 x max(first third) + 4 MiB,
+# over the samples from the last idle one on (the demo's start-up time
+# varies with the machine's load).
 # Timing is reported, not asserted. The file-descriptor limit is raised to
-# what the proxy needs (2 per connection + slack) up to the hard limit; if
-# that is not enough the run is skipped (exit 77).
+# what the proxy needs (2 per connection, plus 6 while its bh_tunnel splices:
+# a pipe per direction and a dup per socket; + slack) up to the hard limit;
+# if that is not enough the run is skipped (exit 77).
 set -u
 conns=${1:-1000}
 secs=${2:-60}
@@ -23,7 +26,7 @@ if [ ! -x "$exe" ]; then
     exit 1
 fi
 
-need=$((2 * conns + 100))
+need=$((8 * conns + 100))
 hard=$(ulimit -Hn)
 if [ "$hard" != unlimited ] && [ "$hard" -lt "$need" ]; then
     echo "SKIP: $conns connections need $need file descriptors, hard limit is $hard"
@@ -101,9 +104,14 @@ awk -v status=$status '
         if (n < 3) { print "FAIL: fewer than 3 RSS samples"; exit 1 }
         min = max = v[1]
         for (i = 1; i <= n; i++) { if (v[i] < min) min = v[i]; if (v[i] > max) max = v[i] }
-        t = int(n / 3)
+        # Thirds of the samples taken under load: samples before the demo
+        # connected (still the idle RSS) would make the bound depend on
+        # how fast it started.
+        s = 1
+        while (s < n - 2 && v[s + 1] == v[1]) s++
+        t = int((n - s + 1) / 3)
         fmax = lmax = 0
-        for (i = 1; i <= t; i++) if (v[i] > fmax) fmax = v[i]
+        for (i = s; i < s + t; i++) if (v[i] > fmax) fmax = v[i]
         for (i = n - t + 1; i <= n; i++) if (v[i] > lmax) lmax = v[i]
         bound = 1.5 * fmax + 4096
         printf "proxy RSS: %d samples, min %d KiB, max %d KiB, first %d KiB, last %d KiB; " \

@@ -123,6 +123,37 @@ static void tcp_peer_reset_reaches_the_callback_as_econnreset(void **state)
     tcp_free(t);
 }
 
+/* The peer writes and resets (SO_LINGER 0) before the reader reads, with
+ * or without a FIN first: libuv reads the data and then reports the RST as
+ * EOF (POLLHUP after a partial read); the reader checks SO_ERROR and
+ * reports UV_ECONNRESET, so the cut stream never looks complete. */
+static void tcp_reset_right_behind_data_reaches_the_callback_as_econnreset_not_eof(void **state)
+{
+    (void)state;
+    static const char msg[] = "all of this arrives, then the RST\n";
+    for (int fin_first = 0; fin_first < 2; fin_first++) {
+        tcp_fixture *t = tcp_new(4096);
+        uv_os_fd_t fd;
+        struct linger lg = {1, 0};
+        uv_buf_t b = uv_buf_init((char *)msg, sizeof msg - 1);
+        assert_int_equal(uv_try_write((uv_stream_t *)&t->client, &b, 1), (int)sizeof msg - 1);
+        assert_int_equal(uv_fileno((uv_handle_t *)&t->client, &fd), 0);
+        if (fin_first)
+            assert_int_equal(shutdown(fd, SHUT_WR), 0);
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+        uv_close((uv_handle_t *)&t->client, NULL);
+        assert_int_equal(bh_reader_start(&t->c.reader), BH_OK);
+        assert_int_equal(test_uv_run(&t->loop, RUN_TIMEOUT_MS), 0);
+        assert_int_equal(t->c.final_calls, 1);
+        assert_int_equal(t->c.final_status, UV_ECONNRESET);
+        assert_int_equal(t->c.received, sizeof msg - 1);
+        t->input = malloc(sizeof msg);
+        memcpy(t->input, msg, sizeof msg - 1);
+        t->input_len = sizeof msg - 1;
+        tcp_free(t);
+    }
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -131,6 +162,7 @@ int main(void)
         cmocka_unit_test(tcp_random_size_writes_yield_the_same_lines_byte_exact),
         cmocka_unit_test(tcp_single_large_write_yields_the_same_lines_byte_exact),
         cmocka_unit_test(tcp_peer_reset_reaches_the_callback_as_econnreset),
+        cmocka_unit_test(tcp_reset_right_behind_data_reaches_the_callback_as_econnreset_not_eof),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,7 +19,9 @@
  * computed). Exit status: 0 when every connection verified, 1 otherwise.
  *
  * One thread, level-triggered epoll: each readiness pass writes one chunk per
- * writable connection, so connections advance round-robin. */
+ * writable connection, so connections advance round-robin.
+ *
+ * With --idle the driver measures idle connections instead (driver_idle.c). */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -33,6 +35,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "driver_idle.h"
 #include "harness_common.h"
 #include "proc_stats.h"
 
@@ -405,6 +408,9 @@ static char *run_json(double wall_s, int have_proxy, const proc_stats *p0, const
 int main(int argc, char **argv)
 {
     cli_init(PROG);
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--idle") == 0)
+            return driver_idle_main(argc, argv); /* see driver_idle.c */
     parse_args(argc, argv);
     signal(SIGPIPE, SIG_IGN);
     build_payloads();

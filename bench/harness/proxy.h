@@ -11,9 +11,10 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct proxy_config {
-    const char *impl;     /* handoff | manual_vec | raw_copy | libevent */
+    const char *impl;     /* handoff | handoff_tunnel | manual_vec | raw_copy | libevent */
     unsigned threads;     /* worker threads, one event loop each */
     size_t read_reserve;  /* bytes offered to each read */
     size_t write_budget;  /* queued bytes per connection before reading pauses */
@@ -82,7 +83,12 @@ int proxy_worker_next(proxy_worker *w, proxy_pair *out);
 /* Returns 1 once the main thread asked the worker to stop. */
 int proxy_worker_stopping(proxy_worker *w);
 
+/* handoff_tunnel: bytes its bh_tunnels moved (both directions, all
+ * workers, finished tunnels) and how many of those splice(2) moved. */
+void proxy_tunnel_totals(uint64_t *bytes, uint64_t *spliced);
+
 extern const proxy_impl proxy_impl_handoff;
+extern const proxy_impl proxy_impl_handoff_tunnel;
 extern const proxy_impl proxy_impl_manual_vec;
 extern const proxy_impl proxy_impl_raw_copy;
 extern const proxy_impl proxy_impl_libevent;

@@ -6,7 +6,20 @@
  * tail is moved out with bh_buf_take_tail and forwarded; from then on each
  * read is frozen whole and submitted. A slice refused with BH_EFULL is held,
  * reading pauses, and the queue's drain callback resumes both. The reply path
- * (upstream to client) is a second reader and queue. */
+ * (upstream to client) is a second reader and queue, made when the upstream
+ * first replies. Each reader gives its block back to the worker thread's
+ * block cache whenever a callback leaves its buffer empty, and a worker
+ * whose last connection closed calls bh_trim(): an idle connection holds its
+ * structs, not blocks.
+ *
+ * handoff_tunnel: the same parsing, but after "TUNNEL\n" the raw phase is a
+ * bh_tunnel (splice on): reading the client stops at the marker, and once
+ * both queues have drained (drain callbacks at 0 bytes) the queues are
+ * closed and the tunnel (allocated then) starts with the parser's tail and
+ * whatever reply bytes were read. The tunnel then owns both handles and
+ * frees the connection from its completion callback. */
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,12 +40,16 @@ typedef struct hconn {
     bh_writeq upq;      /* to the upstream */
     bh_buf back;        /* reply bytes from the upstream */
     bh_reader back_reader;
-    bh_writeq downq;    /* to the client */
+    bh_writeq *downq;   /* to the client; made when the upstream first replies */
     bh_bytes held;      /* refused with BH_EFULL, offered again on drain */
     size_t scan;        /* bytes of `in` already searched for '\n' */
     int tunnel;         /* "TUNNEL\n" forwarded (or client EOF): raw from here */
     int switched;       /* the parser's tail was taken over by the tunnel */
     int in_eof, paused, up_shut, closing, handles;
+    int use_tunnel;     /* handoff_tunnel: the raw phase is a bh_tunnel */
+    int switching;      /* waiting for both queues to drain before it */
+    int tunnel_on;      /* bh_tunnel started: it owns the handles */
+    bh_tunnel *tun;     /* handoff_tunnel, from the switch on */
 } hconn;
 
 #define CONN_OF(ptr, field) ((hconn *)(void *)((char *)(ptr) - offsetof(hconn, field)))
@@ -43,11 +60,18 @@ static void conn_release(hconn *c)
 {
     if (--c->handles > 0)
         return;
+    uv_worker *uw = c->uw;
     hx_list_unlink(&c->link);
     bh_bytes_release(&c->held);
     bh_buf_free(&c->in);
     bh_buf_free(&c->back);
+    free(c->downq);
+    free(c->tun);
     free(c);
+    /* The worker went idle: this thread's cached blocks and the free heap
+     * go back to the system. */
+    if (uw->conns.next == &uw->conns)
+        bh_trim();
 }
 
 static void on_client_closed(uv_handle_t *h) { conn_release(CONN_OF(h, client)); }
@@ -55,13 +79,18 @@ static void on_upstream_closed(uv_handle_t *h) { conn_release(CONN_OF(h, upstrea
 
 static void conn_close(hconn *c)
 {
+    if (c->tunnel_on) {
+        bh_tunnel_abort(c->tun);
+        return;
+    }
     if (c->closing)
         return;
     c->closing = 1;
     bh_reader_stop(&c->in_reader);
     bh_reader_stop(&c->back_reader);
     bh_writeq_close(&c->upq);
-    bh_writeq_close(&c->downq);
+    if (c->downq)
+        bh_writeq_close(c->downq);
     bh_bytes_release(&c->held);
     uv_close(&c->client.h, on_client_closed);
     uv_close(&c->upstream.h, on_upstream_closed);
@@ -108,6 +137,64 @@ static void on_up_shutdown(bh_writeq *q, int status, void *ctx)
         conn_close(c);
 }
 
+/* Bytes moved by the tunnels of all workers, and of those by splice(2). */
+static _Atomic uint64_t g_tunnel_bytes, g_spliced_bytes;
+
+void proxy_tunnel_totals(uint64_t *bytes, uint64_t *spliced)
+{
+    *bytes = g_tunnel_bytes;
+    *spliced = g_spliced_bytes;
+}
+
+static void on_tunnel_done(bh_tunnel *t, int status, const struct bh_tunnel_stats *st, void *ctx)
+{
+    hconn *c = ctx;
+    (void)t;
+    (void)status;
+    g_tunnel_bytes += st->bytes[0] + st->bytes[1];
+    g_spliced_bytes += st->spliced[0] + st->spliced[1];
+    c->handles = 1;
+    conn_release(c);
+}
+
+static void on_up_drain(bh_writeq *q, void *ctx);
+static void on_down_drain(bh_writeq *q, void *ctx);
+static bh_writeq *down_queue(hconn *c);
+
+/* handoff_tunnel: starts the bh_tunnel once nothing is queued either way. */
+static void try_switch(hconn *c)
+{
+    struct bh_writeq_stats up, down;
+    bh_writeq_stats(&c->upq, &up);
+    bh_writeq_stats(c->downq, &down);
+    if (c->closing || c->held.len > 0 || up.queued_items > 0 || down.queued_items > 0)
+        return;
+    c->switching = 0;
+    bh_reader_stop(&c->in_reader);
+    bh_reader_stop(&c->back_reader);
+    bh_writeq_close(&c->upq);
+    bh_writeq_close(c->downq);
+    bh_tunnel_config tc = bh_tunnel_config_default();
+    tc.read_reserve = c->uw->w->cfg->read_reserve;
+    tc.max_bytes = c->uw->w->cfg->write_budget;
+    if (!(c->tun = malloc(sizeof *c->tun)) ||
+        bh_tunnel_start(c->tun, &c->uw->loop, &c->client.s, &c->upstream.s, &c->in, &c->back,
+                        &tc, on_tunnel_done, c) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->tunnel_on = 1;
+}
+
+/* handoff_tunnel, at the marker: no more client reads here; the drain
+ * callbacks (now at 0 bytes) call try_switch. */
+static void begin_switch(hconn *c)
+{
+    c->switching = 1;
+    bh_reader_stop(&c->in_reader);
+    bh_writeq_set_drain_cb(c->downq, 0, on_down_drain, c);
+}
+
 /* Forwards what can be forwarded: a held slice, complete frames, then in
  * tunnel mode everything buffered; half-closes the upstream after EOF. */
 static void pump(hconn *c)
@@ -130,8 +217,23 @@ static void pump(hconn *c)
         if ((rc = bh_buf_split_prefix(&c->in, nl + 1, &frame)) != BH_OK)
             goto stop;
         c->scan = 0;
-        if (frame.len == sizeof tunnel_line - 1 && memcmp(frame.ptr, tunnel_line, frame.len) == 0)
+        if (frame.len == sizeof tunnel_line - 1 && memcmp(frame.ptr, tunnel_line, frame.len) == 0) {
             c->tunnel = 1;
+            if (c->use_tunnel) {
+                if (!down_queue(c)) {
+                    bh_bytes_release(&frame);
+                    rc = BH_ENOMEM;
+                    goto stop;
+                }
+                /* Low water 0 before queueing arms the drain at empty. */
+                bh_writeq_set_drain_cb(&c->upq, 0, on_up_drain, c);
+                begin_switch(c);
+                if ((rc = offer(c, &frame)) != 0)
+                    goto stop;
+                try_switch(c);
+                return;
+            }
+        }
         if ((rc = offer(c, &frame)) != 0)
             goto stop;
     }
@@ -190,8 +292,29 @@ static void on_up_drain(bh_writeq *q, void *ctx)
 {
     hconn *c = ctx;
     (void)q;
+    if (c->switching) {
+        if (c->held.len > 0) {
+            bh_bytes b = c->held;
+            c->held = no_bytes;
+            int rc = offer(c, &b);
+            if (rc < 0)
+                conn_close(c);
+            if (rc != 0)
+                return;
+        }
+        try_switch(c);
+        return;
+    }
     if (!c->closing && (c->paused || c->held.len > 0))
         pump(c);
+}
+
+static void on_down_drain(bh_writeq *q, void *ctx)
+{
+    hconn *c = ctx;
+    (void)q;
+    if (c->switching)
+        try_switch(c);
 }
 
 static void on_down_shutdown(bh_writeq *q, int status, void *ctx)
@@ -201,24 +324,43 @@ static void on_down_shutdown(bh_writeq *q, int status, void *ctx)
     conn_close(ctx);
 }
 
+/* The reply path's queue, made on first use: an idle connection, whose
+ * upstream has not answered yet, does not carry it. NULL when out of memory. */
+static bh_writeq *down_queue(hconn *c)
+{
+    if (c->downq)
+        return c->downq;
+    bh_writeq *q = malloc(sizeof *q);
+    if (q && bh_writeq_init(q, &c->uw->loop, &c->client.s, NULL) != BH_OK) {
+        free(q);
+        q = NULL;
+    }
+    return c->downq = q;
+}
+
 static void on_upstream_read(bh_reader *r, int status, void *ctx)
 {
     hconn *c = ctx;
+    bh_writeq *downq = down_queue(c);
     (void)r;
+    if (!downq) {
+        conn_close(c);
+        return;
+    }
     if (status == BH_OK) {
         bh_bytes reply = no_bytes;
         if (bh_buf_freeze(&c->back, &reply) != BH_OK ||
-            bh_writeq_try_write_ff(&c->downq, &reply) != BH_OK) {
+            bh_writeq_try_write_ff(downq, &reply) != BH_OK) {
             bh_bytes_release(&reply);
             conn_close(c);
         }
         return;
     }
-    if (status != UV_EOF || bh_writeq_shutdown(&c->downq, on_down_shutdown, c) != BH_OK)
+    if (status != UV_EOF || bh_writeq_shutdown(downq, on_down_shutdown, c) != BH_OK)
         conn_close(c);
 }
 
-static void open_pair(uv_worker *uw, proxy_pair p)
+static void open_conn(uv_worker *uw, proxy_pair p, int use_tunnel)
 {
     const proxy_config *cfg = uw->w->cfg;
     hconn *c = calloc(1, sizeof *c);
@@ -228,6 +370,7 @@ static void open_pair(uv_worker *uw, proxy_pair p)
         return;
     }
     c->uw = uw;
+    c->use_tunnel = use_tunnel;
     int rc = uv_worker_open_pair(uw, p, &c->client, &c->upstream);
     c->handles = 2;
     hx_list_push(&uw->conns, &c->link);
@@ -245,8 +388,6 @@ static void open_pair(uv_worker *uw, proxy_pair p)
                             on_upstream_read, c);
     if (rc == 0)
         rc = bh_writeq_init(&c->upq, &uw->loop, &c->upstream.s, &qcfg);
-    if (rc == 0)
-        rc = bh_writeq_init(&c->downq, &uw->loop, &c->client.s, NULL);
     if (rc == 0) {
         bh_writeq_set_drain_cb(&c->upq, cfg->write_budget / 2, on_up_drain, c);
         rc = bh_reader_start(&c->in_reader);
@@ -257,10 +398,19 @@ static void open_pair(uv_worker *uw, proxy_pair p)
         conn_close(c);
 }
 
+static void open_pair(uv_worker *uw, proxy_pair p) { open_conn(uw, p, 0); }
+static void open_pair_tunnel(uv_worker *uw, proxy_pair p) { open_conn(uw, p, 1); }
+
 static const uv_proxy_ops handoff_ops = {open_pair, close_link};
+static const uv_proxy_ops handoff_tunnel_ops = {open_pair_tunnel, close_link};
 
 static int handoff_init(proxy_worker *w) { return uv_worker_init(w, &handoff_ops); }
+static int handoff_tunnel_init(proxy_worker *w) { return uv_worker_init(w, &handoff_tunnel_ops); }
 
 const proxy_impl proxy_impl_handoff = {
     "handoff", handoff_init, uv_worker_run, uv_worker_wake, uv_worker_destroy,
+};
+
+const proxy_impl proxy_impl_handoff_tunnel = {
+    "handoff_tunnel", handoff_tunnel_init, uv_worker_run, uv_worker_wake, uv_worker_destroy,
 };

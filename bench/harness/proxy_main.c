@@ -1,6 +1,6 @@
 /* proxy_main.c - the stream harness proxy: options, accept loop, workers.
  *
- *   bh_stream_proxy --impl handoff|manual_vec|raw_copy|libevent
+ *   bh_stream_proxy --impl handoff|handoff_tunnel|manual_vec|raw_copy|libevent
  *     --listen ADDR --upstream ADDR (IPV4:PORT, [IPV6]:PORT or unix:PATH)
  *     [--threads N] [--read-reserve BYTES] [--write-budget BYTES]
  *     [--max-line BYTES] [--completion ticket|fire_and_forget]
@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,56 @@ static int worker_hand(proxy_worker *w, proxy_pair p)
     return 0;
 }
 
+/* ---- accepting under descriptor exhaustion ------------------------------
+ * When accept() or the upstream socket fails for lack of descriptors, the
+ * accept loop stops polling the listener and retries every ACCEPT_RETRY_MS
+ * (the backlog waits in the kernel; connections already handed to workers
+ * are served meanwhile, and their closing frees descriptors). A client
+ * accepted before its upstream socket failed is kept and served first. One
+ * line is logged when such an episode starts and one when it ends, which is
+ * once the backlog has been worked off (so descriptors freed one at a time
+ * under a long queue do not log a line each). */
+#define ACCEPT_RETRY_MS 100
+
+typedef struct accept_gate {
+    int paused;         /* the next poll leaves the listener out, with a timeout */
+    int pending_fd;     /* accepted client still waiting for an upstream, or -1 */
+    int in_episode;     /* descriptors ran out and no accept succeeded since */
+    uint64_t refusals;  /* failed attempts in the current episode */
+    uint64_t episodes;
+} accept_gate;
+
+static int fds_exhausted(int err)
+{
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
+static void gate_pause(accept_gate *g, const char *what, int pending_fd)
+{
+    int err = errno;
+    g->paused = 1;
+    g->pending_fd = pending_fd;
+    g->refusals++;
+    if (g->in_episode)
+        return;
+    g->in_episode = 1;
+    g->episodes++;
+    fprintf(stderr, PROG ": %s: %s: pausing accepts, retrying every %d ms (episode %llu)\n",
+            what, strerror(err), ACCEPT_RETRY_MS, (unsigned long long)g->episodes);
+}
+
+/* A client was served: the episode ends once no connection waits. */
+static void gate_served(accept_gate *g, int lfd)
+{
+    struct pollfd pf = {.fd = lfd, .events = POLLIN};
+    if (!g->in_episode || poll(&pf, 1, 0) != 0)
+        return;
+    fprintf(stderr, PROG ": accepting again after %llu refused attempts (episode %llu)\n",
+            (unsigned long long)g->refusals, (unsigned long long)g->episodes);
+    g->in_episode = 0;
+    g->refusals = 0;
+}
+
 static void write_rusage(const char *path, const proxy_config *cfg)
 {
     struct rusage ru;
@@ -93,6 +144,10 @@ static void write_rusage(const char *path, const proxy_config *cfg)
     cJSON_AddNumberToObject(o, "proxy_rusage_maxrss_kib", (double)ru.ru_maxrss);
     cJSON_AddNumberToObject(o, "proxy_rusage_nvcsw", (double)ru.ru_nvcsw);
     cJSON_AddNumberToObject(o, "proxy_rusage_nivcsw", (double)ru.ru_nivcsw);
+    uint64_t tunnel, spliced;
+    proxy_tunnel_totals(&tunnel, &spliced);
+    cJSON_AddNumberToObject(o, "proxy_tunnel_bytes", (double)tunnel);
+    cJSON_AddNumberToObject(o, "proxy_spliced_bytes", (double)spliced);
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
     FILE *f = fopen(path, "w");
@@ -108,7 +163,8 @@ enum { O_IMPL = 256, O_LISTEN, O_UPSTREAM, O_THREADS, O_READ_RESERVE, O_WRITE_BU
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: " PROG " --impl handoff|manual_vec|raw_copy|libevent --listen ADDR\n"
+    fprintf(out, "usage: " PROG " --impl handoff|handoff_tunnel|manual_vec|raw_copy|libevent\n"
+                 "  --listen ADDR"
                  "  --upstream ADDR [--threads N] [--read-reserve SIZE] [--write-budget SIZE]\n"
                  "  [--max-line SIZE] [--completion ticket|fire_and_forget] [--stats-file FILE]\n"
                  "  [--version]\n"
@@ -181,14 +237,15 @@ int main(int argc, char **argv)
     if (cfg.write_budget == 0)
         cfg.write_budget = 2 * cfg.read_reserve;
 
-    const proxy_impl *impls[] = {&proxy_impl_handoff, &proxy_impl_manual_vec,
+    const proxy_impl *impls[] = {&proxy_impl_handoff, &proxy_impl_handoff_tunnel,
+                                 &proxy_impl_manual_vec,
                                  &proxy_impl_raw_copy, &proxy_impl_libevent};
     const proxy_impl *impl = NULL;
     for (size_t i = 0; i < sizeof impls / sizeof *impls; i++)
         if (strcmp(impls[i]->name, cfg.impl) == 0)
             impl = impls[i];
     if (!impl)
-        cli_die("--impl: '%s' is none of handoff, manual_vec, raw_copy, libevent", cfg.impl);
+        cli_die("--impl: '%s' is none of handoff, handoff_tunnel, manual_vec, raw_copy, libevent", cfg.impl);
 
     cfg.is_tcp = !upstream_addr.is_unix;
     if (listen_addr.is_unix != upstream_addr.is_unix)
@@ -225,26 +282,41 @@ int main(int argc, char **argv)
     if (lfd < 0)
         return 1;
     unsigned next = 0;
+    accept_gate gate = {.pending_fd = -1};
     for (;;) {
-        struct pollfd pf[2] = {{.fd = lfd, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
-        if (poll(pf, 2, -1) < 0) {
+        /* While paused the listener is not polled: the backlog waits in the
+         * kernel and nothing spins. */
+        struct pollfd pf[2] = {{.fd = gate.paused ? -1 : lfd, .events = POLLIN},
+                               {.fd = sfd, .events = POLLIN}};
+        if (poll(pf, 2, gate.paused ? ACCEPT_RETRY_MS : -1) < 0) {
             if (errno == EINTR)
                 continue;
             cli_fail("poll: %s", strerror(errno));
         }
         if (pf[1].revents)
             break;
-        if (!pf[0].revents)
+        if (!gate.paused && !pf[0].revents)
             continue;
-        int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (cfd < 0)
+        gate.paused = 0;
+        /* A client accepted before the descriptors ran out goes first. */
+        int cfd = gate.pending_fd;
+        gate.pending_fd = -1;
+        if (cfd < 0 && (cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0) {
+            if (fds_exhausted(errno))
+                gate_pause(&gate, "accept", -1);
             continue;
+        }
         int ufd = hx_connect(&upstream_addr, 0);
         if (ufd < 0) {
+            if (fds_exhausted(errno)) {
+                gate_pause(&gate, "upstream socket", cfd);
+                continue;
+            }
             fprintf(stderr, PROG ": upstream connect: %s\n", strerror(errno));
             close(cfd);
             continue;
         }
+        gate_served(&gate, lfd);
         if (cfg.is_tcp)
             hx_set_nodelay(cfd);
         hx_set_nonblock(cfd, 1);
@@ -257,6 +329,8 @@ int main(int argc, char **argv)
         next = (next + 1) % cfg.threads;
     }
 
+    if (gate.pending_fd >= 0)
+        close(gate.pending_fd);
     close(lfd);
     if (listen_addr.is_unix)
         unlink(((struct sockaddr_un *)&listen_addr.ss)->sun_path);

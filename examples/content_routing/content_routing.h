@@ -121,10 +121,20 @@ typedef struct cr_proxy_config {
     size_t max_frame;    /* largest payload frame */
     int upstream_sndbuf; /* SO_SNDBUF for upstream sockets, 0 = kernel default */
     int verbose;         /* log each session's end on stderr */
+    uint64_t header_timeout_ms; /* close a client whose first token (the ROUTE
+                                   line; with --upstream its first line) is not
+                                   complete this long after accept; 0 = none */
+    uint64_t idle_timeout_ms;   /* close a session when the client sends
+                                   nothing for this long while read, either
+                                   side reads nothing of what is queued for
+                                   it, or the destination owes its reply
+                                   (after the client's EOF) and sends nothing
+                                   for this long; 0 = none */
 } cr_proxy_config;
 
 /* Fills the defaults: no destinations, read_reserve 16 KiB, write_budget
- * 256 KiB, max_line 1024, max_frame 64 KiB. */
+ * 256 KiB, max_line 1024, max_frame 64 KiB, header timeout 10 s, idle
+ * timeout 300 s. */
 void cr_proxy_config_default(cr_proxy_config *cfg);
 
 /* Checks the limits fit together: a refused slice must fit in the queue once
@@ -143,6 +153,9 @@ struct cr_proxy_stats {
     uint64_t pauses;     /* reads stopped because a write queue was full */
     size_t peak_queued;  /* largest queued_bytes seen on one upstream queue */
     uint64_t enomem;     /* sessions ended by BH_ENOMEM (logged on stderr) */
+    uint64_t header_timeouts; /* clients closed by the header deadline */
+    uint64_t idle_timeouts;   /* sessions closed by the idle timeout */
+    uint64_t fd_episodes;     /* times accepting paused for lack of descriptors */
     cr_tickets tickets;  /* shutdown callbacks and ERR-line tickets */
 };
 

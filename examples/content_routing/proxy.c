@@ -2,13 +2,18 @@
  * each with its own upstream connection to the destination its ROUTE line
  * names (see examples/content_routing.c for the protocol).
  *
- * Per session, two directions, each a bh_reader into a bh_buf feeding a
+ * Routing phase, two directions, each a bh_reader into a bh_buf feeding a
  * bh_writeq on the other socket:
  *   client --in/in_reader--> parser --split_prefix--> to_up --> upstream
  *   upstream --back/back_reader--> freeze --> to_client --> client
  * Route frames are peeked without consuming until complete, then split off
- * the buffer as owned slices (no copy) and queued. After "TUNNEL\n" whatever
- * is buffered is frozen into one slice and queued first, then every read is.
+ * the buffer as owned slices (no copy) and queued. At "TUNNEL\n" the client
+ * is no longer read; once the upstream is connected and both queues have
+ * drained (drain callbacks at 0 bytes), the queues are closed and a
+ * bh_tunnel relays the rest both ways, starting with the bytes already read
+ * behind the marker (the parser's tail) and any reply bytes read: it handles
+ * backpressure, half-close and resets (an RST from one side is passed on as
+ * an RST, also when libuv reports it as EOF) and closes both sockets.
  *
  * Backpressure: a slice the queue refuses with BH_EFULL is kept in `held`,
  * reading stops, and the queue's drain callback queues it and resumes. So a
@@ -16,25 +21,30 @@
  * one held slice and a write budget per direction.
  *
  * Ending: a session ends completed (client EOF, upstream flushed and shut
- * down, upstream reply forwarded, client shut down), rejected (an ERR line is
+ * down, upstream reply forwarded, client shut down; in tunnel mode: the
+ * tunnel ended with status 0), rejected (an ERR line is
  * written, the client's write side shut down, its input discarded until EOF)
  * or aborted (a socket failed, input ended inside a frame, or the proxy is
  * stopping: the upstream is reset rather than closed, see the caveat in
  * content_routing.c). The session is freed when its last handle is closed. */
 #include "content_routing.h"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DISCARD_LIMIT ((uint64_t)1 << 20) /* input discarded after an ERR */
 #define LISTEN_BACKLOG 1024
+#define ACCEPT_RETRY_MS 100 /* while descriptors are exhausted */
 
 /* Completion callbacks a session registers (bits of session.tickets). */
 enum { T_UP_SHUT = 1u, T_CLIENT_SHUT = 2u, T_ERR_LINE = 4u, T_REJECT_SHUT = 8u };
 
-enum mode { MODE_ROUTING, MODE_TUNNEL, MODE_REJECTING };
+enum mode { MODE_ROUTING, MODE_SWITCHING, MODE_TUNNEL, MODE_REJECTING };
 enum outcome { OUT_NONE, OUT_COMPLETED, OUT_REJECTED, OUT_ABORTED };
 
 typedef struct session session;
@@ -46,6 +56,9 @@ struct cr_proxy {
     size_t in_max; /* max_len of a session's client buffer */
     uv_tcp_t listener;
     int listener_open;
+    uv_timer_t accept_retry; /* re-tries the connection libuv holds for us */
+    int accept_paused;       /* descriptors exhausted: one connection held */
+    uint64_t refused;        /* accept attempts refused in this episode */
     session *sessions;
     uint64_t next_id;
     struct cr_proxy_stats st;
@@ -67,6 +80,7 @@ struct session {
     cr_parser parser;
     bh_bytes held;      /* slice refused by to_up, queued from its drain callback */
     bh_bytes held_back; /* slice refused by to_client */
+    bh_tunnel tunnel;   /* MODE_TUNNEL: owns both handles until on_tunnel_done */
     const cr_dest *dest;
     enum mode mode;
     enum outcome outcome;
@@ -74,10 +88,13 @@ struct session {
     int err;          /* status that aborted the session, 0 if none */
     unsigned tickets; /* outstanding completion callbacks (T_* bits) */
     int handles; /* open uv handles */
-    int has_upstream, upstream_closing, client_closing;
+    int has_upstream, upstream_closing, client_closing, connected;
     int in_done;  /* client input ended */
+    int back_eof; /* upstream input ended (before any tunnel) */
     int up_shut;  /* upstream write side shut down after a flush */
     int out_done; /* rejecting: the ERR line was flushed */
+    int header_done; /* the first token is complete: idle timeout from here */
+    uint64_t header_deadline; /* loop time by which it must be */
     uint64_t discarded;
 };
 
@@ -91,6 +108,8 @@ void cr_proxy_config_default(cr_proxy_config *cfg)
     cfg->write_budget = (size_t)256 * 1024;
     cfg->max_line = 1024;
     cfg->max_frame = (size_t)64 * 1024;
+    cfg->header_timeout_ms = 10 * 1000;
+    cfg->idle_timeout_ms = 300 * 1000;
 }
 
 static size_t in_max_len(const cr_proxy_config *cfg)
@@ -168,6 +187,9 @@ static void session_free_if_closed(session *s)
     px->st.live--;
     cr_ticket_free(&px->st.tickets, s->tickets);
     free(s);
+    /* The last session is gone: give cached blocks and free heap back. */
+    if (px->st.live == 0)
+        bh_trim();
 }
 
 static void on_client_closed(uv_handle_t *h) { session_free_if_closed(SESSION_OF(h, client)); }
@@ -188,7 +210,7 @@ static void close_upstream(session *s, int reset)
     if (!s->has_upstream || s->upstream_closing)
         return;
     s->upstream_closing = 1;
-    bh_reader_stop(&s->back_reader);
+    bh_reader_close(&s->back_reader);
     bh_writeq_close(&s->to_up);
     bh_bytes_release(&s->held);
     if (reset && uv_tcp_close_reset(&s->upstream, on_upstream_closed) == 0)
@@ -201,7 +223,7 @@ static void close_client(session *s)
     if (s->client_closing)
         return;
     s->client_closing = 1;
-    bh_reader_stop(&s->in_reader);
+    bh_reader_close(&s->in_reader);
     bh_writeq_close(&s->to_client);
     bh_bytes_release(&s->held_back);
     uv_close((uv_handle_t *)&s->client, on_client_closed);
@@ -209,6 +231,12 @@ static void close_client(session *s)
 
 static void session_end(session *s, enum outcome o, const char *reason)
 {
+    if (s->mode == MODE_TUNNEL) {
+        /* The tunnel closes both sockets (with an RST) and reports. */
+        set_outcome(s, o, reason);
+        bh_tunnel_abort(&s->tunnel);
+        return;
+    }
     set_outcome(s, o, reason);
     close_upstream(s, s->outcome != OUT_COMPLETED);
     close_client(s);
@@ -332,6 +360,62 @@ static const cr_dest *find_dest(const cr_proxy *px, const uint8_t *name, size_t 
 static void on_connect(uv_connect_t *req, int status);
 static void on_upstream_read(bh_reader *r, int status, void *ctx);
 static void on_up_drain(bh_writeq *q, void *ctx);
+static void on_client_drain(bh_writeq *q, void *ctx);
+
+static void on_tunnel_done(bh_tunnel *t, int status, const struct bh_tunnel_stats *st, void *ctx)
+{
+    session *s = ctx;
+    cr_proxy *px = s->px;
+    (void)t;
+    px->st.bytes_up += st->bytes[0];
+    px->st.bytes_down += st->bytes[1];
+    if (status == 0) {
+        set_outcome(s, OUT_COMPLETED, NULL);
+    } else if (s->outcome == OUT_NONE) {
+        s->err = status;
+        if (status == BH_ENOMEM) {
+            px->st.enomem++;
+            fprintf(stderr, "proxy: session %llu: tunnel: %s (%s); closing the connection\n",
+                    (unsigned long long)s->id, bh_err_name(status), bh_strerror(status));
+        }
+        set_outcome(s, OUT_ABORTED, "tunnel");
+    }
+    s->handles = 1; /* the tunnel closed both */
+    session_free_if_closed(s);
+}
+
+/* MODE_SWITCHING: once the upstream is connected and nothing is queued
+ * either way, the queues are closed and a bh_tunnel takes both sockets, the
+ * parser's tail (bytes behind the marker) and any reply bytes read. */
+static void try_tunnel(session *s)
+{
+    cr_proxy *px = s->px;
+    struct bh_writeq_stats up, down;
+    if (s->mode != MODE_SWITCHING || !s->connected || s->back_eof || s->held.len > 0 ||
+        s->held_back.len > 0)
+        return;
+    bh_writeq_stats(&s->to_up, &up);
+    bh_writeq_stats(&s->to_client, &down);
+    if (up.queued_items > 0 || down.queued_items > 0)
+        return;
+    /* The session's readers (and their timers) are done: the tunnel reads
+     * both sockets with its own, under the session's idle timeout. */
+    bh_reader_close(&s->in_reader);
+    bh_reader_close(&s->back_reader);
+    bh_writeq_close(&s->to_up);
+    bh_writeq_close(&s->to_client);
+    bh_tunnel_config tc = bh_tunnel_config_default();
+    tc.read_reserve = px->cfg.read_reserve;
+    tc.max_bytes = px->cfg.write_budget;
+    tc.idle_timeout_ms = px->cfg.idle_timeout_ms;
+    int rc = bh_tunnel_start(&s->tunnel, px->loop, (uv_stream_t *)&s->client,
+                             (uv_stream_t *)&s->upstream, &s->in, &s->back, &tc, on_tunnel_done, s);
+    if (rc != 0) {
+        session_fail(s, "tunnel start", rc);
+        return;
+    }
+    s->mode = MODE_TUNNEL;
+}
 
 /* Opens the session's upstream connection. Slices may be queued at once:
  * libuv keeps writes on a connecting TCP handle until the connection is up
@@ -350,6 +434,11 @@ static int open_upstream(session *s, const cr_dest *d)
                    on_upstream_read, s);
     bh_writeq_init(&s->to_up, px->loop, (uv_stream_t *)&s->upstream, &px->wcfg);
     bh_writeq_set_drain_cb(&s->to_up, px->cfg.write_budget / 2, on_up_drain, s);
+    /* Idle: the destination stops reading what is queued for it (its reply
+     * is awaited under the same timeout once the client has ended). */
+    if (px->cfg.idle_timeout_ms > 0 &&
+        (rc = bh_writeq_set_stall_timeout(&s->to_up, px->cfg.idle_timeout_ms)) != BH_OK)
+        return rc;
     s->connect_req.data = s;
     rc = uv_tcp_connect(&s->connect_req, &s->upstream, (const struct sockaddr *)&d->addr,
                         on_connect);
@@ -361,6 +450,33 @@ static int open_upstream(session *s, const cr_dest *d)
         uv_send_buffer_size((uv_handle_t *)&s->upstream, &v);
     }
     return 0;
+}
+
+/* open_upstream(), ending the session when it fails: out of memory is the
+ * proxy's own failure (logged), anything else is answered with an ERR line.
+ * Returns 0 or -1 (the session is ending). */
+static int start_upstream(session *s, const cr_dest *d)
+{
+    int rc = open_upstream(s, d);
+    if (rc == BH_ENOMEM)
+        session_fail(s, "upstream", rc);
+    else if (rc != 0)
+        reject(s, "upstream unavailable", "ERR upstream unavailable\n");
+    return rc == 0 ? 0 : -1;
+}
+
+/* Until the first token is complete, the client's read timeout is the time
+ * left to the header deadline, so that reads do not extend it (slowloris);
+ * from then on it is the idle timeout. */
+static int client_timeout_update(session *s)
+{
+    cr_proxy *px = s->px;
+    uint64_t ms = px->cfg.idle_timeout_ms;
+    if (!s->header_done && s->mode == MODE_ROUTING && px->cfg.header_timeout_ms > 0) {
+        uint64_t now = uv_now(px->loop);
+        ms = s->header_deadline > now ? s->header_deadline - now : 1;
+    }
+    return bh_reader_set_idle_timeout(&s->in_reader, ms);
 }
 
 /* Moves every complete token from the client buffer to the upstream queue,
@@ -391,10 +507,8 @@ static void pump_in(session *s)
                        (const char *)t.name);
                 return;
             }
-            if (open_upstream(s, d) != 0) {
-                reject(s, "upstream unavailable", "ERR upstream unavailable\n");
+            if (start_upstream(s, d) != 0)
                 return;
-            }
             break;
         }
         case CR_TOK_FRAME:
@@ -409,7 +523,13 @@ static void pump_in(session *s)
                 reject(s, "TUNNEL before ROUTE", "ERR no route\n");
                 return;
             }
-            s->mode = MODE_TUNNEL;
+            /* No more client reads here; both drain callbacks now run when
+             * their queue is empty (set before queueing the marker, which
+             * arms the callback). */
+            s->mode = MODE_SWITCHING;
+            bh_reader_stop(&s->in_reader);
+            bh_writeq_set_drain_cb(&s->to_up, 0, on_up_drain, s);
+            bh_writeq_set_drain_cb(&s->to_client, 0, on_client_drain, s);
             break;
         case CR_TOK_LINE_TOO_LONG:
             reject(s, "header too long", "ERR header too long\n");
@@ -426,17 +546,11 @@ static void pump_in(session *s)
         bh_bytes slice;
         bh_buf_split_prefix(&s->in, t.wire_len, &slice); /* complete: in range */
         cr_parser_consumed(&s->parser);
+        s->header_done = 1;
         if (send_up(s, &slice) != 0)
             return;
     }
-    /* Tunnel: the bytes already read after the marker go first, then every
-     * read. freeze keeps the spare capacity, so the next read lands behind
-     * the frozen bytes in the same block while it has room. */
-    if (s->mode == MODE_TUNNEL && bh_buf_len(&s->in) > 0) {
-        bh_bytes slice;
-        bh_buf_freeze(&s->in, &slice);
-        send_up(s, &slice);
-    }
+    try_tunnel(s);
 }
 
 static void on_up_shutdown(bh_writeq *q, int status, void *ctx)
@@ -465,10 +579,25 @@ static void on_client_read(bh_reader *r, int status, void *ctx)
                 close_client(s);
             return;
         }
+        int header_was_done = s->header_done;
         pump_in(s);
+        if (!header_was_done && !s->client_closing) {
+            int rc = client_timeout_update(s);
+            if (rc != BH_OK)
+                session_fail(s, "client timer", rc);
+        }
         return;
     }
     s->in_done = 1;
+    if (status == UV_ETIMEDOUT) {
+        int header = !s->header_done && s->mode == MODE_ROUTING;
+        if (header)
+            s->px->st.header_timeouts++;
+        else
+            s->px->st.idle_timeouts++;
+        session_end(s, OUT_ABORTED, header ? "header timeout" : "client idle timeout");
+        return;
+    }
     if (s->mode == MODE_REJECTING) {
         if (s->out_done || status != UV_EOF)
             close_client(s);
@@ -491,16 +620,23 @@ static void on_client_read(bh_reader *r, int status, void *ctx)
         return;
     }
     cr_ticket_issue(&s->px->st.tickets, &s->tickets, T_UP_SHUT);
+    /* Now the destination owes the reply: it may not stay silent longer. */
+    int rc = s->px->cfg.idle_timeout_ms > 0
+                 ? bh_reader_set_idle_timeout(&s->back_reader, s->px->cfg.idle_timeout_ms)
+                 : BH_OK;
+    if (rc != BH_OK)
+        session_fail(s, "upstream timer", rc);
 }
 
 static void on_up_drain(bh_writeq *q, void *ctx)
 {
     session *s = ctx;
     (void)q;
-    if (s->upstream_closing || s->client_closing || s->mode == MODE_REJECTING)
+    if (s->upstream_closing || s->client_closing || s->mode == MODE_REJECTING ||
+        s->mode == MODE_TUNNEL)
         return;
     pump_in(s);
-    if (s->held.len == 0 && !s->in_done && s->mode != MODE_REJECTING && !s->client_closing)
+    if (s->held.len == 0 && !s->in_done && s->mode == MODE_ROUTING && !s->client_closing)
         bh_reader_start(&s->in_reader);
 }
 
@@ -535,8 +671,12 @@ static void on_connect(uv_connect_t *req, int status)
         reject(s, "upstream unavailable", "ERR upstream unavailable\n");
         return;
     }
-    if (bh_reader_start(&s->back_reader) != BH_OK)
+    s->connected = 1;
+    if (bh_reader_start(&s->back_reader) != BH_OK) {
         session_end(s, OUT_ABORTED, "upstream read failed");
+        return;
+    }
+    try_tunnel(s);
 }
 
 static void on_client_flushed(bh_writeq *q, int status, void *ctx)
@@ -563,10 +703,16 @@ static void on_upstream_read(bh_reader *r, int status, void *ctx)
         return;
     }
     if (status == UV_EOF) {
+        s->back_eof = 1;
         if (bh_writeq_shutdown(&s->to_client, on_client_flushed, s) != BH_OK)
             session_end(s, OUT_ABORTED, "client shutdown refused");
         else
             cr_ticket_issue(&s->px->st.tickets, &s->tickets, T_CLIENT_SHUT);
+        return;
+    }
+    if (status == UV_ETIMEDOUT) {
+        s->px->st.idle_timeouts++;
+        session_end(s, OUT_ABORTED, "upstream idle timeout");
         return;
     }
     session_fail(s, "upstream read", status);
@@ -576,21 +722,88 @@ static void on_client_drain(bh_writeq *q, void *ctx)
 {
     session *s = ctx;
     (void)q;
-    if (s->client_closing || s->upstream_closing || s->held_back.len == 0)
+    if (s->client_closing || s->upstream_closing || s->mode == MODE_TUNNEL)
         return;
-    bh_bytes slice = s->held_back;
-    s->held_back = (bh_bytes){0};
-    if (send_down(s, &slice) == 0)
+    if (s->held_back.len > 0) {
+        bh_bytes slice = s->held_back;
+        s->held_back = (bh_bytes){0};
+        if (send_down(s, &slice) != 0)
+            return;
         bh_reader_start(&s->back_reader);
+    }
+    try_tunnel(s);
 }
 
 /* ---- listener ------------------------------------------------------------ */
+
+/* ---- accepting under descriptor exhaustion -------------------------------
+ * A session needs a descriptor for its upstream, and libuv's next accept()
+ * one more: if accept() itself fails for lack of descriptors, libuv accepts
+ * and closes every waiting connection (its reserve-descriptor trick). So the
+ * proxy checks that two descriptors are free before it takes a connection.
+ * When they are not, it leaves the connection libuv just accepted with libuv,
+ * which then stops polling the listener (the backlog waits in the kernel,
+ * the sessions already open go on), and retries every ACCEPT_RETRY_MS. One
+ * line is logged when such an episode starts and one when it ends (once the
+ * backlog has been worked off). Sessions routed later (ROUTE lines) open
+ * their upstream after the check; one that finds no descriptor is answered
+ * "ERR upstream unavailable". */
+
+static void on_accept_retry(uv_timer_t *t);
+
+/* 1 when n (at most 2) more descriptors can be opened now. */
+static int fds_free(cr_proxy *px, int n)
+{
+    uv_os_fd_t lfd;
+    int fds[2], got = 0;
+    if (uv_fileno((uv_handle_t *)&px->listener, &lfd) != 0)
+        return 1;
+    while (got < n && (fds[got] = fcntl(lfd, F_DUPFD_CLOEXEC, 0)) >= 0)
+        got++;
+    for (int i = 0; i < got; i++)
+        close(fds[i]);
+    return got == n;
+}
+
+static void accept_pause(cr_proxy *px)
+{
+    px->refused++;
+    uv_timer_start(&px->accept_retry, on_accept_retry, ACCEPT_RETRY_MS, 0);
+    if (px->accept_paused)
+        return;
+    px->accept_paused = 1;
+    px->st.fd_episodes++;
+    fprintf(stderr,
+            "proxy: out of descriptors (%llu sessions open): pausing accepts, retrying every "
+            "%d ms (episode %llu)\n",
+            (unsigned long long)px->st.live, ACCEPT_RETRY_MS,
+            (unsigned long long)px->st.fd_episodes);
+}
+
+/* A connection was taken: the episode ends once no other one waits. */
+static void accept_served(cr_proxy *px)
+{
+    uv_os_fd_t lfd;
+    if (!px->accept_paused || uv_fileno((uv_handle_t *)&px->listener, &lfd) != 0)
+        return;
+    struct pollfd pf = {.fd = lfd, .events = POLLIN};
+    if (poll(&pf, 1, 0) != 0)
+        return;
+    fprintf(stderr, "proxy: accepting again after %llu refused attempts (episode %llu)\n",
+            (unsigned long long)px->refused, (unsigned long long)px->st.fd_episodes);
+    px->accept_paused = 0;
+    px->refused = 0;
+}
 
 static void on_accept(uv_stream_t *server, int status)
 {
     cr_proxy *px = server->data;
     if (status < 0)
         return;
+    if (!fds_free(px, 2)) {
+        accept_pause(px); /* libuv keeps the connection until uv_accept() */
+        return;
+    }
     session *s = calloc(1, sizeof *s);
     if (!s)
         return;
@@ -618,13 +831,26 @@ static void on_accept(uv_stream_t *server, int status)
         session_end(s, OUT_ABORTED, "accept failed");
         return;
     }
+    accept_served(px);
     uv_tcp_nodelay(&s->client, 1);
-    if (px->cfg.default_dest >= 0 && open_upstream(s, &px->cfg.dests[px->cfg.default_dest]) != 0) {
-        reject(s, "upstream unavailable", "ERR upstream unavailable\n");
+    s->header_deadline = uv_now(px->loop) + px->cfg.header_timeout_ms;
+    int rc = client_timeout_update(s);
+    if (rc == BH_OK && px->cfg.idle_timeout_ms > 0)
+        rc = bh_writeq_set_stall_timeout(&s->to_client, px->cfg.idle_timeout_ms);
+    if (rc != BH_OK) {
+        session_fail(s, "client timer", rc);
         return;
     }
+    if (px->cfg.default_dest >= 0 && start_upstream(s, &px->cfg.dests[px->cfg.default_dest]) != 0)
+        return;
     if (bh_reader_start(&s->in_reader) != BH_OK)
         session_end(s, OUT_ABORTED, "read start failed");
+}
+
+static void on_accept_retry(uv_timer_t *t)
+{
+    cr_proxy *px = t->data;
+    on_accept((uv_stream_t *)&px->listener, 0);
 }
 
 static void on_listener_closed(uv_handle_t *h)
@@ -655,12 +881,15 @@ int cr_proxy_start(cr_proxy **out, uv_loop_t *loop, const cr_proxy_config *cfg,
     }
     px->listener_open = 1;
     px->listener.data = px;
+    uv_timer_init(loop, &px->accept_retry); /* cannot fail */
+    px->accept_retry.data = px;
     rc = uv_tcp_bind(&px->listener, addr, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&px->listener, LISTEN_BACKLOG, on_accept);
     if (rc != 0) {
         /* The caller runs the loop to let the close callback run. */
         uv_close((uv_handle_t *)&px->listener, on_listener_closed);
+        uv_close((uv_handle_t *)&px->accept_retry, NULL);
         *out = px;
         return rc;
     }
@@ -676,6 +905,8 @@ void cr_proxy_stop(cr_proxy *px)
 {
     if (px->listener_open && !uv_is_closing((uv_handle_t *)&px->listener))
         uv_close((uv_handle_t *)&px->listener, on_listener_closed);
+    if (!uv_is_closing((uv_handle_t *)&px->accept_retry))
+        uv_close((uv_handle_t *)&px->accept_retry, NULL);
     for (session *s = px->sessions; s; s = s->next)
         session_end(s, OUT_ABORTED, "proxy stopping");
 }

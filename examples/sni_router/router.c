@@ -23,6 +23,19 @@
 
 enum { ST_HELLO, ST_CONNECTING, ST_TUNNEL, ST_REJECTING };
 
+/* What only the hello phase needs; freed when the tunnel starts (from the
+ * timer's close callback), so an idle routed connection costs sni_conn only. */
+typedef struct sni_phase {
+    uv_timer_t timer;
+    uv_connect_t connect;
+    uv_write_t alert_req;
+    uv_shutdown_t shutdown_req;
+    bh_buf buf;
+    bh_reader reader;
+    sni_hello hello;
+    size_t discarded;
+} sni_phase;
+
 struct sni_conn {
     sni_router *r;
     sni_conn *prev, *next;
@@ -31,20 +44,12 @@ struct sni_conn {
     int tunnel_running;  /* bh_tunnel_start succeeded and done_cb has not run */
     int backend_init;
     int client_owned;    /* client is ours to close (not handed to the tunnel) */
-    size_t discarded;
     sni_route *route;
+    sni_phase *ph;       /* NULL once the tunnel runs */
     uv_tcp_t client;
     uv_tcp_t backend;
-    uv_timer_t timer;
-    uv_connect_t connect;
-    uv_write_t alert_req;
-    uv_shutdown_t shutdown_req;
-    bh_buf buf;
-    bh_reader reader;
-    sni_hello hello;
     bh_tunnel tunnel;
 };
-
 /* Fatal alert records (RFC 8446 section 6): type 21, version 3.3, length 2,
  * level 2 (fatal), description. */
 #define ALERT(desc) {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, (desc)}
@@ -77,6 +82,15 @@ const char *sni_kind_name(sni_kind k)
 
 /* ---- lifetime ------------------------------------------------------------- */
 
+static void phase_free(sni_conn *c)
+{
+    if (!c->ph)
+        return;
+    bh_buf_free(&c->ph->buf);
+    bh_free(c->ph);
+    c->ph = NULL;
+}
+
 static void conn_free_if_done(sni_conn *c)
 {
     if (c->handles > 0 || c->tunnel_running)
@@ -91,14 +105,19 @@ static void conn_free_if_done(sni_conn *c)
     r->live_count--;
     if (c->route)
         c->route->stats.active--;
-    bh_buf_free(&c->buf);
-    free(c);
+    phase_free(c);
+    bh_free(c);
+    /* The last connection is gone: give cached blocks and free heap back. */
+    if (r->live_count == 0)
+        bh_trim();
 }
 
 static void on_handle_closed(uv_handle_t *h)
 {
     sni_conn *c = h->data;
     c->handles--;
+    if (c->state == ST_TUNNEL && c->ph && h == (uv_handle_t *)&c->ph->timer)
+        phase_free(c); /* the last of the hello phase */
     conn_free_if_done(c);
 }
 
@@ -113,7 +132,8 @@ static void close_handle(sni_conn *c, uv_handle_t *h)
 /* Closes whatever of ours is still open (never the tunnel's sockets). */
 static void conn_close(sni_conn *c)
 {
-    close_handle(c, (uv_handle_t *)&c->timer);
+    if (c->ph)
+        close_handle(c, (uv_handle_t *)&c->ph->timer);
     if (c->client_owned)
         close_handle(c, (uv_handle_t *)&c->client);
     if (c->backend_init)
@@ -137,8 +157,9 @@ static void log_conn(const sni_conn *c, const char *what)
             port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
         }
     }
+    const sni_hello *h = &c->ph->hello;
     fprintf(stderr, "sni_router: %s:%d %s sni=%s alpn=%s\n", ip, port, what,
-            c->hello.has_sni ? c->hello.sni : "-", c->hello.alpn[0] ? c->hello.alpn : "-");
+            h->has_sni ? h->sni : "-", h->alpn[0] ? h->alpn : "-");
 }
 
 /* ---- rejection --------------------------------------------------------------- */
@@ -161,8 +182,8 @@ static void on_alert_written(uv_write_t *req, int status)
         conn_close(c);
         return;
     }
-    c->shutdown_req.data = c;
-    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->client, on_alert_shutdown) != 0)
+    c->ph->shutdown_req.data = c;
+    if (uv_shutdown(&c->ph->shutdown_req, (uv_stream_t *)&c->client, on_alert_shutdown) != 0)
         conn_close(c);
 }
 
@@ -174,22 +195,22 @@ static void reject(sni_conn *c, sni_kind k)
     r->kinds[k]++;
     log_conn(c, sni_kind_name(k));
     c->state = ST_REJECTING;
-    bh_buf_advance(&c->buf, bh_buf_len(&c->buf));
-    uv_timer_start(&c->timer, on_discard_timeout, r->cfg->hello_timeout_ms, 0);
+    bh_buf_advance(&c->ph->buf, bh_buf_len(&c->ph->buf));
+    uv_timer_start(&c->ph->timer, on_discard_timeout, r->cfg->hello_timeout_ms, 0);
     const uint8_t *alert = alert_for(k);
     if (k == SNI_CLIENT_GONE || k == SNI_HELLO_TIMEOUT) {
         conn_close(c);
         return;
     }
     if (!alert) {
-        c->shutdown_req.data = c;
-        if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->client, on_alert_shutdown) != 0)
+        c->ph->shutdown_req.data = c;
+        if (uv_shutdown(&c->ph->shutdown_req, (uv_stream_t *)&c->client, on_alert_shutdown) != 0)
             conn_close(c);
         return;
     }
     uv_buf_t b = uv_buf_init((char *)alert, 7);
-    c->alert_req.data = c;
-    if (uv_write(&c->alert_req, (uv_stream_t *)&c->client, &b, 1, on_alert_written) != 0)
+    c->ph->alert_req.data = c;
+    if (uv_write(&c->ph->alert_req, (uv_stream_t *)&c->client, &b, 1, on_alert_written) != 0)
         conn_close(c);
 }
 
@@ -211,8 +232,8 @@ static void on_tunnel_done(bh_tunnel *t, int status, const struct bh_tunnel_stat
     else
         r->tunnel_other++;
     if (status != 0 && !r->cfg->quiet)
-        fprintf(stderr, "sni_router: tunnel for %s ended: %s (%" PRIu64 " bytes up, %" PRIu64
-                        " down)\n", c->hello.has_sni ? c->hello.sni : "-", bh_err_name(status),
+        fprintf(stderr, "sni_router: tunnel of route %s ended: %s (%" PRIu64 " bytes up, %" PRIu64
+                        " down)\n", c->route->name, bh_err_name(status),
                 st->bytes[0], st->bytes[1]);
     c->tunnel_running = 0;
     conn_free_if_done(c);
@@ -232,8 +253,10 @@ static void on_backend_connected(uv_connect_t *req, int status)
     uv_tcp_nodelay(&c->backend, 1);
     bh_tunnel_config cfg = bh_tunnel_config_default();
     cfg.idle_timeout_ms = r->cfg->idle_timeout_ms;
+    cfg.read_reserve = r->cfg->read_reserve;
+    bh_reader_stop(&c->ph->reader); /* same loop iteration as the tunnel's start */
     int rc = bh_tunnel_start(&c->tunnel, r->loop, (uv_stream_t *)&c->client,
-                             (uv_stream_t *)&c->backend, &c->buf, NULL, &cfg, on_tunnel_done, c);
+                             (uv_stream_t *)&c->backend, &c->ph->buf, NULL, &cfg, on_tunnel_done, c);
     if (rc != 0) {
         fprintf(stderr, "sni_router: tunnel start failed: %s\n", bh_strerror(rc));
         c->route->stats.failed++;
@@ -245,8 +268,8 @@ static void on_backend_connected(uv_connect_t *req, int status)
     c->client_owned = 0;
     c->backend_init = 0;
     c->handles -= 2; /* the tunnel closes client and backend */
-    bh_buf_free(&c->buf);
-    close_handle(c, (uv_handle_t *)&c->timer);
+    bh_buf_free(&c->ph->buf);
+    close_handle(c, (uv_handle_t *)&c->ph->timer);
 }
 
 static void on_connect_timeout(uv_timer_t *t)
@@ -259,7 +282,7 @@ static void on_connect_timeout(uv_timer_t *t)
 static void route(sni_conn *c)
 {
     sni_router *r = c->r;
-    const sni_hello *h = &c->hello;
+    const sni_hello *h = &c->ph->hello;
     sni_route *to = h->has_sni ? sni_table_lookup(r->table, h->sni) : r->table->fallback;
     if (!to) {
         reject(c, h->has_sni ? SNI_UNKNOWN_NAME : SNI_NO_SNI);
@@ -269,8 +292,9 @@ static void route(sni_conn *c)
     to->stats.accepted++;
     to->stats.active++;
     c->state = ST_CONNECTING;
-    bh_reader_stop(&c->reader);
-    uv_timer_start(&c->timer, on_connect_timeout, r->cfg->hello_timeout_ms, 0);
+    /* The client is still read while the backend connects: whatever it sends
+     * meanwhile joins the buffered bytes the tunnel writes first. */
+    uv_timer_start(&c->ph->timer, on_connect_timeout, r->cfg->hello_timeout_ms, 0);
     if (uv_tcp_init(r->loop, &c->backend) != 0) {
         to->stats.failed++;
         reject(c, SNI_BACKEND_FAILED);
@@ -278,8 +302,8 @@ static void route(sni_conn *c)
     }
     c->backend_init = 1;
     c->handles++;
-    c->connect.data = c;
-    if (uv_tcp_connect(&c->connect, &c->backend, (const struct sockaddr *)&to->addr,
+    c->ph->connect.data = c;
+    if (uv_tcp_connect(&c->ph->connect, &c->backend, (const struct sockaddr *)&to->addr,
                        on_backend_connected) != 0) {
         to->stats.failed++;
         reject(c, SNI_BACKEND_FAILED);
@@ -304,10 +328,17 @@ static void on_client_read(bh_reader *rd, int status, void *ctx)
     (void)rd;
     sni_conn *c = ctx;
     if (c->state == ST_REJECTING) {
-        c->discarded += bh_buf_len(&c->buf);
-        bh_buf_advance(&c->buf, bh_buf_len(&c->buf));
-        if (status != BH_OK || c->discarded > DISCARD_MAX)
+        c->ph->discarded += bh_buf_len(&c->ph->buf);
+        bh_buf_advance(&c->ph->buf, bh_buf_len(&c->ph->buf));
+        if (status != BH_OK || c->ph->discarded > DISCARD_MAX)
             conn_close(c);
+        return;
+    }
+    if (c->state == ST_CONNECTING) {
+        /* Bytes after the hello stay buffered for the tunnel; a full buffer
+         * just stops the reader until the tunnel reads instead. */
+        if (status != BH_OK && status != BH_ETOOLONG)
+            reject(c, SNI_CLIENT_GONE);
         return;
     }
     if (status == BH_ETOOLONG) {
@@ -318,7 +349,7 @@ static void on_client_read(bh_reader *rd, int status, void *ctx)
         reject(c, SNI_CLIENT_GONE);
         return;
     }
-    int rc = sni_hello_parse(&c->hello, bh_buf_data(&c->buf), bh_buf_len(&c->buf));
+    int rc = sni_hello_parse(&c->ph->hello, bh_buf_data(&c->ph->buf), bh_buf_len(&c->ph->buf));
     if (rc == SNI_HELLO_MORE)
         return;
     if (rc == SNI_HELLO_DONE)
@@ -332,6 +363,38 @@ static void on_hello_timeout(uv_timer_t *t)
     reject(t->data, SNI_HELLO_TIMEOUT);
 }
 
+static void refuse(sni_router *r, uv_stream_t *server);
+
+static void on_refused_closed(uv_handle_t *h)
+{
+    sni_router *r = h->data;
+    r->spare_busy = 0;
+    uv_stream_t *server = r->refuse_waiting;
+    if (server) {
+        r->refuse_waiting = NULL;
+        refuse(r, server);
+    }
+}
+
+/* Out of memory: accept the connection into the router's spare handle and
+ * close it at once (libuv stops accepting until uv_accept is called), logged
+ * once per episode. While the spare is closing, the next refusal waits. */
+static void refuse(sni_router *r, uv_stream_t *server)
+{
+    if (r->accept_error != UV_ENOMEM)
+        fprintf(stderr, "sni_router: out of memory accepting a connection\n");
+    r->accept_error = UV_ENOMEM;
+    if (r->spare_busy) {
+        r->refuse_waiting = server;
+        return;
+    }
+    uv_tcp_init(r->loop, &r->spare);
+    r->spare.data = r;
+    r->spare_busy = 1;
+    uv_accept(server, (uv_stream_t *)&r->spare);
+    uv_close((uv_handle_t *)&r->spare, on_refused_closed);
+}
+
 static void on_accept(uv_stream_t *server, int status)
 {
     sni_router *r = server->data;
@@ -341,17 +404,21 @@ static void on_accept(uv_stream_t *server, int status)
         r->accept_error = status;
         return;
     }
-    sni_conn *c = calloc(1, sizeof *c);
-    if (!c) {
-        if (r->accept_error != UV_ENOMEM)
-            fprintf(stderr, "sni_router: out of memory accepting a connection\n");
-        r->accept_error = UV_ENOMEM;
+    /* Through the library's allocator hook, so its counters see these too. */
+    sni_conn *c = bh_malloc(sizeof *c);
+    sni_phase *ph = c ? bh_malloc(sizeof *ph) : NULL;
+    if (!ph) {
+        bh_free(c);
+        refuse(r, server);
         return;
     }
+    memset(c, 0, sizeof *c);
+    memset(ph, 0, sizeof *ph);
     c->r = r;
+    c->ph = ph;
     uv_tcp_init(r->loop, &c->client);
-    uv_timer_init(r->loop, &c->timer);
-    c->timer.data = c;
+    uv_timer_init(r->loop, &ph->timer);
+    ph->timer.data = c;
     c->handles = 2;
     c->client_owned = 1;
     c->next = r->live;
@@ -366,17 +433,17 @@ static void on_accept(uv_stream_t *server, int status)
     r->accept_error = 0;
     r->accepted++;
     uv_tcp_nodelay(&c->client, 1);
-    sni_hello_init(&c->hello, r->cfg->max_hello);
+    sni_hello_init(&c->ph->hello, r->cfg->max_hello);
     size_t reserve = r->cfg->max_hello < HELLO_READ_RESERVE ? r->cfg->max_hello
                                                              : HELLO_READ_RESERVE;
-    if (bh_buf_init(&c->buf, r->cfg->max_hello) != 0 ||
-        bh_reader_init(&c->reader, (uv_stream_t *)&c->client, &c->buf, reserve,
+    if (bh_buf_init(&c->ph->buf, r->cfg->max_hello) != 0 ||
+        bh_reader_init(&c->ph->reader, (uv_stream_t *)&c->client, &c->ph->buf, reserve,
                        on_client_read, c) != 0 ||
-        bh_reader_start(&c->reader) != 0) {
+        bh_reader_start(&c->ph->reader) != 0) {
         conn_close(c);
         return;
     }
-    uv_timer_start(&c->timer, on_hello_timeout, r->cfg->hello_timeout_ms, 0);
+    uv_timer_start(&c->ph->timer, on_hello_timeout, r->cfg->hello_timeout_ms, 0);
 }
 
 /* ---- router ----------------------------------------------------------------------- */

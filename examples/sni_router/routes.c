@@ -7,14 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <bytes_handoff.h>
+
 #include "cli.h"
 
 void sni_table_init(sni_table *t) { memset(t, 0, sizeof *t); }
 
 void sni_table_free(sni_table *t)
 {
-    free(t->routes);
-    free(t->fallback);
+    bh_free(t->routes);
+    bh_free(t->fallback);
     memset(t, 0, sizeof *t);
 }
 
@@ -76,7 +78,7 @@ int sni_table_add(sni_table *t, const char *spec, char *err, size_t err_len)
     }
     if (t->count == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 8;
-        sni_route *grown = realloc(t->routes, cap * sizeof *grown);
+        sni_route *grown = bh_realloc(t->routes, cap * sizeof *grown);
         if (!grown)
             return -2;
         t->routes = grown;
@@ -93,7 +95,7 @@ int sni_table_set_default(sni_table *t, const char *hostport, char *err, size_t 
     strcpy(r.name, "default");
     if (fill_addr(&r, hostport, err, err_len) != 0)
         return -1;
-    if (!t->fallback && !(t->fallback = malloc(sizeof *t->fallback)))
+    if (!t->fallback && !(t->fallback = bh_malloc(sizeof *t->fallback)))
         return -2;
     *t->fallback = r;
     return 0;

@@ -44,6 +44,7 @@ typedef struct sni_config {
     size_t max_hello;           /* --max-hello */
     uint64_t hello_timeout_ms;  /* --hello-timeout, also bounds the backend connect */
     uint64_t idle_timeout_ms;   /* --idle-timeout (0: none) */
+    size_t read_reserve;        /* --read-reserve: the tunnel's read size per side */
     int stats;                  /* --stats */
     int quiet;                  /* --quiet: no per-connection log lines */
 } sni_config;
@@ -63,6 +64,9 @@ typedef struct sni_router {
     uint64_t kinds[SNI_KIND_COUNT];
     uint64_t tunnel_clean, tunnel_reset, tunnel_idle, tunnel_other;
     int accept_error;           /* last accept error logged (once per episode) */
+    uv_tcp_t spare;             /* accepts and closes a connection when out of memory */
+    int spare_busy;
+    uv_stream_t *refuse_waiting; /* listener whose refusal waits for the spare */
 } sni_router;
 
 /* Binds and listens on every cfg->listen address ("IPV4:PORT", "[IPV6]:PORT";

@@ -31,7 +31,10 @@ typedef struct bh_allocator {
 /** Installs an allocator for every later library allocation.
  * @param a the allocator, copied (it may go out of scope); NULL restores
  *          malloc/realloc/free. All three function pointers must be set.
- * Not thread-safe: call it before other threads use the library. */
+ * Not thread-safe: call it before other threads use the library. Trims the
+ * calling thread's block cache first (its blocks came from the previous
+ * hook); other threads that used buffers must have called
+ * bh_block_cache_trim(). */
 BH_EXPORT void bh_set_allocator(const bh_allocator *a);
 
 /** Copies the current allocator.

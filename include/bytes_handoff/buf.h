@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "block_cache.h"
 #include "bytes.h"
 #include "error.h"
 #include "export.h"
@@ -52,6 +53,17 @@ BH_EXPORT int bh_buf_init(bh_buf *b, size_t max_len);
  * @param b the buffer; NULL is ignored. */
 BH_EXPORT void bh_buf_free(bh_buf *b);
 
+/** Gives the block of an empty buffer to the calling thread's block cache
+ * (see block_cache.h) and leaves the buffer without a block, so that it holds
+ * no memory while idle; the next bh_buf_reserve() takes a block from that
+ * cache when one fits, else allocates. Slices split off earlier stay valid: a
+ * block they still pin is cached with only the window behind them. Without a
+ * block nothing happens. bh_reader calls it after each read callback.
+ * @param b the buffer.
+ * @return #BH_OK, #BH_EINVAL (b NULL) or #BH_ERANGE (b holds data; nothing
+ *         changes). */
+BH_EXPORT int bh_buf_recycle(bh_buf *b);
+
 /** The unconsumed bytes.
  * @param b the buffer.
  * @return their start; valid until the next call that may grow, split or
@@ -79,7 +91,8 @@ static inline size_t bh_buf_max_len(const bh_buf *b) { return b->max_len; }
 
 /** Ensures writable room after the data. Reuses spare capacity without
  * touching memory when enough is there; otherwise compacts an unshared block
- * or moves the data to a new block.
+ * or moves the data to a new block; a buffer without a block first looks in
+ * the calling thread's block cache.
  * @param b the buffer.
  * @param n bytes wanted; 0 returns whatever spare exists (possibly none)
  *        without allocating.

@@ -1,4 +1,5 @@
-/* queue.h - bh_queue, the loop-free core of the bounded write queue.
+/** @file bytes_handoff/queue.h
+ * @brief bh_queue, the loop-free core of the bounded write queue.
  *
  * A bh_queue owns slices handed to it until an adapter reports them written,
  * bounded by an item budget and a byte budget. It performs no I/O: the
@@ -48,6 +49,7 @@ extern "C" {
  * single writev exceeds INT_MAX. */
 #define BH_QUEUE_BATCH_BYTES ((size_t)1 << 30)
 
+/** A bounded queue of owned slices (struct bh_queue). */
 typedef struct bh_queue bh_queue;
 
 /** Completion of one accepted ticket, exactly once, on the owner's thread.
@@ -86,19 +88,19 @@ typedef struct bh_queue_stats {
 
 /** One ring slot: a slice and its optional ticket. */
 typedef struct bh_queue_item {
-    bh_bytes data;
+    bh_bytes data;  /**< the slice, owned by the queue */
     bh_queue_cb cb; /**< NULL for fire-and-forget */
-    void *ctx;
+    void *ctx;      /**< passed to cb */
 } bh_queue_item;
 
 /** A batch handed out by bh_queue_batch_next(): iov[0 .. n_iov) covers the first
  * `items` queued items (from the offset already written into the first one)
  * and `bytes` bytes in total. */
 typedef struct bh_queue_batch {
-    const struct iovec *iov;
-    size_t n_iov;
-    size_t items;
-    size_t bytes;
+    const struct iovec *iov; /**< the batch, ready for writev() */
+    size_t n_iov;            /**< entries in iov */
+    size_t items;            /**< queued items the batch covers */
+    size_t bytes;            /**< bytes in iov */
 } bh_queue_batch;
 
 struct bh_queue_inbox; /* cross-thread inbox, allocated by bh_queue_enable_mt() */
@@ -107,7 +109,7 @@ struct bh_queue_inbox; /* cross-thread inbox, allocated by bh_queue_enable_mt() 
  * functions below. The used_* counters, want_drain and low_water are
  * guarded by the inbox mutex once bh_queue_enable_mt() was called. */
 struct bh_queue {
-    /* private */
+    /** @cond PRIVATE (fields not part of the API) */
     bh_queue_item *ring;       /* grows by doubling up to max_items */
     size_t ring_cap, head, count;
     size_t head_off;           /* bytes of ring[head] already written */
@@ -130,6 +132,7 @@ struct bh_queue {
     unsigned char batch_out;   /* a batch is handed out */
     unsigned char want_drain;  /* a producer was refused or the queue is above the mark */
     unsigned char drain_due;   /* the drain signal is due */
+    /** @endcond */
 };
 
 /** Lifecycle states reported by bh_queue_state(). */
@@ -145,11 +148,16 @@ typedef enum bh_queue_state {
  * @param cfg      budgets (copied); both must be > 0
  * @param complete NULL to call tickets as cb(q, status, ctx), or the
  *                 adapter's trampoline
+ * @param q the queue (caller-owned).
  * @return BH_OK, or BH_EINVAL (q or cfg NULL, a zero budget) */
 BH_EXPORT int bh_queue_init(bh_queue *q, const bh_queue_config *cfg, bh_queue_complete_fn complete);
 
 /** Appends *data with an optional ticket. On success the queue owns the
  * reference in *data and zeroes it; on refusal the caller still owns *data.
+ * @param q the queue.
+ * @param data the slice; taken on success.
+ * @param cb the ticket, or NULL for fire-and-forget.
+ * @param ctx passed to cb.
  * @return BH_OK; BH_EFULL (a budget would be exceeded: the drain signal is
  *         armed), BH_ETOOLONG (data->len > max_bytes), BH_ECLOSED (sealed,
  *         failed or closed), BH_ENOMEM (the ring could not grow), BH_EINVAL */
@@ -158,15 +166,24 @@ BH_EXPORT int bh_queue_push(bh_queue *q, bh_bytes *data, bh_queue_cb cb, void *c
 /** Reserves budget and a ring slot for one item of len bytes without
  * queueing it, for an adapter that writes a slice at once on an idle queue.
  * Follow with bh_queue_push_reserved() or bh_queue_unreserve().
+ * @param q the queue.
+ * @param len bytes of the item.
  * @return as bh_queue_push() */
 BH_EXPORT int bh_queue_reserve(bh_queue *q, size_t len);
 
-/** Returns a reservation unused (the adapter's direct write failed). */
+/** Returns a reservation unused (the adapter's direct write failed).
+ * @param q the queue.
+ * @param len the len given to bh_queue_reserve(). */
 BH_EXPORT void bh_queue_unreserve(bh_queue *q, size_t len);
 
 /** Queues the item reserved by bh_queue_reserve(), of which the adapter
  * already wrote the first `written` bytes directly (non-zero only on an idle
  * queue). Takes the reference in *data and zeroes it.
+ * @param q the queue.
+ * @param data the slice; taken.
+ * @param cb the ticket, or NULL for fire-and-forget.
+ * @param ctx passed to cb.
+ * @param written bytes of it the adapter already wrote.
  * @return 1 when the item completed at once (fire-and-forget and
  *         0 < written == data->len: counted written, slice released), else 0 */
 BH_EXPORT int bh_queue_push_reserved(bh_queue *q, bh_bytes *data, bh_queue_cb cb, void *ctx,
@@ -175,6 +192,8 @@ BH_EXPORT int bh_queue_push_reserved(bh_queue *q, bh_bytes *data, bh_queue_cb cb
 /** Removes the newest item again, right after bh_queue_push_reserved() when
  * the adapter could not start writing it; its budget is returned and its
  * slice goes back to *out (no callback runs).
+ * @param q the queue.
+ * @param out receives the slice.
  * @return the bytes of it that were already written */
 BH_EXPORT size_t bh_queue_take_back(bh_queue *q, bh_bytes *out);
 
@@ -184,6 +203,9 @@ BH_EXPORT size_t bh_queue_take_back(bh_queue *q, bh_bytes *out);
  * iovecs. The covered items are pinned: bh_queue_close() and bh_queue_fail()
  * leave them to bh_queue_batch_done() / bh_queue_batch_abort(). The iovec
  * array belongs to the queue and stays valid until the batch ends.
+ * @param q the queue.
+ * @param max_iov most iovecs wanted.
+ * @param out receives the batch.
  * @return 1 with *out filled, 0 when nothing is queued or a batch is out */
 BH_EXPORT int bh_queue_batch_next(bh_queue *q, size_t max_iov, bh_queue_batch *out);
 
@@ -191,34 +213,46 @@ BH_EXPORT int bh_queue_batch_next(bh_queue *q, size_t max_iov, bh_queue_batch *o
  * those bytes cover with 0 in order and keeps the exact offset into a
  * partly written one. On a failed or closed queue the rest of the batch then
  * completes with the failure (BH_ECANCELED when closed).
+ * @param q the queue.
+ * @param written bytes of the batch that went out.
  * @return the number of items completed with 0 */
 BH_EXPORT size_t bh_queue_batch_done(bh_queue *q, size_t written);
 
 /** Ends the batch without writing: the items are unpinned, nothing completes
- * (on a failed or closed queue they then complete with its failure). */
+ * (on a failed or closed queue they then complete with its failure).
+ * @param q the queue. */
 BH_EXPORT void bh_queue_batch_abort(bh_queue *q);
 
 /** Stops waiting for the batch out (a write that makes no progress): the
  * tickets of its items complete now, once, with err; the slices stay pinned
- * until the batch ends, because the adapter's write may still read them. */
+ * until the batch ends, because the adapter's write may still read them.
+ * @param q the queue.
+ * @param err the status the tickets complete with. */
 BH_EXPORT void bh_queue_abandon_batch(bh_queue *q, int err);
 
 /** Fails the queue with err (a negative code): later pushes and submits get
  * BH_ECLOSED, every item not pinned by a batch (inbox included) completes
  * once with err, and a producer waiting for the drain signal gets it. On a
- * failed or closed queue it only completes what is left. */
+ * failed or closed queue it only completes what is left.
+ * @param q the queue.
+ * @param err the failure, a negative code. */
 BH_EXPORT void bh_queue_fail(bh_queue *q, int err);
 
 /** Marks the queue failed with err like bh_queue_fail() but runs no
  * callback (for adapter paths inside a user call); what is left completes
  * at the next bh_queue_take_inbox(), bh_queue_batch_done() or
- * bh_queue_fail(). */
+ * bh_queue_fail().
+ * @param q the queue.
+ * @param err the failure, a negative code. */
 BH_EXPORT void bh_queue_set_failed(bh_queue *q, int err);
 
 /** Seals the queue: later pushes and submits get BH_ECLOSED, queued items
  * still go out. Under the inbox mutex (so that no producer slips in), when
  * the queue and its inbox are empty it first calls if_empty(ctx); a non-zero
  * return is passed back and nothing changes.
+ * @param q the queue.
+ * @param if_empty called under the inbox mutex when the queue is empty, or NULL.
+ * @param ctx passed to if_empty.
  * @return 0, the non-zero result of if_empty, BH_ECLOSED (not open) or
  *         BH_EINVAL */
 BH_EXPORT int bh_queue_seal(bh_queue *q, int (*if_empty)(void *ctx), void *ctx);
@@ -227,58 +261,88 @@ BH_EXPORT int bh_queue_seal(bh_queue *q, int (*if_empty)(void *ctx), void *ctx);
  * completes once with BH_ECANCELED, later calls get BH_ECLOSED, the drain
  * signal is dropped. The ring and batch array are freed once the batch out
  * (if any) has ended. Idempotent; safe inside a callback.
+ * @param q the queue.
  * @return the sealed cross-thread inbox, now owned by the caller, who frees
  *         it with bh_queue_inbox_free() once no producer can call
  *         bh_queue_submit() any more (NULL when there is none or on a
  *         repeated close) */
 BH_EXPORT struct bh_queue_inbox *bh_queue_close(bh_queue *q);
 
-/** Sets the low-water mark of the drain signal (bytes). */
+/** Sets the low-water mark of the drain signal (bytes).
+ * @param q the queue.
+ * @param low_water_bytes the mark. */
 BH_EXPORT void bh_queue_set_low_water(bh_queue *q, size_t low_water_bytes);
 
-/** The drain signal: 1 once (then cleared) when queued bytes fell to or
- * below the low-water mark after a producer was refused with BH_EFULL or the
- * queue was above the mark, or when the queue failed while a producer was
- * waiting. */
+/** Takes the drain signal.
+ * @param q the queue.
+ * @return 1 once (then cleared) when queued bytes fell to or below the
+ *         low-water mark after a producer was refused with BH_EFULL or the
+ *         queue was above the mark, or when the queue failed while a producer
+ *         was waiting; else 0. */
 BH_EXPORT int bh_queue_take_drain(bh_queue *q);
 
-/** 1 when no item is queued in the ring and no batch is out (the inbox is
- * not looked at). */
+/** Whether the ring is idle.
+ * @param q the queue.
+ * @return 1 when no item is queued in the ring and no batch is out (the
+ *         inbox is not looked at), else 0. */
 BH_EXPORT int bh_queue_idle(const bh_queue *q);
 
-/** 1 when the ring, the batch out and the inbox are all empty. */
+/** Whether the queue is empty.
+ * @param q the queue.
+ * @return 1 when the ring, the batch out and the inbox are all empty, else
+ *         0. */
 BH_EXPORT int bh_queue_empty(const bh_queue *q);
 
-/** Items in the ring (pinned ones included). */
+/** Items in the ring.
+ * @param q the queue.
+ * @return their number, pinned ones included. */
 BH_EXPORT size_t bh_queue_count(const bh_queue *q);
 
-/** Current state (bh_queue_state) and, once failed, the error. */
+/** Current state.
+ * @param q the queue.
+ * @return its bh_queue_state. */
 BH_EXPORT bh_queue_state bh_queue_get_state(const bh_queue *q);
+
+/** The failure of a failed queue.
+ * @param q the queue.
+ * @return the code given to bh_queue_fail(), or 0 while it has not failed. */
 BH_EXPORT int bh_queue_error(const bh_queue *q);
 
-/** Snapshot of the counters (owner's thread). */
+/** Snapshot of the counters (owner's thread).
+ * @param q the queue.
+ * @param out receives the counters. */
 BH_EXPORT void bh_queue_stats_get(const bh_queue *q, bh_queue_stats *out);
 
 /** Enables bh_queue_submit(): allocates the inbox (a mutex and item arrays
  * grown on demand). wake(wake_ctx) signals the owner's thread.
+ * @param q the queue.
+ * @param wake signals the owner's thread.
+ * @param wake_ctx passed to wake.
  * @return BH_OK (also when already enabled), BH_EINVAL (q or wake NULL,
  *         uninitialised), BH_ECLOSED (not open), BH_ENOMEM */
 BH_EXPORT int bh_queue_enable_mt(bh_queue *q, bh_queue_wake_fn wake, void *wake_ctx);
 
 /** Thread-safe submission from any thread with the same budgets (counted
- * under the inbox mutex), ownership and refusals as bh_queue_push();
- * BH_EINVAL when bh_queue_enable_mt() was not called. Items of one producer
- * stay in order. Producers may race bh_queue_close() (they get BH_ECLOSED)
- * until the inbox returned by it is freed. */
+ * under the inbox mutex), ownership and refusals as bh_queue_push(). Items
+ * of one producer stay in order. Producers may race bh_queue_close() (they
+ * get BH_ECLOSED) until the inbox returned by it is freed.
+ * @param q the queue.
+ * @param data the slice; taken on success.
+ * @param cb the ticket (runs on the owner's thread), or NULL.
+ * @param ctx passed to cb.
+ * @return as bh_queue_push(), or #BH_EINVAL when bh_queue_enable_mt() was
+ *         not called. */
 BH_EXPORT int bh_queue_submit(bh_queue *q, bh_bytes *data, bh_queue_cb cb, void *ctx);
 
 /** Owner's side of the inbox: moves everything submitted so far into the
  * ring, in order. If the ring cannot grow the queue fails with BH_ENOMEM; on
  * a failed queue the items complete with its error.
+ * @param q the queue.
  * @return the number of items moved into the ring */
 BH_EXPORT size_t bh_queue_take_inbox(bh_queue *q);
 
-/** Frees an inbox returned by bh_queue_close() (NULL is ignored). */
+/** Frees an inbox returned by bh_queue_close() (NULL is ignored).
+ * @param inbox the inbox, or NULL. */
 BH_EXPORT void bh_queue_inbox_free(struct bh_queue_inbox *inbox);
 
 #ifdef __cplusplus

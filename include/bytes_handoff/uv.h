@@ -37,11 +37,17 @@ typedef struct bh_reader bh_reader;
 /** The read callback, called on the loop thread, with status:
  * - BH_OK: bytes were appended to the reader's buffer (never for nothing);
  * - UV_EOF: end of stream, delivered once; the unconsumed tail stays in the
- *   buffer, readable and splittable;
+ *   buffer, readable and splittable. On TCP, an EOF whose socket holds an
+ *   error (SO_ERROR: libuv reports an RST right behind the last data as EOF)
+ *   is delivered as UV_ECONNRESET instead, so a reset stream never looks
+ *   complete;
  * - BH_ETOOLONG: the buffer is full at its max_len and the callback consumed
  *   nothing (reported once, right after that callback returns, or on the next
  *   read when reading was restarted with a full buffer); nothing was read;
  * - BH_ENOMEM: the buffer could not grow for the next read; nothing was read;
+ * - UV_ETIMEDOUT: no byte arrived for the read-idle timeout while reading
+ *   (see bh_reader_set_idle_timeout()); the buffer is as the last callback
+ *   left it;
  * - another negative libuv code: a read error (UV_ECONNRESET, ...).
  * Every status but BH_OK is final: reading has stopped before the callback
  * runs, no further callback follows, and bh_reader_start() returns BH_ECLOSED.
@@ -50,24 +56,39 @@ typedef struct bh_reader bh_reader;
  * block, stop or restart the reader, or uv_close() the stream (the reader then
  * only asks uv_is_closing() before returning and never reads or stops that
  * stream again). r and the buffer must stay valid until the callback returns;
- * free them from the stream's close callback.
+ * free them from the stream's close callback (after bh_reader_close() when a
+ * read-idle timeout was set).
  * @param r the reader.
  * @param status as above.
  * @param ctx the ctx given to bh_reader_init(). */
 typedef void (*bh_read_cb)(bh_reader *r, int status, void *ctx);
 
+struct bh_reader_timer; /* read-idle timer, allocated by bh_reader_set_idle_timeout() */
+
 /** A read adapter bound to one stream and one buffer; caller-owned,
- * embedded by value, every field private. It allocates nothing itself: the
- * buffer grows through bh_buf_reserve() when a read needs room, and an idle
- * reader costs its struct. */
+ * embedded by value, every field private. It allocates nothing itself unless
+ * a read-idle timeout is set: the buffer takes a block from the thread's
+ * block cache or grows through bh_buf_reserve() when a read needs room, and
+ * when a callback leaves the buffer empty the block goes back to that cache
+ * (see bh_reader_keep_block()).
+ *
+ * What an idle connection costs (x86-64, glibc, libuv 1.44): an idle reader
+ * whose callback emptied its buffer holds sizeof(bh_reader) = 56 bytes and
+ * its bh_buf sizeof(bh_buf) = 40 bytes, no block; a read-idle timeout adds
+ * one allocation of 176 bytes (a uv_timer_t, the period and the time of the
+ * last read). The stream handle (uv_tcp_t, 248 bytes) and the write queue
+ * (see bh_writeq_init()) are the rest. The thread's block cache is shared by
+ * all connections (at most #BH_BLOCK_CACHE_MAX_BLOCKS_DEFAULT blocks,
+ * #BH_BLOCK_CACHE_MAX_BYTES_DEFAULT bytes by default). */
 struct bh_reader {
     uv_stream_t *stream; /**< private: the stream read from; stream->data == this reader */
     bh_buf *buf;         /**< private: where bytes land; owned by the caller */
     size_t read_reserve; /**< private: spare bytes requested before each read */
     bh_read_cb cb;       /**< private: the read callback */
     void *ctx;           /**< private: its context */
-    unsigned flags;      /**< private: reading / finished */
+    unsigned flags;      /**< private: reading / finished / keep block */
     int pending;         /**< private: status to report for the zero-length read just offered */
+    struct bh_reader_timer *timer; /**< private: read-idle timer, NULL while none is set */
 };
 
 /** Binds a reader to a stream and a buffer. Does not start reading. The
@@ -102,11 +123,50 @@ BH_EXPORT int bh_reader_start(bh_reader *r);
  * @return #BH_OK or #BH_EINVAL (r NULL). */
 BH_EXPORT int bh_reader_stop(bh_reader *r);
 
+/** Keeps the buffer's block while idle instead of giving it back to the
+ * thread's block cache after each callback that leaves the buffer empty (the
+ * default). For latency-critical connections: the next read needs no cache
+ * lookup, at the cost of one block per idle connection.
+ * @param r the reader.
+ * @param enable nonzero keeps the block, 0 gives it back (the default).
+ * @return #BH_OK or #BH_EINVAL (r NULL). */
+BH_EXPORT int bh_reader_keep_block(bh_reader *r, int enable);
+
+/** Sets the read-idle timeout, like libevent's bufferevent_set_timeouts():
+ * when the reader is reading and no byte arrives for ms milliseconds (loop
+ * time; counted from bh_reader_start() or the last read), reading stops and
+ * the callback receives UV_ETIMEDOUT once, as a final status. A pause with
+ * bh_reader_stop() does not count: the period starts again on restart. The
+ * first call with ms > 0 allocates one uv_timer_t (through the allocator
+ * hook, separately from r) on the stream's loop; disabling or
+ * bh_reader_close() closes it and its own close callback frees it later in
+ * the loop iteration without touching r, so a disabled reader has no timer.
+ * A reader that has one must be closed with bh_reader_close() before it is
+ * freed. Loop thread; safe inside the callback; setting it again re-arms the
+ * period from now.
+ * @param r the reader.
+ * @param ms the period in milliseconds; 0 disables the timeout.
+ * @return #BH_OK, #BH_EINVAL (r NULL), #BH_ECLOSED (finished and ms > 0),
+ *         #BH_ENOMEM, or the libuv code of uv_timer_init(); nothing changes
+ *         on error. */
+BH_EXPORT int bh_reader_set_idle_timeout(bh_reader *r, uint64_t ms);
+
+/** Stops reading for good and lets go of the timer, if any (closed now,
+ * freed by its close callback, which never touches r): r may be freed right
+ * after, e.g. together with the stream from its close callback. Later starts
+ * return #BH_ECLOSED. Call it before or together with uv_close() of the
+ * stream; it is required only for readers that had a read-idle timeout,
+ * harmless for others. Idempotent; safe inside the callback. The buffer is
+ * the caller's and stays as it is.
+ * @param r the reader; NULL is ignored. */
+BH_EXPORT void bh_reader_close(bh_reader *r);
+
 /* ------------------------------------------------------------------------ */
 /* Bounded write queue                                                       */
 /* ------------------------------------------------------------------------ */
 
-/* A bh_writeq owns the slices handed to it until the socket has written them
+/** @name Bounded write queue
+ * A bh_writeq owns the slices handed to it until the socket has written them
  * (or the queue failed or was closed), bounded by an item budget and a byte
  * budget. Slices are written in order and batched automatically per loop
  * iteration: an enqueue only appends to the queue and, when no write is in
@@ -126,58 +186,74 @@ BH_EXPORT int bh_reader_stop(bh_reader *r);
  * still queued run inside bh_writeq_close() (status BH_ECANCELED). Inside a
  * callback the user may write more, shut down, close the queue and
  * uv_close() the stream, but must not free q: free it from the stream's
- * close callback, after bh_writeq_close(). */
+ * close callback, after bh_writeq_close().
+ * @{ */
 
+/** Default item budget of a write queue. */
 #define BH_WRITEQ_MAX_ITEMS_DEFAULT ((size_t)1024)
+/** Default byte budget of a write queue. */
 #define BH_WRITEQ_MAX_BYTES_DEFAULT ((size_t)8 * 1024 * 1024)
 
+/** A bounded write queue on a libuv stream (struct bh_writeq). */
 typedef struct bh_writeq bh_writeq;
 
-/* Completion of one accepted ticket, exactly once: status 0 (written), a
+/** Completion of one accepted ticket, exactly once: status 0 (written), a
  * libuv error (UV_EPIPE, UV_ECONNRESET, ...; the queue has failed), BH_ENOMEM
  * (the queue failed taking a cross-thread item), or BH_ECANCELED (queue
  * closed before the item was written; also for the write in flight when
  * libuv cancels it because the stream was closed). The slice has already
- * been released when cb runs. */
+ * been released when cb runs.
+ * @param q the queue.
+ * @param status as above.
+ * @param ctx the ticket's context. */
 typedef void (*bh_write_cb)(bh_writeq *q, int status, void *ctx);
-/* Completion of bh_writeq_shutdown(), exactly once: 0 (everything written and
- * the write side shut down), a libuv error, or BH_ECANCELED (queue closed
- * first). */
+
+/** Completion of bh_writeq_shutdown(), exactly once.
+ * @param q the queue.
+ * @param status 0 (everything written and the write side shut down), a
+ *        libuv error, or #BH_ECANCELED (queue closed first).
+ * @param ctx the ctx given to bh_writeq_shutdown(). */
 typedef void (*bh_shutdown_cb)(bh_writeq *q, int status, void *ctx);
-/* Queued bytes fell to or below the low-water mark after a producer was
+
+/** Queued bytes fell to or below the low-water mark after a producer was
  * refused with BH_EFULL or the queue was above the mark; producers retry
  * from here. Also called once when the queue fails while a producer waits,
- * so that the retry learns BH_ECLOSED. Not called after bh_writeq_close(). */
+ * so that the retry learns BH_ECLOSED. Not called after bh_writeq_close().
+ * @param q the queue.
+ * @param ctx the ctx given to bh_writeq_set_drain_cb(). */
 typedef void (*bh_drain_cb)(bh_writeq *q, void *ctx);
 
+/** Budgets of a write queue. */
 typedef struct bh_writeq_config {
-    size_t max_items; /* budget: queued items (default 1024) */
-    size_t max_bytes; /* budget: queued bytes (default 8 MiB) */
+    size_t max_items; /**< budget: queued items (default 1024) */
+    size_t max_bytes; /**< budget: queued bytes (default 8 MiB) */
 } bh_writeq_config;
 
-/* Counters, as `struct bh_writeq_stats` (like POSIX `struct stat` beside
+/** Counters, as `struct bh_writeq_stats` (like POSIX `struct stat` beside
  * stat(), the function bh_writeq_stats() fills it). */
 struct bh_writeq_stats {
-    size_t queued_items;     /* accepted, not yet completed (incl. in flight
-                                and cross-thread inbox) */
-    size_t queued_bytes;     /* bytes of those not yet written */
-    uint64_t written_items;  /* completed successfully */
-    uint64_t written_bytes;
-    uint64_t refused;        /* try_write/submit calls refused (any reason;
-                                submit_mt calls racing bh_writeq_close are
-                                not counted) */
-    uint64_t batches;        /* uv_write calls issued */
-    uint64_t try_write_hits; /* items fully written by a uv_try_write (the
-                                deferred flush, or the immediate path) */
-    uint64_t flushes;        /* uv_try_write calls of the deferred flush (one
-                                writev each) */
+    size_t queued_items;     /**< accepted, not yet completed (incl. in flight
+                                  and cross-thread inbox) */
+    size_t queued_bytes;     /**< bytes of those not yet written */
+    uint64_t written_items;  /**< completed successfully */
+    uint64_t written_bytes;  /**< bytes of those */
+    uint64_t refused;        /**< try_write/submit calls refused (any reason;
+                                  submit_mt calls racing bh_writeq_close are
+                                  not counted) */
+    uint64_t batches;        /**< uv_write calls issued */
+    uint64_t try_write_hits; /**< items fully written by a uv_try_write (the
+                                  deferred flush, or the immediate path) */
+    uint64_t flushes;        /**< uv_try_write calls of the deferred flush (one
+                                  writev each) */
 };
 
+/** @cond PRIVATE */
 struct bh_writeq_flush; /* deferred-flush handles, allocated on the first enqueue */
 struct bh_writeq_mt;    /* cross-thread wake, allocated by bh_writeq_enable_mt */
 struct bh_writeq_stall; /* write-stall timer, allocated by bh_writeq_set_stall_timeout */
+/** @endcond */
 
-/* A libuv driver of the loop-free queue core (bh_queue, see queue.h), which
+/** A libuv driver of the loop-free queue core (bh_queue, see queue.h), which
  * holds the ring, the budgets, the tickets and the cross-thread inbox.
  *
  * Idle cost (x86_64 Linux, libuv 1.44): sizeof(bh_writeq) is 504 bytes and
@@ -192,10 +268,9 @@ struct bh_writeq_stall; /* write-stall timer, allocated by bh_writeq_set_stall_t
  * arrays) exists only after bh_writeq_enable_mt(), the stall timer block
  * (192 bytes) only while a stall timeout is set. */
 struct bh_writeq {
-    /* public, read-only */
-    uv_loop_t *loop;
-    uv_stream_t *stream;
-    /* private */
+    uv_loop_t *loop;     /**< public, read-only: the loop */
+    uv_stream_t *stream; /**< public, read-only: the stream written to */
+    /** @cond PRIVATE (fields not part of the API) */
     bh_queue core;
     union {
         uv_write_t write;       /* the one uv_write in flight */
@@ -212,23 +287,29 @@ struct bh_writeq {
     struct bh_writeq_stall *stall; /* NULL while no stall timeout is set */
     uint64_t refused;              /* refusals the core did not see */
     uint64_t batches, try_write_hits, flushes;
+    /** @endcond */
 };
 
-/* Defaults: max_items 1024, max_bytes 8 MiB. */
+/** The default budgets.
+ * @return max_items 1024, max_bytes 8 MiB. */
 BH_EXPORT bh_writeq_config bh_writeq_config_default(void);
 
-/* Initialises q on stream s (a TCP, pipe or TTY stream of loop, owned by the
- * caller). cfg NULL selects the defaults; both budgets must be > 0.
- * Allocates nothing: an idle queue costs its struct. The first enqueue
- * allocates the ring and one small block holding the deferred-flush handles
+/** Initialises a write queue on a stream. Allocates nothing: an idle queue
+ * costs its struct. The first enqueue allocates the ring and one small
+ * block holding the deferred-flush handles
  * (separate from q, freed from its own close callbacks after
  * bh_writeq_close()); the handles are active only while items wait for the
  * flush, so an idle queue does not keep the loop alive. The queue does not
- * use s->data, so a bh_reader can share the stream. Errors: BH_EINVAL. */
+ * use s->data, so a bh_reader can share the stream.
+ * @param q the queue (caller-owned).
+ * @param loop the loop of s.
+ * @param s a TCP, pipe or TTY stream of loop, owned by the caller.
+ * @param cfg the budgets (copied), both > 0; NULL selects the defaults.
+ * @return #BH_OK or #BH_EINVAL. */
 BH_EXPORT int bh_writeq_init(bh_writeq *q, uv_loop_t *loop, uv_stream_t *s,
                              const bh_writeq_config *cfg);
 
-/* Queues *data with a completion ticket: cb(q, status, ctx) runs exactly once
+/** Queues a slice with a completion ticket: cb(q, status, ctx) runs exactly once
  * on the loop thread, never inside this call: the item is appended and
  * written by the deferred flush later in the same loop iteration; when the
  * kernel takes its bytes there, cb runs from that flush (a loop callback),
@@ -242,27 +323,41 @@ BH_EXPORT int bh_writeq_init(bh_writeq *q, uv_loop_t *loop, uv_stream_t *s,
  * later calls get BH_ECLOSED). Only when the deferred-flush block cannot be
  * allocated does an enqueue on an idle queue write at once as a fallback
  * (uv_write() here); the stream refusing that write at once is then
- * returned as a libuv error (the queue has failed). cb NULL behaves as
- * bh_writeq_try_write_ff(). */
+ * returned as a libuv error (the queue has failed).
+ * @param q the queue.
+ * @param data the slice; taken (and zeroed) on success, still the caller's
+ *        on refusal.
+ * @param cb the ticket; NULL behaves as bh_writeq_try_write_ff().
+ * @param ctx passed to cb.
+ * @return #BH_OK, #BH_EFULL, #BH_ETOOLONG, #BH_ECLOSED, #BH_ENOMEM,
+ *         #BH_EINVAL, or a libuv error in the fallback described above. */
 BH_EXPORT int bh_writeq_try_write(bh_writeq *q, bh_bytes *data, bh_write_cb cb, void *ctx);
 
-/* Fire-and-forget form: no completion, no allocation in steady state. The
+/** Fire-and-forget form: no completion, no allocation in steady state. The
  * slice is appended and released by the deferred flush once the kernel has
  * its bytes (later in the same loop iteration when the socket has room).
  * Same ownership and errors as bh_writeq_try_write(). In the allocation
  * fallback described there, an idle queue writes directly from data with
  * uv_try_write() and queues only the remainder; a write error after part of
  * the slice went out is then not a refusal: the call returns 0, the slice
- * is released and the queue has failed. */
+ * is released and the queue has failed.
+ * @param q the queue.
+ * @param data the slice; taken (and zeroed) on success.
+ * @return as bh_writeq_try_write(). */
 BH_EXPORT int bh_writeq_try_write_ff(bh_writeq *q, bh_bytes *data);
 
-/* Flushes everything queued (including accepted cross-thread items), then
+/** Flushes everything queued (including accepted cross-thread items), then
  * uv_shutdown()s the stream's write side, then calls cb once. Later writes
- * get BH_ECLOSED. Errors (cb not called, nothing changed): BH_ECLOSED,
- * BH_EINVAL, or the libuv error of uv_shutdown() on an idle queue. */
+ * get BH_ECLOSED.
+ * @param q the queue.
+ * @param cb called once when done.
+ * @param ctx passed to cb.
+ * @return #BH_OK; or, with cb not called and nothing changed, #BH_ECLOSED,
+ *         #BH_EINVAL, or the libuv error of uv_shutdown() on an idle
+ *         queue. */
 BH_EXPORT int bh_writeq_shutdown(bh_writeq *q, bh_shutdown_cb cb, void *ctx);
 
-/* Closes the queue: every queued ticket completes once with BH_ECANCELED and
+/** Closes the queue: every queued ticket completes once with BH_ECANCELED and
  * every slice is released (items waiting for the deferred flush included);
  * a pending shutdown completes with BH_ECANCELED (or, if uv_shutdown() was
  * issued, when libuv reports it). The write already handed to libuv
@@ -272,12 +367,17 @@ BH_EXPORT int bh_writeq_shutdown(bh_writeq *q, bh_shutdown_cb cb, void *ctx);
  * ring and batch array are freed by then; the deferred-flush and
  * cross-thread blocks are closed here and freed by their own close
  * callbacks in the same loop iteration, never touching q.
- * Idempotent; safe inside any queue callback. */
+ * Idempotent; safe inside any queue callback.
+ * @param q the queue. */
 BH_EXPORT void bh_writeq_close(bh_writeq *q);
 
-/* Registers cb (NULL disables) to run when queued bytes fall to or below
- * low_water_bytes after a producer was refused with BH_EFULL or the queue
- * was above the mark. */
+/** Registers the drain callback.
+ * @param q the queue.
+ * @param low_water_bytes cb runs when queued bytes fall to or below this
+ *        after a producer was refused with BH_EFULL or the queue was above
+ *        the mark.
+ * @param cb the callback; NULL disables it.
+ * @param ctx passed to cb. */
 BH_EXPORT void bh_writeq_set_drain_cb(bh_writeq *q, size_t low_water_bytes, bh_drain_cb cb,
                                       void *ctx);
 
@@ -298,37 +398,48 @@ BH_EXPORT void bh_writeq_set_drain_cb(bh_writeq *q, size_t low_water_bytes, bh_d
  * first set and closed (freed) when it is set to 0 or the queue is closed. */
 BH_EXPORT int bh_writeq_set_stall_timeout(bh_writeq *q, uint64_t ms);
 
-/* Enables bh_writeq_submit_mt(): allocates the inbox block (mutex, uv_async_t
+/** Enables bh_writeq_submit_mt(): allocates the inbox block (mutex, uv_async_t
  * on the queue's loop, item arrays grown on demand) separately from q, so
  * freeing q from the stream's close callback stays safe. The async handle
  * keeps the loop alive until bh_writeq_close(). Call on the loop thread
- * before other threads submit; idempotent. Errors: BH_EINVAL, BH_ECLOSED,
- * BH_ENOMEM, a libuv code. */
+ * before other threads submit; idempotent.
+ * @param q the queue.
+ * @return #BH_OK, #BH_EINVAL, #BH_ECLOSED, #BH_ENOMEM or a libuv code. */
 BH_EXPORT int bh_writeq_enable_mt(bh_writeq *q);
 
-/* Thread-safe submission from any thread, with the same budgets (counted
+/** Thread-safe submission from any thread, with the same budgets (counted
  * under the inbox mutex, inbox items included), ownership and errors as
- * bh_writeq_try_write() (cb NULL = fire-and-forget); cb runs on the loop
- * thread. Items of one producer stay in order. BH_EINVAL when enable_mt was
- * not called. Producers may race bh_writeq_close() (they get BH_ECLOSED) but
+ * bh_writeq_try_write(); cb runs on the loop thread. Items of one producer
+ * stay in order. Producers may race bh_writeq_close() (they get BH_ECLOSED) but
  * must have stopped calling this before the loop runs the close callbacks
- * that follow bh_writeq_close(), when the inbox block and q may be freed. */
+ * that follow bh_writeq_close(), when the inbox block and q may be freed.
+ * @param q the queue.
+ * @param data the slice; taken (and zeroed) on success.
+ * @param cb the ticket, or NULL for fire-and-forget.
+ * @param ctx passed to cb.
+ * @return as bh_writeq_try_write(), or #BH_EINVAL when
+ *         bh_writeq_enable_mt() was not called. */
 BH_EXPORT int bh_writeq_submit_mt(bh_writeq *q, bh_bytes *data, bh_write_cb cb, void *ctx);
 
-/* Snapshot of counters (loop thread). */
+/** Snapshot of the counters (loop thread).
+ * @param q the queue.
+ * @param out receives them. */
 BH_EXPORT void bh_writeq_stats(const bh_writeq *q, struct bh_writeq_stats *out);
+
+/** @} */
 
 /* ------------------------------------------------------------------------ */
 /* Tunnel                                                                    */
 /* ------------------------------------------------------------------------ */
 
-/** @name Tunnel
- * A bh_tunnel relays both directions between two connected streams after a
- * mode switch (a parser decided, the rest of the connection is raw bytes),
- * until both directions have ended. Direction 0 is a -> b, direction 1 is
- * b -> a. Per direction it reads the source into a bh_buf with a bh_reader,
- * freezes each read into a slice (no copy) and queues it on a bh_writeq of
- * the destination:
+/**
+ * @struct bh_tunnel
+ * Relays both directions between two connected streams after a mode switch
+ * (a parser decided; the rest of the connection is raw bytes) until both
+ * directions have ended. Direction 0 is a -> b, direction 1 is b -> a. Per
+ * direction it reads the source into a bh_buf with a bh_reader, freezes each
+ * read into a slice (no copy) and queues it on a bh_writeq of the
+ * destination:
  * - the tails already read by a parser are written first, byte-exact,
  *   without copy;
  * - backpressure: a source stops reading while the destination's queue
@@ -338,68 +449,74 @@ BH_EXPORT void bh_writeq_stats(const bh_writeq *q, struct bh_writeq_stats *out);
  *   destination's write side once its queue has drained; the tunnel ends
  *   cleanly when both directions have ended so;
  * - reset: a read error on either side ends the tunnel and resets both TCP
- *   sides (uv_tcp_close_reset(), or SO_LINGER 0 and uv_close() when the write
- *   side was already shut down), so a truncated stream never reaches the
- *   other side as a clean end. libuv reports an EOF when an RST follows the
- *   last data it read (its POLLHUP shortcut): an EOF on a TCP source is
- *   therefore checked with getsockopt(SO_ERROR) and counts as a reset when
- *   an error is pending (ECONNRESET, or EPIPE when the RST followed a FIN);
+ *   sides (uv_tcp_close_reset(), or SO_LINGER 0 and uv_close() when the
+ *   write side was already shut down), so a truncated stream never reaches
+ *   the other side as a clean end. libuv reports an RST that arrives right
+ *   behind the last data it read as UV_EOF; bh_reader (and the splice path)
+ *   check SO_ERROR at EOF, so such an EOF counts as a reset (see bh_read_cb);
  * - splice fast path (Linux, both streams TCP, config.splice): once a
- *   direction has seen two reads that filled at least half the read reserve
- *   and its queue has drained, it moves bytes socket -> pipe -> socket with
- *   splice(2) instead, through a uv_poll_t on a dup() of each fd (libuv's own
- *   handle stays stopped for reading on the source while the direction
- *   splices, and its write side idle on the destination). Any setup failure
- *   (no pipe or fd left, EMFILE) or splice error other than a connection
- *   error sends the direction back to the buffer path for good.
+ *   direction has seen two reads in a row that filled the space offered (at
+ *   least a quarter of read_reserve) and its queue has drained, it moves bytes
+ *   socket -> pipe -> socket with splice(2) instead, through a uv_poll_t on
+ *   a dup() of each socket (libuv's own handle stays stopped for reading on
+ *   the source while the direction splices, and idle for writing on the
+ *   destination). It returns to the buffer path after 8 splices in a row
+ *   that moved less than a quarter of read_reserve (a trickle costs two
+ *   system calls per segment there), and for good on any setup failure (no
+ *   pipe or fd: EMFILE, or new fds in the top quarter of RLIMIT_NOFILE, left
+ *   for accept()) or splice error other than a connection error. A splicing
+ *   tunnel holds up to 6 more fds (a pipe per direction, a dup per socket).
  *
  * Memory per tunnel (user space), per direction: the destination queue's
- * budget max_bytes, one refused slice of at most one read (read_reserve
- * bytes) and the reader's block, of at most 2 x read_reserve bytes while
- * queued slices pin older blocks; each block pinned by queued slices was
- * filled to at least a quarter of read_reserve. So at most about
- * 2 x (max_bytes + 4 x read_reserve) + 2 x 32 KiB (queue rings) per
- * tunnel. A splicing direction adds one pipe (kernel memory, 64 KiB by
- * default) and no user memory.
+ * budget max_bytes, one refused read of at most read_reserve bytes, and the
+ * reader's blocks: each block still pinned by queued slices was filled to at
+ * least a quarter of read_reserve before the next one was taken. The bound
+ * the tests check is 2 x (max_bytes + 4 x read_reserve) + 64 KiB (queue
+ * rings) per tunnel. A splicing direction adds its pipe (kernel memory,
+ * 64 KiB by default) and no user memory.
  *
  * The tunnel allocates nothing itself: everything it needs is embedded in
  * bh_tunnel; the buffers' blocks and the queues' rings come through the
  * allocator hook. All functions and callbacks run on the loop thread.
- * @{ */
-
+ */
 /** A raw bidirectional relay (struct bh_tunnel). */
 typedef struct bh_tunnel bh_tunnel;
 
-/** Counters of a tunnel, as `struct bh_tunnel_stats` (like bh_writeq_stats,
- * the function bh_tunnel_stats() fills it). Index 0 is a -> b, 1 is b -> a. */
+/**
+ * Counters of a tunnel, filled by bh_tunnel_stats() (like struct
+ * bh_writeq_stats). Index 0 is a -> b, 1 is b -> a.
+ */
 struct bh_tunnel_stats {
-    uint64_t bytes[2];    /**< bytes written to the destination (tails included) */
-    uint64_t spliced[2];  /**< of those, moved by splice(2) */
-    int eof[2];           /**< the direction ended with a clean EOF passed on */
-    int reset[2];         /**< the direction was cut short (error, reset,
-                               timeout, abort): its destination was reset */
-    int splicing[2];      /**< the direction is on the splice path now */
+    uint64_t bytes[2];   /**< bytes the destination's kernel took (tails included) */
+    uint64_t spliced[2]; /**< of those, bytes moved by splice(2) */
+    int eof[2];          /**< the direction ended with a clean EOF passed on */
+    int reset[2];        /**< the direction was cut short (error, reset, timeout,
+                              abort): its destination was reset */
+    int splicing[2];     /**< the direction is on the splice path now */
 };
 
-/** Called once per started tunnel, on the loop thread, after both streams'
- * close callbacks (and the tunnel's own handles') have run: t, both stream
- * handles and the tails' memory may be freed here, and the loop may be
- * closed once the callback returns. status: 0 (both directions ended with a
- * clean EOF passed on), UV_ECONNRESET (a side was reset, or EOF came with a
- * pending socket error), UV_ETIMEDOUT (idle timeout), BH_ECANCELED
- * (bh_tunnel_abort()), BH_ENOMEM (a read buffer could not grow), or another
- * libuv error of a read, write or shutdown.
- * @param t the tunnel.
- * @param status as above.
- * @param st the final counters.
- * @param ctx the ctx given to bh_tunnel_start(). */
+/**
+ * Completion of a started tunnel, called once on the loop thread after both
+ * streams' close callbacks (and the tunnel's own handles') have run: t, both
+ * stream handles and the tails' memory may be freed here, and the loop may
+ * be closed once the callback returns.
+ * @param t the tunnel
+ * @param status 0 (both directions ended with a clean EOF passed on),
+ *   UV_ECONNRESET (a side was reset, also when its EOF came with a pending
+ *   socket error), UV_EPIPE (a write to a side failed: its queue reported
+ *   BH_ECLOSED), UV_ETIMEDOUT (idle timeout), BH_ECANCELED
+ *   (bh_tunnel_abort()), BH_ENOMEM (a read buffer or a queue could not grow),
+ *   or another libuv error of a read, write, shutdown or poll
+ * @param st the final counters
+ * @param ctx the ctx given to bh_tunnel_start()
+ */
 typedef void (*bh_tunnel_done_cb)(bh_tunnel *t, int status, const struct bh_tunnel_stats *st,
                                   void *ctx);
 
-/** Default write budget per tunnel direction. */
+/** Default write budget per direction of a tunnel. */
 #define BH_TUNNEL_MAX_BYTES_DEFAULT ((size_t)256 * 1024)
 
-/** Settings of a tunnel; bh_tunnel_config_default() fills the defaults. */
+/** Settings of a tunnel; start from bh_tunnel_config_default(). */
 typedef struct bh_tunnel_config {
     size_t read_reserve;      /**< bytes offered per read, per side (0: 16 KiB) */
     size_t max_bytes;         /**< write budget per direction (0: 256 KiB) */
@@ -409,85 +526,92 @@ typedef struct bh_tunnel_config {
                                    path; 0: buffer path only */
 } bh_tunnel_config;
 
-/** One side of a tunnel. Private. */
+/** One side of a tunnel, and the direction that reads it. Private. */
 typedef struct bh_tunnel_side {
-    uv_stream_t *stream;    /**< private: the side's stream */
-    bh_buf in;              /**< private: bytes read from this side */
-    bh_reader reader;       /**< private: reads this side */
-    bh_writeq out;          /**< private: bytes written to this side */
-    bh_bytes held;          /**< private: read from this side, refused by the other's queue */
-    unsigned flags;         /**< private: per direction reading from this side */
-    unsigned full_reads;    /**< private: consecutive large reads (splice trigger) */
-    int pipe[2];            /**< private: splice pipe of the direction reading this side */
-    size_t piped;           /**< private: bytes in that pipe */
-    int dupfd;              /**< private: dup() of this side's fd for poll, -1 if none */
-    uv_poll_t poll;         /**< private: on dupfd */
-    int poll_events;        /**< private: events poll is started with, 0 when stopped */
-    int poll_init;          /**< private: poll was initialised (needs a close) */
-    unsigned small_splices; /**< private: consecutive short splices (back to buffers) */
+    uv_stream_t *stream;     /**< private: this side's stream */
+    bh_buf in;               /**< private: bytes read from this side */
+    bh_reader reader;        /**< private: reads this side */
+    bh_writeq out;           /**< private: bytes written to this side */
+    bh_bytes held;           /**< private: read here, refused by the other's queue */
+    unsigned flags;          /**< private: state of the direction reading here */
+    unsigned full_reads;     /**< private: large reads in a row (splice trigger) */
+    int pipe[2];             /**< private: splice pipe of that direction */
+    size_t piped;            /**< private: bytes in that pipe */
+    int dupfd;               /**< private: dup() of this side's fd, -1 if none */
+    uv_poll_t poll;          /**< private: polls dupfd while splicing */
+    int poll_events;         /**< private: events poll is started with */
+    int poll_init;           /**< private: poll needs a uv_close() */
+    unsigned small_splices;  /**< private: short splices in a row */
 } bh_tunnel_side;
 
-/** A tunnel; caller-owned, embedded by value; all fields but data private. */
+/** Caller-owned, embedded by value; all fields but data are private. */
 struct bh_tunnel {
-    void *data;             /**< public: free for the user */
-    uv_loop_t *loop;        /**< private: the loop of both streams */
-    bh_tunnel_side side[2]; /**< private: a and b */
-    bh_tunnel_config cfg;   /**< private: the settings */
-    uv_timer_t timer;       /**< private: idle timeout */
-    uint64_t last_active;   /**< private: uv_now() of the last byte moved */
-    bh_tunnel_done_cb cb;   /**< private: the completion callback */
-    void *ctx;              /**< private: its context */
-    int status;             /**< private: final status, once ending */
-    int ending;             /**< private: the tunnel is ending */
-    int closing;            /**< private: handles whose close callback is outstanding */
-    int timer_on;           /**< private: the timer runs */
-    struct bh_tunnel_stats st; /**< private: the counters */
+    void *data;                  /**< public: free for the user, kept by bh_tunnel_start() */
+    uv_loop_t *loop;             /**< private */
+    bh_tunnel_side side[2];      /**< private: a, b */
+    bh_tunnel_config cfg;        /**< private */
+    uv_timer_t timer;            /**< private: idle timeout */
+    uint64_t last_active;        /**< private: uv_now() of the last byte moved */
+    bh_tunnel_done_cb cb;        /**< private */
+    void *ctx;                   /**< private */
+    int status;                  /**< private: final status, once ending */
+    int ending;                  /**< private */
+    int closing;                 /**< private: close callbacks outstanding */
+    int timer_on;                /**< private */
+    struct bh_tunnel_stats st;   /**< private */
 };
 
-/** The default settings.
- * @return read_reserve 16 KiB, max_bytes 256 KiB, no idle timeout, splice
- *         on. */
+/**
+ * Default tunnel settings.
+ * @return read_reserve 16 KiB, max_bytes 256 KiB, no idle timeout, splice on
+ */
 BH_EXPORT bh_tunnel_config bh_tunnel_config_default(void);
 
-/** Takes over two streams and relays both directions until both ended.
- * The tunnel stores its readers in a->data and b->data (as bh_reader does)
- * and closes both handles itself (with a reset when the tunnel fails);
- * done_cb runs once, after both close callbacks: free the handles and t
- * there. Once started, the tunnel owns a and b until done_cb.
- * @param t the tunnel (caller-owned, alive until done_cb).
- * @param loop the loop of both streams.
- * @param a a connected TCP, pipe or TTY stream of loop, not reading, with no
- *        write of the caller pending.
- * @param b the other stream, likewise.
+/**
+ * Takes over streams a and b and relays both directions until both ended.
+ * a and b are connected TCP, pipe or TTY streams of loop, not reading, with
+ * no write of the caller pending (drain and bh_writeq_close() the caller's
+ * own queues first). The tunnel stores its readers in a->data and b->data
+ * (as bh_reader does) and closes both handles itself, with an RST when it
+ * fails; done_cb runs once, after both close callbacks: free the handles and
+ * t there. Errors after a successful start (BH_ENOMEM while queueing a tail
+ * included) are reported through done_cb, never inside this call.
+ * @param t caller-owned tunnel; t->data is kept, the rest is initialised
+ * @param loop the loop of a and b
+ * @param a first stream (direction 0 reads it)
+ * @param b second stream (direction 1 reads it)
  * @param a_tail bytes already read from a by a parser, written to b first,
- *        byte-exact, without copy; the tunnel takes their content as
- *        bh_buf_take_tail() does and leaves the caller's buf empty (it may
- *        be freed at once). NULL = none.
- * @param b_tail likewise for bytes read from b.
- * @param cfg settings; NULL selects the defaults.
- * @param cb called once when the tunnel has ended.
- * @param ctx passed to cb.
- * @return #BH_OK; or, with nothing changed, done_cb never called and the
- *         caller keeping a, b and the tails: #BH_EINVAL (a NULL argument,
- *         a == b, a stream of another loop, or a stream that is not readable
- *         and writable), or the libuv error of starting to read. */
+ *   byte-exact, without copy (NULL = none); the tunnel takes the content as
+ *   bh_buf_take_tail() does and the caller's buf is left empty (free it at
+ *   any time). A tail longer than max_bytes is queued in pieces of max_bytes
+ *   (slices of the same block, no copy).
+ * @param b_tail the same for bytes already read from b, written to a first
+ * @param cfg settings, NULL for bh_tunnel_config_default()
+ * @param cb completion, required
+ * @param ctx passed to cb
+ * @return 0, or (nothing changed, cb never called, the caller keeps a, b and
+ *   the tails) BH_EINVAL (a NULL argument, a == b, a stream of another loop
+ *   or not readable and writable) or the libuv error of uv_read_start()
+ */
 BH_EXPORT int bh_tunnel_start(bh_tunnel *t, uv_loop_t *loop, uv_stream_t *a, uv_stream_t *b,
                               bh_buf *a_tail, bh_buf *b_tail, const bh_tunnel_config *cfg,
                               bh_tunnel_done_cb cb, void *ctx);
 
-/** Snapshot of the counters while the tunnel runs (loop thread).
- * @param t the tunnel.
- * @param out receives the counters; bytes[] counts what the destination's
- *        kernel accepted so far. */
+/**
+ * Snapshot of the counters while the tunnel runs (loop thread).
+ * @param t a started tunnel (until its done_cb returned)
+ * @param out receives the counters; bytes[] counts what the destinations'
+ *   kernels took so far
+ */
 BH_EXPORT void bh_tunnel_stats(const bh_tunnel *t, struct bh_tunnel_stats *out);
 
-/** Ends the tunnel now: both sides are reset and done_cb runs once, later
- * (never inside this call), with #BH_ECANCELED, or with the status the
- * tunnel was already ending with. Idempotent; not after done_cb ran.
- * @param t the tunnel. */
+/**
+ * Ends the tunnel now: both sides are reset and done_cb runs once, later
+ * (never inside this call), with BH_ECANCELED, or with the status the tunnel
+ * was already ending with. Idempotent; not after done_cb ran.
+ * @param t a started tunnel (NULL is ignored)
+ */
 BH_EXPORT void bh_tunnel_abort(bh_tunnel *t);
-
-/** @} */
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,12 @@
-/* alloc.c - the process-wide allocator hook (see bytes_handoff/alloc.h). */
+/* alloc.c - the process-wide allocator hook (see bytes_handoff/alloc.h) and
+ * bh_trim(), which gives memory back after load. */
 #include <stdlib.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <bytes_handoff/alloc.h>
+#include <bytes_handoff/block_cache.h>
 
 #include "internal.h"
 
@@ -27,6 +32,8 @@ static bh_allocator g_alloc = {default_malloc, default_realloc, default_free, NU
 
 void bh_set_allocator(const bh_allocator *a)
 {
+    /* Cached blocks came from the current hook and must go back to it. */
+    bh_block_cache_trim();
     if (a && a->malloc_fn && a->realloc_fn && a->free_fn) {
         g_alloc = *a;
     } else {
@@ -51,4 +58,14 @@ void bh_free(void *p)
 {
     if (p)
         g_alloc.free_fn(g_alloc.ctx, p);
+}
+
+void bh_trim(void)
+{
+    bh_block_cache_trim();
+#if defined(__GLIBC__)
+    /* Only memory that malloc() handed out can be trimmed by malloc_trim(). */
+    if (g_alloc.malloc_fn == default_malloc)
+        malloc_trim(0);
+#endif
 }

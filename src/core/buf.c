@@ -10,6 +10,7 @@
 #include <bytes_handoff/buf.h>
 #include <bytes_handoff/error.h>
 
+#include "block_cache_internal.h"
 #include "bytes_internal.h"
 #include "internal.h"
 
@@ -125,12 +126,52 @@ static int buf_make_room(bh_buf *b, size_t need)
     return BH_OK;
 }
 
+int bh__buf_adopt_cached(bh_buf *b, size_t whole, size_t pinned)
+{
+    uint8_t *start;
+    bh_shared *s = bh__block_cache_take(whole, pinned, &start);
+    if (!s)
+        return 0;
+    b->block = s;
+    b->data = start;
+    b->len = 0;
+    b->cap = s->cap - (size_t)(start - s->base);
+    buf_assert_valid(b);
+    return 1;
+}
+
+int bh_buf_recycle(bh_buf *b)
+{
+    if (!b)
+        return BH_EINVAL;
+    if (b->len > 0)
+        return BH_ERANGE;
+    bh_shared *s = b->block;
+    if (s) {
+        /* Unshared: the whole block is free again. Shared: the window from
+         * data on is this buffer's alone and moves to the cache, when it
+         * runs to the block's end (a prefix split off with
+         * bh_buf_split_prefix_mut() ends where another buffer's begins). */
+        if (bh__shared_unique(s))
+            bh__block_cache_put(s, s->base);
+        else if (b->data + b->cap == s->base + s->cap)
+            bh__block_cache_put(s, b->data);
+        else
+            bh__shared_unref(s);
+        buf_reset(b);
+    }
+    buf_assert_valid(b);
+    return BH_OK;
+}
+
 int bh_buf_reserve(bh_buf *b, size_t n, uint8_t **spare, size_t *spare_len)
 {
     if (!b)
         return BH_EINVAL;
     if (n > b->max_len - b->len)
         return BH_ETOOLONG;
+    if (!b->block && n > 0)
+        bh__buf_adopt_cached(b, n, n);
     if (b->cap - b->len < n) {
         int rc = buf_make_room(b, b->len + n);
         if (rc != BH_OK)

@@ -1,5 +1,5 @@
 /* error.c - names and messages for bh_err codes, libuv's codes and errno
- * values, all from static tables (error_table.h is generated from libuv's
+ * values, all from static tables (error_table.inc is generated from libuv's
  * UV_ERRNO_MAP by scripts/gen-error-table.py). The core does not link libuv:
  * on Unix libuv's codes are negative errno values plus a few fixed ones
  * (UV_EOF, UV_EAI_*), which the table carries. Nothing here allocates. */
@@ -25,7 +25,7 @@ static const struct bh_err_entry bh_lib_table[] = {
     {BH_EIO, "BH_EIO", "i/o error"},
 };
 
-#include "error_table.h"
+#include "error_table.inc"
 
 #define BH_COUNT(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -46,18 +46,6 @@ void bh__tunnel_touch(bh_tunnel *t)
         t->last_active = uv_now(t->loop);
 }
 
-int bh__tunnel_eof_is_reset(uv_stream_t *s)
-{
-    uv_os_fd_t fd;
-    int err = 0;
-    socklen_t len = sizeof err;
-    if (uv_handle_get_type((uv_handle_t *)s) != UV_TCP || uv_fileno((uv_handle_t *)s, &fd) != 0)
-        return 0;
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-        return 0;
-    return err != 0;
-}
-
 /* ---- ending --------------------------------------------------------------- */
 
 static void tunnel_closed_one(bh_tunnel *t)
@@ -257,11 +245,7 @@ static void on_read(bh_reader *r, int status, void *ctx)
         return;
     }
     s->flags &= ~DIR_READING;
-    if (status == UV_EOF) {
-        if (bh__tunnel_eof_is_reset(s->stream)) {
-            bh__tunnel_end(t, UV_ECONNRESET);
-            return;
-        }
+    if (status == UV_EOF) { /* bh_reader reports an RST seen as EOF as a reset */
         s->flags |= DIR_EOF;
         bh__tunnel_pass_eof(t, d);
         return;

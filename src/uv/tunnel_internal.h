@@ -25,10 +25,6 @@ void bh__tunnel_end(bh_tunnel *t, int status);
 /* Records that bytes moved (idle timeout). */
 void bh__tunnel_touch(bh_tunnel *t);
 
-/* Returns 1 when an EOF read from s is really a reset: a TCP socket with a
- * pending error (ECONNRESET, or EPIPE when the RST followed the FIN). */
-int bh__tunnel_eof_is_reset(uv_stream_t *s);
-
 /* The source of direction d ended cleanly and everything read from it was
  * handed to the destination: shut the destination's write side down once its
  * queue has drained. */

@@ -21,9 +21,11 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #endif
 
+#include "stream_internal.h"
 #include "tunnel_internal.h"
 
 #ifdef __linux__
@@ -41,6 +43,18 @@ void bh__tunnel_splice_init(bh_tunnel *t)
 }
 
 static void on_poll(uv_poll_t *p, int status, int events);
+
+/* Splicing takes up to three fds per direction (its pipe, and a dup of each
+ * socket, shared by both directions), never from the top quarter of
+ * RLIMIT_NOFILE: fds are numbered lowest first, so a new fd up there means
+ * the process is near its limit, where accept() needs them more. */
+static int fd_headroom_ok(int fd)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 1;
+    return (rlim_t)fd < rl.rlim_cur - rl.rlim_cur / 4;
+}
 
 /* Starts, changes or stops side s's poll to what the directions splicing
  * through it wait for. */
@@ -72,6 +86,10 @@ static int ensure_poll(bh_tunnel *t, int s)
     int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (dfd < 0)
         return -errno;
+    if (!fd_headroom_ok(dfd)) {
+        close(dfd);
+        return UV_EMFILE;
+    }
     rc = uv_poll_init(t->loop, &sd->poll, dfd);
     if (rc != 0) {
         close(dfd);
@@ -83,13 +101,28 @@ static int ensure_poll(bh_tunnel *t, int s)
     return 0;
 }
 
+static void close_pipe(bh_tunnel_side *s)
+{
+    for (int i = 0; i < 2; i++) {
+        if (s->pipe[i] >= 0)
+            close(s->pipe[i]);
+        s->pipe[i] = -1;
+    }
+}
+
 int bh__tunnel_splice_begin(bh_tunnel *t, int d)
 {
     bh_tunnel_side *s = &t->side[d];
     int rc;
-    if (s->pipe[0] < 0 && pipe2(s->pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
-        s->pipe[0] = s->pipe[1] = -1;
-        return -errno;
+    if (s->pipe[0] < 0) {
+        if (pipe2(s->pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+            s->pipe[0] = s->pipe[1] = -1;
+            return -errno;
+        }
+        if (!fd_headroom_ok(s->pipe[0] > s->pipe[1] ? s->pipe[0] : s->pipe[1])) {
+            close_pipe(s);
+            return UV_EMFILE;
+        }
     }
     if ((rc = ensure_poll(t, d)) != 0 || (rc = ensure_poll(t, 1 - d)) != 0)
         return rc;
@@ -111,14 +144,6 @@ static int connection_error(int e)
            e == ECONNABORTED || e == EHOSTUNREACH || e == ENETUNREACH;
 }
 
-static void close_pipe(bh_tunnel_side *s)
-{
-    for (int i = 0; i < 2; i++) {
-        if (s->pipe[i] >= 0)
-            close(s->pipe[i]);
-        s->pipe[i] = -1;
-    }
-}
 
 /* Leaves the splice path with an empty pipe. */
 static void leave(bh_tunnel *t, int d)
@@ -185,7 +210,7 @@ static void pump(bh_tunnel *t, int d)
             continue;
         }
         if (n == 0) {
-            if (bh__tunnel_eof_is_reset(s->stream)) {
+            if (bh__stream_eof_is_reset(s->stream)) {
                 bh__tunnel_end(t, UV_ECONNRESET);
                 return;
             }

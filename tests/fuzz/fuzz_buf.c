@@ -410,6 +410,24 @@ static void op_advance(slot *s, input *in)
     vec_drop_front(&s->model, n);
 }
 
+/* Gives an empty buffer's block to the thread's block cache (may allocate
+ * the cache's table, and fail to: then the block is freed). Later reserves
+ * take cached windows back, which check_all() and the held slices' copies
+ * verify never overlap live bytes. */
+static void op_recycle(slot *s)
+{
+    bh_buf before = s->buf;
+    int rc = bh_buf_recycle(&s->buf);
+    if (s->model.len > 0) {
+        CHECK(rc == BH_ERANGE);
+        CHECK(same_buf(&before, &s->buf));
+        return;
+    }
+    CHECK(rc == BH_OK);
+    CHECK(s->buf.block == NULL && bh_buf_spare(&s->buf) == 0);
+    CHECK(s->buf.max_len == before.max_len);
+}
+
 static void op_take_tail(slot *s)
 {
     int d = pick_free_slot();
@@ -639,6 +657,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         case 5:
             op_advance(s, &in);
+            if (op & 0x40) /* bits 4-6 do not select the operation */
+                op_recycle(s);
             break;
         case 6:
             op_take_tail(s);
@@ -685,6 +705,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(g_slots[i].model.bytes);
         g_slots[i].model = (vec){NULL, 0, 0};
     }
+    bh_block_cache_trim();
     CHECK(g_hook.live == 0);
     CHECK(g_owned_live == 0);
     bh_set_allocator(NULL);

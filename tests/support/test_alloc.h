@@ -15,7 +15,11 @@ typedef struct test_alloc_stats {
     size_t peak_bytes; /* highest live_bytes since install / test_alloc_reset_peak */
 } test_alloc_stats;
 
-/* Installs the counting allocator and resets the counters. fail_at = 0
+/* Installs the counting allocator and resets the counters (after trimming
+ * the calling thread's block cache, whose blocks came from the previous
+ * hook). A test that checks `live` itself at its end trims the cache first
+ * (test_alloc_finish() does): blocks readers gave back stay cached until
+ * then. fail_at = 0
  * disables injection; fail_at = N fails the Nth attempt (1-based) only. */
 void test_alloc_install(size_t fail_at);
 /* Sets the failure point relative to the current attempt count: the next
@@ -28,9 +32,9 @@ void test_alloc_stats_get(test_alloc_stats *out);
 void test_alloc_reset_peak(void);
 /* Restores the default allocator. */
 void test_alloc_uninstall(void);
-/* The end-of-test leak check: asserts (cmocka) that every block allocated
- * since test_alloc_install() has been freed, then restores the default
- * allocator. */
+/* The end-of-test leak check: trims the calling thread's block cache, asserts
+ * (cmocka) that every block allocated since test_alloc_install() has been
+ * freed, then restores the default allocator. */
 void test_alloc_finish(void);
 
 #endif

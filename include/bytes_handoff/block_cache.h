@@ -1,0 +1,89 @@
+/** @file bytes_handoff/block_cache.h
+ * @brief The per-thread cache of idle buffer blocks, and bh_trim().
+ *
+ * A buffer that is empty between reads need not hold memory: it hands its
+ * block to the cache of the calling thread (bh_buf_recycle(), done by
+ * bh_reader after each read callback) and takes one again from there when it
+ * next needs room (bh_buf_reserve() on a buffer without a block). So an idle
+ * connection holds no read block, and a busy one does not call malloc/free
+ * per read: a block comes back to the cache after one read and leaves it for
+ * the next.
+ *
+ * The cache holds references, not only free blocks: a block that slices
+ * split off earlier still pin is cached with the window behind them, and the
+ * next buffer reads into that window as the first one would have (so pinned
+ * memory stays about one read's worth per block); once the slices are gone
+ * the whole block is reused. The bytes a cached block pins are never
+ * touched.
+ *
+ * Each thread has its own cache (no locks; a buffer uses the cache of the
+ * thread calling into it), bounded in blocks and bytes: a block that would
+ * exceed a bound evicts the oldest entries, and a block larger than the byte
+ * bound is freed instead. Blocks freed by bh_buf_free() (a connection
+ * closing) never enter the cache. A thread's cached blocks are freed when the
+ * thread exits (not for the main thread, which should call
+ * bh_block_cache_trim() before exit() if it checks for leaks) and when it
+ * calls bh_block_cache_trim(). All memory comes from the allocator hook;
+ * bh_set_allocator() trims the calling thread's cache first, and other
+ * threads must trim theirs before the hook changes. */
+#ifndef BYTES_HANDOFF_BLOCK_CACHE_H
+#define BYTES_HANDOFF_BLOCK_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Default bound of every thread's cache in blocks. */
+#define BH_BLOCK_CACHE_MAX_BLOCKS_DEFAULT ((size_t)64)
+/** Default bound of every thread's cache in bytes (1 MiB). */
+#define BH_BLOCK_CACHE_MAX_BYTES_DEFAULT ((size_t)1024 * 1024)
+
+/** Counters of the calling thread's cache, filled by bh_block_cache_stats(). */
+struct bh_block_cache_stats {
+    size_t blocks;      /**< blocks held now */
+    size_t bytes;       /**< their data bytes (whole blocks, pinned or not) */
+    size_t max_blocks;  /**< bound in effect, blocks */
+    size_t max_bytes;   /**< bound in effect, bytes */
+    uint64_t hits;      /**< buffers given a cached block */
+    uint64_t misses;    /**< buffers that found none that fits (then allocated) */
+    uint64_t puts;      /**< blocks taken in */
+    uint64_t evictions; /**< blocks dropped to stay within the bounds */
+    uint64_t refused;   /**< blocks not taken (too large, bound 0, no memory) */
+};
+
+/** Sets the calling thread's bounds and drops entries beyond them at once.
+ * The entry table (16 bytes per block) is allocated on the next block taken
+ * in.
+ * @param max_blocks most blocks held; 0 (with max_bytes 0) disables the
+ *        cache.
+ * @param max_bytes most data bytes held.
+ * @return #BH_OK (it cannot fail). */
+BH_EXPORT int bh_block_cache_set_limits(size_t max_blocks, size_t max_bytes);
+
+/** Drops every block the calling thread's cache holds (a pinned block is
+ * freed once its slices are released) and frees the entry table. Call it
+ * when a thread goes idle, before it exits, or before exit() on the main
+ * thread. The bounds stay. */
+BH_EXPORT void bh_block_cache_trim(void);
+
+/** Snapshot of the calling thread's counters.
+ * @param out receives them. */
+BH_EXPORT void bh_block_cache_stats(struct bh_block_cache_stats *out);
+
+/** Gives memory back after load: bh_block_cache_trim() for the calling
+ * thread, then, only while the default allocator is installed and only with
+ * glibc, malloc_trim(0), which returns free heap pages of every arena to the
+ * system. With a custom allocator, trim it yourself after this call. Costs a
+ * walk over the heap: call it when a service goes idle, not per request. */
+BH_EXPORT void bh_trim(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

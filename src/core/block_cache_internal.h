@@ -1,0 +1,27 @@
+/* block_cache_internal.h - how bh_buf hands blocks to the calling thread's
+ * block cache and takes them back (see bytes_handoff/block_cache.h). */
+#ifndef BH_BLOCK_CACHE_INTERNAL_H
+#define BH_BLOCK_CACHE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <bytes_handoff/buf.h>
+
+/* Takes the caller's reference to block s, whose bytes from start to its end
+ * nobody else uses (start == base when the caller held the only reference).
+ * When the cache cannot keep it the reference is dropped instead. */
+void bh__block_cache_put(bh_shared *s, uint8_t *start);
+
+/* Hands out a cached block with its window: an unshared one holding at least
+ * `whole` bytes, or one still pinned by slices whose window behind them
+ * holds at least `pinned` bytes (and at least one). The caller receives the
+ * cache's reference. NULL when none fits (counted as a miss). */
+bh_shared *bh__block_cache_take(size_t whole, size_t pinned, uint8_t **start);
+
+/* Gives an empty buffer without a block a cached one: `whole` and `pinned`
+ * as for bh__block_cache_take(). Returns 1 when it did. Internal, exported
+ * only for the libuv adapter's reader. */
+BH_EXPORT int bh__buf_adopt_cached(bh_buf *b, size_t whole, size_t pinned);
+
+#endif

@@ -1,0 +1,11 @@
+/* stream_internal.h - stream helpers shared by the libuv adapter's sources. */
+#ifndef BH_STREAM_INTERNAL_H
+#define BH_STREAM_INTERNAL_H
+
+#include <uv.h>
+
+/* Returns 1 when an EOF libuv reported on s is really a reset: s is TCP and
+ * its socket has a pending error (SO_ERROR, which this reads and clears). */
+int bh__stream_eof_is_reset(uv_stream_t *s);
+
+#endif
