@@ -283,7 +283,7 @@ static void route(sni_conn *c)
 {
     sni_router *r = c->r;
     const sni_hello *h = &c->ph->hello;
-    sni_route *to = h->has_sni ? sni_table_lookup(r->table, h->sni) : r->table->fallback;
+    sni_route *to = h->has_sni ? sni_table_lookup(r->table, h->sni, h) : r->table->fallback;
     if (!to) {
         reject(c, h->has_sni ? SNI_UNKNOWN_NAME : SNI_NO_SNI);
         return;
