@@ -369,6 +369,42 @@ static void client_reset_during_route_phase_aborts_its_session_and_others_comple
     free(good);
 }
 
+/* The client writes its route frames and 40 KiB of tunnel data and resets
+ * (SO_LINGER 0) before the proxy reads any of it: the RST is queued right
+ * behind the data, which libuv reports as EOF after the last read. The
+ * proxy's tunnel passes it on as a reset and the sink counts the stream as
+ * aborted: a raw tunnel has no end marker, so a clean end would have made
+ * the reset stream look complete. */
+static void client_reset_right_after_tunnel_data_reaches_the_sink_as_a_reset(void **state)
+{
+    (void)state;
+    fx *f = fx_new(NULL, 0);
+    tclient *bad = calloc(1, sizeof *bad), *good = calloc(1, sizeof *good);
+    assert_non_null(bad);
+    assert_non_null(good);
+    tc_build(bad, "alpha", 4, 63, 40 * 1024, 21); /* more than one read */
+    tc_connect(&f->loop, bad, f->port);
+    uv_buf_t b = uv_buf_init((char *)bad->data, (unsigned)bad->len);
+    assert_int_equal(uv_try_write((uv_stream_t *)&bad->tcp, &b, 1), (int)bad->len);
+    assert_int_equal(uv_tcp_close_reset(&bad->tcp, tc_closed), 0);
+
+    run_good_client(f, good, 22);
+    assert_int_equal(wq_run_until(&f->loop, fx_idle, f, RUN_MS), 0);
+    struct cr_proxy_stats st = fx_stats(f);
+    assert_int_equal(st.completed, 1);
+    assert_int_equal(st.aborted, 1);
+    size_t n;
+    (void)cr_sink_records(f->alpha, &n);
+    assert_int_equal(n, 1); /* the good client's stream only */
+    assert_int_equal(cr_sink_aborted(f->alpha), 1);
+    assert_sink_got(f, good);
+    tc_free(bad);
+    tc_free(good);
+    fx_free(f);
+    free(bad);
+    free(good);
+}
+
 /* A destination that resets its connection after reading `limit` bytes. */
 typedef struct rst_dest {
     uv_tcp_t listener;
@@ -1018,6 +1054,7 @@ int main(void)
             half_close_while_the_proxy_holds_the_stream_delivers_every_byte_and_the_reply),
         cmocka_unit_test(
             destination_that_stops_reading_keeps_the_proxy_within_its_budgets_and_loses_nothing),
+        cmocka_unit_test(client_reset_right_after_tunnel_data_reaches_the_sink_as_a_reset),
         cmocka_unit_test(refused_destination_gets_err_line_and_proxy_keeps_serving),
         cmocka_unit_test(close_with_1000_pending_tickets_completes_each_once_with_ecanceled),
         cmocka_unit_test(slowloris_client_is_closed_at_the_header_deadline),

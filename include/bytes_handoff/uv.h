@@ -467,13 +467,18 @@ BH_EXPORT void bh_writeq_stats(const bh_writeq *q, struct bh_writeq_stats *out);
  *   for accept()) or splice error other than a connection error. A splicing
  *   tunnel holds up to 6 more fds (a pipe per direction, a dup per socket).
  *
- * Memory per tunnel (user space), per direction: the destination queue's
- * budget max_bytes, one refused read of at most read_reserve bytes, and the
- * reader's blocks: each block still pinned by queued slices was filled to at
- * least a quarter of read_reserve before the next one was taken. The bound
- * the tests check is 2 x (max_bytes + 4 x read_reserve) + 64 KiB (queue
- * rings) per tunnel. A splicing direction adds its pipe (kernel memory,
- * 64 KiB by default) and no user memory.
+ * Memory per tunnel (user space), per direction: the bytes in flight (the
+ * destination queue's budget max_bytes plus one refused read of at most
+ * read_reserve bytes) live in blocks of at most read_reserve bytes, each
+ * filled to at least 3/4 before the reader takes the next, so at most
+ * 2 + (max_bytes + read_reserve) / (3/4 x read_reserve) blocks are alive
+ * (the one being read into and the partly written head included); plus the
+ * queue's ring and batch array, at most 1024 x (sizeof(bh_queue_item) +
+ * sizeof(struct iovec)), 56 KiB. With the defaults (16 KiB, 256 KiB) that is
+ * at most 25 blocks (about 400 KiB) and 56 KiB per direction; test_tunnel
+ * checks this bound with the allocator hook's peak live bytes. A splicing
+ * direction adds its pipe (kernel memory, 64 KiB by default) and no user
+ * memory.
  *
  * The tunnel allocates nothing itself: everything it needs is embedded in
  * bh_tunnel; the buffers' blocks and the queues' rings come through the

@@ -250,7 +250,8 @@ static void on_read(bh_reader *r, int status, void *ctx)
         bh__tunnel_pass_eof(t, d);
         return;
     }
-    bh__tunnel_end(t, status);
+    /* Linux reports an RST that followed the peer's FIN to a read as EPIPE. */
+    bh__tunnel_end(t, status == UV_EPIPE ? UV_ECONNRESET : status);
 }
 
 static void on_drain(bh_writeq *q, void *ctx)
