@@ -266,7 +266,7 @@ struct bh_writeq_stall; /* write-stall timer, allocated by bh_writeq_set_stall_t
  * bytes for any queue, plus the allocator's overhead per block (3 blocks).
  * The cross-thread block (144 bytes, plus the core's 112-byte inbox and its
  * arrays) exists only after bh_writeq_enable_mt(), the stall timer block
- * (184 bytes) only while a stall timeout is set. */
+ * (192 bytes) only while a stall timeout is set. */
 struct bh_writeq {
     uv_loop_t *loop;     /**< public, read-only: the loop */
     uv_stream_t *stream; /**< public, read-only: the stream written to */
@@ -394,7 +394,7 @@ BH_EXPORT void bh_writeq_set_drain_cb(bh_writeq *q, size_t low_water_bytes, bh_d
  * @param ms the timeout; 0 disables it
  * @return BH_OK; BH_EINVAL (q NULL or not initialised), BH_ECLOSED (failed
  *         or closed), BH_ENOMEM, or the libuv code of uv_timer_init().
- * One uv_timer_t at most per queue, allocated (184 bytes) when a timeout is
+ * One uv_timer_t at most per queue, allocated (192 bytes) when a timeout is
  * first set and closed (freed) when it is set to 0 or the queue is closed. */
 BH_EXPORT int bh_writeq_set_stall_timeout(bh_writeq *q, uint64_t ms);
 
