@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include <bytes_handoff.h>
+#include <bytes_handoff/block_cache.h>
 #include <bytes_handoff/uv.h>
 
 #define DRAIN_ROUNDS 400000 /* loop runs to wind down; ends as soon as done */
@@ -344,6 +345,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int s = 0; s < 2; s++)
         peer_reset(&f->peer[s]); /* no TIME_WAIT: thousands of runs would use up the ports */
     CHECK(uv_loop_close(&f->loop) == 0);
+    bh_block_cache_trim(); /* blocks the readers gave back to the thread's cache */
     CHECK(g_hook.live == 0);
     free(f);
     return 0;
