@@ -1,4 +1,5 @@
-/* block_cache.h - the per-thread cache of idle buffer blocks, and bh_trim().
+/** @file bytes_handoff/block_cache.h
+ * @brief The per-thread cache of idle buffer blocks, and bh_trim().
  *
  * A buffer that is empty between reads need not hold memory: it hands its
  * block to the cache of the calling thread (bh_buf_recycle(), done by
@@ -37,38 +38,43 @@
 extern "C" {
 #endif
 
-/* Default bounds of every thread's cache: 64 blocks, 1 MiB. */
+/** Default bound of every thread's cache in blocks. */
 #define BH_BLOCK_CACHE_MAX_BLOCKS_DEFAULT ((size_t)64)
+/** Default bound of every thread's cache in data bytes (1 MiB). */
 #define BH_BLOCK_CACHE_MAX_BYTES_DEFAULT ((size_t)1024 * 1024)
 
-/* Counters of the calling thread's cache, filled by bh_block_cache_stats(). */
+/** Counters of the calling thread's cache, filled by bh_block_cache_stats(). */
 struct bh_block_cache_stats {
-    size_t blocks;      /* blocks held now */
-    size_t bytes;       /* their data bytes (whole blocks, pinned or not) */
-    size_t max_blocks;  /* bounds in effect */
-    size_t max_bytes;
-    uint64_t hits;      /* buffers given a cached block */
-    uint64_t misses;    /* buffers that found none that fits (then allocated) */
-    uint64_t puts;      /* blocks taken in */
-    uint64_t evictions; /* blocks dropped to stay within the bounds */
-    uint64_t refused;   /* blocks not taken (too large, bound 0, no memory) */
+    size_t blocks;      /**< blocks held now */
+    size_t bytes;       /**< their data bytes (whole blocks, pinned or not) */
+    size_t max_blocks;  /**< bound in effect: blocks */
+    size_t max_bytes;   /**< bound in effect: bytes */
+    uint64_t hits;      /**< buffers given a cached block */
+    uint64_t misses;    /**< buffers that found none that fits (then allocated) */
+    uint64_t puts;      /**< blocks taken in */
+    uint64_t evictions; /**< blocks dropped to stay within the bounds */
+    uint64_t refused;   /**< blocks not taken (too large, bound 0, no memory) */
 };
 
-/* Sets the calling thread's bounds (both 0 disables its cache) and drops
- * entries beyond them at once. The entry table (16 bytes per block) is
- * allocated on the next block taken in. Errors: none; returns BH_OK. */
+/** Sets the calling thread's bounds and drops entries beyond them at once.
+ * The entry table (16 bytes per block, grown by doubling from 8 entries) is
+ * allocated when blocks are taken in.
+ * @param max_blocks most blocks held; 0 (or max_bytes 0) disables the cache.
+ * @param max_bytes most data bytes held; a larger block is never cached.
+ * @return #BH_OK. */
 BH_EXPORT int bh_block_cache_set_limits(size_t max_blocks, size_t max_bytes);
 
-/* Drops every block the calling thread's cache holds (a pinned block is
+/** Drops every block the calling thread's cache holds (a pinned block is
  * freed once its slices are released) and frees the entry table. Call it
  * when a thread goes idle, before it exits, or before exit() on the main
  * thread. The bounds stay. */
 BH_EXPORT void bh_block_cache_trim(void);
 
-/* Snapshot of the calling thread's counters. */
+/** Snapshot of the calling thread's counters.
+ * @param out receives them; NULL is ignored. */
 BH_EXPORT void bh_block_cache_stats(struct bh_block_cache_stats *out);
 
-/* Gives memory back after load: bh_block_cache_trim() for the calling
+/** Gives memory back after load: bh_block_cache_trim() for the calling
  * thread, then, only while the default allocator is installed and only with
  * glibc, malloc_trim(0), which returns free heap pages of every arena to the
  * system. With a custom allocator, trim it yourself after this call. Costs a

@@ -63,6 +63,8 @@ typedef struct bh_reader bh_reader;
  * @param ctx the ctx given to bh_reader_init(). */
 typedef void (*bh_read_cb)(bh_reader *r, int status, void *ctx);
 
+struct bh_reader_timer; /* read-idle timer block, see bh_reader_set_idle_timeout() */
+
 /** A read adapter bound to one stream and one buffer; caller-owned,
  * embedded by value, every field private. It allocates nothing itself unless
  * a read-idle timeout is set: the buffer takes a block from the thread's
@@ -78,7 +80,6 @@ typedef void (*bh_read_cb)(bh_reader *r, int status, void *ctx);
  * (see bh_writeq_init()) are the rest. The thread's block cache is shared by
  * all connections (at most #BH_BLOCK_CACHE_MAX_BLOCKS_DEFAULT blocks,
  * #BH_BLOCK_CACHE_MAX_BYTES_DEFAULT bytes by default). */
-struct bh_reader_timer;
 struct bh_reader {
     uv_stream_t *stream; /**< private: the stream read from; stream->data == this reader */
     bh_buf *buf;         /**< private: where bytes land; owned by the caller */
