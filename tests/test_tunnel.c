@@ -429,6 +429,41 @@ static void allocation_failures_end_with_enomem_and_reset_never_short(void **sta
     }
 }
 
+/* The first allocations of a start with tails (the queues' rings) fail in
+ * turn: start still succeeds, the tunnel ends with BH_ENOMEM through
+ * done_cb (or absorbs the failure), and nothing of the tails is left. */
+static void allocation_failure_while_queueing_the_tails_releases_them(void **state)
+{
+    (void)state;
+    static const char ta[] = "tail of a", tb[] = "tail of b";
+    for (size_t n = 1; n <= 6; n++) {
+        tf t;
+        tf_setup(&t);
+        t.peer[0].end = t.peer[1].end = PEER_STAY;
+        test_alloc_install(0);
+        bh_buf a_tail, b_tail;
+        bh_buf_init(&a_tail, 64);
+        bh_buf_init(&b_tail, 64);
+        assert_int_equal(bh_buf_append(&a_tail, ta, sizeof ta - 1), 0);
+        assert_int_equal(bh_buf_append(&b_tail, tb, sizeof tb - 1), 0);
+        test_alloc_fail_after(n - 1);
+        bh_tunnel_config c = config(1);
+        start(&t, &c, &a_tail, &b_tail);
+        bh_buf_free(&a_tail);
+        bh_buf_free(&b_tail);
+        test_alloc_fail_all(0);
+        if (t.done_calls == 0)
+            bh_tunnel_abort(&t.tunnel); /* the peers stay: end it here */
+        assert_int_equal(tf_run(&t, RUN_MS), 0);
+        assert_int_equal(t.done_calls, 1);
+        assert_true(t.status == BH_ENOMEM || t.status == BH_ECANCELED);
+        test_alloc_stats st;
+        test_alloc_stats_get(&st);
+        assert_int_equal(st.live, 0);
+        test_alloc_uninstall();
+    }
+}
+
 static void stats_are_readable_while_running(void **state)
 {
     (void)state;
@@ -494,6 +529,7 @@ int main(void)
         cmocka_unit_test(abort_resets_both_sides_and_reports_canceled_once),
         cmocka_unit_test(splice_unavailable_for_lack_of_fds_falls_back_to_buffers),
         cmocka_unit_test(allocation_failures_end_with_enomem_and_reset_never_short),
+        cmocka_unit_test(allocation_failure_while_queueing_the_tails_releases_them),
         cmocka_unit_test(stats_are_readable_while_running),
         cmocka_unit_test(start_rejects_bad_arguments_and_changes_nothing),
     };

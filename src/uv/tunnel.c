@@ -166,6 +166,7 @@ static int offer_held(bh_tunnel *t, int d)
         }
         if (rc != BH_OK) {
             bh__tunnel_end(t, queue_error(rc));
+            bh_bytes_release(&s->held); /* also when the tunnel was already ending */
             return -1;
         }
     }
@@ -365,7 +366,9 @@ int bh_tunnel_start(bh_tunnel *t, uv_loop_t *loop, uv_stream_t *a, uv_stream_t *
         uv_timer_start(&t->timer, on_timer, c.idle_timeout_ms, 0);
     }
     /* The tails go first. Nothing is queued yet and a piece never exceeds
-     * the budget, so the first piece is always accepted. */
+     * the budget, so the first piece is refused only when the queue's ring
+     * cannot be allocated: the tunnel then ends with BH_ENOMEM (reported
+     * by done_cb) and the tails are released. */
     bh_buf *tails[2] = {a_tail, b_tail};
     for (int d = 0; d < 2; d++) {
         if (!tails[d] || bh_buf_len(tails[d]) == 0)
