@@ -24,12 +24,13 @@
  * included. Each token (ROUTE line, whole frame, TUNNEL line) is peeked at
  * without being consumed until it is complete, then split off the read buffer
  * as its own owned slice (bh_buf_split_prefix: no copy) and queued on the
- * upstream's bh_writeq. At TUNNEL the bytes already read behind the marker go
- * first, then each read as one slice (bh_buf_freeze), so nothing is lost or
- * reordered at the mode switch however the input was fragmented. Upstream
- * bytes are forwarded raw to the client. After the client's EOF the proxy
- * flushes and half-closes the upstream; on the upstream's EOF it flushes and
- * closes the client. The demo sink (and the bench harness sink) replies
+ * upstream's bh_writeq. At TUNNEL, once the upstream is connected and both
+ * queues have drained, a bh_tunnel takes both sockets: the bytes already read
+ * behind the marker go first (no copy), then it relays both ways (splice(2)
+ * on Linux for bulk), so nothing is lost or reordered at the mode switch
+ * however the input was fragmented. After the client's EOF the upstream is
+ * half-closed once flushed, and the other way round; the session ends when
+ * both directions have ended. The demo sink (and the bench harness sink) replies
  * "OK <nbytes> <fnv1a64 as 16 hex digits>\n" over everything it received.
  *
  * ERRORS (proxy -> client): the proxy writes one line, shuts down its side,
@@ -44,11 +45,12 @@
  *   ERR route already set\n            a second ROUTE
  *   ERR upstream unavailable\n         the destination refused the connection
  * A client that fails (reset) or ends inside a frame is dropped silently and
- * its upstream is reset (RST), not closed. Caveat: a destination reading with
- * libuv may still see an RST that arrives right behind data as UV_EOF (libuv
- * turns POLLHUP after a partial read into EOF), so only framing can prove a
- * stream complete: a frame cut short is always detected, a raw tunnel cut
- * short is not, unless the tunnelled protocol has its own end marker.
+ * its upstream is reset (RST), not closed; in the tunnel the same holds both
+ * ways. libuv reports an RST that arrives right behind data as UV_EOF (it
+ * turns POLLHUP after a partial read into EOF); bh_reader (so the proxy and
+ * the sink) checks the socket's error at EOF and reports UV_ECONNRESET, so a
+ * client that resets right after its tunnel data is passed on as a reset and
+ * the sink counts the stream as aborted, never as complete.
  *
  * BACKPRESSURE: when a destination's queue refuses a slice (BH_EFULL: more
  * than --write-budget bytes queued), the proxy keeps that slice, stops
@@ -147,7 +149,8 @@ static const char usage[] =
     "  --timeout-ms MS           give up after MS ms (default 60000)\n"
     "  --duration-s S            with --proxy: good clients reconnect after each "
     "verified\n"
-    "                            reply until S seconds have passed (soak)\n"
+    "                            reply until S seconds after every client had\n"
+    "                            its first verified reply (soak)\n"
     "  --count-allocs            count library allocations (bh_set_allocator) and "
     "report\n"
     "                            them, with the blocks still live at exit\n"

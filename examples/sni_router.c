@@ -2,7 +2,7 @@
  * ClientHello without terminating TLS, on libuv with bh_reader, bh_buf and
  * bh_tunnel.
  *
- *   sni_router --listen ADDR [--listen ADDR ...] --route NAME=HOST:PORT ...
+ *   sni_router --listen ADDR [--listen ADDR ...] --route NAME[+ALPN]=HOST:PORT ...
  *              [--default HOST:PORT] [--max-hello BYTES] [--hello-timeout MS]
  *              [--idle-timeout MS] [--read-reserve BYTES] [--stats] [--quiet]
  *
@@ -11,7 +11,9 @@
  * stdout once it accepts. NAME is a host name ("alpha.example") or a
  * wildcard ("*.example": any name ending in ".example"); an exact name wins
  * over wildcards, the longest wildcard over shorter ones, and --default
- * takes names nothing matches and hellos without SNI.
+ * takes names nothing matches and hellos without SNI. "NAME+ALPN" (e.g.
+ * "alpha.example+h2") routes only hellos of NAME that offer that ALPN
+ * protocol and wins over the plain NAME.
  *
  * Per connection: the ClientHello is read into a bh_buf (at most --max-hello
  * bytes, default 16 KiB) and parsed as it arrives, in any TCP fragmentation
@@ -55,9 +57,10 @@
 #include "cli.h"
 
 static const char usage_text[] =
-    "Usage: sni_router --listen ADDR --route NAME=HOST:PORT ... [options]\n"
+    "Usage: sni_router --listen ADDR --route NAME[+ALPN]=HOST:PORT ... [options]\n"
     "  --listen ADDR          IPV4:PORT or [IPV6]:PORT (repeatable, port 0: any free)\n"
-    "  --route NAME=HOST:PORT host name or *.suffix -> backend (repeatable)\n"
+    "  --route NAME[+ALPN]=HOST:PORT  host name or *.suffix [offering ALPN] -> backend\n"
+    "                         (repeatable)\n"
     "  --default HOST:PORT    backend for other names and hellos without SNI\n"
     "  --max-hello BYTES      largest ClientHello accepted (default 16384)\n"
     "  --hello-timeout MS     time to send the hello / to connect (default 10000)\n"

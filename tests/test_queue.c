@@ -102,12 +102,7 @@ static void tickets_complete_once_in_order_and_never_inside_push(void **state)
         assert_int_equal(t[i].calls, 0);
     }
     assert_int_equal(qfx_write_all(f), N);
-    for (int i = 0; i < N; i++) {
-        assert_int_equal(t[i].calls, 1);
-        assert_int_equal(t[i].status, 0);
-        if (i > 0)
-            assert_true(t[i].order > t[i - 1].order);
-    }
+    test_tickets_expect_in_order(t, N, 0);
     qfx_free(f);
 }
 

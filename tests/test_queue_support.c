@@ -9,15 +9,10 @@
 
 #include <cmocka.h>
 
-static int g_seq;
-
 void qt_ticket_cb(bh_queue *q, int status, void *ctx)
 {
     (void)q;
-    qt_ticket *t = ctx;
-    t->calls++;
-    t->status = status;
-    t->order = ++g_seq;
+    test_ticket_record(ctx, status);
 }
 
 qfx *qfx_new(size_t max_items, size_t max_bytes)

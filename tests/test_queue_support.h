@@ -10,12 +10,9 @@
 #include <bytes_handoff.h>
 #include <bytes_handoff/queue.h>
 
-/* Records one ticket's completions. */
-typedef struct qt_ticket {
-    int calls;
-    int status;
-    int order; /* completion sequence number */
-} qt_ticket;
+#include "test_ticket.h"
+
+typedef test_ticket qt_ticket;
 
 void qt_ticket_cb(bh_queue *q, int status, void *ctx);
 

@@ -365,7 +365,7 @@ static void a_final_status_is_sticky(void **state)
     assert_int_equal(sni_hello_parse(&h, (const uint8_t *)"x", 1), SNI_HELLO_DONE);
 }
 
-static void routes_prefer_exact_names_then_the_longest_wildcard_then_the_default(void **state)
+static void routes_prefer_exact_names_then_the_longest_wildcard_then_alpn_then_the_default(void **state)
 {
     (void)state;
     sni_table t;
@@ -379,14 +379,28 @@ static void routes_prefer_exact_names_then_the_longest_wildcard_then_the_default
     assert_int_equal(sni_table_add(&t, "x=localhost:1", err, sizeof err), -1);
     assert_int_equal(sni_table_add(&t, "x=127.0.0.1:65536", err, sizeof err), -1);
     assert_int_equal(sni_table_add(&t, "x=::1:80", err, sizeof err), -1);
-    assert_string_equal(sni_table_lookup(&t, "alpha.test")->addr_text, "127.0.0.1:1001");
-    assert_string_equal(sni_table_lookup(&t, "x.alpha.test")->addr_text, "127.0.0.1:1002");
-    assert_string_equal(sni_table_lookup(&t, "a.b.beta.test")->addr_text, "[::1]:1003");
-    assert_string_equal(sni_table_lookup(&t, "beta.test")->addr_text, "127.0.0.1:1002");
-    assert_null(sni_table_lookup(&t, "test"));
-    assert_null(sni_table_lookup(&t, "other.example"));
+    assert_string_equal(sni_table_lookup(&t, "alpha.test", NULL)->addr_text, "127.0.0.1:1001");
+    assert_string_equal(sni_table_lookup(&t, "x.alpha.test", NULL)->addr_text, "127.0.0.1:1002");
+    assert_string_equal(sni_table_lookup(&t, "a.b.beta.test", NULL)->addr_text, "[::1]:1003");
+    assert_string_equal(sni_table_lookup(&t, "beta.test", NULL)->addr_text, "127.0.0.1:1002");
+    assert_null(sni_table_lookup(&t, "test", NULL));
+    assert_null(sni_table_lookup(&t, "other.example", NULL));
+    assert_int_equal(sni_table_add(&t, "alpha.test+h2=127.0.0.1:1004", err, sizeof err), 0);
+    assert_int_equal(sni_table_add(&t, "*.test+h2=127.0.0.1:1005", err, sizeof err), 0);
+    assert_int_equal(sni_table_add(&t, "alpha.test+=127.0.0.1:1", err, sizeof err), -1);
+    assert_int_equal(sni_table_add(&t, "alpha.test+h,2=127.0.0.1:1", err, sizeof err), -1);
+    sni_hello h2, h1;
+    sni_hello_init(&h2, 100);
+    sni_hello_init(&h1, 100);
+    strcpy(h2.alpn, "http/1.1,h2");
+    strcpy(h1.alpn, "http/1.1");
+    assert_string_equal(sni_table_lookup(&t, "alpha.test", &h2)->addr_text, "127.0.0.1:1004");
+    assert_string_equal(sni_table_lookup(&t, "alpha.test", &h1)->addr_text, "127.0.0.1:1001");
+    assert_string_equal(sni_table_lookup(&t, "alpha.test", NULL)->addr_text, "127.0.0.1:1001");
+    assert_string_equal(sni_table_lookup(&t, "x.test", &h2)->addr_text, "127.0.0.1:1005");
+    assert_string_equal(sni_table_lookup(&t, "x.beta.test", &h2)->addr_text, "[::1]:1003");
     assert_int_equal(sni_table_set_default(&t, "[::1]:9", err, sizeof err), 0);
-    assert_string_equal(sni_table_lookup(&t, "other.example")->name, "default");
+    assert_string_equal(sni_table_lookup(&t, "other.example", NULL)->name, "default");
     sni_table_free(&t);
 }
 
@@ -410,7 +424,7 @@ int main(void)
         cmocka_unit_test(inconsistent_extension_lengths_are_malformed),
         cmocka_unit_test(every_truncated_body_is_rejected_without_reading_past_it),
         cmocka_unit_test(a_final_status_is_sticky),
-        cmocka_unit_test(routes_prefer_exact_names_then_the_longest_wildcard_then_the_default),
+        cmocka_unit_test(routes_prefer_exact_names_then_the_longest_wildcard_then_alpn_then_the_default),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,19 +9,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include <bytes_handoff.h>
+#include <bytes_handoff/queue.h>
 #include <bytes_handoff/uv.h>
 
 #include "test_alloc.h"
 #include "tunnel_fixture.h"
 
-#define RUN_MS 60000u
+#define RUN_MS 240000u /* a safety bound only: nothing is timed */
 
 static int huge_skipped(void) { return getenv("BH_SKIP_HUGE_TESTS") != NULL; }
+
+/* Stream sizes: smaller under TSan and valgrind (BH_SKIP_HUGE_TESTS). */
+static size_t mib(size_t n) { return huge_skipped() ? n << 17 : n << 20; }
 
 static bh_tunnel_config config(int splice)
 {
@@ -132,7 +137,7 @@ static void relay_fragmented(int splice, tf *t)
     bh_tunnel_config c = config(splice);
     c.read_reserve = 1000;
     c.max_bytes = 3000;
-    relay_both_ways((size_t)3 << 20, 700, &c, t);
+    relay_both_ways(mib(3), 700, &c, t);
 }
 
 static void relays_byte_exact_with_random_fragmentation_buffers_only(void **state)
@@ -157,11 +162,25 @@ static void splice_on_and_off_deliver_identical_bytes(void **state)
     (void)state;
     tf t;
     bh_tunnel_config on = config(1), off = config(0);
-    relay_both_ways((size_t)8 << 20, 65536, &off, &t);
+    relay_both_ways(mib(8), 65536, &off, &t);
     assert_int_equal(t.final.spliced[0] + t.final.spliced[1], 0);
-    relay_both_ways((size_t)8 << 20, 65536, &on, &t);
+    relay_both_ways(mib(8), 65536, &on, &t);
     assert_true(t.final.spliced[0] > 0);
     assert_true(t.final.spliced[1] > 0);
+}
+
+/* The bound stated in uv.h, per direction: the bytes in flight (the queue's
+ * budget and one held read) spread over blocks of read_reserve bytes each
+ * filled to at least 3/4 before the next, plus the one being read into and
+ * the partly written head; and the queue's arrays at max_items. 256 bytes
+ * per block and 4 KiB per queue cover block headers, malloc's rounding and
+ * the queue's flush handles. */
+static size_t tunnel_memory_bound(const bh_tunnel_config *c)
+{
+    size_t per_block = 3 * c->read_reserve / 4;
+    size_t blocks = 2 + (c->max_bytes + c->read_reserve + per_block - 1) / per_block;
+    size_t arrays = BH_WRITEQ_MAX_ITEMS_DEFAULT * (sizeof(bh_queue_item) + sizeof(struct iovec));
+    return 2 * (blocks * (c->read_reserve + 256) + arrays + 4096);
 }
 
 /* 64 MiB each way through 4 KiB reads and an 8 KiB budget per direction:
@@ -180,7 +199,7 @@ static void sixty_four_mib_each_way_through_tiny_budgets_stays_bounded(void **st
         bh_block_cache_trim(); /* blocks the readers gave back */
         test_alloc_stats st;
         test_alloc_stats_get(&st);
-        size_t bound = 2 * (c.max_bytes + 4 * c.read_reserve) + 2 * 32768;
+        size_t bound = tunnel_memory_bound(&c);
         assert_true(st.peak_bytes <= bound);
         assert_int_equal(st.live, 0);
         test_alloc_uninstall();
@@ -260,8 +279,48 @@ static void reset_by_b_right_after_its_data_resets_a(void **state)
 static void reset_mid_stream_while_splicing_resets_the_other_side(void **state)
 {
     (void)state;
-    reset_by(0, (size_t)8 << 20, 1);
-    reset_by(1, (size_t)8 << 20, 1);
+    reset_by(0, mib(8), 1);
+    reset_by(1, mib(8), 1);
+}
+
+/* Data and the RST (after a FIN when fin_first) are already queued on side
+ * a when the tunnel starts: libuv reads the data and reports EOF (its
+ * POLLHUP shortcut, or the FIN); SO_ERROR tells the reset, so B sees one. */
+static void reset_queued_behind_data(int fin_first)
+{
+    tf t;
+    tf_setup(&t);
+    uint8_t buf[32768];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = tf_byte(t.peer[0].seed, i);
+    assert_int_equal(send(t.peer[0].fd, buf, sizeof buf, 0), (ssize_t)sizeof buf);
+    if (fin_first)
+        assert_int_equal(shutdown(t.peer[0].fd, SHUT_WR), 0);
+    struct linger lg = {1, 0};
+    assert_int_equal(setsockopt(t.peer[0].fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    close(t.peer[0].fd);
+    t.peer[0].fd = -1; /* its thread has nothing to do */
+    t.peer[1].end = PEER_STAY;
+    bh_tunnel_config c = config(1);
+    start(&t, &c, NULL, NULL);
+    assert_int_equal(tf_run(&t, RUN_MS), 0);
+    assert_int_equal(t.status, UV_ECONNRESET);
+    assert_int_equal(t.peer[1].recv_end, ECONNRESET);
+    assert_int_equal(t.peer[1].mismatch_at, SIZE_MAX);
+    assert_int_equal(t.final.reset[0], 1);
+    assert_int_equal(t.final.eof[0], 0);
+}
+
+static void reset_queued_right_behind_data_reaches_b_as_a_reset(void **state)
+{
+    (void)state;
+    reset_queued_behind_data(0);
+}
+
+static void reset_queued_behind_data_and_fin_reaches_b_as_a_reset(void **state)
+{
+    (void)state;
+    reset_queued_behind_data(1);
 }
 
 static void idle_tunnel_times_out_and_resets_both_sides(void **state)
@@ -308,7 +367,7 @@ static void splice_unavailable_for_lack_of_fds_falls_back_to_buffers(void **stat
     (void)state;
     tf t;
     tf_setup(&t);
-    size_t len = (size_t)8 << 20;
+    size_t len = mib(8);
     t.peer[0].send_len = t.peer[1].send_len = len;
     t.peer[0].max_chunk = t.peer[1].max_chunk = 65536;
     bh_tunnel_config c = config(1);
@@ -367,6 +426,41 @@ static void allocation_failures_end_with_enomem_and_reset_never_short(void **sta
         }
         if (st.failed == 0)
             break; /* past the last allocation of a run */
+    }
+}
+
+/* The first allocations of a start with tails (the queues' rings) fail in
+ * turn: start still succeeds, the tunnel ends with BH_ENOMEM through
+ * done_cb (or absorbs the failure), and nothing of the tails is left. */
+static void allocation_failure_while_queueing_the_tails_releases_them(void **state)
+{
+    (void)state;
+    static const char ta[] = "tail of a", tb[] = "tail of b";
+    for (size_t n = 1; n <= 6; n++) {
+        tf t;
+        tf_setup(&t);
+        t.peer[0].end = t.peer[1].end = PEER_STAY;
+        test_alloc_install(0);
+        bh_buf a_tail, b_tail;
+        bh_buf_init(&a_tail, 64);
+        bh_buf_init(&b_tail, 64);
+        assert_int_equal(bh_buf_append(&a_tail, ta, sizeof ta - 1), 0);
+        assert_int_equal(bh_buf_append(&b_tail, tb, sizeof tb - 1), 0);
+        test_alloc_fail_after(n - 1);
+        bh_tunnel_config c = config(1);
+        start(&t, &c, &a_tail, &b_tail);
+        bh_buf_free(&a_tail);
+        bh_buf_free(&b_tail);
+        test_alloc_fail_all(0);
+        if (t.done_calls == 0)
+            bh_tunnel_abort(&t.tunnel); /* the peers stay: end it here */
+        assert_int_equal(tf_run(&t, RUN_MS), 0);
+        assert_int_equal(t.done_calls, 1);
+        assert_true(t.status == BH_ENOMEM || t.status == BH_ECANCELED);
+        test_alloc_stats st;
+        test_alloc_stats_get(&st);
+        assert_int_equal(st.live, 0);
+        test_alloc_uninstall();
     }
 }
 
@@ -429,10 +523,13 @@ int main(void)
         cmocka_unit_test(reset_by_a_right_after_its_data_resets_b),
         cmocka_unit_test(reset_by_b_right_after_its_data_resets_a),
         cmocka_unit_test(reset_mid_stream_while_splicing_resets_the_other_side),
+        cmocka_unit_test(reset_queued_right_behind_data_reaches_b_as_a_reset),
+        cmocka_unit_test(reset_queued_behind_data_and_fin_reaches_b_as_a_reset),
         cmocka_unit_test(idle_tunnel_times_out_and_resets_both_sides),
         cmocka_unit_test(abort_resets_both_sides_and_reports_canceled_once),
         cmocka_unit_test(splice_unavailable_for_lack_of_fds_falls_back_to_buffers),
         cmocka_unit_test(allocation_failures_end_with_enomem_and_reset_never_short),
+        cmocka_unit_test(allocation_failure_while_queueing_the_tails_releases_them),
         cmocka_unit_test(stats_are_readable_while_running),
         cmocka_unit_test(start_rejects_bad_arguments_and_changes_nothing),
     };

@@ -278,12 +278,7 @@ static void each_ticket_completes_once_with_zero_in_submission_order(void **stat
         assert_int_equal(wq_fx_ticket(f, 1 + (size_t)i % 50, &t[i]), BH_OK);
     wq_fx_run_until_received(f, RUN_MS);
     wq_run_nowait(&f->loop, 3);
-    for (int i = 0; i < N; i++) {
-        assert_int_equal(t[i].calls, 1);
-        assert_int_equal(t[i].status, 0);
-        if (i > 0)
-            assert_true(t[i].order > t[i - 1].order);
-    }
+    test_tickets_expect_in_order(t, N, 0);
     wq_fx_free(f);
 }
 
@@ -873,12 +868,7 @@ static void tickets_completed_by_the_flush_run_once_in_order_never_inside_try_wr
     burst_start(&u, f, N, 1);
     assert_int_equal(u.written_in_cb, 0);
     /* Completed in the iteration of the read callback, from the flush. */
-    for (int i = 0; i < N; i++) {
-        assert_int_equal(u.t[i].calls, 1);
-        assert_int_equal(u.t[i].status, 0);
-        if (i > 0)
-            assert_true(u.t[i].order > u.t[i - 1].order);
-    }
+    test_tickets_expect_in_order(u.t, N, 0);
     assert_int_equal(u.inside_calls, 0);
     struct bh_writeq_stats s;
     bh_writeq_stats(&f->q, &s);

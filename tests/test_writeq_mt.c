@@ -328,12 +328,7 @@ static void close_with_items_in_inbox_cancels_each_ticket_once_and_frees_everyth
         assert_int_equal(wq_fx_submit(f, 100, &t[i]), BH_OK);
     assert_int_equal(wq_fx_submit(f, 100, NULL), BH_OK);
     bh_writeq_close(&f->q);
-    for (int i = 0; i < 10; i++) {
-        assert_int_equal(t[i].calls, 1);
-        assert_int_equal(t[i].status, BH_ECANCELED);
-        if (i > 0)
-            assert_true(t[i].order > t[i - 1].order);
-    }
+    test_tickets_expect_in_order(t, 10, BH_ECANCELED);
     /* Until the loop runs the close callbacks, producers get BH_ECLOSED. */
     assert_int_equal(wq_fx_submit(f, 10, NULL), BH_ECLOSED);
     assert_int_equal(bh_writeq_enable_mt(&f->q), BH_ECLOSED);

@@ -83,12 +83,8 @@ static void peer_that_stops_reading_fails_every_ticket_once_with_etimedout(void 
     assert_int_equal(bh_writeq_set_stall_timeout(&f->q, 30), BH_OK);
     wq_ticket_set all = {t, N + 1};
     assert_int_equal(wq_run_until(&f->loop, wq_tickets_all_called, &all, RUN_MS), 0);
-    for (int i = 0; i <= N; i++) {
-        assert_int_equal(t[i].calls, 1);
-        assert_int_equal(t[i].status, UV_ETIMEDOUT);
-        if (i > 0)
-            assert_true(t[i].order > t[i - 1].order); /* the write in flight first */
-    }
+    /* the write in flight first */
+    test_tickets_expect_in_order(t, N + 1, UV_ETIMEDOUT);
     assert_int_equal(sr.calls, 1);
     assert_int_equal(sr.status, UV_ETIMEDOUT);
     assert_int_equal(wq_fx_ff(f, 10), BH_ECLOSED);

@@ -90,15 +90,10 @@ void wq_sink_stop(wq_sink *k)
     k->reading = 0;
 }
 
-int wq_ticket_seq;
-
 void wq_ticket_cb(bh_writeq *q, int status, void *ctx)
 {
     (void)q;
-    wq_ticket *t = ctx;
-    t->calls++;
-    t->status = status;
-    t->order = ++wq_ticket_seq;
+    test_ticket_record(ctx, status);
 }
 
 int wq_tickets_all_called(void *arg)
@@ -141,10 +136,7 @@ void wq_run_nowait(uv_loop_t *loop, int iterations)
 void wq_shut_cb(bh_writeq *q, int status, void *ctx)
 {
     (void)q;
-    wq_shut_rec *s = ctx;
-    s->calls++;
-    s->status = status;
-    s->order = ++wq_ticket_seq;
+    test_ticket_record(ctx, status);
 }
 
 /* ---- the fixture ---------------------------------------------------------- */

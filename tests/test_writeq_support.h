@@ -12,6 +12,8 @@
 #include <bytes_handoff.h>
 #include <bytes_handoff/uv.h>
 
+#include "test_ticket.h"
+
 /* Byte i of the reference stream; depends on the absolute position, so any
  * reordering, loss or duplication shows up as a mismatch. */
 uint8_t wq_pattern(size_t i);
@@ -42,14 +44,10 @@ void wq_sink_init(wq_sink *k, uv_stream_t *s);
 void wq_sink_start(wq_sink *k);
 void wq_sink_stop(wq_sink *k);
 
-/* Records one ticket's completions. */
-typedef struct wq_ticket {
-    int calls;
-    int status;
-    int order; /* completion sequence number (global counter) */
-} wq_ticket;
+/* Ticket and shutdown recorders (test_ticket.h). */
+typedef test_ticket wq_ticket;
+typedef test_ticket wq_shut_rec;
 
-extern int wq_ticket_seq;
 void wq_ticket_cb(bh_writeq *q, int status, void *ctx);
 
 /* A set of tickets, for waiting until each has completed at least once. */
@@ -60,13 +58,6 @@ typedef struct wq_ticket_set {
 
 /* wq_run_until() condition: arg is a wq_ticket_set. */
 int wq_tickets_all_called(void *arg);
-
-/* Records one shutdown completion. */
-typedef struct wq_shut_rec {
-    int calls;
-    int status;
-    int order; /* completion sequence number (shared with wq_ticket) */
-} wq_shut_rec;
 
 void wq_shut_cb(bh_writeq *q, int status, void *ctx);
 

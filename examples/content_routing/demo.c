@@ -35,7 +35,8 @@
  * once; the demo then exits with CR_DEMO_FAILED_CLEANLY instead of 0.
  *
  * Soak (--duration-s S with --proxy): each good client reconnects and sends
- * its stream again after every verified reply until S seconds have passed. */
+ * its stream again after every verified reply, until S seconds after every
+ * client had its first verified reply (the ramp, announced on stdout). */
 #include "content_routing.h"
 
 #include <inttypes.h>
@@ -149,8 +150,9 @@ struct demo {
     size_t nclients, ndone;
     uv_timer_t watchdog, quiesce;
     uint64_t t_start, t_end, quiesce_until;
-    uint64_t deadline; /* --duration-s: no reconnect after this (uv_now) */
+    uint64_t deadline; /* --duration-s: no reconnect after this (uv_now), set at ramp end */
     int timed_out, finished;
+    int ramp_done; /* --duration-s: every good client has a verified reply */
     int fa_installed; /* the counting allocator is in place */
     struct cr_proxy_stats pst;
 };
@@ -426,6 +428,22 @@ static void check_reply_bytes(client *c)
         c->wrong = 1;
 }
 
+/* --duration-s: says once, on stdout, when every good client has a verified
+ * reply, so a soak driver can tell the ramp from the steady state. */
+static void note_ramp(demo *d)
+{
+    if (!d->cfg->duration_s || d->ramp_done)
+        return;
+    for (size_t i = 0; i < d->nclients; i++)
+        if (d->clients[i].kind == CK_GOOD && d->clients[i].rounds == 0)
+            return;
+    d->ramp_done = 1;
+    d->deadline = uv_now(&d->loop) + (uint64_t)d->cfg->duration_s * 1000;
+    printf("ramp: every client has a verified reply after %.3f s\n",
+           (double)(uv_hrtime() - d->t_start) / 1e9);
+    fflush(stdout);
+}
+
 static void on_reply(bh_reader *r, int status, void *ctx)
 {
     client *c = ctx;
@@ -451,7 +469,8 @@ static void on_reply(bh_reader *r, int status, void *ctx)
     if (!faulty_disconnect(c) && n == strlen(c->expect_reply) &&
         memcmp(bh_buf_data(&c->reply), c->expect_reply, n) == 0) {
         c->reply_ok = 1;
-        c->rounds++;
+        if (++c->rounds == 1)
+            note_ramp(c->d);
     }
     client_close(c, 0, c->reply_ok || faulty_disconnect(c) ? NULL : "unexpected reply");
 }
@@ -933,7 +952,8 @@ int cr_demo_run(const cr_demo_config *cfg)
         uint64_t timeout = cfg->timeout_ms;
         if (cfg->duration_s && timeout < (uint64_t)cfg->duration_s * 1000 + 60000)
             timeout = (uint64_t)cfg->duration_s * 1000 + 60000;
-        d->deadline = uv_now(&d->loop) + (uint64_t)cfg->duration_s * 1000;
+        d->deadline = UINT64_MAX; /* until note_ramp() */
+        uv_update_time(&d->loop); /* building the streams took a while */
         uv_timer_start(&d->watchdog, on_watchdog, timeout, 0);
         uv_run(&d->loop, UV_RUN_DEFAULT);
     } else {

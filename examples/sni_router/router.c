@@ -2,83 +2,19 @@
  * bh_buf without consuming it, route by its server name, connect the backend
  * and hand both sockets and the buffered bytes to a bh_tunnel.
  *
- * A connection moves HELLO -> CONNECTING -> TUNNEL, or to REJECTING: a TLS
- * alert (when one makes sense) is written, the write side shut down, and the
- * client's further input discarded until its EOF, at most DISCARD_MAX bytes
- * or one more --hello-timeout, so the close does not turn into an RST that
- * could overtake the alert. One uv_timer per connection bounds the hello and
- * then the backend connect; it is closed when the tunnel starts. The
- * connection is freed when the tunnel has called back (it closes client and
- * backend itself) or, without a tunnel, when every handle is closed. */
-#include "sni_router.h"
-
-#include "cli.h"
+ * A connection moves HELLO -> CONNECTING -> TUNNEL, or to REJECTING
+ * (reject.c). One uv_timer per connection bounds the hello and then the
+ * backend connect; it is closed when the tunnel starts, and the hello-phase
+ * state (sni_phase) is freed with it. The connection is freed when the
+ * tunnel has called back (it closes client and backend itself) or, without a
+ * tunnel, when every handle is closed. */
+#include "conn.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define DISCARD_MAX (64 * 1024)
-#define HELLO_READ_RESERVE 4096
-
-enum { ST_HELLO, ST_CONNECTING, ST_TUNNEL, ST_REJECTING };
-
-/* What only the hello phase needs; freed when the tunnel starts (from the
- * timer's close callback), so an idle routed connection costs sni_conn only. */
-typedef struct sni_phase {
-    uv_timer_t timer;
-    uv_connect_t connect;
-    uv_write_t alert_req;
-    uv_shutdown_t shutdown_req;
-    bh_buf buf;
-    bh_reader reader;
-    sni_hello hello;
-    size_t discarded;
-} sni_phase;
-
-struct sni_conn {
-    sni_router *r;
-    sni_conn *prev, *next;
-    int state;
-    int handles;         /* handles of ours still open (client, timer, backend) */
-    int tunnel_running;  /* bh_tunnel_start succeeded and done_cb has not run */
-    int backend_init;
-    int client_owned;    /* client is ours to close (not handed to the tunnel) */
-    sni_route *route;
-    sni_phase *ph;       /* NULL once the tunnel runs */
-    uv_tcp_t client;
-    uv_tcp_t backend;
-    bh_tunnel tunnel;
-};
-/* Fatal alert records (RFC 8446 section 6): type 21, version 3.3, length 2,
- * level 2 (fatal), description. */
-#define ALERT(desc) {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, (desc)}
-static const uint8_t alert_decode_error[] = ALERT(50);
-static const uint8_t alert_illegal_parameter[] = ALERT(47);
-static const uint8_t alert_missing_extension[] = ALERT(109);
-static const uint8_t alert_unrecognized_name[] = ALERT(112);
-static const uint8_t alert_internal_error[] = ALERT(80);
-
-static const uint8_t *alert_for(sni_kind k)
-{
-    switch (k) {
-    case SNI_MALFORMED: return alert_decode_error;
-    case SNI_TOO_LARGE:
-    case SNI_BAD_NAME: return alert_illegal_parameter;
-    case SNI_NO_SNI: return alert_missing_extension;
-    case SNI_UNKNOWN_NAME: return alert_unrecognized_name;
-    case SNI_BACKEND_FAILED: return alert_internal_error;
-    default: return NULL;
-    }
-}
-
-const char *sni_kind_name(sni_kind k)
-{
-    static const char *const names[SNI_KIND_COUNT] = {
-        "not_tls", "sslv2", "malformed", "too_large", "bad_name", "no_sni",
-        "unknown_name", "hello_timeout", "client_gone", "backend_failed"};
-    return k < SNI_KIND_COUNT ? names[k] : "unknown";
-}
+#include "cli.h"
 
 /* ---- lifetime ------------------------------------------------------------- */
 
@@ -129,8 +65,7 @@ static void close_handle(sni_conn *c, uv_handle_t *h)
     }
 }
 
-/* Closes whatever of ours is still open (never the tunnel's sockets). */
-static void conn_close(sni_conn *c)
+void sni_conn_close(sni_conn *c)
 {
     if (c->ph)
         close_handle(c, (uv_handle_t *)&c->ph->timer);
@@ -138,80 +73,6 @@ static void conn_close(sni_conn *c)
         close_handle(c, (uv_handle_t *)&c->client);
     if (c->backend_init)
         close_handle(c, (uv_handle_t *)&c->backend);
-}
-
-static void log_conn(const sni_conn *c, const char *what)
-{
-    if (c->r->cfg->quiet)
-        return;
-    struct sockaddr_storage ss;
-    int len = (int)sizeof ss;
-    char ip[64] = "?";
-    int port = 0;
-    if (uv_tcp_getpeername(&c->client, (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
-            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
-            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        }
-    }
-    const sni_hello *h = &c->ph->hello;
-    fprintf(stderr, "sni_router: %s:%d %s sni=%s alpn=%s\n", ip, port, what,
-            h->has_sni ? h->sni : "-", h->alpn[0] ? h->alpn : "-");
-}
-
-/* ---- rejection --------------------------------------------------------------- */
-
-static void on_discard_timeout(uv_timer_t *t)
-{
-    conn_close(t->data);
-}
-
-static void on_alert_shutdown(uv_shutdown_t *req, int status)
-{
-    (void)status;
-    (void)req;
-}
-
-static void on_alert_written(uv_write_t *req, int status)
-{
-    sni_conn *c = req->data;
-    if (status < 0 || uv_is_closing((uv_handle_t *)&c->client)) {
-        conn_close(c);
-        return;
-    }
-    c->ph->shutdown_req.data = c;
-    if (uv_shutdown(&c->ph->shutdown_req, (uv_stream_t *)&c->client, on_alert_shutdown) != 0)
-        conn_close(c);
-}
-
-/* Counts and logs kind k once, answers with its alert, then waits for the
- * client's EOF while discarding its input (see the file comment). */
-static void reject(sni_conn *c, sni_kind k)
-{
-    sni_router *r = c->r;
-    r->kinds[k]++;
-    log_conn(c, sni_kind_name(k));
-    c->state = ST_REJECTING;
-    bh_buf_advance(&c->ph->buf, bh_buf_len(&c->ph->buf));
-    uv_timer_start(&c->ph->timer, on_discard_timeout, r->cfg->hello_timeout_ms, 0);
-    const uint8_t *alert = alert_for(k);
-    if (k == SNI_CLIENT_GONE || k == SNI_HELLO_TIMEOUT) {
-        conn_close(c);
-        return;
-    }
-    if (!alert) {
-        c->ph->shutdown_req.data = c;
-        if (uv_shutdown(&c->ph->shutdown_req, (uv_stream_t *)&c->client, on_alert_shutdown) != 0)
-            conn_close(c);
-        return;
-    }
-    uv_buf_t b = uv_buf_init((char *)alert, 7);
-    c->ph->alert_req.data = c;
-    if (uv_write(&c->ph->alert_req, (uv_stream_t *)&c->client, &b, 1, on_alert_written) != 0)
-        conn_close(c);
 }
 
 /* ---- tunnel --------------------------------------------------------------------- */
@@ -247,7 +108,7 @@ static void on_backend_connected(uv_connect_t *req, int status)
         return; /* timed out meanwhile: already rejected */
     if (status < 0) {
         c->route->stats.failed++;
-        reject(c, SNI_BACKEND_FAILED);
+        sni_reject(c, SNI_BACKEND_FAILED);
         return;
     }
     uv_tcp_nodelay(&c->backend, 1);
@@ -260,7 +121,7 @@ static void on_backend_connected(uv_connect_t *req, int status)
     if (rc != 0) {
         fprintf(stderr, "sni_router: tunnel start failed: %s\n", bh_strerror(rc));
         c->route->stats.failed++;
-        reject(c, SNI_BACKEND_FAILED);
+        sni_reject(c, SNI_BACKEND_FAILED);
         return;
     }
     c->state = ST_TUNNEL;
@@ -276,16 +137,16 @@ static void on_connect_timeout(uv_timer_t *t)
 {
     sni_conn *c = t->data;
     c->route->stats.failed++;
-    reject(c, SNI_BACKEND_FAILED);
+    sni_reject(c, SNI_BACKEND_FAILED);
 }
 
 static void route(sni_conn *c)
 {
     sni_router *r = c->r;
     const sni_hello *h = &c->ph->hello;
-    sni_route *to = h->has_sni ? sni_table_lookup(r->table, h->sni) : r->table->fallback;
+    sni_route *to = h->has_sni ? sni_table_lookup(r->table, h->sni, h) : r->table->fallback;
     if (!to) {
-        reject(c, h->has_sni ? SNI_UNKNOWN_NAME : SNI_NO_SNI);
+        sni_reject(c, h->has_sni ? SNI_UNKNOWN_NAME : SNI_NO_SNI);
         return;
     }
     c->route = to;
@@ -297,7 +158,7 @@ static void route(sni_conn *c)
     uv_timer_start(&c->ph->timer, on_connect_timeout, r->cfg->hello_timeout_ms, 0);
     if (uv_tcp_init(r->loop, &c->backend) != 0) {
         to->stats.failed++;
-        reject(c, SNI_BACKEND_FAILED);
+        sni_reject(c, SNI_BACKEND_FAILED);
         return;
     }
     c->backend_init = 1;
@@ -306,7 +167,7 @@ static void route(sni_conn *c)
     if (uv_tcp_connect(&c->ph->connect, &c->backend, (const struct sockaddr *)&to->addr,
                        on_backend_connected) != 0) {
         to->stats.failed++;
-        reject(c, SNI_BACKEND_FAILED);
+        sni_reject(c, SNI_BACKEND_FAILED);
     }
 }
 
@@ -331,22 +192,22 @@ static void on_client_read(bh_reader *rd, int status, void *ctx)
         c->ph->discarded += bh_buf_len(&c->ph->buf);
         bh_buf_advance(&c->ph->buf, bh_buf_len(&c->ph->buf));
         if (status != BH_OK || c->ph->discarded > DISCARD_MAX)
-            conn_close(c);
+            sni_conn_close(c);
         return;
     }
     if (c->state == ST_CONNECTING) {
         /* Bytes after the hello stay buffered for the tunnel; a full buffer
          * just stops the reader until the tunnel reads instead. */
         if (status != BH_OK && status != BH_ETOOLONG)
-            reject(c, SNI_CLIENT_GONE);
+            sni_reject(c, SNI_CLIENT_GONE);
         return;
     }
     if (status == BH_ETOOLONG) {
-        reject(c, SNI_TOO_LARGE);
+        sni_reject(c, SNI_TOO_LARGE);
         return;
     }
     if (status != BH_OK) {
-        reject(c, SNI_CLIENT_GONE);
+        sni_reject(c, SNI_CLIENT_GONE);
         return;
     }
     int rc = sni_hello_parse(&c->ph->hello, bh_buf_data(&c->ph->buf), bh_buf_len(&c->ph->buf));
@@ -355,12 +216,12 @@ static void on_client_read(bh_reader *rd, int status, void *ctx)
     if (rc == SNI_HELLO_DONE)
         route(c);
     else
-        reject(c, kind_of(rc));
+        sni_reject(c, kind_of(rc));
 }
 
 static void on_hello_timeout(uv_timer_t *t)
 {
-    reject(t->data, SNI_HELLO_TIMEOUT);
+    sni_reject(t->data, SNI_HELLO_TIMEOUT);
 }
 
 static void refuse(sni_router *r, uv_stream_t *server);
@@ -427,7 +288,7 @@ static void on_accept(uv_stream_t *server, int status)
     r->live = c;
     r->live_count++;
     if (uv_accept(server, (uv_stream_t *)&c->client) != 0) {
-        conn_close(c);
+        sni_conn_close(c);
         return;
     }
     r->accept_error = 0;
@@ -440,7 +301,7 @@ static void on_accept(uv_stream_t *server, int status)
         bh_reader_init(&c->ph->reader, (uv_stream_t *)&c->client, &c->ph->buf, reserve,
                        on_client_read, c) != 0 ||
         bh_reader_start(&c->ph->reader) != 0) {
-        conn_close(c);
+        sni_conn_close(c);
         return;
     }
     uv_timer_start(&c->ph->timer, on_hello_timeout, r->cfg->hello_timeout_ms, 0);
@@ -494,7 +355,7 @@ void sni_router_drain(sni_router *r, int abort)
         if (c->tunnel_running)
             bh_tunnel_abort(&c->tunnel);
         else if (c->state != ST_REJECTING)
-            conn_close(c);
+            sni_conn_close(c);
     }
 }
 

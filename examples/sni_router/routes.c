@@ -44,16 +44,27 @@ static int fill_addr(sni_route *r, const char *hostport, char *err, size_t err_l
     return 0;
 }
 
+static int alpn_ok(const char *s, size_t n)
+{
+    if (n == 0 || n >= sizeof ((sni_route *)0)->alpn)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] <= 0x20 || s[i] >= 0x7f || s[i] == ',' || s[i] == '+')
+            return 0;
+    return 1;
+}
+
 int sni_table_add(sni_table *t, const char *spec, char *err, size_t err_len)
 {
     const char *eq = strchr(spec, '=');
     if (!eq) {
-        snprintf(err, err_len, "route '%s' is not NAME=HOST:PORT", spec);
+        snprintf(err, err_len, "route '%s' is not NAME[+ALPN]=HOST:PORT", spec);
         return -1;
     }
     sni_route r;
     memset(&r, 0, sizeof r);
-    size_t n = (size_t)(eq - spec);
+    const char *plus = memchr(spec, '+', (size_t)(eq - spec));
+    size_t n = (size_t)((plus ? plus : eq) - spec);
     if (n >= sizeof r.name) {
         snprintf(err, err_len, "route name too long");
         return -1;
@@ -68,11 +79,19 @@ int sni_table_add(sni_table *t, const char *spec, char *err, size_t err_len)
         snprintf(err, err_len, "bad route name '%.*s' (host name or *.suffix)", (int)n, spec);
         return -1;
     }
+    if (plus) {
+        size_t an = (size_t)(eq - plus - 1);
+        if (!alpn_ok(plus + 1, an)) {
+            snprintf(err, err_len, "bad ALPN protocol in route '%s'", spec);
+            return -1;
+        }
+        memcpy(r.alpn, plus + 1, an);
+    }
     if (fill_addr(&r, eq + 1, err, err_len) != 0)
         return -1;
     for (size_t i = 0; i < t->count; i++) {
-        if (strcmp(t->routes[i].name, r.name) == 0) {
-            snprintf(err, err_len, "route '%s' given twice", r.name);
+        if (strcmp(t->routes[i].name, r.name) == 0 && strcmp(t->routes[i].alpn, r.alpn) == 0) {
+            snprintf(err, err_len, "route '%.*s' given twice", (int)(eq - spec), spec);
             return -1;
         }
     }
@@ -101,22 +120,36 @@ int sni_table_set_default(sni_table *t, const char *hostport, char *err, size_t 
     return 0;
 }
 
-sni_route *sni_table_lookup(const sni_table *t, const char *name)
+/* How well entry r matches: 0 not at all; otherwise exact names above every
+ * wildcard, longer suffixes above shorter, an ALPN entry above a plain one. */
+static size_t match_rank(const sni_route *r, const char *name, size_t n, const sni_hello *hello)
+{
+    if (r->alpn[0] && (!hello || !sni_hello_offers_alpn(hello, r->alpn)))
+        return 0;
+    size_t rank;
+    if (!r->wildcard) {
+        if (strcmp(r->name, name) != 0)
+            return 0;
+        rank = 2 * (SNI_HOST_MAX + 2);
+    } else {
+        size_t suffix = strlen(r->name) - 1; /* ".example.com" */
+        if (n <= suffix || memcmp(name + n - suffix, r->name + 1, suffix) != 0)
+            return 0;
+        rank = 2 * suffix;
+    }
+    return rank + (r->alpn[0] ? 1 : 0);
+}
+
+sni_route *sni_table_lookup(const sni_table *t, const char *name, const sni_hello *hello)
 {
     size_t n = strlen(name);
     sni_route *best = NULL;
-    size_t best_len = 0;
+    size_t best_rank = 0;
     for (size_t i = 0; i < t->count; i++) {
-        sni_route *r = &t->routes[i];
-        if (!r->wildcard) {
-            if (strcmp(r->name, name) == 0)
-                return r;
-            continue;
-        }
-        size_t suffix = strlen(r->name) - 1; /* ".example.com" */
-        if (n > suffix && suffix > best_len && memcmp(name + n - suffix, r->name + 1, suffix) == 0) {
-            best = r;
-            best_len = suffix;
+        size_t rank = match_rank(&t->routes[i], name, n, hello);
+        if (rank > best_rank) {
+            best = &t->routes[i];
+            best_rank = rank;
         }
     }
     return best ? best : t->fallback;

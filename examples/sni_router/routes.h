@@ -5,8 +5,10 @@
  * Lookup rules: names compare case-insensitively (the parser lower-cases the
  * SNI, the table lower-cases its names); an exact name wins over any wildcard;
  * among wildcards the longest suffix wins; "*.example.com" matches
- * "a.example.com" and "a.b.example.com" but not "example.com". The table is
- * built once at start-up and read-only afterwards. */
+ * "a.example.com" and "a.b.example.com" but not "example.com". An entry
+ * "NAME+ALPN" (e.g. "alpha.example+h2") matches only hellos that offer that
+ * ALPN protocol and wins over the same NAME without one. The table is built
+ * once at start-up and read-only afterwards. */
 #ifndef SNI_ROUTES_H
 #define SNI_ROUTES_H
 
@@ -27,6 +29,7 @@ typedef struct sni_route_stats {
 typedef struct sni_route {
     char name[SNI_HOST_MAX + 3]; /* as configured, lower-cased ("*.b.test"); "default" */
     int wildcard;                /* name starts with "*." */
+    char alpn[32];               /* required ALPN protocol, "" for any */
     struct sockaddr_storage addr;
     char addr_text[64];          /* the HOST:PORT given */
     sni_route_stats stats;
@@ -42,16 +45,18 @@ typedef struct sni_table {
 void sni_table_init(sni_table *t);
 void sni_table_free(sni_table *t);
 
-/* Adds "NAME=HOST:PORT" (NAME a host name or "*.suffix"; HOST:PORT as
- * IPV4:PORT or [IPV6]:PORT). Returns 0, -1 for a malformed or duplicate
- * entry (message in err), or -2 when out of memory. */
+/* Adds "NAME[+ALPN]=HOST:PORT" (NAME a host name or "*.suffix"; ALPN a
+ * protocol name such as h2; HOST:PORT as IPV4:PORT or [IPV6]:PORT). Returns
+ * 0, -1 for a malformed or duplicate entry (message in err), or -2 when out
+ * of memory. */
 int sni_table_add(sni_table *t, const char *spec, char *err, size_t err_len);
 
 /* Sets the route for names no entry matches (and hellos without SNI). */
 int sni_table_set_default(sni_table *t, const char *hostport, char *err, size_t err_len);
 
-/* The entry for host name `name` (already lower-case), else the default
- * (which may be NULL). */
-sni_route *sni_table_lookup(const sni_table *t, const char *name);
+/* The entry for host name `name` (already lower-case) and the ALPN
+ * protocols hello offers (hello NULL: entries with an ALPN never match),
+ * else the default (which may be NULL). */
+sni_route *sni_table_lookup(const sni_table *t, const char *name, const sni_hello *hello);
 
 #endif

@@ -3,8 +3,9 @@
  *
  *   hello.c   incremental ClientHello parser (hello.h)
  *   routes.c  routing table with per-route counters (routes.h)
- *   router.c  listeners, per-connection hello phase, TLS alerts, backend
- *             connect and the hand-off to bh_tunnel
+ *   router.c  listeners, per-connection hello phase, backend connect and
+ *             the hand-off to bh_tunnel (conn.h: the connection's state)
+ *   reject.c  TLS alerts, per-kind counting and logging of refusals
  *   stats.c   the --stats report
  * Everything runs on one libuv loop thread. */
 #ifndef SNI_ROUTER_H

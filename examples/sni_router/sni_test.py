@@ -195,10 +195,11 @@ def line_for(tag):
                                   for _ in range(3000))).encode()
 
 
-def s_client(env, port, name, tag, host="127.0.0.1"):
+def s_client(env, port, name, tag, host="127.0.0.1", alpn=None):
     connect = "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
+    extra = ["-alpn", alpn] if alpn else []
     p = Proc(["openssl", "s_client", "-connect", connect, "-servername", name, "-CAfile",
-              env.ca, "-verify_return_error", "-verify_hostname", name], env.dir)
+              env.ca, "-verify_return_error", "-verify_hostname", name, *extra], env.dir)
     env.procs.append(p)
     p.wait_out(r"Verify return code: 0 \(ok\)", "s_client handshake via %s" % name)
     subj = re.search(r"subject=(.*)", p.out.decode()).group(1)
@@ -370,19 +371,25 @@ def three_backends(env, extra=(), mode="-rev"):
 
 
 def scenario_openssl(env):
-    r = three_backends(env)
+    # alpha.test offering ALPN h2 goes to delta (also a certificate for
+    # alpha.test, subject O=backend-delta): routing on the parsed ALPN.
+    d = env.backend("delta", ["alpha.test"])
+    r = three_backends(env, extra=("--route", "alpha.test+h2=" + d))
     port = r.ports[0]
     s_client(env, port, "alpha.test", "alpha")
+    s_client(env, port, "alpha.test", "delta", alpn="h2")
+    s_client(env, port, "alpha.test", "alpha", alpn="http/1.1")
     s_client(env, port, "www.beta.test", "beta")
     s_client(env, port, "other.example", "gamma")
     st = env.stats(r)
-    for route, n in (("alpha.test", 1), ("*.beta.test", 1), ("default", 1)):
+    for route, n in (("alpha.test", 2), ("alpha.test+h2", 1), ("*.beta.test", 1),
+                     ("default", 1)):
         if int(st["route " + route]["accepted"]) != n:
             fail("route %s accepted %s, expected %d" % (route, st["route " + route], n))
     out, _ = env.stop_router(r)
     st = parse_stats(out.split("stats connections")[-1])
-    if st["clean"] + st["reset"] + st["other"] != 3:
-        fail("expected 3 ended tunnels, stats %r" % st)
+    if st["clean"] + st["reset"] + st["other"] != 5:
+        fail("expected 5 ended tunnels, stats %r" % st)
 
 
 def scenario_curl(env):

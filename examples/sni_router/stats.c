@@ -10,9 +10,9 @@ static void print_route(const sni_router *r, const sni_route *rt, FILE *out)
     uint64_t up = rt->stats.bytes_up, down = rt->stats.bytes_down;
     sni_router_live_bytes(r, rt, &up, &down);
     fprintf(out,
-            "stats route=%s backend=%s accepted=%" PRIu64 " active=%" PRIu64 " failed=%" PRIu64
+            "stats route=%s%s%s backend=%s accepted=%" PRIu64 " active=%" PRIu64 " failed=%" PRIu64
             " bytes_up=%" PRIu64 " bytes_down=%" PRIu64 "\n",
-            rt->name, rt->addr_text, rt->stats.accepted, rt->stats.active, rt->stats.failed, up,
+            rt->name, rt->alpn[0] ? "+" : "", rt->alpn, rt->addr_text, rt->stats.accepted, rt->stats.active, rt->stats.failed, up,
             down);
 }
 

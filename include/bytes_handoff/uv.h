@@ -266,7 +266,7 @@ struct bh_writeq_stall; /* write-stall timer, allocated by bh_writeq_set_stall_t
  * bytes for any queue, plus the allocator's overhead per block (3 blocks).
  * The cross-thread block (144 bytes, plus the core's 112-byte inbox and its
  * arrays) exists only after bh_writeq_enable_mt(), the stall timer block
- * (184 bytes) only while a stall timeout is set. */
+ * (192 bytes) only while a stall timeout is set. */
 struct bh_writeq {
     uv_loop_t *loop;     /**< public, read-only: the loop */
     uv_stream_t *stream; /**< public, read-only: the stream written to */
@@ -394,7 +394,7 @@ BH_EXPORT void bh_writeq_set_drain_cb(bh_writeq *q, size_t low_water_bytes, bh_d
  * @param ms the timeout; 0 disables it
  * @return BH_OK; BH_EINVAL (q NULL or not initialised), BH_ECLOSED (failed
  *         or closed), BH_ENOMEM, or the libuv code of uv_timer_init().
- * One uv_timer_t at most per queue, allocated (184 bytes) when a timeout is
+ * One uv_timer_t at most per queue, allocated (192 bytes) when a timeout is
  * first set and closed (freed) when it is set to 0 or the queue is closed. */
 BH_EXPORT int bh_writeq_set_stall_timeout(bh_writeq *q, uint64_t ms);
 
@@ -467,13 +467,18 @@ BH_EXPORT void bh_writeq_stats(const bh_writeq *q, struct bh_writeq_stats *out);
  *   for accept()) or splice error other than a connection error. A splicing
  *   tunnel holds up to 6 more fds (a pipe per direction, a dup per socket).
  *
- * Memory per tunnel (user space), per direction: the destination queue's
- * budget max_bytes, one refused read of at most read_reserve bytes, and the
- * reader's blocks: each block still pinned by queued slices was filled to at
- * least a quarter of read_reserve before the next one was taken. The bound
- * the tests check is 2 x (max_bytes + 4 x read_reserve) + 64 KiB (queue
- * rings) per tunnel. A splicing direction adds its pipe (kernel memory,
- * 64 KiB by default) and no user memory.
+ * Memory per tunnel (user space), per direction: the bytes in flight (the
+ * destination queue's budget max_bytes plus one refused read of at most
+ * read_reserve bytes) live in blocks of at most read_reserve bytes, each
+ * filled to at least 3/4 before the reader takes the next, so at most
+ * 2 + (max_bytes + read_reserve) / (3/4 x read_reserve) blocks are alive
+ * (the one being read into and the partly written head included); plus the
+ * queue's ring and batch array, at most 1024 x (sizeof(bh_queue_item) +
+ * sizeof(struct iovec)), 56 KiB. With the defaults (16 KiB, 256 KiB) that is
+ * at most 25 blocks (about 400 KiB) and 56 KiB per direction; test_tunnel
+ * checks this bound with the allocator hook's peak live bytes. A splicing
+ * direction adds its pipe (kernel memory, 64 KiB by default) and no user
+ * memory.
  *
  * The tunnel allocates nothing itself: everything it needs is embedded in
  * bh_tunnel; the buffers' blocks and the queues' rings come through the

@@ -40,7 +40,7 @@ struct bh_queue_inbox {
     int sealed;           /* no more submissions accepted */
 };
 
-/* ---- shared by queue.c, queue_batch.c and queue_inbox.c ------------------ */
+/* ---- shared by queue.c, queue_ring.c, queue_batch.c, queue_inbox.c ----- */
 
 static inline size_t bh__queue_index(const bh_queue *q, size_t i)
 {

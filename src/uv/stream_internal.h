@@ -5,7 +5,8 @@
 #include <uv.h>
 
 /* Returns 1 when an EOF libuv reported on s is really a reset: s is TCP and
- * its socket has a pending error (SO_ERROR, which this reads and clears). */
+ * its socket has a pending error (SO_ERROR, which this reads and clears), or
+ * (Linux) is closed while our write side is still open. */
 int bh__stream_eof_is_reset(uv_stream_t *s);
 
 #endif

@@ -166,6 +166,7 @@ static int offer_held(bh_tunnel *t, int d)
         }
         if (rc != BH_OK) {
             bh__tunnel_end(t, queue_error(rc));
+            bh_bytes_release(&s->held); /* also when the tunnel was already ending */
             return -1;
         }
     }
@@ -250,7 +251,8 @@ static void on_read(bh_reader *r, int status, void *ctx)
         bh__tunnel_pass_eof(t, d);
         return;
     }
-    bh__tunnel_end(t, status);
+    /* Linux reports an RST that followed the peer's FIN to a read as EPIPE. */
+    bh__tunnel_end(t, status == UV_EPIPE ? UV_ECONNRESET : status);
 }
 
 static void on_drain(bh_writeq *q, void *ctx)
@@ -364,7 +366,9 @@ int bh_tunnel_start(bh_tunnel *t, uv_loop_t *loop, uv_stream_t *a, uv_stream_t *
         uv_timer_start(&t->timer, on_timer, c.idle_timeout_ms, 0);
     }
     /* The tails go first. Nothing is queued yet and a piece never exceeds
-     * the budget, so the first piece is always accepted. */
+     * the budget, so the first piece is refused only when the queue's ring
+     * cannot be allocated: the tunnel then ends with BH_ENOMEM (reported
+     * by done_cb) and the tails are released. */
     bh_buf *tails[2] = {a_tail, b_tail};
     for (int d = 0; d < 2; d++) {
         if (!tails[d] || bh_buf_len(tails[d]) == 0)

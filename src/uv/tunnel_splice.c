@@ -224,7 +224,8 @@ static void pump(bh_tunnel *t, int d)
             goto wait;
         }
         if (connection_error(errno)) {
-            bh__tunnel_end(t, -errno);
+            /* A read reports an RST after the peer's FIN as EPIPE. */
+            bh__tunnel_end(t, errno == EPIPE ? UV_ECONNRESET : -errno);
             return;
         }
         leave(t, d);
@@ -239,13 +240,13 @@ wait:
 }
 
 /* libuv reports POLLERR as UV_EBADF: the socket's pending error says what
- * happened. */
+ * happened (EPIPE there is an RST that followed the peer's FIN). */
 static int poll_error(bh_tunnel_side *s, int status)
 {
     int err = 0;
     socklen_t len = sizeof err;
     if (s->dupfd >= 0 && getsockopt(s->dupfd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err)
-        return -err;
+        return err == EPIPE ? UV_ECONNRESET : -err;
     return status == UV_EBADF ? UV_ECONNRESET : status;
 }
 

@@ -274,8 +274,14 @@ static void on_write(uv_write_t *req, int status)
             bh__wq_stall_progress(q);
         bh_queue_batch_done(&q->core, done);
     } else {
-        /* On a closed or failed queue the batch's items complete with
-         * BH_ECANCELED or the queue's error; otherwise the queue fails. */
+        /* On a closed or failed queue the batch's tickets complete with
+         * this write's status (BH_ECANCELED when libuv cancelled it because
+         * the stream was closed); otherwise the queue fails with it. */
+        if (!wq_writable(q)) {
+            int closed = bh_queue_get_state(&q->core) == BH_QUEUE_CLOSED;
+            bh_queue_abandon_batch(&q->core,
+                                   closed && status == UV_ECANCELED ? BH_ECANCELED : status);
+        }
         bh_queue_batch_abort(&q->core);
         q->flags &= ~WQ_WRITING;
         if (wq_writable(q))

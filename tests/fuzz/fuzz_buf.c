@@ -8,82 +8,46 @@
  * byte array per buffer, a recorded copy per held slice). The top bit of an
  * opcode makes every allocation during that operation fail.
  *
- * After every operation: each buffer's bytes equal its model, len never
- * exceeds max_len, every held slice still holds its recorded bytes. Return
+ * After every operation the buffer it touched equals its model and len never
+ * exceeds max_len; every held slice is checked against its recorded bytes
+ * when it is released and at the end (a corruption is found then, without
+ * re-reading every slice after every operation). Return
  * codes must be exactly what the model predicts: BH_ERANGE when n > len,
  * BH_ETOOLONG past max_len, BH_ENOMEM only when an allocation failed (or the
  * request cannot be represented), and every error leaves the buffer struct
  * bit-for-bit unchanged. Splits, advance, take_tail and freeze must not
- * allocate; reserve must not allocate when the spare already suffices. At the
- * end every allocation made through the hook has been freed. */
+ * allocate; reserve must not allocate when the spare already suffices, and
+ * the spare it hands out overlaps no held slice and no other buffer's bytes.
+ * At the end every allocation made through the hook has been freed.
+ * Allocations go through the tests' failing allocator (tests/support). */
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <bytes_handoff.h>
 
+#include "fuzz_support.h"
+#include "test_alloc.h"
+
 #define NBUF 4
 #define NHELD 32
-/* Requests above this are refused by the hook (counted as injected failures)
- * so a SIZE_MAX max_len cannot make the fuzzer allocate gigabytes. */
-#define ALLOC_LIMIT ((size_t)1 << 20)
+/* Requests above this fail in the hook (counted as injected failures), so a
+ * SIZE_MAX max_len cannot make the fuzzer allocate large blocks: just above
+ * the largest u16 max_len block, below ASan's mmap threshold (128 KiB). */
+#define ALLOC_LIMIT ((size_t)68 << 10)
 
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "fuzz_buf: check failed at %s:%d: %s\n", __FILE__,       \
-                    __LINE__, #cond);                                                \
-            abort();                                                                 \
-        }                                                                            \
-    } while (0)
-
-/* ---- allocator hook: counts, fails on demand ----------------------------- */
-
-static struct {
-    int fail;        /* every attempt fails while set */
-    size_t attempts; /* malloc + realloc calls */
-    size_t failed;   /* attempts that returned NULL */
-    size_t live;     /* blocks currently allocated */
-} g_hook;
-
-static void *hook_malloc(void *ctx, size_t n)
+static size_t alloc_attempts(void)
 {
-    (void)ctx;
-    g_hook.attempts++;
-    if (g_hook.fail || n > ALLOC_LIMIT) {
-        g_hook.failed++;
-        return NULL;
-    }
-    void *p = malloc(n);
-    CHECK(p != NULL);
-    g_hook.live++;
-    return p;
+    test_alloc_stats st;
+    test_alloc_stats_get(&st);
+    return st.attempts;
 }
 
-static void *hook_realloc(void *ctx, void *p, size_t n)
+static size_t alloc_failed(void)
 {
-    (void)ctx;
-    g_hook.attempts++;
-    if (g_hook.fail || n > ALLOC_LIMIT) {
-        g_hook.failed++;
-        return NULL;
-    }
-    void *q = realloc(p, n);
-    CHECK(q != NULL);
-    if (!p)
-        g_hook.live++;
-    return q;
-}
-
-static void hook_free(void *ctx, void *p)
-{
-    (void)ctx;
-    if (!p)
-        return;
-    CHECK(g_hook.live > 0);
-    g_hook.live--;
-    free(p);
+    test_alloc_stats st;
+    test_alloc_stats_get(&st);
+    return st.failed;
 }
 
 /* ---- input reader -------------------------------------------------------- */
@@ -136,7 +100,7 @@ typedef struct {
     size_t len, cap;
 } vec;
 
-static uint8_t *vec_grow(vec *v, size_t n)
+FUZZ_NO_COVERAGE static uint8_t *vec_grow(vec *v, size_t n)
 {
     if (v->len + n > v->cap) {
         size_t cap = v->cap ? v->cap : 64;
@@ -150,13 +114,13 @@ static uint8_t *vec_grow(vec *v, size_t n)
     return v->bytes + v->len - n;
 }
 
-static void vec_push(vec *v, const uint8_t *p, size_t n)
+FUZZ_NO_COVERAGE static void vec_push(vec *v, const uint8_t *p, size_t n)
 {
     if (n)
         memcpy(vec_grow(v, n), p, n);
 }
 
-static void vec_drop_front(vec *v, size_t n)
+FUZZ_NO_COVERAGE static void vec_drop_front(vec *v, size_t n)
 {
     if (n == 0)
         return;
@@ -179,7 +143,7 @@ typedef struct {
 static slot g_slots[NBUF];
 static held g_held[NHELD];
 
-static int held_add(bh_bytes b, const uint8_t *expect)
+FUZZ_NO_COVERAGE static int held_add(bh_bytes b, const uint8_t *expect)
 {
     for (int i = 0; i < NHELD; i++) {
         if (!g_held[i].used) {
@@ -195,8 +159,17 @@ static int held_add(bh_bytes b, const uint8_t *expect)
     return -1;
 }
 
+FUZZ_NO_COVERAGE static void check_held(int i)
+{
+    const bh_bytes *b = &g_held[i].b;
+    CHECK(b->len == 0 || b->ptr != NULL);
+    if (b->len)
+        CHECK(memcmp(b->ptr, g_held[i].copy, b->len) == 0);
+}
+
 static void held_release(int i)
 {
+    check_held(i);
     bh_bytes_release(&g_held[i].b);
     CHECK(g_held[i].b.ptr == NULL && g_held[i].b.len == 0 && g_held[i].b.owner == NULL);
     free(g_held[i].copy);
@@ -237,7 +210,7 @@ static int same_buf(const bh_buf *a, const bh_buf *b)
            a->max_len == b->max_len && a->block == b->block;
 }
 
-static void check_slot(const slot *s)
+FUZZ_NO_COVERAGE static void check_slot(const slot *s)
 {
     const bh_buf *b = &s->buf;
     CHECK(bh_buf_len(b) == s->model.len);
@@ -247,19 +220,32 @@ static void check_slot(const slot *s)
         CHECK(memcmp(bh_buf_data(b), s->model.bytes, s->model.len) == 0);
 }
 
-static void check_all(void)
+FUZZ_NO_COVERAGE static void check_all(void)
 {
     for (int i = 0; i < NBUF; i++)
         if (g_slots[i].used)
             check_slot(&g_slots[i]);
-    for (int i = 0; i < NHELD; i++) {
-        if (!g_held[i].used)
-            continue;
-        const bh_bytes *b = &g_held[i].b;
-        CHECK(b->len == 0 || b->ptr != NULL);
-        if (b->len)
-            CHECK(memcmp(b->ptr, g_held[i].copy, b->len) == 0);
-    }
+    for (int i = 0; i < NHELD; i++)
+        if (g_held[i].used)
+            check_held(i);
+}
+
+/* 1 when [p, p + n) overlaps [q, q + m). */
+static int overlaps(const uint8_t *p, size_t n, const uint8_t *q, size_t m)
+{
+    return n && m && p < q + m && q < p + n;
+}
+
+/* The spare region reserve handed out belongs to s alone: it overlaps no held
+ * slice and no other buffer's bytes. */
+FUZZ_NO_COVERAGE static void check_spare_private(const slot *s, const uint8_t *spare, size_t n)
+{
+    for (int i = 0; i < NHELD; i++)
+        if (g_held[i].used)
+            CHECK(!overlaps(spare, n, g_held[i].b.ptr, g_held[i].b.len));
+    for (int i = 0; i < NBUF; i++)
+        if (g_slots[i].used && &g_slots[i] != s)
+            CHECK(!overlaps(spare, n, bh_buf_data(&g_slots[i].buf), bh_buf_len(&g_slots[i].buf)));
 }
 
 /* Verifies a growth result: rc must be what the model allows given whether
@@ -273,7 +259,7 @@ static void check_growth_rc(int rc, int fits, size_t failed_before, size_t n)
     }
     if (rc == BH_ENOMEM) {
         /* Only an injected failure, or a request no allocator could serve. */
-        CHECK(g_hook.failed > failed_before || n > ALLOC_LIMIT);
+        CHECK(alloc_failed() > failed_before || n > ALLOC_LIMIT);
         return;
     }
     CHECK(rc == BH_OK);
@@ -292,12 +278,12 @@ static void op_append(slot *s, input *in)
 
     bh_buf before = s->buf;
     size_t spare = bh_buf_spare(&s->buf);
-    size_t attempts = g_hook.attempts, failed = g_hook.failed;
+    size_t attempts = alloc_attempts(), failed = alloc_failed();
     int fits = n <= s->buf.max_len - s->buf.len;
     int rc = bh_buf_append(&s->buf, n ? p : NULL, n);
     check_growth_rc(rc, fits, failed, n);
     if (spare >= n || !fits)
-        CHECK(g_hook.attempts == attempts);
+        CHECK(alloc_attempts() == attempts);
     if (rc == BH_OK) {
         vec_push(&s->model, p, n);
     } else {
@@ -311,7 +297,7 @@ static void op_reserve_commit(slot *s, input *in)
     uint8_t fill = in_u8(in);
     bh_buf before = s->buf;
     size_t spare_before = bh_buf_spare(&s->buf);
-    size_t attempts = g_hook.attempts, failed = g_hook.failed;
+    size_t attempts = alloc_attempts(), failed = alloc_failed();
     int fits = n <= s->buf.max_len - s->buf.len;
     uint8_t *spare = (uint8_t *)1;
     size_t spare_len = (size_t)-1;
@@ -319,7 +305,7 @@ static void op_reserve_commit(slot *s, input *in)
     int rc = bh_buf_reserve(&s->buf, n, &spare, &spare_len);
     check_growth_rc(rc, fits, failed, n);
     if (spare_before >= n || !fits)
-        CHECK(g_hook.attempts == attempts);
+        CHECK(alloc_attempts() == attempts);
     if (rc != BH_OK) {
         CHECK(same_buf(&before, &s->buf));
         return;
@@ -328,17 +314,19 @@ static void op_reserve_commit(slot *s, input *in)
     CHECK(spare_len == bh_buf_spare(&s->buf));
     CHECK(spare_len <= s->buf.max_len - s->buf.len);
     CHECK(spare_len == 0 || spare == bh_buf_data(&s->buf) + bh_buf_len(&s->buf));
-    /* Scribble over the whole spare region: if it overlapped a held slice or
-     * another buffer, their checks below catch it (and ASan catches overruns). */
-    if (spare_len)
-        memset(spare, fill, spare_len);
-    check_all();
+    check_spare_private(s, spare, spare_len);
 
     size_t k = in_len(in, spare_len, s->buf.max_len);
+    /* Write what is committed and touch the last spare byte (ASan checks the
+     * whole region is addressable); overlap is checked above by address. */
+    if (k <= spare_len && k)
+        memset(spare, fill, k);
+    if (spare_len)
+        spare[spare_len - 1] = fill;
     before = s->buf;
-    attempts = g_hook.attempts;
+    attempts = alloc_attempts();
     rc = bh_buf_commit(&s->buf, k);
-    CHECK(g_hook.attempts == attempts);
+    CHECK(alloc_attempts() == attempts);
     if (k > spare_len) {
         CHECK(rc == BH_ERANGE);
         CHECK(same_buf(&before, &s->buf));
@@ -353,12 +341,12 @@ static void op_split_prefix(slot *s, input *in)
 {
     size_t n = in_len(in, s->buf.len, s->buf.max_len);
     bh_buf before = s->buf;
-    size_t attempts = g_hook.attempts;
+    size_t attempts = alloc_attempts();
     bh_bytes out = {(const uint8_t *)1, 7, NULL};
     if (held_free_slots() == 0)
         return;
     int rc = bh_buf_split_prefix(&s->buf, n, &out);
-    CHECK(g_hook.attempts == attempts);
+    CHECK(alloc_attempts() == attempts);
     if (n > s->model.len) {
         CHECK(rc == BH_ERANGE);
         CHECK(same_buf(&before, &s->buf));
@@ -378,9 +366,9 @@ static void op_split_prefix_mut(slot *s, input *in)
     slot *t = &g_slots[d];
     size_t n = in_len(in, s->buf.len, s->buf.max_len);
     bh_buf before = s->buf;
-    size_t attempts = g_hook.attempts;
+    size_t attempts = alloc_attempts();
     int rc = bh_buf_split_prefix_mut(&s->buf, n, &t->buf);
-    CHECK(g_hook.attempts == attempts);
+    CHECK(alloc_attempts() == attempts);
     if (n > s->model.len) {
         CHECK(rc == BH_ERANGE);
         CHECK(same_buf(&before, &s->buf));
@@ -398,9 +386,9 @@ static void op_advance(slot *s, input *in)
 {
     size_t n = in_len(in, s->buf.len, s->buf.max_len);
     bh_buf before = s->buf;
-    size_t attempts = g_hook.attempts;
+    size_t attempts = alloc_attempts();
     int rc = bh_buf_advance(&s->buf, n);
-    CHECK(g_hook.attempts == attempts);
+    CHECK(alloc_attempts() == attempts);
     if (n > s->model.len) {
         CHECK(rc == BH_ERANGE);
         CHECK(same_buf(&before, &s->buf));
@@ -412,8 +400,8 @@ static void op_advance(slot *s, input *in)
 
 /* Gives an empty buffer's block to the thread's block cache (may allocate
  * the cache's table, and fail to: then the block is freed). Later reserves
- * take cached windows back, which check_all() and the held slices' copies
- * verify never overlap live bytes. */
+ * take cached windows back, which the spare check (check_spare_private)
+ * and the held slices' copies verify never overlap live bytes. */
 static void op_recycle(slot *s)
 {
     bh_buf before = s->buf;
@@ -434,10 +422,10 @@ static void op_take_tail(slot *s)
     if (d < 0)
         return;
     slot *t = &g_slots[d];
-    size_t attempts = g_hook.attempts;
+    size_t attempts = alloc_attempts();
     size_t max_len = s->buf.max_len;
     CHECK(bh_buf_take_tail(&s->buf, &t->buf) == BH_OK);
-    CHECK(g_hook.attempts == attempts);
+    CHECK(alloc_attempts() == attempts);
     CHECK(bh_buf_len(&s->buf) == 0 && bh_buf_spare(&s->buf) == 0);
     CHECK(s->buf.max_len == max_len && t->buf.max_len == max_len);
     t->used = 1;
@@ -450,11 +438,11 @@ static void op_freeze(slot *s)
 {
     if (held_free_slots() == 0)
         return;
-    size_t attempts = g_hook.attempts;
+    size_t attempts = alloc_attempts();
     size_t spare = s->buf.cap - s->buf.len;
     bh_bytes out;
     CHECK(bh_buf_freeze(&s->buf, &out) == BH_OK);
-    CHECK(g_hook.attempts == attempts);
+    CHECK(alloc_attempts() == attempts);
     CHECK(out.len == s->model.len);
     CHECK(s->buf.len == 0);
     /* The buffer keeps its spare capacity (rewinding may only add to it). */
@@ -498,11 +486,11 @@ static void op_bytes_copy(input *in)
     const uint8_t *p = in->p;
     in->p += n;
     in->n -= n;
-    size_t failed = g_hook.failed;
+    size_t failed = alloc_failed();
     bh_bytes out;
     int rc = bh_bytes_copy(&out, n ? p : NULL, n);
     if (rc == BH_ENOMEM) {
-        CHECK(g_hook.failed > failed);
+        CHECK(alloc_failed() > failed);
         CHECK(out.ptr == NULL && out.len == 0 && out.owner == NULL);
         return;
     }
@@ -546,11 +534,11 @@ static void op_bytes_wrap(input *in)
     CHECK(mem != NULL);
     if (n)
         memcpy(mem, p, n);
-    size_t failed = g_hook.failed;
+    size_t failed = alloc_failed();
     bh_bytes out;
     int rc = bh_bytes_from_owned(&out, mem, n, owned_free, &g_owned_live);
     if (rc == BH_ENOMEM) {
-        CHECK(g_hook.failed > failed);
+        CHECK(alloc_failed() > failed);
         free(mem); /* still ours */
         return;
     }
@@ -575,10 +563,10 @@ static void op_clone(input *in)
     int i = pick_used_held(in);
     if (i < 0 || held_free_slots() == 0)
         return;
-    size_t attempts = g_hook.attempts;
+    size_t attempts = alloc_attempts();
     size_t refs = bh_bytes_refcount(&g_held[i].b);
     bh_bytes c = bh_bytes_clone(&g_held[i].b);
-    CHECK(g_hook.attempts == attempts);
+    CHECK(alloc_attempts() == attempts);
     CHECK(c.ptr == g_held[i].b.ptr && c.len == g_held[i].b.len);
     if (c.owner)
         CHECK(bh_bytes_refcount(&c) == refs + 1);
@@ -593,10 +581,10 @@ static void op_slice(input *in)
     size_t len = g_held[i].b.len;
     size_t off = in_len(in, len, len);
     size_t n = in_len(in, len - (off < len ? off : len), len);
-    size_t attempts = g_hook.attempts;
+    size_t attempts = alloc_attempts();
     bh_bytes out = {(const uint8_t *)1, 7, NULL};
     int rc = bh_bytes_slice(&g_held[i].b, off, n, &out);
-    CHECK(g_hook.attempts == attempts);
+    CHECK(alloc_attempts() == attempts);
     if (off > len || n > len - off) {
         CHECK(rc == BH_ERANGE);
         CHECK(out.ptr == (const uint8_t *)1 && out.len == 7 && out.owner == NULL);
@@ -620,10 +608,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     input in = {data, size};
-    static const bh_allocator hook = {hook_malloc, hook_realloc, hook_free, NULL};
-
-    memset(&g_hook, 0, sizeof g_hook);
-    bh_set_allocator(&hook);
+    test_alloc_install(0);
+    test_alloc_limit_size(ALLOC_LIMIT);
 
     uint8_t hdr = in_u8(&in);
     size_t max_len = (hdr & 0x80) ? SIZE_MAX : in_u16(&in) + 1;
@@ -640,7 +626,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             s = &g_slots[which];
             idx = which;
         }
-        g_hook.fail = (op & 0x80) != 0;
+        test_alloc_fail_all((op & 0x80) != 0);
         switch ((op & 0x7f) % 16) {
         case 0:
         case 1:
@@ -691,9 +677,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             op_release(&in);
             break;
         }
-        g_hook.fail = 0;
-        check_all();
+        test_alloc_fail_all(0);
+        if (s->used)
+            check_slot(s);
     }
+    check_all();
 
     for (int i = 0; i < NHELD; i++)
         if (g_held[i].used)
@@ -706,8 +694,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         g_slots[i].model = (vec){NULL, 0, 0};
     }
     bh_block_cache_trim();
-    CHECK(g_hook.live == 0);
+    test_alloc_stats st;
+    test_alloc_stats_get(&st);
+    CHECK(st.live == 0);
     CHECK(g_owned_live == 0);
-    bh_set_allocator(NULL);
+    test_alloc_uninstall();
     return 0;
 }

@@ -20,10 +20,9 @@
  * more than max_len; a full buffer never stalls (it yields a frame or a
  * rejection); TOO_LONG only for a frame that really is too long, and the
  * parser leaves buffer and output untouched when it returns no frame;
- * NEED_MORE's `need` is exact; held slices keep their bytes; nothing leaks. */
+ * NEED_MORE's `need` is exact; held slices keep their bytes; every block
+ * allocated through the hook (tests/support's counting allocator) is freed. */
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <bytes_handoff.h>
@@ -31,16 +30,10 @@
 #include "frame_parser.h"
 #include "line_parser.h"
 
-#define HOLD 8
+#include "fuzz_support.h"
+#include "test_alloc.h"
 
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "fuzz_parsers: check failed at %s:%d: %s\n", __FILE__,   \
-                    __LINE__, #cond);                                                \
-            abort();                                                                 \
-        }                                                                            \
-    } while (0)
+#define HOLD 8
 
 typedef struct {
     const uint8_t *in; /* the whole stream */
@@ -58,17 +51,40 @@ typedef struct {
     size_t nheld;
     size_t hold_limit;
     size_t frames;
+    const uint8_t *data_at; /* where the buffer's bytes were last verified */
+    size_t ref_scanned;     /* bytes from `consumed` known to hold no '\n' */
 } state;
 
-static void check_buffer(const state *s)
+/* The buffer holds exactly the fed, unconsumed bytes, never above max_len.
+ * Its bytes are compared in full only when they moved (a new block, a
+ * compaction); otherwise only the `fresh` bytes just committed, so feeding
+ * byte by byte stays linear. */
+FUZZ_NO_COVERAGE static void check_buffer(state *s, size_t fresh)
 {
-    CHECK(bh_buf_len(&s->buf) == s->fed - s->consumed);
-    CHECK(bh_buf_len(&s->buf) <= bh_buf_max_len(&s->buf));
-    if (bh_buf_len(&s->buf))
-        CHECK(memcmp(bh_buf_data(&s->buf), s->in + s->consumed, bh_buf_len(&s->buf)) == 0);
+    size_t len = bh_buf_len(&s->buf);
+    CHECK(len == s->fed - s->consumed);
+    CHECK(len <= bh_buf_max_len(&s->buf));
+    const uint8_t *d = bh_buf_data(&s->buf);
+    if (d != s->data_at) {
+        fresh = len;
+        s->data_at = d;
+    }
+    CHECK(fresh <= len);
+    if (fresh)
+        CHECK(memcmp(d + len - fresh, s->in + s->fed - fresh, fresh) == 0);
 }
 
-static void check_held(const state *s)
+/* Bytes cut from the buffer: its start moves by n, nothing else. */
+static void consumed(state *s, size_t n)
+{
+    s->consumed += n;
+    s->data_at += n;
+    s->ref_scanned = 0;
+    check_buffer(s, 0);
+}
+
+/* Held slices keep their bytes (checked before each is released). */
+FUZZ_NO_COVERAGE static void check_held(const state *s)
 {
     for (size_t i = 0; i < s->nheld; i++)
         if (s->held[i].len)
@@ -82,6 +98,7 @@ static void keep(state *s, bh_bytes *b, size_t off)
         return;
     }
     if (s->nheld == s->hold_limit) {
+        check_held(s);
         bh_bytes_release(&s->held[0]);
         memmove(&s->held[0], &s->held[1], (HOLD - 1) * sizeof s->held[0]);
         memmove(&s->held_off[0], &s->held_off[1], (HOLD - 1) * sizeof s->held_off[0]);
@@ -92,17 +109,20 @@ static void keep(state *s, bh_bytes *b, size_t off)
     s->nheld++;
 }
 
-/* Reference line framing at stream offset `at`, over the `avail` bytes fed
- * from there: 1 = a line of *n bytes ('\n' included), 0 = need more,
- * 2 = too long. */
-static int ref_line(const state *s, size_t at, size_t avail, size_t *n)
+/* Reference line framing at stream offset `consumed`, over the `avail` bytes
+ * fed from there: 1 = a line of *n bytes ('\n' included), 0 = need more,
+ * 2 = too long. Resumes its scan where the previous call stopped. */
+FUZZ_NO_COVERAGE static int ref_line(state *s, size_t avail, size_t *n)
 {
     size_t look = avail < s->max + 1 ? avail : s->max + 1;
-    const uint8_t *nl = look ? memchr(s->in + at, '\n', look) : NULL;
+    size_t from = s->ref_scanned < look ? s->ref_scanned : look;
+    const uint8_t *at = s->in + s->consumed;
+    const uint8_t *nl = look > from ? memchr(at + from, '\n', look - from) : NULL;
     if (nl) {
-        *n = (size_t)(nl - (s->in + at)) + 1;
+        *n = (size_t)(nl - at) + 1;
         return 1;
     }
+    s->ref_scanned = look;
     return avail > s->max ? 2 : 0;
 }
 
@@ -111,7 +131,7 @@ static int drain_lines(state *s)
 {
     for (;;) {
         size_t want = 0;
-        int ref = ref_line(s, s->consumed, s->fed - s->consumed, &want);
+        int ref = ref_line(s, s->fed - s->consumed, &want);
         bh_bytes line = {(const uint8_t *)1, 7, NULL};
         bh_buf before = s->buf;
         if (s->reset_scan)
@@ -131,9 +151,8 @@ static int drain_lines(state *s)
             CHECK(memchr(line.ptr, '\n', line.len - 1) == NULL);
             CHECK(memcmp(line.ptr, s->in + s->consumed, line.len) == 0);
             keep(s, &line, s->consumed);
-            s->consumed += want;
+            consumed(s, want);
             s->frames++;
-            check_buffer(s);
             break;
         case LINE_PARSE_NEED_MORE:
             CHECK(ref == 0);
@@ -192,9 +211,8 @@ static int drain_frames(state *s)
         if (n)
             CHECK(memcmp(payload.ptr, s->in + s->consumed + FRAME_HEADER_LEN, n) == 0);
         keep(s, &payload, s->consumed + FRAME_HEADER_LEN);
-        s->consumed += FRAME_HEADER_LEN + n;
+        consumed(s, FRAME_HEADER_LEN + n);
         s->frames++;
-        check_buffer(s);
     }
 }
 
@@ -215,6 +233,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     state s;
     memset(&s, 0, sizeof s);
+    test_alloc_install(0);
     s.frame_mode = data[0] & 1;
     size_t range = frag_range[(data[0] >> 1) & 3];
     s.hold_limit = (data[0] & 8) ? HOLD : 0;
@@ -257,20 +276,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(bh_buf_commit(&s.buf, n) == BH_OK);
             s.fed += n;
             frag -= n;
-            check_buffer(&s);
+            check_buffer(&s, n);
             rejected = s.frame_mode ? drain_frames(&s) : drain_lines(&s);
-            check_buffer(&s);
-            check_held(&s);
+            check_buffer(&s, 0);
         }
     }
 
     /* Everything not consumed is exactly the unparsed tail. */
     CHECK(s.consumed <= s.fed && s.fed <= s.in_len);
+    s.data_at = NULL;
+    check_buffer(&s, 0);
     if (!rejected)
         CHECK(s.fed == s.in_len);
     check_held(&s);
     for (size_t i = 0; i < s.nheld; i++)
         bh_bytes_release(&s.held[i]);
     bh_buf_free(&s.buf);
+    test_alloc_stats st;
+    test_alloc_stats_get(&st);
+    CHECK(st.live == 0);
+    test_alloc_uninstall();
     return 0;
 }

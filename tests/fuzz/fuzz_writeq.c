@@ -23,12 +23,19 @@
  *   that succeed complete in acceptance order, after all of their bytes
  *   were written; failures only after close or once the peer is gone;
  * - after a clean shutdown the peer reads exactly the accepted bytes, then
- *   EOF; after everything is closed nothing allocated is left. */
+ *   EOF; after everything is closed nothing allocated is left.
+ *
+ * The loop and the socketpair are created once and reused by the next input
+ * whenever this one left them usable (no shutdown, no peer close, no write
+ * error): the queue is closed, its write in flight runs to completion, the
+ * peer is drained, and the next input must find no byte, no handle but the
+ * pipe and no allocation left behind (a state leak between inputs is a
+ * finding). Allocations go through the tests' failing allocator
+ * (tests/support). */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -37,61 +44,27 @@
 #include <bytes_handoff.h>
 #include <bytes_handoff/uv.h>
 
+#include "fuzz_support.h"
+#include "test_alloc.h"
+
 #define MAX_TICKETS 256
 #define PUMP_ROUNDS 20000
 
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "fuzz_writeq: check failed at %s:%d: %s\n", __FILE__,    \
-                    __LINE__, #cond);                                                \
-            abort();                                                                 \
-        }                                                                            \
-    } while (0)
+static size_t alloc_failed(void)
+{
+    test_alloc_stats st;
+    test_alloc_stats_get(&st);
+    return st.failed;
+}
 
-/* ---- allocator hook ------------------------------------------------------- */
-
+/* The loop and the socketpair, kept across inputs. */
 static struct {
-    int fail;
-    size_t failed, live;
-} g_hook;
-
-static void *hook_malloc(void *ctx, size_t n)
-{
-    (void)ctx;
-    if (g_hook.fail) {
-        g_hook.failed++;
-        return NULL;
-    }
-    void *p = malloc(n);
-    CHECK(p != NULL);
-    g_hook.live++;
-    return p;
-}
-
-static void *hook_realloc(void *ctx, void *p, size_t n)
-{
-    (void)ctx;
-    if (g_hook.fail) {
-        g_hook.failed++;
-        return NULL;
-    }
-    void *q = realloc(p, n);
-    CHECK(q != NULL);
-    if (!p)
-        g_hook.live++;
-    return q;
-}
-
-static void hook_free(void *ctx, void *p)
-{
-    (void)ctx;
-    if (!p)
-        return;
-    CHECK(g_hook.live > 0);
-    g_hook.live--;
-    free(p);
-}
+    int ready;        /* loop initialised */
+    int open;         /* pipe and peer_fd usable by the next input */
+    uv_loop_t loop;
+    uv_pipe_t pipe;
+    int peer_fd;
+} IO;
 
 /* ---- model ---------------------------------------------------------------- */
 
@@ -103,9 +76,6 @@ typedef struct ticket {
 } ticket;
 
 static struct {
-    uv_loop_t loop;
-    uv_pipe_t pipe;
-    int peer_fd;
     bh_writeq q;
     bh_writeq_config cfg;
 
@@ -119,6 +89,7 @@ static struct {
     size_t nticket;
     size_t last_ok_end; /* end offset of the last ticket completed with 0 */
 
+    int fail_all;     /* every allocation fails during this operation */
     int mt;           /* every write goes through bh_writeq_submit_mt */
     int mt_gone;      /* the loop ran after close: submit_mt is off limits */
     int in_api;       /* inside a bh_writeq_* call that must not call back */
@@ -133,7 +104,13 @@ static struct {
     size_t drain_calls;
 } W;
 
-static void vec_push(uint8_t **v, size_t *len, size_t *cap, const uint8_t *p, size_t n)
+static void set_fail_all(int on)
+{
+    W.fail_all = on;
+    test_alloc_fail_all(on);
+}
+
+FUZZ_NO_COVERAGE static void vec_push(uint8_t **v, size_t *len, size_t *cap, const uint8_t *p, size_t n)
 {
     if (*len + n > *cap) {
         size_t c = *cap ? *cap : 256;
@@ -153,10 +130,10 @@ static void vec_push(uint8_t **v, size_t *len, size_t *cap, const uint8_t *p, si
  * into the ring because an allocation failed. */
 static int may_have_failed(void)
 {
-    return W.failed || W.peer_closed || (W.mt && g_hook.failed > 0);
+    return W.failed || W.peer_closed || (W.mt && alloc_failed() > 0);
 }
 
-static void check_stats(void)
+FUZZ_NO_COVERAGE static void check_stats(void)
 {
     struct bh_writeq_stats st;
     bh_writeq_stats(&W.q, &st);
@@ -196,7 +173,7 @@ static void on_ticket(bh_writeq *q, int status, void *ctx)
     } else if (status == BH_ECANCELED) {
         CHECK(W.closed);
     } else if (status == BH_ENOMEM) {
-        CHECK(W.mt && g_hook.failed > 0); /* inbox item could not enter the ring */
+        CHECK(W.mt && alloc_failed() > 0); /* inbox item could not enter the ring */
         W.failed = 1;
     } else {
         CHECK(is_libuv_error(status));
@@ -232,6 +209,15 @@ static void on_shutdown(bh_writeq *q, int status, void *ctx)
         CHECK(may_have_failed() && (is_libuv_error(status) || (W.mt && status == BH_ENOMEM)));
 }
 
+/* The next len bytes of the stream's pattern (not fuzzer feedback). */
+FUZZ_NO_COVERAGE static void fill_pattern(uint8_t *p, size_t len)
+{
+    uint32_t x = W.pattern;
+    for (size_t i = 0; i < len; i++)
+        p[i] = (uint8_t)(x++ * 2654435761u >> 24);
+    W.pattern = x;
+}
+
 /* Offers one slice of len pattern bytes, with or without a ticket, and checks
  * the result against the budgets. */
 static void offer(size_t len, int with_ticket, uint8_t action)
@@ -240,13 +226,12 @@ static void offer(size_t len, int with_ticket, uint8_t action)
     CHECK(len <= sizeof tmp);
     if (W.mt && W.mt_gone)
         return; /* the contract forbids submitting once close callbacks ran */
-    for (size_t i = 0; i < len; i++)
-        tmp[i] = (uint8_t)(W.pattern++ * 2654435761u >> 24);
-    int fail = g_hook.fail;
-    g_hook.fail = 0;
+    fill_pattern(tmp, len);
+    int fail = W.fail_all;
+    set_fail_all(0);
     bh_bytes data;
     CHECK(bh_bytes_copy(&data, tmp, len) == BH_OK);
-    g_hook.fail = fail;
+    set_fail_all(fail);
     bh_bytes orig = data;
 
     ticket *t = NULL;
@@ -258,7 +243,7 @@ static void offer(size_t len, int with_ticket, uint8_t action)
     }
     struct bh_writeq_stats st;
     bh_writeq_stats(&W.q, &st);
-    size_t failed = g_hook.failed;
+    size_t failed = alloc_failed();
     W.in_api++;
     int rc;
     if (W.mt)
@@ -294,7 +279,7 @@ static void offer(size_t len, int with_ticket, uint8_t action)
     } else if (st.queued_items >= W.cfg.max_items || len > W.cfg.max_bytes - st.queued_bytes) {
         CHECK(rc == BH_EFULL);
     } else if (rc == BH_ENOMEM) {
-        CHECK(g_hook.failed > failed);
+        CHECK(alloc_failed() > failed);
     } else {
         CHECK(is_libuv_error(rc) && W.peer_closed);
         W.failed = 1;
@@ -308,7 +293,7 @@ static void drain_peer(size_t max)
         return;
     while (max > 0) {
         size_t want = max < sizeof tmp ? max : sizeof tmp;
-        ssize_t n = read(W.peer_fd, tmp, want);
+        ssize_t n = read(IO.peer_fd, tmp, want);
         if (n < 0) {
             CHECK(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
             return;
@@ -336,13 +321,13 @@ static void close_queue(void)
     }
     if (!W.pipe_closing) {
         W.pipe_closing = 1;
-        uv_close((uv_handle_t *)&W.pipe, on_pipe_closed);
+        uv_close((uv_handle_t *)&IO.pipe, on_pipe_closed);
     }
 }
 
 static void run_once(void)
 {
-    uv_run(&W.loop, UV_RUN_NOWAIT);
+    uv_run(&IO.loop, UV_RUN_NOWAIT);
     W.mt_gone |= W.closed; /* also when a callback closed the queue */
 }
 
@@ -371,41 +356,77 @@ static uint8_t in_u8(input *in)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static void count_handle(uv_handle_t *h, void *arg)
+{
+    (void)h;
+    ++*(int *)arg;
+}
+
+static int loop_handles(void)
+{
+    int n = 0;
+    uv_walk(&IO.loop, count_handle, &n);
+    return n;
+}
+
+/* A fresh socketpair (small kernel buffers) as the pipe and the peer fd. */
+static void io_open(void)
+{
+    int fds[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+    int small = 4096;
+    setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    setsockopt(fds[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    IO.peer_fd = fds[1];
+    CHECK(uv_pipe_init(&IO.loop, &IO.pipe, 0) == 0);
+    CHECK(uv_pipe_open(&IO.pipe, fds[0]) == 0);
+    CHECK(fcntl(IO.peer_fd, F_SETFL, fcntl(IO.peer_fd, F_GETFL) | O_NONBLOCK) == 0);
+    IO.open = 1;
+}
+
+/* Runs the loop and drains the peer until nothing is pending: the write in
+ * flight completed (or was canceled) and every close callback ran. */
+static void pump_until_idle(void)
+{
+    for (int round = 0; round < PUMP_ROUNDS && uv_loop_alive(&IO.loop); round++) {
+        uv_run(&IO.loop, UV_RUN_NOWAIT);
+        drain_peer(SIZE_MAX);
+    }
+    CHECK(!uv_loop_alive(&IO.loop));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const bh_allocator hook = {hook_malloc, hook_realloc, hook_free, NULL};
-    static int once;
-    if (!once) {
+    if (!IO.ready) {
         signal(SIGPIPE, SIG_IGN);
-        once = 1;
+        CHECK(uv_loop_init(&IO.loop) == 0);
+        IO.ready = 1;
     }
     input in = {data, size};
     memset(&W, 0, sizeof W);
-    memset(&g_hook, 0, sizeof g_hook);
-    bh_set_allocator(&hook);
+    test_alloc_install(0);
 
     uint8_t h0 = in_u8(&in);
     W.mt = (h0 & 0x80) != 0;
     W.cfg.max_items = 1 + h0 % 16;
     W.cfg.max_bytes = 1 + (((size_t)in_u8(&in) << 8 | in_u8(&in)) % 4096);
 
-    int fds[2];
-    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
-    int small = 4096;
-    setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-    setsockopt(fds[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    W.peer_fd = fds[1];
-    CHECK(uv_loop_init(&W.loop) == 0);
-    CHECK(uv_pipe_init(&W.loop, &W.pipe, 0) == 0);
-    CHECK(uv_pipe_open(&W.pipe, fds[0]) == 0);
-    CHECK(fcntl(W.peer_fd, F_SETFL, fcntl(W.peer_fd, F_GETFL) | O_NONBLOCK) == 0);
-    CHECK(bh_writeq_init(&W.q, &W.loop, (uv_stream_t *)&W.pipe, &W.cfg) == BH_OK);
+    if (IO.open) {
+        /* Left by the previous input: nothing may arrive or be pending. */
+        uint8_t b;
+        CHECK(read(IO.peer_fd, &b, 1) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+        CHECK(loop_handles() == 1 && !uv_loop_alive(&IO.loop));
+    } else {
+        CHECK(loop_handles() == 0);
+        io_open();
+    }
+    CHECK(bh_writeq_init(&W.q, &IO.loop, (uv_stream_t *)&IO.pipe, &W.cfg) == BH_OK);
     if (W.mt)
         CHECK(bh_writeq_enable_mt(&W.q) == BH_OK);
 
     while (in.n > 0) {
         uint8_t op = in_u8(&in);
-        g_hook.fail = (op & 0x80) != 0;
+        set_fail_all((op & 0x80) != 0);
         switch ((op & 0x7f) % 10) {
         case 0:
         case 1: {
@@ -453,12 +474,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         default:
             if (in_u8(&in) == 0xAA && !W.peer_closed) {
-                close(W.peer_fd);
+                close(IO.peer_fd);
                 W.peer_closed = 1;
             }
             break;
         }
-        g_hook.fail = 0;
+        set_fail_all(0);
         check_stats();
     }
 
@@ -486,19 +507,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
 
-    close_queue();
+    /* Reuse the socketpair unless this input made it unusable. */
+    int reuse = !W.shut && !W.peer_closed && !W.pipe_closing && !W.failed;
+    if (reuse && !W.closed) {
+        W.closed = 1;
+        bh_writeq_close(&W.q);
+        if (W.mt)
+            offer(3, 1, 0);
+    } else if (!reuse) {
+        close_queue();
+    }
     W.mt_gone = 1;
-    CHECK(uv_run(&W.loop, UV_RUN_DEFAULT) == 0);
+    pump_until_idle();
     CHECK(all_tickets_done());
     if (W.shut)
         CHECK(W.shutdown_done);
     drain_peer(SIZE_MAX);
     check_stats();
-    if (!W.peer_closed)
-        close(W.peer_fd);
-    CHECK(uv_loop_close(&W.loop) == 0);
-    CHECK(g_hook.live == 0);
-    bh_set_allocator(NULL);
+    if (!reuse) {
+        if (!W.peer_closed)
+            close(IO.peer_fd);
+        IO.open = 0;
+    }
+    test_alloc_stats st;
+    test_alloc_stats_get(&st);
+    CHECK(st.live == 0);
+    test_alloc_uninstall();
     free(W.accepted);
     free(W.received);
     return 0;

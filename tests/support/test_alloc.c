@@ -10,7 +10,7 @@
 
 static atomic_size_t g_allocs, g_frees, g_live, g_failed, g_attempts;
 static atomic_size_t g_live_bytes, g_peak_bytes;
-static atomic_size_t g_fail_at;
+static atomic_size_t g_fail_at, g_size_limit;
 
 static void bytes_add(size_t n)
 {
@@ -22,11 +22,12 @@ static void bytes_add(size_t n)
 
 static atomic_int g_fail_all;
 
-static int should_fail(void)
+static int should_fail(size_t size)
 {
     size_t n = atomic_fetch_add(&g_attempts, 1) + 1;
     size_t at = atomic_load(&g_fail_at);
-    if (atomic_load(&g_fail_all) || (at != 0 && n == at)) {
+    size_t limit = atomic_load(&g_size_limit);
+    if (atomic_load(&g_fail_all) || (at != 0 && n == at) || (limit != 0 && size > limit)) {
         atomic_fetch_add(&g_failed, 1);
         return 1;
     }
@@ -36,7 +37,7 @@ static int should_fail(void)
 static void *t_malloc(void *ctx, size_t n)
 {
     (void)ctx;
-    if (should_fail())
+    if (should_fail(n))
         return NULL;
     void *p = malloc(n);
     if (p) {
@@ -50,7 +51,7 @@ static void *t_malloc(void *ctx, size_t n)
 static void *t_realloc(void *ctx, void *old, size_t n)
 {
     (void)ctx;
-    if (should_fail())
+    if (should_fail(n))
         return NULL;
     size_t before = old ? malloc_usable_size(old) : 0;
     void *p = realloc(old, n);
@@ -89,6 +90,7 @@ void test_alloc_install(size_t fail_at)
     atomic_store(&g_peak_bytes, 0);
     atomic_store(&g_fail_at, fail_at);
     atomic_store(&g_fail_all, 0);
+    atomic_store(&g_size_limit, 0);
     bh_allocator a = {t_malloc, t_realloc, t_free, NULL};
     bh_set_allocator(&a);
 }
@@ -99,6 +101,8 @@ void test_alloc_fail_after(size_t after)
 }
 
 void test_alloc_fail_all(int on) { atomic_store(&g_fail_all, on); }
+
+void test_alloc_limit_size(size_t max) { atomic_store(&g_size_limit, max); }
 
 void test_alloc_stats_get(test_alloc_stats *out)
 {

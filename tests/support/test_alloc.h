@@ -27,6 +27,9 @@ void test_alloc_install(size_t fail_at);
 void test_alloc_fail_after(size_t after);
 /* Makes every attempt from now on fail (1) or succeed (0). */
 void test_alloc_fail_all(int on);
+/* Makes every attempt for more than max bytes fail (0 = no limit, the
+ * default after install): fuzzers keep huge requests from allocating. */
+void test_alloc_limit_size(size_t max);
 void test_alloc_stats_get(test_alloc_stats *out);
 /* Restarts peak_bytes from the current live_bytes. */
 void test_alloc_reset_peak(void);

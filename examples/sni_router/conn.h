@@ -1,0 +1,51 @@
+/* conn.h - sni_router's per-connection state, shared by router.c (lifetime,
+ * hello phase, backend connect, tunnel) and reject.c (TLS alerts, logging,
+ * discarding until the client's EOF). Private to the example. */
+#ifndef SNI_CONN_H
+#define SNI_CONN_H
+
+#include "sni_router.h"
+
+#define DISCARD_MAX (64 * 1024)
+#define HELLO_READ_RESERVE 4096
+
+enum { ST_HELLO, ST_CONNECTING, ST_TUNNEL, ST_REJECTING };
+
+/* What only the hello phase needs; freed when the tunnel starts (from the
+ * timer's close callback), so an idle routed connection costs sni_conn only. */
+typedef struct sni_phase {
+    uv_timer_t timer;
+    uv_connect_t connect;
+    uv_write_t alert_req;
+    uv_shutdown_t shutdown_req;
+    bh_buf buf;
+    bh_reader reader;
+    sni_hello hello;
+    size_t discarded;
+} sni_phase;
+
+struct sni_conn {
+    sni_router *r;
+    sni_conn *prev, *next;
+    int state;
+    int handles;         /* handles of ours still open (client, timer, backend) */
+    int tunnel_running;  /* bh_tunnel_start succeeded and done_cb has not run */
+    int backend_init;
+    int client_owned;    /* client is ours to close (not handed to the tunnel) */
+    sni_route *route;
+    sni_phase *ph;       /* NULL once the tunnel runs */
+    uv_tcp_t client;
+    uv_tcp_t backend;
+    bh_tunnel tunnel;
+};
+
+/* Closes whatever of c's handles are still ours (never the tunnel's sockets);
+ * c is freed once every close callback ran. */
+void sni_conn_close(sni_conn *c);
+
+/* Counts and logs kind k once for c, answers with its TLS alert (when one
+ * makes sense), shuts down the write side and closes after the client's EOF,
+ * DISCARD_MAX bytes or one more --hello-timeout (reject.c). */
+void sni_reject(sni_conn *c, sni_kind k);
+
+#endif

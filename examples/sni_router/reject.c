@@ -1,0 +1,112 @@
+/* reject.c - how sni_router refuses a connection: one log line and one
+ * counter per connection and kind, the fatal TLS alert of that kind where one
+ * makes sense, then a half-close. The client's further input is read and
+ * dropped until its EOF (at most DISCARD_MAX bytes or one more
+ * --hello-timeout), so closing does not turn into an RST that could overtake
+ * the alert. */
+#include "conn.h"
+
+/* Fatal alert records (RFC 8446 section 6): type 21, version 3.3, length 2,
+ * level 2 (fatal), description. */
+#define ALERT(desc) {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, (desc)}
+static const uint8_t alert_decode_error[] = ALERT(50);
+static const uint8_t alert_illegal_parameter[] = ALERT(47);
+static const uint8_t alert_missing_extension[] = ALERT(109);
+static const uint8_t alert_unrecognized_name[] = ALERT(112);
+static const uint8_t alert_internal_error[] = ALERT(80);
+
+static const uint8_t *alert_for(sni_kind k)
+{
+    switch (k) {
+    case SNI_MALFORMED: return alert_decode_error;
+    case SNI_TOO_LARGE:
+    case SNI_BAD_NAME: return alert_illegal_parameter;
+    case SNI_NO_SNI: return alert_missing_extension;
+    case SNI_UNKNOWN_NAME: return alert_unrecognized_name;
+    case SNI_BACKEND_FAILED: return alert_internal_error;
+    default: return NULL;
+    }
+}
+
+const char *sni_kind_name(sni_kind k)
+{
+    static const char *const names[SNI_KIND_COUNT] = {
+        "not_tls", "sslv2", "malformed", "too_large", "bad_name", "no_sni",
+        "unknown_name", "hello_timeout", "client_gone", "backend_failed"};
+    return k < SNI_KIND_COUNT ? names[k] : "unknown";
+}
+
+static void log_conn(const sni_conn *c, const char *what)
+{
+    if (c->r->cfg->quiet)
+        return;
+    struct sockaddr_storage ss;
+    int len = (int)sizeof ss;
+    char ip[64] = "?";
+    int port = 0;
+    if (uv_tcp_getpeername(&c->client, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        }
+    }
+    const sni_hello *h = &c->ph->hello;
+    fprintf(stderr, "sni_router: %s:%d %s sni=%s alpn=%s\n", ip, port, what,
+            h->has_sni ? h->sni : "-", h->alpn[0] ? h->alpn : "-");
+}
+
+/* ---- rejection --------------------------------------------------------------- */
+
+static void on_discard_timeout(uv_timer_t *t)
+{
+    sni_conn_close(t->data);
+}
+
+/* Nothing to do: the close follows the client's EOF (on_client_read in
+ * router.c), DISCARD_MAX bytes or the timer. */
+static void on_alert_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    (void)req;
+}
+
+static void on_alert_written(uv_write_t *req, int status)
+{
+    sni_conn *c = req->data;
+    if (status < 0 || uv_is_closing((uv_handle_t *)&c->client)) {
+        sni_conn_close(c);
+        return;
+    }
+    c->ph->shutdown_req.data = c;
+    if (uv_shutdown(&c->ph->shutdown_req, (uv_stream_t *)&c->client, on_alert_shutdown) != 0)
+        sni_conn_close(c);
+}
+
+void sni_reject(sni_conn *c, sni_kind k)
+{
+    sni_router *r = c->r;
+    r->kinds[k]++;
+    log_conn(c, sni_kind_name(k));
+    c->state = ST_REJECTING;
+    bh_buf_advance(&c->ph->buf, bh_buf_len(&c->ph->buf));
+    uv_timer_start(&c->ph->timer, on_discard_timeout, r->cfg->hello_timeout_ms, 0);
+    const uint8_t *alert = alert_for(k);
+    if (k == SNI_CLIENT_GONE || k == SNI_HELLO_TIMEOUT) {
+        sni_conn_close(c);
+        return;
+    }
+    if (!alert) {
+        c->ph->shutdown_req.data = c;
+        if (uv_shutdown(&c->ph->shutdown_req, (uv_stream_t *)&c->client, on_alert_shutdown) != 0)
+            sni_conn_close(c);
+        return;
+    }
+    uv_buf_t b = uv_buf_init((char *)alert, 7);
+    c->ph->alert_req.data = c;
+    if (uv_write(&c->ph->alert_req, (uv_stream_t *)&c->client, &b, 1, on_alert_written) != 0)
+        sni_conn_close(c);
+}
+
