@@ -80,6 +80,9 @@ trap cleanup EXIT
 start() {
     local name=$1
     shift
+    # The child truncates the file only once it runs: a previous run's
+    # "listening" line must not be read as this one's.
+    rm -f "$tmp/$name.out"
     "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
     local pid=$!
     pids="$pids $pid"

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # check-tests-can-fail.sh - shows that the tests catch real bugs: applies
-# deliberate one-line faults to the library (and one to the content_routing
-# proxy), one at a time, in a scratch copy of the tree, rebuilds
-# incrementally, runs the tests that should notice, and prints which tests
-# caught each fault. Exit status 1 when any fault went unnoticed, 2 when a
-# fault's code was not found (the code moved: update the table below).
+# deliberate one-line faults to the library (src/core, src/uv), one at a
+# time, in a scratch copy of the tree, rebuilds incrementally, runs the
+# tests that should notice, and prints which tests caught each fault. Exit
+# status 1 when any fault went unnoticed, 2 when a fault's code was not
+# found (the code moved: update the table below).
 #
 #   scripts/check-tests-can-fail.sh
 #
@@ -43,11 +43,11 @@ fault "the last reference is never freed (leak)" \
     'src/core/bytes_internal.h' \
     '__atomic_fetch_sub(BH__REFS(s), 1, __ATOMIC_ACQ_REL) == 1' \
     '__atomic_fetch_sub(BH__REFS(s), 1, __ATOMIC_ACQ_REL) == 0' \
-    "test_bytes test_buf content_routing_soak" "test_bytes test_buf content_routing"
+    "test_bytes test_buf"
 fault "bh_buf_reserve ignores max_len" \
     'src/core/buf.c' \
-    $'    if (n > b->max_len - b->len)\n        return BH_ETOOLONG;\n    if (b->cap - b->len < n) {' \
-    $'    if (b->cap - b->len < n) {' \
+    $'    if (n > b->max_len - b->len)\n        return BH_ETOOLONG;\n    if (!b->block && n > 0)' \
+    $'    if (!b->block && n > 0)' \
     "test_buf test_reader test_hostile"
 fault "a block may grow past max_len" \
     'src/core/buf.c' \
@@ -56,8 +56,8 @@ fault "a block may grow past max_len" \
     "test_buf test_hostile"
 fault "the reader keeps reading after its final status" \
     'src/uv/reader.c' \
-    $'            uv_read_stop(r->stream);\n    }\n    r->flags |= READER_DONE;' \
-    $'            (void)r->stream;\n    }\n    r->flags |= READER_DONE;' \
+    $'            uv_read_stop(r->stream);\n    }\n    timer_stop(r);\n    r->flags |= READER_DONE;' \
+    $'            (void)r->stream;\n    }\n    timer_stop(r);\n    r->flags |= READER_DONE;' \
     "test_reader test_hostile"
 fault "a ticket callback is dropped" \
     'src/core/queue.c' \
@@ -125,9 +125,35 @@ cmocka_failures() {
 }
 
 echo "== scratch tree $tree (build $build)"
+# Refresh the scratch tree from the working tree, writing only files whose
+# content differs (with a fresh mtime): a file put back to an older mtime
+# would hide from ninja that its objects were built from a faulted copy.
 mkdir -p "$tree" "$build"
-find "$tree" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
-tar -C "$repo" --exclude=./build --exclude='./build-*' --exclude=./.git -cf - . | tar -C "$tree" -xf -
+rm -rf "$root/stage"
+mkdir -p "$root/stage"
+tar -C "$repo" --exclude=./build --exclude='./build-*' --exclude=./.git -cf - . |
+    tar -C "$root/stage" -xf -
+python3 - "$root/stage" "$tree" <<'EOF'
+import filecmp, os, shutil, sys
+stage, tree = sys.argv[1:3]
+for d, _, files in os.walk(stage):
+    for f in files:
+        src = os.path.join(d, f)
+        dst = os.path.join(tree, os.path.relpath(src, stage))
+        if os.path.islink(src) or not os.path.isfile(dst) or not filecmp.cmp(src, dst, shallow=False):
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            if os.path.lexists(dst):
+                os.remove(dst)
+            shutil.copy2(src, dst, follow_symlinks=False)
+            if not os.path.islink(dst):
+                os.utime(dst)
+for d, _, files in os.walk(tree):
+    for f in files:
+        dst = os.path.join(d, f)
+        if not os.path.lexists(os.path.join(stage, os.path.relpath(dst, tree))):
+            os.remove(dst)
+EOF
+rm -rf "$root/stage"
 cmake -S "$tree" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBH_WERROR=ON \
     -DBH_BUILD_TESTS=ON -DBH_BUILD_EXAMPLES=ON -DBH_BUILD_BENCH=OFF -DBH_FUZZ=OFF >/dev/null
 

@@ -40,15 +40,15 @@ extern "C" {
 
 /** Default bound of every thread's cache in blocks. */
 #define BH_BLOCK_CACHE_MAX_BLOCKS_DEFAULT ((size_t)64)
-/** Default bound of every thread's cache in bytes (1 MiB). */
+/** Default bound of every thread's cache in data bytes (1 MiB). */
 #define BH_BLOCK_CACHE_MAX_BYTES_DEFAULT ((size_t)1024 * 1024)
 
 /** Counters of the calling thread's cache, filled by bh_block_cache_stats(). */
 struct bh_block_cache_stats {
     size_t blocks;      /**< blocks held now */
     size_t bytes;       /**< their data bytes (whole blocks, pinned or not) */
-    size_t max_blocks;  /**< bound in effect, blocks */
-    size_t max_bytes;   /**< bound in effect, bytes */
+    size_t max_blocks;  /**< bound in effect: blocks */
+    size_t max_bytes;   /**< bound in effect: bytes */
     uint64_t hits;      /**< buffers given a cached block */
     uint64_t misses;    /**< buffers that found none that fits (then allocated) */
     uint64_t puts;      /**< blocks taken in */
@@ -57,12 +57,11 @@ struct bh_block_cache_stats {
 };
 
 /** Sets the calling thread's bounds and drops entries beyond them at once.
- * The entry table (16 bytes per block) is allocated on the next block taken
- * in.
- * @param max_blocks most blocks held; 0 (with max_bytes 0) disables the
- *        cache.
- * @param max_bytes most data bytes held.
- * @return #BH_OK (it cannot fail). */
+ * The entry table (16 bytes per block, grown by doubling from 8 entries) is
+ * allocated when blocks are taken in.
+ * @param max_blocks most blocks held; 0 (or max_bytes 0) disables the cache.
+ * @param max_bytes most data bytes held; a larger block is never cached.
+ * @return #BH_OK. */
 BH_EXPORT int bh_block_cache_set_limits(size_t max_blocks, size_t max_bytes);
 
 /** Drops every block the calling thread's cache holds (a pinned block is
@@ -72,7 +71,7 @@ BH_EXPORT int bh_block_cache_set_limits(size_t max_blocks, size_t max_bytes);
 BH_EXPORT void bh_block_cache_trim(void);
 
 /** Snapshot of the calling thread's counters.
- * @param out receives them. */
+ * @param out receives them; NULL is ignored. */
 BH_EXPORT void bh_block_cache_stats(struct bh_block_cache_stats *out);
 
 /** Gives memory back after load: bh_block_cache_trim() for the calling

@@ -63,7 +63,7 @@ typedef struct bh_reader bh_reader;
  * @param ctx the ctx given to bh_reader_init(). */
 typedef void (*bh_read_cb)(bh_reader *r, int status, void *ctx);
 
-struct bh_reader_timer; /* read-idle timer, allocated by bh_reader_set_idle_timeout() */
+struct bh_reader_timer; /* read-idle timer block, see bh_reader_set_idle_timeout() */
 
 /** A read adapter bound to one stream and one buffer; caller-owned,
  * embedded by value, every field private. It allocates nothing itself unless

@@ -153,9 +153,10 @@ bh_shared *bh__block_cache_take(size_t whole, size_t pinned, uint8_t **start)
             return got.block;
         }
     }
-    c->st.misses++;
     return NULL;
 }
+
+void bh__block_cache_miss(void) { tls_cache.st.misses++; }
 
 int bh_block_cache_set_limits(size_t max_blocks, size_t max_bytes)
 {

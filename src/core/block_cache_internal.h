@@ -16,8 +16,11 @@ void bh__block_cache_put(bh_shared *s, uint8_t *start);
 /* Hands out a cached block with its window: an unshared one holding at least
  * `whole` bytes, or one still pinned by slices whose window behind them
  * holds at least `pinned` bytes (and at least one). The caller receives the
- * cache's reference. NULL when none fits (counted as a miss). */
+ * cache's reference. NULL when none fits. */
 bh_shared *bh__block_cache_take(size_t whole, size_t pinned, uint8_t **start);
+
+/* Counts a buffer that found no block and allocates one instead. */
+void bh__block_cache_miss(void);
 
 /* Gives an empty buffer without a block a cached one: `whole` and `pinned`
  * as for bh__block_cache_take(). Returns 1 when it did. Internal, exported

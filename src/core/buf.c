@@ -170,8 +170,8 @@ int bh_buf_reserve(bh_buf *b, size_t n, uint8_t **spare, size_t *spare_len)
         return BH_EINVAL;
     if (n > b->max_len - b->len)
         return BH_ETOOLONG;
-    if (!b->block && n > 0)
-        bh__buf_adopt_cached(b, n, n);
+    if (!b->block && n > 0 && !bh__buf_adopt_cached(b, n, n))
+        bh__block_cache_miss();
     if (b->cap - b->len < n) {
         int rc = buf_make_room(b, b->len + n);
         if (rc != BH_OK)

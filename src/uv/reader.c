@@ -85,6 +85,8 @@ static void on_timer(uv_timer_t *t)
 {
     struct bh_reader_timer *tm = (struct bh_reader_timer *)t;
     bh_reader *r = tm->r;
+    if (uv_is_closing((uv_handle_t *)r->stream))
+        return; /* the user closed the stream: no more callbacks */
     uint64_t idle = uv_now(t->loop) - tm->last_read;
     if (idle < tm->idle_ms) {
         uv_timer_start(t, on_timer, tm->idle_ms - idle, 0);

@@ -41,7 +41,7 @@ struct bh_writeq_mt {
 /* Write-stall timer (writeq_stall.c), allocated while a timeout is set. */
 struct bh_writeq_stall {
     uv_timer_t timer;
-    bh_writeq *q;  /* NULL once closed */
+    bh_writeq *q;
     uint64_t ms;   /* the timeout */
     uint64_t last; /* loop time of the last progress (or of arming) */
     size_t wq_size; /* libuv's write queue size at that time */

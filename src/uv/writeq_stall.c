@@ -56,8 +56,7 @@ int bh__wq_stall_check(bh_writeq *q)
 static void on_stall_timer(uv_timer_t *t)
 {
     struct bh_writeq_stall *st = t->data;
-    if (st->q)
-        bh__wq_stall_check(st->q);
+    bh__wq_stall_check(st->q);
 }
 
 void bh__wq_stall_update(bh_writeq *q)
@@ -76,14 +75,13 @@ void bh__wq_stall_update(bh_writeq *q)
     }
 }
 
+/* uv_close() stops the timer, so on_stall_timer never runs for a closed
+ * block and st->q needs no clearing. */
 void bh__wq_stall_close(bh_writeq *q)
 {
-    struct bh_writeq_stall *st = q->stall;
-    if (!st)
-        return;
+    if (q->stall)
+        uv_close((uv_handle_t *)&q->stall->timer, on_stall_close);
     q->stall = NULL;
-    st->q = NULL;
-    uv_close((uv_handle_t *)&st->timer, on_stall_close);
 }
 
 int bh_writeq_set_stall_timeout(bh_writeq *q, uint64_t ms)
