@@ -48,20 +48,6 @@ static struct bh_block_cache_stats cache_stats(void)
     return cs;
 }
 
-static size_t live_blocks(void)
-{
-    test_alloc_stats st;
-    test_alloc_stats_get(&st);
-    return st.live;
-}
-
-static size_t allocations(void)
-{
-    test_alloc_stats st;
-    test_alloc_stats_get(&st);
-    return st.allocs;
-}
-
 /* A buffer of max_len holding one block of about `size` bytes, emptied. */
 static void buf_with_empty_block(bh_buf *b, size_t size)
 {
@@ -80,14 +66,14 @@ static void recycled_block_is_reused_without_allocating(void **state)
     assert_int_equal(cache_stats().blocks, 1);
     assert_int_equal(cache_stats().bytes, 4096);
 
-    size_t allocs = allocations();
+    size_t allocs = test_alloc_stats_now().allocs;
     uint8_t *spare;
     size_t spare_len;
     assert_int_equal(bh_buf_init(&b, 4096), BH_OK);
     assert_int_equal(bh_buf_reserve(&b, 4096, &spare, &spare_len), BH_OK);
     assert_ptr_equal(spare, first);
     assert_int_equal(spare_len, 4096);
-    assert_int_equal(allocations(), allocs);
+    assert_int_equal(test_alloc_stats_now().allocs, allocs);
     assert_int_equal(cache_stats().hits, 1);
     assert_int_equal(cache_stats().blocks, 0);
     bh_buf_free(&a);
@@ -101,11 +87,11 @@ static void block_too_small_for_the_request_is_a_miss_and_stays_cached(void **st
     buf_with_empty_block(&a, 128);
     assert_int_equal(bh_buf_recycle(&a), BH_OK);
 
-    size_t allocs = allocations();
+    size_t allocs = test_alloc_stats_now().allocs;
     uint64_t misses = cache_stats().misses;
     assert_int_equal(bh_buf_init(&b, 8192), BH_OK);
     assert_int_equal(bh_buf_reserve(&b, 8192, NULL, NULL), BH_OK);
-    assert_int_equal(allocations(), allocs + 1);
+    assert_int_equal(test_alloc_stats_now().allocs, allocs + 1);
     assert_int_equal(cache_stats().misses, misses + 1);
     assert_int_equal(cache_stats().blocks, 1);
     bh_buf_free(&b);
@@ -140,12 +126,12 @@ static void pinned_block_lends_only_the_window_behind_its_slices(void **state)
     assert_int_equal(bh_buf_recycle(&a), BH_OK);
     assert_int_equal(cache_stats().blocks, 1);
 
-    size_t allocs = allocations();
+    size_t allocs = test_alloc_stats_now().allocs;
     uint8_t *spare;
     assert_int_equal(bh_buf_init(&b, 1024), BH_OK);
     assert_int_equal(bh_buf_reserve(&b, 64, &spare, NULL), BH_OK);
     assert_ptr_equal(spare, slice.ptr + slice.len);
-    assert_int_equal(allocations(), allocs);
+    assert_int_equal(test_alloc_stats_now().allocs, allocs);
     assert_int_equal(bh_buf_append(&b, "world\n", 6), BH_OK);
     assert_memory_equal(slice.ptr, "hello\n", 6);
 
@@ -154,7 +140,7 @@ static void pinned_block_lends_only_the_window_behind_its_slices(void **state)
     bh_bytes_release(&slice);
     assert_int_equal(bh_buf_reserve(&b, 64, &spare, NULL), BH_OK);
     assert_ptr_equal(spare, bh_buf_data(&b));
-    assert_int_equal(allocations(), allocs);
+    assert_int_equal(test_alloc_stats_now().allocs, allocs);
     assert_int_equal(cache_stats().hits, 2);
     bh_buf_free(&b);
     bh_buf_free(&a);
@@ -208,14 +194,15 @@ static void count_bound_evicts_the_oldest_block(void **state)
     bh_buf b[3];
     for (int i = 0; i < 3; i++)
         buf_with_empty_block(&b[i], 512);
-    size_t live = live_blocks();
+    size_t live = test_alloc_stats_now().live;
     for (int i = 0; i < 3; i++)
         assert_int_equal(bh_buf_recycle(&b[i]), BH_OK);
     struct bh_block_cache_stats cs = cache_stats();
     assert_int_equal(cs.blocks, 2);
     assert_int_equal(cs.evictions, 1);
     assert_int_equal(cs.puts, 3);
-    assert_int_equal(live_blocks(), live); /* one block freed, the entry table added */
+    /* one block freed, the entry table added */
+    assert_int_equal(test_alloc_stats_now().live, live);
 }
 
 static void byte_bound_evicts_until_the_new_block_fits(void **state)
@@ -239,11 +226,11 @@ static void block_larger_than_the_byte_bound_is_freed_not_cached(void **state)
     assert_int_equal(bh_block_cache_set_limits(16, 1000), BH_OK);
     bh_buf b;
     buf_with_empty_block(&b, 4096);
-    size_t live = live_blocks();
+    size_t live = test_alloc_stats_now().live;
     assert_int_equal(bh_buf_recycle(&b), BH_OK);
     assert_int_equal(cache_stats().blocks, 0);
     assert_int_equal(cache_stats().refused, 1);
-    assert_int_equal(live_blocks(), live - 1);
+    assert_int_equal(test_alloc_stats_now().live, live - 1);
 }
 
 static void zero_bounds_disable_the_cache(void **state)
@@ -255,11 +242,11 @@ static void zero_bounds_disable_the_cache(void **state)
     assert_int_equal(cache_stats().blocks, 1);
     assert_int_equal(bh_block_cache_set_limits(0, 0), BH_OK); /* drops what it holds */
     assert_int_equal(cache_stats().blocks, 0);
-    assert_int_equal(live_blocks(), 0);
+    assert_int_equal(test_alloc_stats_now().live, 0);
     buf_with_empty_block(&b, 256);
     assert_int_equal(bh_buf_recycle(&b), BH_OK);
     assert_int_equal(cache_stats().blocks, 0);
-    assert_int_equal(live_blocks(), 0);
+    assert_int_equal(test_alloc_stats_now().live, 0);
 }
 
 static void trim_frees_every_cached_block_and_the_table(void **state)
@@ -277,10 +264,10 @@ static void trim_frees_every_cached_block_and_the_table(void **state)
     bh_block_cache_trim();
     assert_int_equal(cache_stats().blocks, 0);
     assert_int_equal(cache_stats().bytes, 0);
-    assert_int_equal(live_blocks(), 1); /* the pinned block, held by its slice */
+    assert_int_equal(test_alloc_stats_now().live, 1); /* the pinned block, held by its slice */
     assert_memory_equal(pin.ptr, "x", 1);
     bh_bytes_release(&pin);
-    assert_int_equal(live_blocks(), 0);
+    assert_int_equal(test_alloc_stats_now().live, 0);
 }
 
 static void set_allocator_trims_the_calling_threads_cache(void **state)
@@ -291,7 +278,7 @@ static void set_allocator_trims_the_calling_threads_cache(void **state)
     assert_int_equal(bh_buf_recycle(&b), BH_OK);
     bh_set_allocator(NULL); /* the cached block goes back to the counting hook */
     assert_int_equal(cache_stats().blocks, 0);
-    assert_int_equal(live_blocks(), 0);
+    assert_int_equal(test_alloc_stats_now().live, 0);
     test_alloc_install(0);
 }
 
@@ -303,7 +290,7 @@ static void bh_trim_empties_the_cache(void **state)
     assert_int_equal(bh_buf_recycle(&b), BH_OK);
     bh_trim();
     assert_int_equal(cache_stats().blocks, 0);
-    assert_int_equal(live_blocks(), 0);
+    assert_int_equal(test_alloc_stats_now().live, 0);
 }
 
 /* The first block taken in allocates the entry table; when that fails the
@@ -317,7 +304,7 @@ static void failed_table_allocation_frees_the_block_and_leaves_the_buffer_usable
     assert_int_equal(bh_buf_recycle(&b), BH_OK);
     assert_int_equal(cache_stats().blocks, 0);
     assert_int_equal(cache_stats().refused, 1);
-    assert_int_equal(live_blocks(), 0);
+    assert_int_equal(test_alloc_stats_now().live, 0);
     assert_int_equal(bh_buf_append(&b, "ok", 2), BH_OK);
     assert_memory_equal(bh_buf_data(&b), "ok", 2);
     bh_buf_free(&b);
@@ -387,7 +374,7 @@ static void each_thread_has_its_own_cache_freed_when_it_exits(void **state)
     assert_int_equal(cs.blocks, 1); /* only this thread's block */
     assert_int_equal(cs.hits, 0);
     assert_int_equal(cs.puts, 1);
-    assert_int_equal(live_blocks(), 2); /* this thread's block and table */
+    assert_int_equal(test_alloc_stats_now().live, 2); /* this thread's block and table */
 }
 
 /* A slice cut on one thread, released on another while its block sits in

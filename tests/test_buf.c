@@ -11,30 +11,6 @@
 
 #include "test_alloc.h"
 
-static int setup(void **state)
-{
-    (void)state;
-    test_alloc_install(0);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    test_alloc_stats st;
-    test_alloc_stats_get(&st);
-    test_alloc_uninstall();
-    assert_int_equal(st.live, 0);
-    return 0;
-}
-
-static size_t allocs_now(void)
-{
-    test_alloc_stats st;
-    test_alloc_stats_get(&st);
-    return st.attempts;
-}
-
 /* Snapshot of the observable state, to prove a failed call changed nothing. */
 typedef struct snap {
     const uint8_t *data;
@@ -66,7 +42,7 @@ static void init_allocates_nothing_and_rejects_zero_max(void **state)
     assert_int_equal(bh_buf_init(&b, 10), BH_OK);
     assert_int_equal(bh_buf_len(&b), 0);
     assert_int_equal(bh_buf_max_len(&b), 10);
-    assert_int_equal(allocs_now(), 0);
+    assert_int_equal(test_alloc_stats_now().attempts, 0);
     bh_buf_free(&b);
     bh_buf_free(NULL);
 }
@@ -109,11 +85,11 @@ static void reserve_reuses_spare_without_allocating(void **state)
     size_t l1, l2;
     bh_buf_init(&b, 1 << 20);
     assert_int_equal(bh_buf_reserve(&b, 1000, &s1, &l1), BH_OK);
-    size_t before = allocs_now();
+    size_t before = test_alloc_stats_now().attempts;
     assert_int_equal(bh_buf_reserve(&b, 1000, &s2, &l2), BH_OK);
     assert_int_equal(bh_buf_reserve(&b, 10, &s2, &l2), BH_OK);
     assert_ptr_equal(s1, s2);
-    assert_int_equal(allocs_now(), before);
+    assert_int_equal(test_alloc_stats_now().attempts, before);
     bh_buf_free(&b);
 }
 
@@ -127,7 +103,7 @@ static void reserve_zero_on_empty_buffer_allocates_nothing(void **state)
     assert_int_equal(bh_buf_reserve(&b, 0, &spare, &spare_len), BH_OK);
     assert_int_equal(spare_len, 0);
     assert_null(spare);
-    assert_int_equal(allocs_now(), 0);
+    assert_int_equal(test_alloc_stats_now().attempts, 0);
 }
 
 static void reserve_past_max_len_fails_with_etoolong_and_changes_nothing(void **state)
@@ -151,12 +127,12 @@ static void reserve_size_max_fails_without_allocating(void **state)
     assert_int_equal(bh_buf_reserve(&b, SIZE_MAX, NULL, NULL), BH_ETOOLONG);
     bh_buf_init(&b, SIZE_MAX);
     assert_int_equal(bh_buf_append(&b, "ab", 2), BH_OK);
-    size_t before = allocs_now();
+    size_t before = test_alloc_stats_now().attempts;
     assert_int_equal(bh_buf_reserve(&b, SIZE_MAX, NULL, NULL), BH_ETOOLONG);
     snap s = take(&b);
     assert_int_equal(bh_buf_reserve(&b, SIZE_MAX - 2, NULL, NULL), BH_ENOMEM);
     assert_same(s, take(&b));
-    assert_int_equal(allocs_now(), before);
+    assert_int_equal(test_alloc_stats_now().attempts, before);
     assert_memory_equal(bh_buf_data(&b), "ab", 2);
     bh_buf_free(&b);
 }
@@ -210,9 +186,9 @@ static void split_prefix_hands_off_without_copy_or_allocation(void **state)
     bh_buf_init(&b, 1024);
     assert_int_equal(bh_buf_append(&b, "line one\nrest", 13), BH_OK);
     const uint8_t *before_ptr = bh_buf_data(&b);
-    size_t before = allocs_now();
+    size_t before = test_alloc_stats_now().attempts;
     assert_int_equal(bh_buf_split_prefix(&b, 9, &line), BH_OK);
-    assert_int_equal(allocs_now(), before);
+    assert_int_equal(test_alloc_stats_now().attempts, before);
     assert_ptr_equal(line.ptr, before_ptr);
     assert_memory_equal(line.ptr, "line one\n", 9);
     assert_int_equal(bh_buf_len(&b), 4);
@@ -297,9 +273,9 @@ static void growth_while_shared_moves_only_the_tail(void **state)
     assert_int_equal(bh_buf_append(&b, block, 60), BH_OK);
     assert_int_equal(bh_buf_append(&b, "tail", 4), BH_OK);
     assert_int_equal(bh_buf_split_prefix(&b, 60, &head), BH_OK);
-    size_t before = allocs_now();
+    size_t before = test_alloc_stats_now().attempts;
     assert_int_equal(bh_buf_reserve(&b, 4096, NULL, NULL), BH_OK);
-    assert_int_equal(allocs_now(), before + 1);
+    assert_int_equal(test_alloc_stats_now().attempts, before + 1);
     assert_memory_equal(bh_buf_data(&b), "tail", 4);
     assert_int_equal(bh_bytes_refcount(&head), 1);
     for (size_t i = 0; i < 60; i++)
@@ -321,9 +297,9 @@ static void growth_when_unshared_compacts_in_place(void **state)
     assert_int_equal(bh_buf_append(&b, "abc", 3), BH_OK);
     const uint8_t *start = bh_buf_data(&b);
     assert_int_equal(bh_buf_advance(&b, spare_len - 3), BH_OK);
-    size_t before = allocs_now();
+    size_t before = test_alloc_stats_now().attempts;
     assert_int_equal(bh_buf_reserve(&b, 100, NULL, NULL), BH_OK);
-    assert_int_equal(allocs_now(), before);
+    assert_int_equal(test_alloc_stats_now().attempts, before);
     assert_ptr_equal(bh_buf_data(&b), start);
     assert_memory_equal(bh_buf_data(&b), "abc", 3);
     bh_buf_free(&b);
@@ -352,14 +328,14 @@ static void released_slices_let_the_block_be_reused(void **state)
     bh_bytes line = {0};
     bh_buf_init(&b, 4096);
     assert_int_equal(bh_buf_reserve(&b, 1024, NULL, NULL), BH_OK);
-    size_t before = allocs_now();
+    size_t before = test_alloc_stats_now().attempts;
     for (int i = 0; i < 1000; i++) {
         assert_int_equal(bh_buf_append(&b, "0123456789\n", 11), BH_OK);
         assert_int_equal(bh_buf_split_prefix(&b, 11, &line), BH_OK);
         bh_bytes_release(&line);
         assert_int_equal(bh_buf_reserve(&b, 512, NULL, NULL), BH_OK);
     }
-    assert_int_equal(allocs_now(), before);
+    assert_int_equal(test_alloc_stats_now().attempts, before);
     bh_buf_free(&b);
 }
 
@@ -369,9 +345,9 @@ static void split_prefix_mut_gives_mutable_owned_prefix(void **state)
     bh_buf b, head;
     bh_buf_init(&b, 256);
     assert_int_equal(bh_buf_append(&b, "HEADbody", 8), BH_OK);
-    size_t before = allocs_now();
+    size_t before = test_alloc_stats_now().attempts;
     assert_int_equal(bh_buf_split_prefix_mut(&b, 4, &head), BH_OK);
-    assert_int_equal(allocs_now(), before);
+    assert_int_equal(test_alloc_stats_now().attempts, before);
     assert_int_equal(bh_buf_len(&head), 4);
     assert_int_equal(bh_buf_max_len(&head), 256);
     head.data[0] = 'h';
@@ -413,9 +389,9 @@ static void prefix_mut_becomes_whole_block_owner_after_parent_frees(void **state
     assert_int_equal(bh_buf_append(&b, "prefixrest", 10), BH_OK);
     assert_int_equal(bh_buf_split_prefix_mut(&b, 6, &head), BH_OK);
     bh_buf_free(&b);
-    size_t before = allocs_now();
+    size_t before = test_alloc_stats_now().attempts;
     assert_int_equal(bh_buf_append(&head, "-grown", 6), BH_OK);
-    assert_int_equal(allocs_now(), before);
+    assert_int_equal(test_alloc_stats_now().attempts, before);
     assert_memory_equal(bh_buf_data(&head), "prefix-grown", 12);
     bh_buf_free(&head);
 }
@@ -446,9 +422,9 @@ static void take_tail_moves_everything_without_copy(void **state)
     assert_int_equal(bh_buf_append(&b, "ROUTE a\nraw tunnel bytes", 24), BH_OK);
     assert_int_equal(bh_buf_split_prefix(&b, 8, &route), BH_OK);
     const uint8_t *p = bh_buf_data(&b);
-    size_t before = allocs_now();
+    size_t before = test_alloc_stats_now().attempts;
     assert_int_equal(bh_buf_take_tail(&b, &tail), BH_OK);
-    assert_int_equal(allocs_now(), before);
+    assert_int_equal(test_alloc_stats_now().attempts, before);
     assert_ptr_equal(bh_buf_data(&tail), p);
     assert_memory_equal(bh_buf_data(&tail), "raw tunnel bytes", 16);
     assert_int_equal(bh_buf_len(&b), 0);
@@ -481,12 +457,12 @@ static void freeze_moves_whole_content_and_keeps_spare(void **state)
     bh_buf_init(&b, 1024);
     assert_int_equal(bh_buf_reserve(&b, 256, NULL, NULL), BH_OK);
     assert_int_equal(bh_buf_append(&b, "frozen", 6), BH_OK);
-    size_t before = allocs_now();
+    size_t before = test_alloc_stats_now().attempts;
     assert_int_equal(bh_buf_freeze(&b, &all), BH_OK);
     assert_memory_equal(all.ptr, "frozen", 6);
     assert_int_equal(bh_buf_len(&b), 0);
     assert_int_equal(bh_buf_append(&b, "next", 4), BH_OK);
-    assert_int_equal(allocs_now(), before);
+    assert_int_equal(test_alloc_stats_now().attempts, before);
     assert_int_equal(bh_buf_freeze(NULL, &all), BH_EINVAL);
     bh_bytes_release(&all);
     bh_buf_free(&b);
@@ -532,21 +508,21 @@ static void split_prefix_and_split_prefix_mut_allocate_nothing(void **state)
     memset(frame, 'f', sizeof frame);
     for (int i = 0; i < SPLITS; i++)
         assert_int_equal(bh_buf_append(&b, frame, sizeof frame), BH_OK);
-    size_t before = allocs_now();
+    size_t before = test_alloc_stats_now().attempts;
     for (int i = 0; i < SPLITS / 2; i++) {
         assert_int_equal(bh_buf_split_prefix(&b, 64, &s), BH_OK);
         bh_bytes_release(&s);
         assert_int_equal(bh_buf_split_prefix_mut(&b, 64, &m), BH_OK);
         bh_buf_free(&m);
     }
-    assert_int_equal(allocs_now(), before);
+    assert_int_equal(test_alloc_stats_now().attempts, before);
     assert_int_equal(bh_buf_len(&b), 0);
     bh_buf_free(&b);
 }
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, test_alloc_setup, test_alloc_teardown)
     const struct CMUnitTest tests[] = {
         T(init_allocates_nothing_and_rejects_zero_max),
         T(append_then_data_holds_bytes),

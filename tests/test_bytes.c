@@ -13,23 +13,6 @@
 
 #include "test_alloc.h"
 
-static int setup(void **state)
-{
-    (void)state;
-    test_alloc_install(0);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    test_alloc_stats st;
-    test_alloc_stats_get(&st);
-    test_alloc_uninstall();
-    assert_int_equal(st.live, 0);
-    return 0;
-}
-
 static void static_slice_has_no_owner_and_allocates_nothing(void **state)
 {
     (void)state;
@@ -41,9 +24,7 @@ static void static_slice_has_no_owner_and_allocates_nothing(void **state)
     bh_bytes_release(&c);
     bh_bytes_release(&b);
     assert_null(b.ptr);
-    test_alloc_stats st;
-    test_alloc_stats_get(&st);
-    assert_int_equal(st.attempts, 0);
+    assert_int_equal(test_alloc_stats_now().attempts, 0);
 }
 
 static void copy_duplicates_bytes_in_one_allocation(void **state)
@@ -56,9 +37,7 @@ static void copy_duplicates_bytes_in_one_allocation(void **state)
     assert_int_equal(b.len, 7);
     assert_memory_equal(b.ptr, "payload", 7);
     assert_int_equal(bh_bytes_refcount(&b), 1);
-    test_alloc_stats st;
-    test_alloc_stats_get(&st);
-    assert_int_equal(st.allocs, 1);
+    assert_int_equal(test_alloc_stats_now().allocs, 1);
     bh_bytes_release(&b);
 }
 
@@ -69,9 +48,7 @@ static void copy_of_zero_bytes_is_empty_without_allocation(void **state)
     assert_int_equal(bh_bytes_copy(&b, NULL, 0), BH_OK);
     assert_int_equal(b.len, 0);
     assert_null(b.owner);
-    test_alloc_stats st;
-    test_alloc_stats_get(&st);
-    assert_int_equal(st.attempts, 0);
+    assert_int_equal(test_alloc_stats_now().attempts, 0);
 }
 
 static void copy_rejects_null_arguments(void **state)
@@ -239,28 +216,28 @@ static void clones_released_on_other_threads_free_exactly_once(void **state)
     assert_int_equal(bh_bytes_refcount(&b), 1);
     bh_bytes_release(&b);
     free(clones);
-    test_alloc_stats st;
-    test_alloc_stats_get(&st);
-    assert_int_equal(st.frees, 1);
+    assert_int_equal(test_alloc_stats_now().frees, 1);
 }
+
+#define T(f) cmocka_unit_test_setup_teardown(f, test_alloc_setup, test_alloc_teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(static_slice_has_no_owner_and_allocates_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(copy_duplicates_bytes_in_one_allocation, setup, teardown),
-        cmocka_unit_test_setup_teardown(copy_of_zero_bytes_is_empty_without_allocation, setup, teardown),
-        cmocka_unit_test_setup_teardown(copy_rejects_null_arguments, setup, teardown),
-        cmocka_unit_test_setup_teardown(copy_failure_returns_enomem_and_empty_slice, setup, teardown),
-        cmocka_unit_test_setup_teardown(copy_of_huge_size_fails_cleanly, setup, teardown),
-        cmocka_unit_test_setup_teardown(from_owned_frees_through_callback_on_last_release, setup, teardown),
-        cmocka_unit_test_setup_teardown(from_owned_failure_leaves_memory_with_caller, setup, teardown),
-        cmocka_unit_test_setup_teardown(clone_shares_bytes_and_counts_references, setup, teardown),
-        cmocka_unit_test_setup_teardown(slice_out_of_range_fails_and_leaves_out_untouched, setup, teardown),
-        cmocka_unit_test_setup_teardown(slice_of_zero_bytes_is_empty_and_takes_no_reference, setup, teardown),
-        cmocka_unit_test_setup_teardown(release_zeroes_and_ignores_null_and_empty, setup, teardown),
-        cmocka_unit_test_setup_teardown(equal_compares_contents, setup, teardown),
-        cmocka_unit_test_setup_teardown(clones_released_on_other_threads_free_exactly_once, setup, teardown),
+        T(static_slice_has_no_owner_and_allocates_nothing),
+        T(copy_duplicates_bytes_in_one_allocation),
+        T(copy_of_zero_bytes_is_empty_without_allocation),
+        T(copy_rejects_null_arguments),
+        T(copy_failure_returns_enomem_and_empty_slice),
+        T(copy_of_huge_size_fails_cleanly),
+        T(from_owned_frees_through_callback_on_last_release),
+        T(from_owned_failure_leaves_memory_with_caller),
+        T(clone_shares_bytes_and_counts_references),
+        T(slice_out_of_range_fails_and_leaves_out_untouched),
+        T(slice_of_zero_bytes_is_empty_and_takes_no_reference),
+        T(release_zeroes_and_ignores_null_and_empty),
+        T(equal_compares_contents),
+        T(clones_released_on_other_threads_free_exactly_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

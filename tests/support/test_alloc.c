@@ -115,6 +115,13 @@ void test_alloc_stats_get(test_alloc_stats *out)
     out->peak_bytes = atomic_load(&g_peak_bytes);
 }
 
+test_alloc_stats test_alloc_stats_now(void)
+{
+    test_alloc_stats st;
+    test_alloc_stats_get(&st);
+    return st;
+}
+
 void test_alloc_reset_peak(void) { atomic_store(&g_peak_bytes, atomic_load(&g_live_bytes)); }
 
 void test_alloc_uninstall(void) { bh_set_allocator(NULL); }

@@ -31,6 +31,8 @@ void test_alloc_fail_all(int on);
  * default after install): fuzzers keep huge requests from allocating. */
 void test_alloc_limit_size(size_t max);
 void test_alloc_stats_get(test_alloc_stats *out);
+/* The counters as they are now (test_alloc_stats_get by value). */
+test_alloc_stats test_alloc_stats_now(void);
 /* Restarts peak_bytes from the current live_bytes. */
 void test_alloc_reset_peak(void);
 /* Restores the default allocator. */
@@ -39,5 +41,13 @@ void test_alloc_uninstall(void);
  * (cmocka) that every block allocated since test_alloc_install() has been
  * freed, then restores the default allocator. */
 void test_alloc_finish(void);
+/* cmocka setup for tests that run under the counting allocator: installs it
+ * without failure injection. Always returns 0. */
+int test_alloc_setup(void **state);
+/* cmocka teardown pairing test_alloc_setup(): restores the default allocator
+ * and asserts (cmocka) that no block allocated since the setup is still live.
+ * Unlike test_alloc_finish() it does not trim the block cache first, so a
+ * block parked there counts as live. Returns 0. */
+int test_alloc_teardown(void **state);
 
 #endif

@@ -19,3 +19,20 @@ void test_alloc_finish(void)
     test_alloc_uninstall();
     assert_int_equal(st.live, 0);
 }
+
+int test_alloc_setup(void **state)
+{
+    (void)state;
+    test_alloc_install(0);
+    return 0;
+}
+
+int test_alloc_teardown(void **state)
+{
+    (void)state;
+    test_alloc_stats st;
+    test_alloc_stats_get(&st);
+    test_alloc_uninstall();
+    assert_int_equal(st.live, 0);
+    return 0;
+}
