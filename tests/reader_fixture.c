@@ -9,6 +9,8 @@
 
 #include <cmocka.h>
 
+#include "test_uv.h"
+
 uint64_t fixture_rand(uint64_t *state)
 {
     uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15)); /* splitmix64 */
@@ -223,4 +225,17 @@ void collector_assert_matches(const collector *c, const uint8_t *input, size_t l
         off += l;
     }
     assert_null(memchr(input + off, '\n', len - off));
+}
+
+void collector_run(collector *c, uv_loop_t *loop, unsigned timeout_ms)
+{
+    assert_int_equal(bh_reader_start(&c->reader), BH_OK);
+    feeder_pump(c->feed, 0);
+    assert_int_equal(test_uv_run(loop, timeout_ms), 0);
+}
+
+void collector_teardown(collector *c, uv_loop_t *loop)
+{
+    collector_free(c);
+    assert_int_equal(test_uv_loop_teardown(loop), 0);
 }

@@ -76,6 +76,12 @@ void collector_free(collector *c);
 /* Asserts transcript + buffer tail == input, and, when lines were kept,
  * that they are exactly input's complete lines in order. */
 void collector_assert_matches(const collector *c, const uint8_t *input, size_t len);
+/* Starts c's reader, issues the first fragment of c->feed and runs loop
+ * until it has nothing left to do (at most timeout_ms); asserts each step. */
+void collector_run(collector *c, uv_loop_t *loop, unsigned timeout_ms);
+/* Frees the collector, then asserts the loop closes with no handle left
+ * (test_uv_loop_teardown). */
+void collector_teardown(collector *c, uv_loop_t *loop);
 
 /* Fills out[0..*len) with nlines lines of 0..max_line seeded random bytes
  * (any value but '\n'), each ending in '\n', then `tail` bytes without one.

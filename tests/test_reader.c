@@ -48,15 +48,12 @@ static void pair_feed(pair_fixture *p, feed_mode mode, int lockstep)
 
 static void pair_run(pair_fixture *p)
 {
-    assert_int_equal(bh_reader_start(&p->c.reader), BH_OK);
-    feeder_pump(&p->f, 0);
-    assert_int_equal(test_uv_run(&p->loop, RUN_TIMEOUT_MS), 0);
+    collector_run(&p->c, &p->loop, RUN_TIMEOUT_MS);
 }
 
 static void pair_free(pair_fixture *p)
 {
-    collector_free(&p->c);
-    assert_int_equal(test_uv_loop_teardown(&p->loop), 0);
+    collector_teardown(&p->c, &p->loop);
     free(p->input);
     free(p);
 }
@@ -590,16 +587,13 @@ static void pipe_fd_stream_yields_the_same_lines(void **state)
     feeder_init(&f, (uv_stream_t *)&wr, input, len, FEED_RANDOM, 5, 1, 0);
     f.on_done = close_write_end;
     c.feed = &f;
-    assert_int_equal(bh_reader_start(&c.reader), BH_OK);
-    feeder_pump(&f, 0);
-    assert_int_equal(test_uv_run(&loop, RUN_TIMEOUT_MS), 0);
+    collector_run(&c, &loop, RUN_TIMEOUT_MS);
 
     assert_int_equal(c.final_calls, 1);
     assert_int_equal(c.final_status, UV_EOF);
     collector_assert_matches(&c, input, len);
     assert_int_equal(c.nlines, 300);
-    collector_free(&c);
-    assert_int_equal(test_uv_loop_teardown(&loop), 0);
+    collector_teardown(&c, &loop);
     free(input);
 }
 
@@ -645,8 +639,7 @@ static void tty_stream_yields_the_same_lines(void **state)
     assert_int_equal(c.final_calls, 0);
     collector_assert_matches(&c, input, len);
     assert_int_equal(c.nlines, 40);
-    collector_free(&c);
-    assert_int_equal(test_uv_loop_teardown(&loop), 0);
+    collector_teardown(&c, &loop);
     assert_int_equal(close(slave), 0); /* libuv reads a reopened descriptor */
     assert_int_equal(close(master), 0);
     free(input);

@@ -42,15 +42,12 @@ static void tcp_run(tcp_fixture *t, feed_mode mode, int lockstep, int shutdown)
     feeder_init(&t->f, (uv_stream_t *)&t->client, t->input, t->input_len, mode, 99, lockstep,
                 shutdown);
     t->c.feed = &t->f;
-    assert_int_equal(bh_reader_start(&t->c.reader), BH_OK);
-    feeder_pump(&t->f, 0);
-    assert_int_equal(test_uv_run(&t->loop, RUN_TIMEOUT_MS), 0);
+    collector_run(&t->c, &t->loop, RUN_TIMEOUT_MS);
 }
 
 static void tcp_free(tcp_fixture *t)
 {
-    collector_free(&t->c);
-    assert_int_equal(test_uv_loop_teardown(&t->loop), 0);
+    collector_teardown(&t->c, &t->loop);
     free(t->input);
     free(t);
 }
