@@ -138,16 +138,11 @@ static void byte_budget_accepts_exactly_max_bytes_and_refuses_one_more(void **st
     assert_int_equal(wq_fx_ff(f, 399), BH_OK);
     assert_int_equal(wq_fx_ff(f, 2), BH_EFULL);
     assert_int_equal(wq_fx_ff(f, 1), BH_OK); /* exactly 1000 */
-    struct bh_writeq_stats s;
-    bh_writeq_stats(&f->q, &s);
-    assert_int_equal(s.queued_bytes, 1000);
-    assert_int_equal(s.queued_items, 3);
+    wq_expect_queued(&f->q, 3, 1000);
     assert_int_equal(wq_fx_ff(f, 1), BH_EFULL);
     assert_int_equal(wq_fx_ff(f, 0), BH_OK); /* an empty slice costs no bytes */
     wq_fx_run_until_received(f, RUN_MS);
-    bh_writeq_stats(&f->q, &s);
-    assert_int_equal(s.queued_bytes, 0);
-    assert_int_equal(s.queued_items, 0);
+    wq_expect_queued(&f->q, 0, 0);
     assert_int_equal(t.calls, 1);
     wq_fx_free(f);
 }
@@ -520,14 +515,7 @@ static void shutdown_flushes_everything_then_peer_sees_all_bytes_and_eof(void **
     assert_int_equal(sr.calls, 0);
     assert_int_equal(wq_fx_ff(f, 1), BH_ECLOSED);
     assert_int_equal(bh_writeq_shutdown(&f->q, wq_shut_cb, &sr), BH_ECLOSED);
-    wq_sink_start(&f->sink);
-    assert_int_equal(wq_run_until(&f->loop, wq_fx_eof, f, RUN_MS), 0);
-    wq_run_nowait(&f->loop, 3);
-    assert_int_equal(f->sink.eof, 1);
-    assert_int_equal(f->sink.received, f->off);
-    assert_int_equal(f->sink.mismatches, 0);
-    assert_int_equal(sr.calls, 1);
-    assert_int_equal(sr.status, 0);
+    wq_fx_run_until_eof(f, &sr, RUN_MS);
     for (int i = 0; i < 10; i++) {
         assert_int_equal(t[i].calls, 1);
         assert_int_equal(t[i].status, 0);
@@ -544,12 +532,8 @@ static void shutdown_of_idle_queue_sends_eof_and_completes_once(void **state)
     wq_shut_rec sr = {0, 0, 0};
     assert_int_equal(bh_writeq_shutdown(&f->q, wq_shut_cb, &sr), BH_OK);
     assert_int_equal(sr.calls, 0);
-    wq_sink_start(&f->sink);
-    assert_int_equal(wq_run_until(&f->loop, wq_fx_eof, f, RUN_MS), 0);
-    wq_run_nowait(&f->loop, 3);
+    wq_fx_run_until_eof(f, &sr, RUN_MS);
     assert_int_equal(f->sink.received, 0);
-    assert_int_equal(sr.calls, 1);
-    assert_int_equal(sr.status, 0);
     wq_fx_free(f);
     assert_int_equal(sr.calls, 1);
 }
@@ -723,10 +707,7 @@ static void peer_close_fails_every_pending_ticket_once_and_later_writes_get_eclo
     assert_int_equal(bh_writeq_try_write_ff(&f->q, &b), BH_ECLOSED);
     assert_int_equal(bh_bytes_refcount(&b), 1);
     bh_bytes_release(&b);
-    struct bh_writeq_stats s;
-    bh_writeq_stats(&f->q, &s);
-    assert_int_equal(s.queued_items, 0);
-    assert_int_equal(s.queued_bytes, 0);
+    wq_expect_queued(&f->q, 0, 0);
     wq_fx_free(f);
 }
 
@@ -753,10 +734,7 @@ static void ff_to_a_dead_peer_is_accepted_then_the_flush_fails_the_queue_once(vo
     assert_int_equal(bh_writeq_try_write_ff(&f->q, &mine), BH_ECLOSED);
     assert_int_equal(bh_bytes_refcount(&mine), 1);
     bh_bytes_release(&mine);
-    struct bh_writeq_stats s;
-    bh_writeq_stats(&f->q, &s);
-    assert_int_equal(s.queued_items, 0);
-    assert_int_equal(s.queued_bytes, 0);
+    wq_expect_queued(&f->q, 0, 0);
     wq_run_nowait(&f->loop, 3);
     assert_int_equal(t.calls, 1);
     wq_fx_free(f);
@@ -1040,19 +1018,14 @@ static void stats_count_items_bytes_flushes_batches_hits_and_refusals(void **sta
     assert_int_equal(wq_fx_ff(f, 30), BH_OK);
     assert_int_equal(wq_fx_ff(f, 40), BH_OK);
     assert_int_equal(wq_fx_ff(f, 50), BH_EFULL);
-    struct bh_writeq_stats s;
-    bh_writeq_stats(&f->q, &s);
-    assert_int_equal(s.queued_items, 3);
-    assert_int_equal(s.queued_bytes, 90);
+    struct bh_writeq_stats s = wq_expect_queued(&f->q, 3, 90);
     assert_int_equal(s.refused, 1);
     assert_int_equal(s.try_write_hits, 1);
     assert_int_equal(s.written_bytes, 10);
     assert_int_equal(s.flushes, 1);
     assert_int_equal(s.batches, 0);
     wq_fx_run_until_received(f, RUN_MS); /* flush 2: one writev for all three */
-    bh_writeq_stats(&f->q, &s);
-    assert_int_equal(s.queued_items, 0);
-    assert_int_equal(s.queued_bytes, 0);
+    s = wq_expect_queued(&f->q, 0, 0);
     assert_int_equal(s.written_items, 4);
     assert_int_equal(s.written_bytes, 100);
     assert_int_equal(s.flushes, 2);
@@ -1130,10 +1103,7 @@ static void ring_growth_failure_refuses_with_enomem_and_caller_keeps_slice(void 
     assert_int_equal(bh_writeq_try_write(&f->q, &b, wq_ticket_cb, &t), BH_ENOMEM);
     assert_non_null(b.ptr);
     assert_int_equal(b.len, 40);
-    struct bh_writeq_stats s;
-    bh_writeq_stats(&f->q, &s);
-    assert_int_equal(s.queued_items, 0);
-    assert_int_equal(s.queued_bytes, 0);
+    struct bh_writeq_stats s = wq_expect_queued(&f->q, 0, 0);
     assert_int_equal(s.refused, 1);
     /* The queue is still usable. */
     assert_int_equal(bh_writeq_try_write(&f->q, &b, wq_ticket_cb, &t), BH_OK);

@@ -231,3 +231,24 @@ void wq_fx_run_until_received(wq_fx *f, unsigned timeout_ms)
     assert_int_equal(f->sink.received, f->off);
     assert_int_equal(f->sink.mismatches, 0);
 }
+
+void wq_fx_run_until_eof(wq_fx *f, const wq_shut_rec *sr, unsigned timeout_ms)
+{
+    wq_sink_start(&f->sink);
+    assert_int_equal(wq_run_until(&f->loop, wq_fx_eof, f, timeout_ms), 0);
+    wq_run_nowait(&f->loop, 3);
+    assert_int_equal(f->sink.eof, 1);
+    assert_int_equal(f->sink.received, f->off);
+    assert_int_equal(f->sink.mismatches, 0);
+    assert_int_equal(sr->calls, 1);
+    assert_int_equal(sr->status, 0);
+}
+
+struct bh_writeq_stats wq_expect_queued(const bh_writeq *q, size_t items, size_t bytes)
+{
+    struct bh_writeq_stats s;
+    bh_writeq_stats(q, &s);
+    assert_int_equal(s.queued_items, items);
+    assert_int_equal(s.queued_bytes, bytes);
+    return s;
+}

@@ -68,6 +68,10 @@ int wq_run_until(uv_loop_t *loop, int (*cond)(void *), void *arg, unsigned timeo
 /* Runs a few non-blocking loop iterations (lets immediate work finish). */
 void wq_run_nowait(uv_loop_t *loop, int iterations);
 
+/* Reads q's statistics, asserts (cmocka) the queued item and byte counts and
+ * returns the statistics for further checks. */
+struct bh_writeq_stats wq_expect_queued(const bh_writeq *q, size_t items, size_t bytes);
+
 /* ---- the fixture ---------------------------------------------------------- */
 
 typedef enum wq_transport {
@@ -111,5 +115,9 @@ int wq_fx_eof(void *f);
 /* Starts the peer, runs until it holds every accepted byte (bounded by
  * timeout_ms) and checks them against the pattern. */
 void wq_fx_run_until_received(wq_fx *f, unsigned timeout_ms);
+/* Starts the peer, runs until it sees EOF (bounded by timeout_ms) plus a few
+ * more iterations, and checks that the EOF came after every accepted byte,
+ * unchanged, and that the shutdown recorder sr completed once with 0. */
+void wq_fx_run_until_eof(wq_fx *f, const wq_shut_rec *sr, unsigned timeout_ms);
 
 #endif
