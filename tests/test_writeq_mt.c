@@ -309,15 +309,23 @@ static void budgets_count_inbox_items_exactly_at_the_boundary(void **state)
     assert_int_equal(t.calls, 1);
 }
 
+/* An mt-enabled queue under the counting allocator (installed here), with n
+ * 100-byte items submitted from the loop thread, item i with ticket t[i]. */
+static wq_fx *pfx_with_tickets(wq_ticket *t, int n)
+{
+    test_alloc_install(0);
+    wq_fx *f = pfx_new(64, 1u << 20, 1);
+    memset(t, 0, (size_t)n * sizeof *t);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(wq_fx_submit(f, 100, &t[i]), BH_OK);
+    return f;
+}
+
 static void close_with_items_in_inbox_cancels_each_ticket_once_and_frees_everything(void **state)
 {
     (void)state;
-    test_alloc_install(0);
-    wq_fx *f = pfx_new(64, 1u << 20, 1);
     wq_ticket t[10];
-    memset(t, 0, sizeof t);
-    for (int i = 0; i < 10; i++)
-        assert_int_equal(wq_fx_submit(f, 100, &t[i]), BH_OK);
+    wq_fx *f = pfx_with_tickets(t, 10);
     assert_int_equal(wq_fx_submit(f, 100, NULL), BH_OK);
     bh_writeq_close(&f->q);
     test_tickets_expect_in_order(t, 10, BH_ECANCELED);
@@ -354,12 +362,8 @@ static int ticket_called(void *arg)
 static void ring_growth_failure_taking_inbox_items_fails_the_queue_once(void **state)
 {
     (void)state;
-    test_alloc_install(0);
-    wq_fx *f = pfx_new(64, 1u << 20, 1);
     wq_ticket t[3];
-    memset(t, 0, sizeof t);
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(wq_fx_submit(f, 100, &t[i]), BH_OK);
+    wq_fx *f = pfx_with_tickets(t, 3);
     test_alloc_fail_all(1); /* the ring cannot be allocated on the loop */
     assert_int_equal(wq_run_until(&f->loop, ticket_called, &t[2], RUN_MS), 0);
     test_alloc_fail_all(0);
@@ -371,9 +375,7 @@ static void ring_growth_failure_taking_inbox_items_fails_the_queue_once(void **s
     bh_bytes b = wq_pattern_slice(f->pattern, 0, 10);
     assert_int_equal(bh_writeq_try_write_ff(&f->q, &b), BH_ECLOSED);
     bh_bytes_release(&b);
-    struct bh_writeq_stats s;
-    bh_writeq_stats(&f->q, &s);
-    assert_int_equal(s.queued_items, 0);
+    wq_expect_queued(&f->q, 0, 0);
     wq_fx_free(f);
     test_alloc_finish();
 }

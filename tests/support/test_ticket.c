@@ -25,3 +25,21 @@ void test_tickets_expect_in_order(const test_ticket *t, int n, int status)
             assert_true(t[i].order > t[i - 1].order);
     }
 }
+
+int test_tickets_expect_failed_tail(const test_ticket *t, int n)
+{
+    int errors = 0, err = 0;
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(t[i].calls, 1);
+        if (t[i].status != 0) {
+            if (!err)
+                err = t[i].status;
+            assert_int_equal(t[i].status, err); /* one error for all pending */
+            errors++;
+        } else {
+            assert_int_equal(errors, 0); /* successes only before the failure */
+        }
+    }
+    assert_true(errors > 0);
+    return err;
+}

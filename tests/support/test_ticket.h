@@ -17,4 +17,10 @@ void test_ticket_record(test_ticket *t, int status);
  * in array order. */
 void test_tickets_expect_in_order(const test_ticket *t, int n, int status);
 
+/* Asserts (cmocka) that each of t[0..n) completed exactly once, that at least
+ * one failed, that the failures all share one status and that no success
+ * comes after a failure (the pending ones fail together). Returns that
+ * status. */
+int test_tickets_expect_failed_tail(const test_ticket *t, int n);
+
 #endif
