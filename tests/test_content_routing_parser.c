@@ -43,6 +43,16 @@ static void put(fixture *f, const char *s, size_t n)
 
 static cr_token_kind peek(fixture *f, cr_token *t) { return cr_parser_peek(&f->p, &f->buf, t); }
 
+/* Appends s[0..n), asserts that the front token is now of kind want and
+ * returns it. */
+static cr_token put_expect(fixture *f, const char *s, size_t n, cr_token_kind want)
+{
+    cr_token t;
+    put(f, s, n);
+    assert_int_equal(peek(f, &t), want);
+    return t;
+}
+
 /* Removes the front token the way the proxy does: split it off, no copy. */
 static void take(fixture *f, const cr_token *t)
 {
@@ -55,9 +65,7 @@ static void take(fixture *f, const cr_token *t)
 static void route_line_is_reported_with_its_name_and_nothing_is_consumed(void **state)
 {
     fixture *f = *state;
-    cr_token t;
-    put(f, "ROUTE alpha\n3\nabc", 17);
-    assert_int_equal(peek(f, &t), CR_TOK_ROUTE);
+    cr_token t = put_expect(f, "ROUTE alpha\n3\nabc", 17, CR_TOK_ROUTE);
     assert_int_equal(t.wire_len, 12);
     assert_int_equal(t.name_len, 5);
     assert_memory_equal(t.name, "alpha", 5);
@@ -70,11 +78,9 @@ static void frame_is_incomplete_until_its_last_payload_byte_arrives(void **state
     const char wire[] = "5\nhello";
     cr_token t;
     for (size_t i = 0; i + 1 < sizeof wire - 1; i++) {
-        put(f, wire + i, 1);
-        assert_int_equal(peek(f, &t), CR_TOK_NEED_MORE);
+        t = put_expect(f, wire + i, 1, CR_TOK_NEED_MORE);
     }
-    put(f, wire + sizeof wire - 2, 1);
-    assert_int_equal(peek(f, &t), CR_TOK_FRAME);
+    t = put_expect(f, wire + sizeof wire - 2, 1, CR_TOK_FRAME);
     assert_int_equal(t.payload_len, 5);
     assert_int_equal(t.wire_len, 7);
 }
@@ -82,9 +88,7 @@ static void frame_is_incomplete_until_its_last_payload_byte_arrives(void **state
 static void payload_holding_newlines_and_marker_text_is_one_frame(void **state)
 {
     fixture *f = *state;
-    cr_token t;
-    put(f, "16\nTUNNEL\nROUTE x\n\nTUNNEL\n", 26);
-    assert_int_equal(peek(f, &t), CR_TOK_FRAME);
+    cr_token t = put_expect(f, "16\nTUNNEL\nROUTE x\n\nTUNNEL\n", 26, CR_TOK_FRAME);
     assert_int_equal(t.wire_len, 19);
     take(f, &t);
     assert_int_equal(peek(f, &t), CR_TOK_TUNNEL); /* the real marker, after the payload */
@@ -93,9 +97,7 @@ static void payload_holding_newlines_and_marker_text_is_one_frame(void **state)
 static void tunnel_marker_leaves_the_bytes_behind_it_in_the_buffer(void **state)
 {
     fixture *f = *state;
-    cr_token t;
-    put(f, "TUNNEL\nraw\xff\n", 12);
-    assert_int_equal(peek(f, &t), CR_TOK_TUNNEL);
+    cr_token t = put_expect(f, "TUNNEL\nraw\xff\n", 12, CR_TOK_TUNNEL);
     assert_int_equal(t.wire_len, 7);
     take(f, &t);
     assert_int_equal(bh_buf_len(&f->buf), 5);
@@ -110,10 +112,8 @@ static void line_of_exactly_max_line_bytes_is_accepted(void **state)
     memset(line, '0', MAX_LINE - 1);
     line[MAX_LINE - 1] = '7';
     line[MAX_LINE] = '\n';
-    put(f, line, sizeof line);
-    assert_int_equal(peek(f, &t), CR_TOK_NEED_MORE); /* a 7-byte frame follows */
-    put(f, "1234567", 7);
-    assert_int_equal(peek(f, &t), CR_TOK_FRAME);
+    put_expect(f, line, sizeof line, CR_TOK_NEED_MORE); /* a 7-byte frame follows */
+    t = put_expect(f, "1234567", 7, CR_TOK_FRAME);
     assert_int_equal(t.payload_len, 7);
 }
 
@@ -121,41 +121,32 @@ static void line_without_newline_is_too_long_once_max_line_plus_one_bytes_are_bu
 {
     fixture *f = *state;
     char line[MAX_LINE];
-    cr_token t;
     memset(line, '9', sizeof line);
-    put(f, line, sizeof line);
-    assert_int_equal(peek(f, &t), CR_TOK_NEED_MORE);
-    put(f, "9", 1);
-    assert_int_equal(peek(f, &t), CR_TOK_LINE_TOO_LONG);
+    put_expect(f, line, sizeof line, CR_TOK_NEED_MORE);
+    put_expect(f, "9", 1, CR_TOK_LINE_TOO_LONG);
 }
 
 static void frame_length_above_max_frame_is_rejected_before_its_payload_arrives(void **state)
 {
     fixture *f = *state;
-    cr_token t;
-    put(f, "101\n", 4);
-    assert_int_equal(peek(f, &t), CR_TOK_FRAME_TOO_LONG);
+    put_expect(f, "101\n", 4, CR_TOK_FRAME_TOO_LONG);
 }
 
 static void frame_length_of_many_digits_is_rejected_without_overflow(void **state)
 {
     fixture *f = *state;
-    cr_token t;
-    put(f, "000000000000000000000000000005\nhello", 36); /* leading zeros are fine */
-    assert_int_equal(peek(f, &t), CR_TOK_FRAME);
+    /* leading zeros are fine */
+    cr_token t = put_expect(f, "000000000000000000000000000005\nhello", 36, CR_TOK_FRAME);
     assert_int_equal(t.payload_len, 5);
     cr_parser_init(&f->p, MAX_LINE, SIZE_MAX, 0);
     bh_buf_free(&f->buf);
-    put(f, "99999999999999999999999999999\n", 30);
-    assert_int_equal(peek(f, &t), CR_TOK_FRAME_TOO_LONG);
+    put_expect(f, "99999999999999999999999999999\n", 30, CR_TOK_FRAME_TOO_LONG);
 }
 
 static void zero_length_frame_is_complete_with_its_header(void **state)
 {
     fixture *f = *state;
-    cr_token t;
-    put(f, "0\n", 2);
-    assert_int_equal(peek(f, &t), CR_TOK_FRAME);
+    cr_token t = put_expect(f, "0\n", 2, CR_TOK_FRAME);
     assert_int_equal(t.wire_len, 2);
     assert_int_equal(t.payload_len, 0);
 }
@@ -169,8 +160,7 @@ static void malformed_header_lines_are_bad_headers(void **state)
         cr_token t;
         bh_buf_free(&f->buf);
         cr_parser_consumed(&f->p);
-        put(f, bad[i], strlen(bad[i]));
-        assert_int_equal(peek(f, &t), CR_TOK_BAD_HEADER);
+        t = put_expect(f, bad[i], strlen(bad[i]), CR_TOK_BAD_HEADER);
         assert_int_equal(t.wire_len, strlen(bad[i]));
     }
 }
@@ -178,14 +168,12 @@ static void malformed_header_lines_are_bad_headers(void **state)
 static void route_name_longer_than_64_characters_is_a_bad_header(void **state)
 {
     fixture *f = *state;
-    cr_token t;
     char line[6 + CR_MAX_NAME + 2];
     cr_parser_init(&f->p, 128, MAX_FRAME, 0);
     memcpy(line, "ROUTE ", 6);
     memset(line + 6, 'n', CR_MAX_NAME + 1);
     line[sizeof line - 1] = '\n';
-    put(f, line, sizeof line);
-    assert_int_equal(peek(f, &t), CR_TOK_BAD_HEADER);
+    put_expect(f, line, sizeof line, CR_TOK_BAD_HEADER);
 }
 
 static void tokens_back_to_back_parse_the_same_however_the_bytes_arrive(void **state)
@@ -222,8 +210,7 @@ static void line_frames_mode_makes_every_other_line_one_frame(void **state)
     fixture *f = *state;
     cr_token t;
     cr_parser_init(&f->p, MAX_LINE, MAX_FRAME, 1);
-    put(f, "any text\nTUNNEL\n", 16);
-    assert_int_equal(peek(f, &t), CR_TOK_FRAME);
+    t = put_expect(f, "any text\nTUNNEL\n", 16, CR_TOK_FRAME);
     assert_int_equal(t.wire_len, 9);
     take(f, &t);
     assert_int_equal(peek(f, &t), CR_TOK_TUNNEL);
