@@ -60,6 +60,16 @@ static void frame(const wire *hs, size_t rec, wire *out)
     }
 }
 
+/* The handshake of capture `name`, re-framed into records of at most `rec`
+ * bytes each. */
+static void load_framed(const char *name, size_t rec, wire *framed)
+{
+    wire w, hs;
+    load(name, &w);
+    handshake_of(&w, &hs);
+    frame(&hs, rec, framed);
+}
+
 /* Feeds w through a bh_buf in chunks of `step` bytes, as the router does:
  * append what arrived, parse the whole window, nothing consumed. */
 static int feed(const wire *w, size_t step, sni_hello *h)
@@ -158,11 +168,9 @@ static void hello_split_across_many_records_parses_in_any_fragmentation(void **s
 static void parsing_allocates_nothing(void **state)
 {
     (void)state;
-    wire w, hs, framed;
+    wire framed;
     sni_hello h;
-    load("curl", &w);
-    handshake_of(&w, &hs);
-    frame(&hs, 1, &framed);
+    load_framed("curl", 1, &framed);
     test_alloc_install(0);
     assert_int_equal(parse_all(&framed, &h), SNI_HELLO_DONE);
     static const uint8_t huge[] = {0x16, 3, 1, 0x40, 0x00, 1, 0xff, 0xff, 0xff};
@@ -226,11 +234,9 @@ static void empty_or_oversized_records_are_malformed(void **state)
 static void another_record_type_inside_the_hello_is_malformed(void **state)
 {
     (void)state;
-    wire w, hs, framed;
+    wire framed;
     sni_hello h;
-    load("python", &w);
-    handshake_of(&w, &hs);
-    frame(&hs, 100, &framed);
+    load_framed("python", 100, &framed);
     framed.b[105] = 0x17; /* second record claims application data */
     assert_int_equal(parse_all(&framed, &h), SNI_HELLO_MALFORMED);
 }
