@@ -53,14 +53,10 @@ static void budgets_accept_exactly_max_items_and_max_bytes_and_refuse_the_next(v
     assert_int_equal(qfx_push(f, 0, NULL), BH_OK);     /* an empty slice costs no bytes */
     assert_int_equal(qfx_push(f, 0, NULL), BH_EFULL);  /* fourth item */
     assert_int_equal(qfx_push(f, 101, NULL), BH_ETOOLONG);
-    bh_queue_stats s;
-    bh_queue_stats_get(&f->q, &s);
-    assert_int_equal(s.queued_items, 3);
-    assert_int_equal(s.queued_bytes, 100);
+    bh_queue_stats s = qfx_expect_queued(f, 3, 100);
     assert_int_equal(s.refused, 3);
     assert_int_equal(qfx_write_all(f), 3);
-    bh_queue_stats_get(&f->q, &s);
-    assert_int_equal(s.queued_items, 0);
+    s = qfx_expect_queued(f, 0, 0);
     assert_int_equal(s.written_items, 3);
     assert_int_equal(s.written_bytes, 100);
     assert_int_equal(qfx_push(f, 100, NULL), BH_OK); /* budget is back */
@@ -189,8 +185,7 @@ static void partial_writes_resume_at_the_exact_byte_offset(void **state)
         }
     }
     assert_int_equal(pos, total);
-    bh_queue_stats s;
-    bh_queue_stats_get(&f->q, &s);
+    bh_queue_stats s = qfx_stats(f);
     assert_int_equal(s.written_bytes, total);
     assert_int_equal(s.written_items, N);
     assert_int_equal(s.queued_bytes, 0);
@@ -341,10 +336,7 @@ static void fail_completes_every_unpinned_ticket_once_and_refuses_later_items(vo
     bh_queue_fail(&f->q, -5); /* nothing left: no second completion */
     for (int i = 0; i < 6; i++)
         assert_int_equal(t[i].calls, 1);
-    bh_queue_stats s;
-    bh_queue_stats_get(&f->q, &s);
-    assert_int_equal(s.queued_items, 0);
-    assert_int_equal(s.queued_bytes, 0);
+    qfx_expect_queued(f, 0, 0);
     qfx_free(f);
 }
 
@@ -447,8 +439,7 @@ static void direct_write_path_reserves_then_completes_or_queues_the_remainder(vo
     assert_int_equal(bh_queue_reserve(&f->q, 50), BH_OK);
     b = qfx_slice(f, 50);
     assert_int_equal(bh_queue_push_reserved(&f->q, &b, NULL, NULL, 20), 0);
-    bh_queue_stats s;
-    bh_queue_stats_get(&f->q, &s);
+    bh_queue_stats s = qfx_stats(f);
     assert_int_equal(s.queued_bytes, 30);
     assert_int_equal(s.written_bytes, 50);
     bh_queue_batch bt;
@@ -465,9 +456,7 @@ static void direct_write_path_reserves_then_completes_or_queues_the_remainder(vo
     assert_int_equal(bh_queue_reserve(&f->q, 100), BH_OK);
     assert_int_equal(bh_queue_reserve(&f->q, 1), BH_EFULL);
     bh_queue_unreserve(&f->q, 100);
-    bh_queue_stats_get(&f->q, &s);
-    assert_int_equal(s.queued_items, 0);
-    assert_int_equal(s.queued_bytes, 0);
+    qfx_expect_queued(f, 0, 0);
     qfx_free(f);
 }
 

@@ -26,13 +26,25 @@ qfx *qfx_new(size_t max_items, size_t max_bytes)
     return f;
 }
 
+bh_queue_stats qfx_stats(const qfx *f)
+{
+    bh_queue_stats s;
+    bh_queue_stats_get(&f->q, &s);
+    return s;
+}
+
+bh_queue_stats qfx_expect_queued(const qfx *f, size_t items, size_t bytes)
+{
+    bh_queue_stats s = qfx_stats(f);
+    assert_int_equal(s.queued_items, items);
+    assert_int_equal(s.queued_bytes, bytes);
+    return s;
+}
+
 void qfx_free(qfx *f)
 {
     bh_queue_inbox_free(bh_queue_close(&f->q));
-    bh_queue_stats s;
-    bh_queue_stats_get(&f->q, &s);
-    assert_int_equal(s.queued_items, 0);
-    assert_int_equal(s.queued_bytes, 0);
+    qfx_expect_queued(f, 0, 0);
     free(f);
 }
 
