@@ -48,11 +48,18 @@ static struct bh_block_cache_stats cache_stats(void)
     return cs;
 }
 
+/* A new buffer of max_len with room for n bytes reserved (its spare window
+ * in *spare / *spare_len when those are set). */
+static void buf_reserved(bh_buf *b, size_t max_len, size_t n, uint8_t **spare, size_t *spare_len)
+{
+    assert_int_equal(bh_buf_init(b, max_len), BH_OK);
+    assert_int_equal(bh_buf_reserve(b, n, spare, spare_len), BH_OK);
+}
+
 /* A buffer of max_len holding one block of about `size` bytes, emptied. */
 static void buf_with_empty_block(bh_buf *b, size_t size)
 {
-    assert_int_equal(bh_buf_init(b, size), BH_OK);
-    assert_int_equal(bh_buf_reserve(b, size, NULL, NULL), BH_OK);
+    buf_reserved(b, size, size, NULL, NULL);
 }
 
 static void recycled_block_is_reused_without_allocating(void **state)
@@ -69,8 +76,7 @@ static void recycled_block_is_reused_without_allocating(void **state)
     size_t allocs = test_alloc_stats_now().allocs;
     uint8_t *spare;
     size_t spare_len;
-    assert_int_equal(bh_buf_init(&b, 4096), BH_OK);
-    assert_int_equal(bh_buf_reserve(&b, 4096, &spare, &spare_len), BH_OK);
+    buf_reserved(&b, 4096, 4096, &spare, &spare_len);
     assert_ptr_equal(spare, first);
     assert_int_equal(spare_len, 4096);
     assert_int_equal(test_alloc_stats_now().allocs, allocs);
@@ -89,8 +95,7 @@ static void block_too_small_for_the_request_is_a_miss_and_stays_cached(void **st
 
     size_t allocs = test_alloc_stats_now().allocs;
     uint64_t misses = cache_stats().misses;
-    assert_int_equal(bh_buf_init(&b, 8192), BH_OK);
-    assert_int_equal(bh_buf_reserve(&b, 8192, NULL, NULL), BH_OK);
+    buf_with_empty_block(&b, 8192);
     assert_int_equal(test_alloc_stats_now().allocs, allocs + 1);
     assert_int_equal(cache_stats().misses, misses + 1);
     assert_int_equal(cache_stats().blocks, 1);
@@ -128,8 +133,7 @@ static void pinned_block_lends_only_the_window_behind_its_slices(void **state)
 
     size_t allocs = test_alloc_stats_now().allocs;
     uint8_t *spare;
-    assert_int_equal(bh_buf_init(&b, 1024), BH_OK);
-    assert_int_equal(bh_buf_reserve(&b, 64, &spare, NULL), BH_OK);
+    buf_reserved(&b, 1024, 64, &spare, NULL);
     assert_ptr_equal(spare, slice.ptr + slice.len);
     assert_int_equal(test_alloc_stats_now().allocs, allocs);
     assert_int_equal(bh_buf_append(&b, "world\n", 6), BH_OK);
@@ -151,16 +155,14 @@ static void pinned_window_smaller_than_the_request_is_not_handed_out(void **stat
     (void)state;
     bh_buf a, b;
     bh_bytes slice = {0};
-    assert_int_equal(bh_buf_init(&a, 256), BH_OK);
-    assert_int_equal(bh_buf_reserve(&a, 256, NULL, NULL), BH_OK);
+    buf_with_empty_block(&a, 256);
     uint8_t fill[200] = {0};
     assert_int_equal(bh_buf_append(&a, fill, sizeof fill), BH_OK);
     assert_int_equal(bh_buf_split_prefix(&a, sizeof fill, &slice), BH_OK);
     assert_int_equal(bh_buf_recycle(&a), BH_OK);
 
     uint64_t misses = cache_stats().misses;
-    assert_int_equal(bh_buf_init(&b, 1024), BH_OK);
-    assert_int_equal(bh_buf_reserve(&b, 128, NULL, NULL), BH_OK); /* 56 left: miss */
+    buf_reserved(&b, 1024, 128, NULL, NULL); /* 56 left: miss */
     assert_int_equal(cache_stats().misses, misses + 1);
     assert_int_equal(cache_stats().blocks, 1);
     bh_bytes_release(&slice);
