@@ -221,8 +221,7 @@ static void ticket_never_completes_inside_try_write_and_completes_once_on_the_lo
     wq_ticket t = {0};
     assert_int_equal(wq_fx_ticket(f, 100, &t), BH_OK);
     assert_int_equal(t.calls, 0);
-    wq_fx_run_until_received(f, RUN_MS);
-    wq_run_nowait(&f->loop, 3);
+    wq_fx_run_until_settled(f, RUN_MS);
     assert_int_equal(t.calls, 1);
     assert_int_equal(t.status, 0);
     struct bh_writeq_stats s;
@@ -271,8 +270,7 @@ static void each_ticket_completes_once_with_zero_in_submission_order(void **stat
     memset(t, 0, sizeof t);
     for (int i = 0; i < N; i++)
         assert_int_equal(wq_fx_ticket(f, 1 + (size_t)i % 50, &t[i]), BH_OK);
-    wq_fx_run_until_received(f, RUN_MS);
-    wq_run_nowait(&f->loop, 3);
+    wq_fx_run_until_settled(f, RUN_MS);
     test_tickets_expect_in_order(t, N, 0);
     wq_fx_free(f);
 }
@@ -288,8 +286,7 @@ static void empty_slices_are_accepted_and_empty_tickets_complete_once(void **sta
     assert_int_equal(wq_fx_ff(f, 10), BH_OK);
     assert_int_equal(bh_writeq_try_write(&f->q, &e, wq_ticket_cb, &t2), BH_OK);
     assert_int_equal(t.calls, 0);
-    wq_fx_run_until_received(f, RUN_MS);
-    wq_run_nowait(&f->loop, 3);
+    wq_fx_run_until_settled(f, RUN_MS);
     assert_int_equal(t.calls, 1);
     assert_int_equal(t.status, 0);
     assert_int_equal(t2.calls, 1);
@@ -490,8 +487,7 @@ static void drain_callback_is_not_called_without_pressure(void **state)
     wq_ticket t = {0};
     assert_int_equal(wq_fx_ticket(f, 100, &t), BH_OK);
     assert_int_equal(wq_fx_ff(f, 100), BH_OK);
-    wq_fx_run_until_received(f, RUN_MS);
-    wq_run_nowait(&f->loop, 3);
+    wq_fx_run_until_settled(f, RUN_MS);
     assert_int_equal(p.drains, 0);
     wq_fx_free(f);
 }
@@ -840,8 +836,7 @@ static void tickets_completed_by_the_flush_run_once_in_order_never_inside_try_wr
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.flushes, 1);
     assert_int_equal(s.batches, 0); /* no uv_write, no deferred write callback */
-    wq_fx_run_until_received(f, RUN_MS);
-    wq_run_nowait(&f->loop, 3);
+    wq_fx_run_until_settled(f, RUN_MS);
     for (int i = 0; i < N; i++)
         assert_int_equal(u.t[i].calls, 1);
     wq_fx_free(f);
@@ -966,8 +961,7 @@ static void flush_block_allocation_failure_falls_back_and_delivers_every_byte(vo
         assert_int_equal(rc, BH_OK);
         f->off += 50 + (size_t)i;
     }
-    wq_fx_run_until_received(f, RUN_MS);
-    wq_run_nowait(&f->loop, 3);
+    wq_fx_run_until_settled(f, RUN_MS);
     assert_null(bh__writeq_flush_block(&f->q));
     for (int i = 0; i < N; i += 3) {
         assert_int_equal(t[i].calls, 1);
@@ -984,8 +978,7 @@ static void flush_block_allocation_failure_falls_back_and_delivers_every_byte(vo
     assert_int_equal(bh_writeq_try_write(&f->q, &last, wq_ticket_cb, &t[N]), BH_OK);
     f->off += 10;
     assert_non_null(bh__writeq_flush_block(&f->q));
-    wq_fx_run_until_received(f, RUN_MS);
-    wq_run_nowait(&f->loop, 3);
+    wq_fx_run_until_settled(f, RUN_MS);
     assert_int_equal(t[N].calls, 1);
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.flushes, 1);
@@ -1096,8 +1089,7 @@ static void ring_growth_failure_refuses_with_enomem_and_caller_keeps_slice(void 
     /* The queue is still usable. */
     assert_int_equal(bh_writeq_try_write(&f->q, &b, wq_ticket_cb, &t), BH_OK);
     f->off = 40;
-    wq_fx_run_until_received(f, RUN_MS);
-    wq_run_nowait(&f->loop, 3);
+    wq_fx_run_until_settled(f, RUN_MS);
     assert_int_equal(t.calls, 1);
     wq_fx_free(f);
     test_alloc_uninstall();
@@ -1192,8 +1184,7 @@ static void slice_above_1_gib_is_cut_into_batches_and_resumed_at_the_exact_offse
     bh_bytes tail = bh_bytes_static(f->pattern, 100);
     assert_int_equal(bh_writeq_try_write(&f->q, &tail, wq_ticket_cb, &t2), BH_OK);
     f->off = big + 100;
-    wq_fx_run_until_received(f, RUN_MS);
-    wq_run_nowait(&f->loop, 3);
+    wq_fx_run_until_settled(f, RUN_MS);
     assert_int_equal(h.got, big + 100);
     assert_int_equal(h.bad, 0);
     assert_int_equal(t.calls, 1);

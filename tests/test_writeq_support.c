@@ -252,3 +252,9 @@ struct bh_writeq_stats wq_expect_queued(const bh_writeq *q, size_t items, size_t
     assert_int_equal(s.queued_bytes, bytes);
     return s;
 }
+
+void wq_fx_run_until_settled(wq_fx *f, unsigned timeout_ms)
+{
+    wq_fx_run_until_received(f, timeout_ms);
+    wq_run_nowait(&f->loop, 3);
+}

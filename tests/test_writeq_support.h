@@ -115,6 +115,9 @@ int wq_fx_eof(void *f);
 /* Starts the peer, runs until it holds every accepted byte (bounded by
  * timeout_ms) and checks them against the pattern. */
 void wq_fx_run_until_received(wq_fx *f, unsigned timeout_ms);
+/* wq_fx_run_until_received, then a few non-blocking iterations so that the
+ * write callbacks behind those bytes (tickets, deferred frees) have run. */
+void wq_fx_run_until_settled(wq_fx *f, unsigned timeout_ms);
 /* Starts the peer, runs until it sees EOF (bounded by timeout_ms) plus a few
  * more iterations, and checks that the EOF came after every accepted byte,
  * unchanged, and that the shutdown recorder sr completed once with 0. */
