@@ -33,6 +33,13 @@ static void assert_same(snap a, snap b)
     assert_int_equal(a.refs, b.refs);
 }
 
+/* A new buffer of max_len holding text[0..n). */
+static void buf_holding(bh_buf *b, size_t max_len, const char *text, size_t n)
+{
+    assert_int_equal(bh_buf_init(b, max_len), BH_OK);
+    assert_int_equal(bh_buf_append(b, text, n), BH_OK);
+}
+
 static void init_allocates_nothing_and_rejects_zero_max(void **state)
 {
     (void)state;
@@ -51,8 +58,7 @@ static void append_then_data_holds_bytes(void **state)
 {
     (void)state;
     bh_buf b;
-    bh_buf_init(&b, 1024);
-    assert_int_equal(bh_buf_append(&b, "hello ", 6), BH_OK);
+    buf_holding(&b, 1024, "hello ", 6);
     assert_int_equal(bh_buf_append(&b, "world", 5), BH_OK);
     assert_int_equal(bh_buf_len(&b), 11);
     assert_memory_equal(bh_buf_data(&b), "hello world", 11);
@@ -110,8 +116,7 @@ static void reserve_past_max_len_fails_with_etoolong_and_changes_nothing(void **
 {
     (void)state;
     bh_buf b;
-    bh_buf_init(&b, 16);
-    assert_int_equal(bh_buf_append(&b, "0123456789", 10), BH_OK);
+    buf_holding(&b, 16, "0123456789", 10);
     snap s = take(&b);
     assert_int_equal(bh_buf_reserve(&b, 7, NULL, NULL), BH_ETOOLONG);
     assert_same(s, take(&b));
@@ -125,8 +130,7 @@ static void reserve_size_max_fails_without_allocating(void **state)
     bh_buf b;
     bh_buf_init(&b, 64);
     assert_int_equal(bh_buf_reserve(&b, SIZE_MAX, NULL, NULL), BH_ETOOLONG);
-    bh_buf_init(&b, SIZE_MAX);
-    assert_int_equal(bh_buf_append(&b, "ab", 2), BH_OK);
+    buf_holding(&b, SIZE_MAX, "ab", 2);
     size_t before = test_alloc_stats_now().attempts;
     assert_int_equal(bh_buf_reserve(&b, SIZE_MAX, NULL, NULL), BH_ETOOLONG);
     snap s = take(&b);
@@ -156,8 +160,7 @@ static void append_past_max_len_fails_and_changes_nothing(void **state)
 {
     (void)state;
     bh_buf b;
-    bh_buf_init(&b, 8);
-    assert_int_equal(bh_buf_append(&b, "12345678", 8), BH_OK);
+    buf_holding(&b, 8, "12345678", 8);
     snap s = take(&b);
     assert_int_equal(bh_buf_append(&b, "9", 1), BH_ETOOLONG);
     assert_same(s, take(&b));
@@ -183,8 +186,7 @@ static void split_prefix_hands_off_without_copy_or_allocation(void **state)
     (void)state;
     bh_buf b;
     bh_bytes line = {0};
-    bh_buf_init(&b, 1024);
-    assert_int_equal(bh_buf_append(&b, "line one\nrest", 13), BH_OK);
+    buf_holding(&b, 1024, "line one\nrest", 13);
     const uint8_t *before_ptr = bh_buf_data(&b);
     size_t before = test_alloc_stats_now().attempts;
     assert_int_equal(bh_buf_split_prefix(&b, 9, &line), BH_OK);
@@ -202,8 +204,7 @@ static void split_prefix_longer_than_len_fails_and_changes_nothing(void **state)
     (void)state;
     bh_buf b;
     bh_bytes out = bh_bytes_static("keep", 4);
-    bh_buf_init(&b, 64);
-    assert_int_equal(bh_buf_append(&b, "abc", 3), BH_OK);
+    buf_holding(&b, 64, "abc", 3);
     snap s = take(&b);
     assert_int_equal(bh_buf_split_prefix(&b, 4, &out), BH_ERANGE);
     assert_int_equal(bh_buf_split_prefix(&b, SIZE_MAX, &out), BH_ERANGE);
@@ -235,8 +236,7 @@ static void split_everything_leaves_empty_usable_buffer(void **state)
     (void)state;
     bh_buf b;
     bh_bytes all = {0};
-    bh_buf_init(&b, 64);
-    assert_int_equal(bh_buf_append(&b, "everything", 10), BH_OK);
+    buf_holding(&b, 64, "everything", 10);
     assert_int_equal(bh_buf_split_prefix(&b, 10, &all), BH_OK);
     assert_int_equal(bh_buf_len(&b), 0);
     assert_int_equal(bh_buf_append(&b, "more", 4), BH_OK);
@@ -251,8 +251,7 @@ static void slices_outlive_the_buffer(void **state)
     (void)state;
     bh_buf b;
     bh_bytes a = {0}, c = {0};
-    bh_buf_init(&b, 64);
-    assert_int_equal(bh_buf_append(&b, "first|second|", 13), BH_OK);
+    buf_holding(&b, 64, "first|second|", 13);
     assert_int_equal(bh_buf_split_prefix(&b, 6, &a), BH_OK);
     assert_int_equal(bh_buf_split_prefix(&b, 7, &c), BH_OK);
     bh_buf_free(&b);
@@ -343,8 +342,7 @@ static void split_prefix_mut_gives_mutable_owned_prefix(void **state)
 {
     (void)state;
     bh_buf b, head;
-    bh_buf_init(&b, 256);
-    assert_int_equal(bh_buf_append(&b, "HEADbody", 8), BH_OK);
+    buf_holding(&b, 256, "HEADbody", 8);
     size_t before = test_alloc_stats_now().attempts;
     assert_int_equal(bh_buf_split_prefix_mut(&b, 4, &head), BH_OK);
     assert_int_equal(test_alloc_stats_now().attempts, before);
@@ -366,8 +364,7 @@ static void split_prefix_mut_errors_change_nothing(void **state)
 {
     (void)state;
     bh_buf b, out;
-    bh_buf_init(&b, 256);
-    assert_int_equal(bh_buf_append(&b, "abc", 3), BH_OK);
+    buf_holding(&b, 256, "abc", 3);
     snap s = take(&b);
     assert_int_equal(bh_buf_split_prefix_mut(&b, 4, &out), BH_ERANGE);
     assert_int_equal(bh_buf_split_prefix_mut(&b, 1, &b), BH_EINVAL);
@@ -400,8 +397,7 @@ static void advance_drops_prefix_and_checks_range(void **state)
 {
     (void)state;
     bh_buf b;
-    bh_buf_init(&b, 64);
-    assert_int_equal(bh_buf_append(&b, "0123456789", 10), BH_OK);
+    buf_holding(&b, 64, "0123456789", 10);
     assert_int_equal(bh_buf_advance(&b, 11), BH_ERANGE);
     assert_int_equal(bh_buf_len(&b), 10);
     assert_int_equal(bh_buf_advance(&b, 0), BH_OK);
@@ -418,8 +414,7 @@ static void take_tail_moves_everything_without_copy(void **state)
     (void)state;
     bh_buf b, tail;
     bh_bytes route = {0};
-    bh_buf_init(&b, 128);
-    assert_int_equal(bh_buf_append(&b, "ROUTE a\nraw tunnel bytes", 24), BH_OK);
+    buf_holding(&b, 128, "ROUTE a\nraw tunnel bytes", 24);
     assert_int_equal(bh_buf_split_prefix(&b, 8, &route), BH_OK);
     const uint8_t *p = bh_buf_data(&b);
     size_t before = test_alloc_stats_now().attempts;
@@ -488,8 +483,7 @@ static void free_keeps_max_len_and_allows_reuse(void **state)
 {
     (void)state;
     bh_buf b;
-    bh_buf_init(&b, 32);
-    assert_int_equal(bh_buf_append(&b, "x", 1), BH_OK);
+    buf_holding(&b, 32, "x", 1);
     bh_buf_free(&b);
     assert_int_equal(bh_buf_len(&b), 0);
     assert_int_equal(bh_buf_max_len(&b), 32);
