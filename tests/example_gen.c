@@ -135,26 +135,29 @@ int main(int argc, char **argv)
     }
     frames = strcmp(argv[1], "frames") == 0;
     /* getopt_long() scans the options after the mode word. */
+    /* The numeric options: where each goes and its upper bound. */
+    const struct size_option {
+        int opt;
+        const char *name;
+        uint64_t *value;
+        uint64_t max;
+    } size_options[] = {
+        {O_SEED, "--seed", &seed, UINT64_MAX},
+        {O_COUNT, "--count", &count, UINT32_MAX},
+        {O_MAX_LEN, "--max-len", &max_len, UINT32_MAX},
+        {O_TAIL, "--tail", &tail, UINT32_MAX},
+        {O_CHUNK_MAX, "--chunk-max", &chunk_max, CLI_GIB},
+        {O_LONG, "--long", &long_len, UINT32_MAX},
+    };
     int c;
     while ((c = cli_next_option(argc - 1, argv + 1, long_options, usage)) != -1) {
+        for (size_t i = 0; i < sizeof size_options / sizeof size_options[0]; i++) {
+            const struct size_option *so = &size_options[i];
+            if (c == so->opt)
+                *so->value = cli_size(so->name, optarg, 0, so->max);
+        }
         switch (c) {
-        case O_SEED:
-            seed = cli_size("--seed", optarg, 0, UINT64_MAX);
-            break;
-        case O_COUNT:
-            count = cli_size("--count", optarg, 0, UINT32_MAX);
-            break;
-        case O_MAX_LEN:
-            max_len = cli_size("--max-len", optarg, 0, UINT32_MAX);
-            break;
-        case O_TAIL:
-            tail = cli_size("--tail", optarg, 0, UINT32_MAX);
-            break;
-        case O_CHUNK_MAX:
-            chunk_max = cli_size("--chunk-max", optarg, 0, CLI_GIB);
-            break;
         case O_LONG:
-            long_len = cli_size("--long", optarg, 0, UINT32_MAX);
             has_long = 1;
             break;
         case O_CONNECT:
