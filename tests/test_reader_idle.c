@@ -134,6 +134,13 @@ static void run_until_first_read(idle_fixture *f)
     assert_int_equal(f->ok_calls, 1);
 }
 
+/* The peer sends text; the loop runs until the reader has seen one read. */
+static void read_once(idle_fixture *f, const char *text)
+{
+    peer_send(f, text);
+    run_until_first_read(f);
+}
+
 static int setup(void **state)
 {
     uv_loop_t *loop = malloc(sizeof *loop);
@@ -165,8 +172,7 @@ static size_t cached_blocks(void)
 static void callback_that_empties_the_buffer_gives_the_block_back(void **state)
 {
     idle_fixture *f = fixture_new(*state);
-    peer_send(f, "hello\n");
-    run_until_first_read(f);
+    read_once(f, "hello\n");
     assert_int_equal(bh_buf_len(&f->buf), 0);
     assert_int_equal(bh_buf_spare(&f->buf), 0); /* no block held */
     assert_int_equal(cached_blocks(), 1);
@@ -177,8 +183,7 @@ static void kept_block_stays_with_the_buffer(void **state)
 {
     idle_fixture *f = fixture_new(*state);
     assert_int_equal(bh_reader_keep_block(&f->r, 1), BH_OK);
-    peer_send(f, "hello\n");
-    run_until_first_read(f);
+    read_once(f, "hello\n");
     assert_true(bh_buf_spare(&f->buf) >= 4096 - 6);
     assert_int_equal(cached_blocks(), 0);
     assert_int_equal(bh_reader_keep_block(NULL, 1), BH_EINVAL);
@@ -189,8 +194,7 @@ static void callback_leaving_bytes_keeps_the_block(void **state)
 {
     idle_fixture *f = fixture_new(*state);
     f->leave_bytes = 1;
-    peer_send(f, "partial");
-    run_until_first_read(f);
+    read_once(f, "partial");
     assert_int_equal(bh_buf_len(&f->buf), 7);
     assert_memory_equal(bh_buf_data(&f->buf), "partial", 7);
     assert_int_equal(cached_blocks(), 0);
@@ -201,8 +205,7 @@ static void next_read_lands_behind_the_slices_of_the_last_one(void **state)
 {
     idle_fixture *f = fixture_new(*state);
     f->keep_slice = 1;
-    peer_send(f, "first");
-    run_until_first_read(f);
+    read_once(f, "first");
     bh_bytes first = f->slice;
     f->slice = (bh_bytes){0};
     peer_send(f, "second");
@@ -313,8 +316,7 @@ static void failed_timer_allocation_changes_nothing(void **state)
     idle_fixture *f = fixture_new(*state);
     test_alloc_fail_after(0);
     assert_int_equal(bh_reader_set_idle_timeout(&f->r, 10), BH_ENOMEM);
-    peer_send(f, "still reads\n");
-    run_until_first_read(f);
+    read_once(f, "still reads\n");
     assert_int_equal(f->final_calls, 0);
     fixture_free(f);
 }
