@@ -408,9 +408,10 @@ static char *run_json(double wall_s, int have_proxy, const proc_stats *p0, const
 int main(int argc, char **argv)
 {
     cli_init(PROG);
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--idle") == 0)
-            return driver_idle_main(argc, argv); /* see driver_idle.c */
+    /* --idle first selects the idle mode, which parses its own options
+     * with getopt_long (driver_idle.c), like a mode word. */
+    if (argc > 1 && strcmp(argv[1], "--idle") == 0)
+        return driver_idle_main(argc, argv);
     parse_args(argc, argv);
     signal(SIGPIPE, SIG_IGN);
     build_payloads();
