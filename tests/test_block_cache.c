@@ -15,6 +15,7 @@
 #include <bytes_handoff.h>
 
 #include "test_alloc.h"
+#include "test_buf_fixture.h"
 
 /* The thread's counters when the test started: tests look at differences. */
 static struct bh_block_cache_stats g_base;
@@ -48,18 +49,10 @@ static struct bh_block_cache_stats cache_stats(void)
     return cs;
 }
 
-/* A new buffer of max_len with room for n bytes reserved (its spare window
- * in *spare / *spare_len when those are set). */
-static void buf_reserved(bh_buf *b, size_t max_len, size_t n, uint8_t **spare, size_t *spare_len)
-{
-    assert_int_equal(bh_buf_init(b, max_len), BH_OK);
-    assert_int_equal(bh_buf_reserve(b, n, spare, spare_len), BH_OK);
-}
-
 /* A buffer of max_len holding one block of about `size` bytes, emptied. */
 static void buf_with_empty_block(bh_buf *b, size_t size)
 {
-    buf_reserved(b, size, size, NULL, NULL);
+    test_buf_reserved(b, size, size, NULL, NULL);
 }
 
 static void recycled_block_is_reused_without_allocating(void **state)
@@ -76,7 +69,7 @@ static void recycled_block_is_reused_without_allocating(void **state)
     size_t allocs = test_alloc_stats_now().allocs;
     uint8_t *spare;
     size_t spare_len;
-    buf_reserved(&b, 4096, 4096, &spare, &spare_len);
+    test_buf_reserved(&b, 4096, 4096, &spare, &spare_len);
     assert_ptr_equal(spare, first);
     assert_int_equal(spare_len, 4096);
     assert_int_equal(test_alloc_stats_now().allocs, allocs);
@@ -133,7 +126,7 @@ static void pinned_block_lends_only_the_window_behind_its_slices(void **state)
 
     size_t allocs = test_alloc_stats_now().allocs;
     uint8_t *spare;
-    buf_reserved(&b, 1024, 64, &spare, NULL);
+    test_buf_reserved(&b, 1024, 64, &spare, NULL);
     assert_ptr_equal(spare, slice.ptr + slice.len);
     assert_int_equal(test_alloc_stats_now().allocs, allocs);
     assert_int_equal(bh_buf_append(&b, "world\n", 6), BH_OK);
@@ -162,7 +155,7 @@ static void pinned_window_smaller_than_the_request_is_not_handed_out(void **stat
     assert_int_equal(bh_buf_recycle(&a), BH_OK);
 
     uint64_t misses = cache_stats().misses;
-    buf_reserved(&b, 1024, 128, NULL, NULL); /* 56 left: miss */
+    test_buf_reserved(&b, 1024, 128, NULL, NULL); /* 56 left: miss */
     assert_int_equal(cache_stats().misses, misses + 1);
     assert_int_equal(cache_stats().blocks, 1);
     bh_bytes_release(&slice);

@@ -10,6 +10,7 @@
 #include <bytes_handoff.h>
 
 #include "test_alloc.h"
+#include "test_buf_fixture.h"
 
 /* Snapshot of the observable state, to prove a failed call changed nothing. */
 typedef struct snap {
@@ -33,13 +34,6 @@ static void assert_same(snap a, snap b)
     assert_int_equal(a.refs, b.refs);
 }
 
-/* A new buffer of max_len holding text[0..n). */
-static void buf_holding(bh_buf *b, size_t max_len, const char *text, size_t n)
-{
-    assert_int_equal(bh_buf_init(b, max_len), BH_OK);
-    assert_int_equal(bh_buf_append(b, text, n), BH_OK);
-}
-
 static void init_allocates_nothing_and_rejects_zero_max(void **state)
 {
     (void)state;
@@ -58,7 +52,7 @@ static void append_then_data_holds_bytes(void **state)
 {
     (void)state;
     bh_buf b;
-    buf_holding(&b, 1024, "hello ", 6);
+    test_buf_holding(&b, 1024, "hello ", 6);
     assert_int_equal(bh_buf_append(&b, "world", 5), BH_OK);
     assert_int_equal(bh_buf_len(&b), 11);
     assert_memory_equal(bh_buf_data(&b), "hello world", 11);
@@ -74,8 +68,7 @@ static void reserve_then_commit_makes_data(void **state)
     bh_buf b;
     uint8_t *spare;
     size_t spare_len;
-    bh_buf_init(&b, 4096);
-    assert_int_equal(bh_buf_reserve(&b, 100, &spare, &spare_len), BH_OK);
+    test_buf_reserved(&b, 4096, 100, &spare, &spare_len);
     assert_true(spare_len >= 100);
     memcpy(spare, "abc", 3);
     assert_int_equal(bh_buf_commit(&b, 3), BH_OK);
@@ -105,8 +98,7 @@ static void reserve_zero_on_empty_buffer_allocates_nothing(void **state)
     bh_buf b;
     uint8_t *spare = (uint8_t *)"x";
     size_t spare_len = 99;
-    bh_buf_init(&b, 64);
-    assert_int_equal(bh_buf_reserve(&b, 0, &spare, &spare_len), BH_OK);
+    test_buf_reserved(&b, 64, 0, &spare, &spare_len);
     assert_int_equal(spare_len, 0);
     assert_null(spare);
     assert_int_equal(test_alloc_stats_now().attempts, 0);
@@ -116,7 +108,7 @@ static void reserve_past_max_len_fails_with_etoolong_and_changes_nothing(void **
 {
     (void)state;
     bh_buf b;
-    buf_holding(&b, 16, "0123456789", 10);
+    test_buf_holding(&b, 16, "0123456789", 10);
     snap s = take(&b);
     assert_int_equal(bh_buf_reserve(&b, 7, NULL, NULL), BH_ETOOLONG);
     assert_same(s, take(&b));
@@ -130,7 +122,7 @@ static void reserve_size_max_fails_without_allocating(void **state)
     bh_buf b;
     bh_buf_init(&b, 64);
     assert_int_equal(bh_buf_reserve(&b, SIZE_MAX, NULL, NULL), BH_ETOOLONG);
-    buf_holding(&b, SIZE_MAX, "ab", 2);
+    test_buf_holding(&b, SIZE_MAX, "ab", 2);
     size_t before = test_alloc_stats_now().attempts;
     assert_int_equal(bh_buf_reserve(&b, SIZE_MAX, NULL, NULL), BH_ETOOLONG);
     snap s = take(&b);
@@ -146,8 +138,7 @@ static void spare_never_exceeds_max_len(void **state)
     (void)state;
     bh_buf b;
     size_t spare_len;
-    bh_buf_init(&b, 100);
-    assert_int_equal(bh_buf_reserve(&b, 10, NULL, &spare_len), BH_OK);
+    test_buf_reserved(&b, 100, 10, NULL, &spare_len);
     assert_true(spare_len <= 100);
     assert_int_equal(bh_buf_append(&b, "0123456789", 10), BH_OK);
     assert_int_equal(bh_buf_reserve(&b, 1, NULL, &spare_len), BH_OK);
@@ -160,7 +151,7 @@ static void append_past_max_len_fails_and_changes_nothing(void **state)
 {
     (void)state;
     bh_buf b;
-    buf_holding(&b, 8, "12345678", 8);
+    test_buf_holding(&b, 8, "12345678", 8);
     snap s = take(&b);
     assert_int_equal(bh_buf_append(&b, "9", 1), BH_ETOOLONG);
     assert_same(s, take(&b));
@@ -186,7 +177,7 @@ static void split_prefix_hands_off_without_copy_or_allocation(void **state)
     (void)state;
     bh_buf b;
     bh_bytes line = {0};
-    buf_holding(&b, 1024, "line one\nrest", 13);
+    test_buf_holding(&b, 1024, "line one\nrest", 13);
     const uint8_t *before_ptr = bh_buf_data(&b);
     size_t before = test_alloc_stats_now().attempts;
     assert_int_equal(bh_buf_split_prefix(&b, 9, &line), BH_OK);
@@ -204,7 +195,7 @@ static void split_prefix_longer_than_len_fails_and_changes_nothing(void **state)
     (void)state;
     bh_buf b;
     bh_bytes out = bh_bytes_static("keep", 4);
-    buf_holding(&b, 64, "abc", 3);
+    test_buf_holding(&b, 64, "abc", 3);
     snap s = take(&b);
     assert_int_equal(bh_buf_split_prefix(&b, 4, &out), BH_ERANGE);
     assert_int_equal(bh_buf_split_prefix(&b, SIZE_MAX, &out), BH_ERANGE);
@@ -236,7 +227,7 @@ static void split_everything_leaves_empty_usable_buffer(void **state)
     (void)state;
     bh_buf b;
     bh_bytes all = {0};
-    buf_holding(&b, 64, "everything", 10);
+    test_buf_holding(&b, 64, "everything", 10);
     assert_int_equal(bh_buf_split_prefix(&b, 10, &all), BH_OK);
     assert_int_equal(bh_buf_len(&b), 0);
     assert_int_equal(bh_buf_append(&b, "more", 4), BH_OK);
@@ -251,7 +242,7 @@ static void slices_outlive_the_buffer(void **state)
     (void)state;
     bh_buf b;
     bh_bytes a = {0}, c = {0};
-    buf_holding(&b, 64, "first|second|", 13);
+    test_buf_holding(&b, 64, "first|second|", 13);
     assert_int_equal(bh_buf_split_prefix(&b, 6, &a), BH_OK);
     assert_int_equal(bh_buf_split_prefix(&b, 7, &c), BH_OK);
     bh_buf_free(&b);
@@ -325,8 +316,7 @@ static void released_slices_let_the_block_be_reused(void **state)
     (void)state;
     bh_buf b;
     bh_bytes line = {0};
-    bh_buf_init(&b, 4096);
-    assert_int_equal(bh_buf_reserve(&b, 1024, NULL, NULL), BH_OK);
+    test_buf_reserved(&b, 4096, 1024, NULL, NULL);
     size_t before = test_alloc_stats_now().attempts;
     for (int i = 0; i < 1000; i++) {
         assert_int_equal(bh_buf_append(&b, "0123456789\n", 11), BH_OK);
@@ -342,7 +332,7 @@ static void split_prefix_mut_gives_mutable_owned_prefix(void **state)
 {
     (void)state;
     bh_buf b, head;
-    buf_holding(&b, 256, "HEADbody", 8);
+    test_buf_holding(&b, 256, "HEADbody", 8);
     size_t before = test_alloc_stats_now().attempts;
     assert_int_equal(bh_buf_split_prefix_mut(&b, 4, &head), BH_OK);
     assert_int_equal(test_alloc_stats_now().attempts, before);
@@ -364,7 +354,7 @@ static void split_prefix_mut_errors_change_nothing(void **state)
 {
     (void)state;
     bh_buf b, out;
-    buf_holding(&b, 256, "abc", 3);
+    test_buf_holding(&b, 256, "abc", 3);
     snap s = take(&b);
     assert_int_equal(bh_buf_split_prefix_mut(&b, 4, &out), BH_ERANGE);
     assert_int_equal(bh_buf_split_prefix_mut(&b, 1, &b), BH_EINVAL);
@@ -381,8 +371,7 @@ static void prefix_mut_becomes_whole_block_owner_after_parent_frees(void **state
 {
     (void)state;
     bh_buf b, head;
-    bh_buf_init(&b, 4096);
-    assert_int_equal(bh_buf_reserve(&b, 1024, NULL, NULL), BH_OK);
+    test_buf_reserved(&b, 4096, 1024, NULL, NULL);
     assert_int_equal(bh_buf_append(&b, "prefixrest", 10), BH_OK);
     assert_int_equal(bh_buf_split_prefix_mut(&b, 6, &head), BH_OK);
     bh_buf_free(&b);
@@ -397,7 +386,7 @@ static void advance_drops_prefix_and_checks_range(void **state)
 {
     (void)state;
     bh_buf b;
-    buf_holding(&b, 64, "0123456789", 10);
+    test_buf_holding(&b, 64, "0123456789", 10);
     assert_int_equal(bh_buf_advance(&b, 11), BH_ERANGE);
     assert_int_equal(bh_buf_len(&b), 10);
     assert_int_equal(bh_buf_advance(&b, 0), BH_OK);
@@ -414,7 +403,7 @@ static void take_tail_moves_everything_without_copy(void **state)
     (void)state;
     bh_buf b, tail;
     bh_bytes route = {0};
-    buf_holding(&b, 128, "ROUTE a\nraw tunnel bytes", 24);
+    test_buf_holding(&b, 128, "ROUTE a\nraw tunnel bytes", 24);
     assert_int_equal(bh_buf_split_prefix(&b, 8, &route), BH_OK);
     const uint8_t *p = bh_buf_data(&b);
     size_t before = test_alloc_stats_now().attempts;
@@ -449,8 +438,7 @@ static void freeze_moves_whole_content_and_keeps_spare(void **state)
     (void)state;
     bh_buf b;
     bh_bytes all = {0};
-    bh_buf_init(&b, 1024);
-    assert_int_equal(bh_buf_reserve(&b, 256, NULL, NULL), BH_OK);
+    test_buf_reserved(&b, 1024, 256, NULL, NULL);
     assert_int_equal(bh_buf_append(&b, "frozen", 6), BH_OK);
     size_t before = test_alloc_stats_now().attempts;
     assert_int_equal(bh_buf_freeze(&b, &all), BH_OK);
@@ -483,7 +471,7 @@ static void free_keeps_max_len_and_allows_reuse(void **state)
 {
     (void)state;
     bh_buf b;
-    buf_holding(&b, 32, "x", 1);
+    test_buf_holding(&b, 32, "x", 1);
     bh_buf_free(&b);
     assert_int_equal(bh_buf_len(&b), 0);
     assert_int_equal(bh_buf_max_len(&b), 32);

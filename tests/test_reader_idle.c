@@ -287,26 +287,19 @@ static void stopped_reader_does_not_time_out_until_restarted(void **state)
     fixture_free(f);
 }
 
-static size_t live_allocations(void)
-{
-    test_alloc_stats st;
-    test_alloc_stats_get(&st);
-    return st.live;
-}
-
 static void timer_exists_only_while_the_timeout_is_enabled(void **state)
 {
     idle_fixture *f = fixture_new(*state);
-    size_t live = live_allocations();
+    size_t live = test_alloc_stats_now().live;
     assert_int_equal(bh_reader_set_idle_timeout(&f->r, 0), BH_OK);
-    assert_int_equal(live_allocations(), live);
+    assert_int_equal(test_alloc_stats_now().live, live);
     assert_int_equal(bh_reader_set_idle_timeout(&f->r, 1000), BH_OK);
-    assert_int_equal(live_allocations(), live + 1);
+    assert_int_equal(test_alloc_stats_now().live, live + 1);
     assert_int_equal(bh_reader_set_idle_timeout(&f->r, 2000), BH_OK); /* same timer */
-    assert_int_equal(live_allocations(), live + 1);
+    assert_int_equal(test_alloc_stats_now().live, live + 1);
     assert_int_equal(bh_reader_set_idle_timeout(&f->r, 0), BH_OK);
     assert_int_equal(uv_run(f->loop, UV_RUN_NOWAIT), 0); /* its close callback */
-    assert_int_equal(live_allocations(), live);
+    assert_int_equal(test_alloc_stats_now().live, live);
     assert_int_equal(bh_reader_set_idle_timeout(NULL, 1), BH_EINVAL);
     fixture_free(f);
 }

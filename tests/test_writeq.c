@@ -927,9 +927,7 @@ static void close_while_the_flush_is_armed_cancels_every_item_once_and_frees_it(
     assert_int_equal(f->sink.received, 0); /* the flush never ran */
     for (int i = 1; i < 10; i += 2)
         assert_int_equal(t[i].calls, 1);
-    test_alloc_stats st;
-    test_alloc_stats_get(&st);
-    assert_int_equal(st.live, 0); /* ring and flush block are gone */
+    assert_int_equal(test_alloc_stats_now().live, 0); /* ring and flush block are gone */
     wq_fx_free(f);
     test_alloc_uninstall();
 }
