@@ -439,7 +439,7 @@ def scenario_hostile(env):
     dead_port = dead.getsockname()[1]
     dead.close()  # nothing listens there now
     r = env.router(["--route", "alpha.test=" + a, "--route", "dead.test=127.0.0.1:%d" % dead_port,
-                    "--max-hello", "1024", "--hello-timeout", "300", "--stats"])
+                    "--max-hello", "1024", "--hello-timeout", "2000", "--stats"])
     port = r.ports[0]
     cases = [
         ("no_sni", hello(), alert("missing_extension")),
@@ -557,7 +557,7 @@ def scenario_drain(env):
 
 def scenario_idle(env):
     a = env.backend("alpha", ["alpha.test"])
-    r = env.router(["--route", "alpha.test=" + a, "--idle-timeout", "300", "--stats"])
+    r = env.router(["--route", "alpha.test=" + a, "--idle-timeout", "2000", "--stats"])
     c = BioClient(env, r.ports[0], "alpha.test", "plain")
     c.handshake()
     line = line_for("alpha")
