@@ -6,6 +6,10 @@
 #
 #   bench/run-sni-bench.sh [--out DIR] [--rounds N] [--conns N] [--bulk-mib N]
 #                          [--idle N] [--routers sni_router,sniproxy,haproxy,nginx]
+#                          [--smoke]
+#
+# --smoke: one round with tiny loads (20 connections, 1 MiB, 20 idle) to check
+# that the script, the routers and the report work; its numbers mean nothing.
 #
 # Measures, per router (medians of N alternating rounds, default 3): new TLS
 # connections/s with a small (100-byte) response, bulk MiB/s through one
@@ -32,6 +36,7 @@ while [[ $# -gt 0 ]]; do
     case "$1" in
         --out) out=$2; shift 2 ;;
         --rounds|--conns|--bulk-mib|--idle|--routers) args+=("$1" "$2"); shift 2 ;;
+        --smoke) args+=(--rounds 1 --conns 20 --bulk-mib 1 --idle 20); shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "run-sni-bench.sh: unknown option $1" >&2; exit 2 ;;
     esac
