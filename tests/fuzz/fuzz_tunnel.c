@@ -25,9 +25,9 @@
  * - once done, the loop closes (every handle closed) and nothing allocated
  *   through the hook is left. */
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -192,20 +192,32 @@ static void listener_init(void)
     CHECK(getsockname(g_listener, (struct sockaddr *)&g_addr, &len) == 0);
 }
 
-/* A connected loopback pair: *outer (nonblocking) and *inner. */
+/* A connected loopback pair: *outer (nonblocking) and *inner.  libFuzzer's
+ * -timeout alarm (SIGALRM, no SA_RESTART) can interrupt any blocking call, so
+ * the connect is nonblocking and every wait retries on EINTR. */
 static void tcp_pair(int *outer, int *inner)
 {
-    *outer = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    *outer = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     CHECK(*outer >= 0);
-    if (connect(*outer, (struct sockaddr *)&g_addr, sizeof g_addr) != 0) {
+    if (connect(*outer, (struct sockaddr *)&g_addr, sizeof g_addr) != 0 &&
+        errno != EINPROGRESS && errno != EINTR) {
         fprintf(stderr, "fuzz_tunnel: connect: %s\n", strerror(errno));
         abort();
     }
-    *inner = accept(g_listener, NULL, NULL);
+    do
+        *inner = accept(g_listener, NULL, NULL);
+    while (*inner < 0 && errno == EINTR);
     CHECK(*inner >= 0);
+    struct pollfd pfd = {.fd = *outer, .events = POLLOUT};
+    int rc;
+    do
+        rc = poll(&pfd, 1, -1);
+    while (rc < 0 && errno == EINTR);
+    int err = 0;
+    socklen_t len = sizeof err;
+    CHECK(rc == 1 && getsockopt(*outer, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0);
     int one = 1;
     setsockopt(*outer, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    CHECK(fcntl(*outer, F_SETFL, O_NONBLOCK) == 0);
 }
 
 typedef struct fx {
