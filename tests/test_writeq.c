@@ -885,7 +885,7 @@ static void enqueue_from_a_timer_is_flushed_before_the_loop_blocks_and_run_retur
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.written_bytes, 320);
     assert_int_equal(s.flushes, 1);
-    assert_non_null(bh__writeq_flush_block(&f->q));
+    assert_non_null(bh__writeq_dispatch(&f->q));
     assert_int_equal(uv_loop_alive(&f->loop), 0); /* handles stopped */
     uv_close((uv_handle_t *)&t, NULL);
     uv_close((uv_handle_t *)&w, NULL);
@@ -910,10 +910,10 @@ static void close_while_the_flush_is_armed_cancels_every_item_once_and_frees_it(
         assert_int_equal(rc, BH_OK);
         f->off += 10;
     }
-    assert_non_null(bh__writeq_flush_block(&f->q));
+    assert_non_null(bh__writeq_dispatch(&f->q));
     assert_int_equal(uv_loop_alive(&f->loop), 1); /* the armed flush */
     bh_writeq_close(&f->q);
-    assert_null(bh__writeq_flush_block(&f->q));
+    assert_null(bh__writeq_dispatch(&f->q));
     for (int i = 0; i < 10; i++) {
         assert_int_equal(bh_bytes_refcount(&held[i]), 1); /* released by close */
         bh_bytes_release(&held[i]);
@@ -927,12 +927,12 @@ static void close_while_the_flush_is_armed_cancels_every_item_once_and_frees_it(
     assert_int_equal(f->sink.received, 0); /* the flush never ran */
     for (int i = 1; i < 10; i += 2)
         assert_int_equal(t[i].calls, 1);
-    assert_int_equal(test_alloc_stats_now().live, 0); /* ring and flush block are gone */
+    assert_int_equal(test_alloc_stats_now().live, 0); /* ring and dispatcher are gone */
     wq_fx_free(f);
     test_alloc_uninstall();
 }
 
-static void flush_block_allocation_failure_falls_back_and_delivers_every_byte(void **state)
+static void dispatcher_allocation_failure_falls_back_and_delivers_every_byte(void **state)
 {
     (void)state;
     enum { N = 8 }; /* the first ring holds 8: no growth while allocations fail */
@@ -941,12 +941,12 @@ static void flush_block_allocation_failure_falls_back_and_delivers_every_byte(vo
     memset(t, 0, sizeof t);
     test_alloc_install(0);
     /* Static slices allocate nothing: attempt 1 is the ring, attempt 2 the
-     * deferred-flush block, which fails: the queue writes at once. */
+     * loop's flush dispatcher, which fails: the queue writes at once. */
     test_alloc_fail_after(1);
     bh_bytes b = bh_bytes_static(f->pattern, 100);
     assert_int_equal(bh_writeq_try_write(&f->q, &b, wq_ticket_cb, &t[0]), BH_OK);
     f->off = 100;
-    assert_null(bh__writeq_flush_block(&f->q));
+    assert_null(bh__writeq_dispatch(&f->q));
     struct bh_writeq_stats s;
     bh_writeq_stats(&f->q, &s);
     assert_int_equal(s.batches, 1); /* handed to uv_write() in the call */
@@ -960,7 +960,7 @@ static void flush_block_allocation_failure_falls_back_and_delivers_every_byte(vo
         f->off += 50 + (size_t)i;
     }
     wq_fx_run_until_settled(f, RUN_MS);
-    assert_null(bh__writeq_flush_block(&f->q));
+    assert_null(bh__writeq_dispatch(&f->q));
     for (int i = 0; i < N; i += 3) {
         assert_int_equal(t[i].calls, 1);
         assert_int_equal(t[i].status, 0);
@@ -970,12 +970,12 @@ static void flush_block_allocation_failure_falls_back_and_delivers_every_byte(vo
     assert_int_equal(s.written_bytes, f->off);
     assert_int_equal(s.flushes, 0);
     /* Allocation works again: the next enqueue on the idle queue creates the
-     * block and goes through the deferred flush. */
+     * dispatcher and goes through the deferred flush. */
     test_alloc_fail_all(0);
     bh_bytes last = bh_bytes_static(f->pattern + f->off, 10);
     assert_int_equal(bh_writeq_try_write(&f->q, &last, wq_ticket_cb, &t[N]), BH_OK);
     f->off += 10;
-    assert_non_null(bh__writeq_flush_block(&f->q));
+    assert_non_null(bh__writeq_dispatch(&f->q));
     wq_fx_run_until_settled(f, RUN_MS);
     assert_int_equal(t[N].calls, 1);
     bh_writeq_stats(&f->q, &s);
@@ -1234,7 +1234,7 @@ int main(void)
         cmocka_unit_test(tickets_completed_by_the_flush_run_once_in_order_never_inside_try_write),
         cmocka_unit_test(enqueue_from_a_timer_is_flushed_before_the_loop_blocks_and_run_returns),
         cmocka_unit_test(close_while_the_flush_is_armed_cancels_every_item_once_and_frees_it),
-        cmocka_unit_test(flush_block_allocation_failure_falls_back_and_delivers_every_byte),
+        cmocka_unit_test(dispatcher_allocation_failure_falls_back_and_delivers_every_byte),
         cmocka_unit_test(steady_state_fire_and_forget_enqueue_allocates_nothing),
         cmocka_unit_test(ring_growth_failure_refuses_with_enomem_and_caller_keeps_slice),
         cmocka_unit_test(batch_array_growth_failure_still_writes_everything_in_order),

@@ -248,7 +248,7 @@ struct bh_writeq_stats {
 };
 
 /** @cond PRIVATE */
-struct bh_writeq_flush; /* deferred-flush handles, allocated on the first enqueue */
+struct bh_writeq_dispatch; /* the loop's deferred-flush handles, shared by its queues */
 struct bh_writeq_mt;    /* cross-thread wake, allocated by bh_writeq_enable_mt */
 struct bh_writeq_stall; /* write-stall timer, allocated by bh_writeq_set_stall_timeout */
 /** @endcond */
@@ -282,9 +282,12 @@ struct bh_writeq {
     void *shutdown_ctx;
     bh_drain_cb drain_cb;
     void *drain_ctx;
-    struct bh_writeq_flush *flush; /* NULL until the first enqueue and after close */
-    struct bh_writeq_mt *mt;       /* NULL until enable_mt and after close */
-    struct bh_writeq_stall *stall; /* NULL while no stall timeout is set */
+    struct bh_writeq_dispatch *dispatch; /* the loop's flush dispatcher: NULL until the
+                                            first enqueue and after close */
+    bh_writeq *flush_next;               /* next queue waiting for the flush */
+    bh_writeq **flush_pprev;             /* link to this queue; NULL while not waiting */
+    struct bh_writeq_mt *mt;             /* NULL until enable_mt and after close */
+    struct bh_writeq_stall *stall;       /* NULL while no stall timeout is set */
     uint64_t refused;              /* refusals the core did not see */
     uint64_t batches, try_write_hits, flushes;
     /** @endcond */

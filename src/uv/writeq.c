@@ -8,7 +8,7 @@
  * deferred flush. Two paths write from the caller's slice at once instead,
  * and only on an idle queue: a fire-and-forget slice of WQ_EAGER_BYTES or
  * more (writing it now releases it, and the read block it pins, before the
- * next read), and any enqueue when the deferred-flush block cannot be
+ * next read), and any enqueue when the loop's flush dispatcher cannot be
  * allocated (fallback). There a fire-and-forget slice goes to uv_try_write()
  * and only its remainder is queued (handed to uv_write()); a ticket is
  * queued and handed to uv_write() at once. */
@@ -79,7 +79,7 @@ static int try_write_direct(bh_writeq *q, const bh_bytes *data)
     return n == UV_EAGAIN ? 0 : n;
 }
 
-/* Idle queue, large fire-and-forget slice or no deferred-flush block: write
+/* Idle queue, large fire-and-forget slice or no flush dispatcher: write
  * at once. The reservation made by the caller is consumed or returned. */
 static int enqueue_direct(bh_writeq *q, bh_bytes *data, bh_write_cb cb, void *ctx)
 {
@@ -133,9 +133,9 @@ static int writeq_enqueue(bh_writeq *q, bh_bytes *data, bh_write_cb cb, void *ct
     if (rc != BH_OK)
         return rc;
     int eager = idle && !cb && data->len >= WQ_EAGER_BYTES;
-    if (idle && !eager && !q->flush)
-        (void)bh__wq_flush_create(q); /* on failure this enqueue writes at once */
-    if (!idle || (q->flush && !eager)) {
+    if (idle && !eager && !q->dispatch)
+        (void)bh__wq_dispatch_ref(q); /* on failure this enqueue writes at once */
+    if (!idle || (q->dispatch && !eager)) {
         /* Only append; the deferred flush (or the write in flight) takes it. */
         bh_queue_push_reserved(&q->core, data, (bh_queue_cb)cb, ctx, 0);
         if (!(q->flags & WQ_WRITING))
@@ -187,7 +187,7 @@ void bh_writeq_close(bh_writeq *q)
     q->mt = NULL;
     if (mt)
         mt->q = NULL;
-    bh__wq_flush_close(q);
+    bh__wq_dispatch_unref(q);
     bh__wq_stall_close(q);
     struct bh_queue_inbox *inbox = bh_queue_close(&q->core);
     if (mt) {

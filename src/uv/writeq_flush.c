@@ -23,11 +23,11 @@
  * write completes with nothing queued, the next enqueue goes through the
  * flush again.
  *
- * The flush handles live in a block of their own, allocated on the first
- * enqueue (an idle queue allocates nothing) and closed by bh_writeq_close();
- * their close callbacks free it without touching q, because libuv runs close
- * callbacks in LIFO order and q may already be freed from the stream's close
- * callback. */
+ * A queue takes its reference on the dispatcher on its first enqueue (an
+ * idle queue allocates nothing; the first queue of a loop allocates the
+ * dispatcher) and drops it in bh_writeq_close(), which unlinks it first; the
+ * last reference closes the handles, whose close callbacks free the
+ * dispatcher without touching any queue. */
 #include <stdint.h>
 #include <string.h>
 
@@ -36,85 +36,18 @@
 
 static void on_write(uv_write_t *req, int status);
 static void on_shutdown(uv_shutdown_t *req, int status);
-static void flush_run(bh_writeq *q);
 
-/* ---- deferred flush handles ---------------------------------------------- */
+/* ---- arming ---------------------------------------------------------------- */
 
-static void on_flush_check(uv_check_t *h)
-{
-    struct bh_writeq_flush *fl = h->data;
-    if (fl->q)
-        flush_run(fl->q);
-}
-
-static void on_flush_prepare(uv_prepare_t *h)
-{
-    struct bh_writeq_flush *fl = h->data;
-    if (fl->q)
-        flush_run(fl->q);
-}
-
-static void on_flush_close(uv_handle_t *h)
-{
-    struct bh_writeq_flush *fl = h->data;
-    if (--fl->handles == 0)
-        bh__free(fl);
-}
-
-static int init_check(uv_loop_t *loop, void *h) { return uv_check_init(loop, h); }
-
-int bh__wq_flush_create(bh_writeq *q)
-{
-    int rc;
-    struct bh_writeq_flush *fl = bh__wq_block_new(q->loop, sizeof *fl, init_check, &rc);
-    if (!fl)
-        return rc;
-    fl->check.data = fl;
-    fl->handles = 1;
-    rc = uv_prepare_init(q->loop, &fl->prepare);
-    if (rc != 0) {
-        uv_close((uv_handle_t *)&fl->check, on_flush_close);
-        return rc;
-    }
-    fl->prepare.data = fl;
-    fl->handles = 2;
-    fl->q = q;
-    q->flush = fl;
-    return BH_OK;
-}
-
+/* Arms q's flush through the loop's dispatcher (a reference taken on the
+ * first use). Returns 0 when no dispatcher could be had: the caller writes
+ * at once. */
 int bh__wq_flush_arm(bh_writeq *q)
 {
-    if (!q->flush && bh__wq_flush_create(q) != BH_OK)
+    if (!q->dispatch && bh__wq_dispatch_ref(q) != BH_OK)
         return 0;
-    if (!(q->flags & WQ_FLUSH_ARMED)) {
-        uv_check_start(&q->flush->check, on_flush_check);
-        uv_prepare_start(&q->flush->prepare, on_flush_prepare);
-        q->flags |= WQ_FLUSH_ARMED;
-    }
+    bh__wq_dispatch_link(q);
     return 1;
-}
-
-/* Stops the handles: a stopped handle neither runs nor keeps the loop alive. */
-static void flush_disarm(bh_writeq *q)
-{
-    if (!(q->flags & WQ_FLUSH_ARMED))
-        return;
-    q->flags &= ~WQ_FLUSH_ARMED;
-    uv_check_stop(&q->flush->check);
-    uv_prepare_stop(&q->flush->prepare);
-}
-
-void bh__wq_flush_close(bh_writeq *q)
-{
-    struct bh_writeq_flush *fl = q->flush;
-    q->flags &= ~WQ_FLUSH_ARMED;
-    if (!fl)
-        return;
-    q->flush = NULL;
-    fl->q = NULL;
-    uv_close((uv_handle_t *)&fl->check, on_flush_close);
-    uv_close((uv_handle_t *)&fl->prepare, on_flush_close);
 }
 
 /* ---- writing ------------------------------------------------------------- */
@@ -218,14 +151,15 @@ void bh__wq_after_io(bh_writeq *q, int from_write)
     bh__wq_stall_update(q);
 }
 
-/* The deferred flush (check or prepare callback): writes the queued items
- * with uv_try_write, one batch per round, completes what the kernel took and
- * hands any remainder to uv_write. Items enqueued by the completions join
- * the next round. Afterwards either nothing is queued or a write is in
- * flight (or the queue failed or was closed), so the handles are stopped. */
-static void flush_run(bh_writeq *q)
+/* The deferred flush of one queue (from the dispatcher's check or prepare
+ * pass): writes the queued items with uv_try_write, one batch per round,
+ * completes what the kernel took and hands any remainder to uv_write. Items
+ * enqueued by the completions join the next round. Afterwards either nothing
+ * is queued or a write is in flight (or the queue failed or was closed), so
+ * q is no longer linked. */
+void bh__wq_flush_run(bh_writeq *q)
 {
-    flush_disarm(q);
+    bh__wq_dispatch_unlink(q);
     if (!wq_writable(q) || (q->flags & WQ_WRITING))
         return;
     for (int round = 0; round < WQ_FLUSH_ROUNDS && bh_queue_count(&q->core) > 0; round++) {
@@ -259,7 +193,7 @@ static void flush_run(bh_writeq *q)
         if (rc < 0)
             bh__wq_fail(q, rc);
     }
-    flush_disarm(q);
+    bh__wq_dispatch_unlink(q);
     bh__wq_after_io(q, 0);
 }
 

@@ -1,6 +1,7 @@
 /* writeq_internal.h - private parts of bh_writeq shared by src/uv/writeq*.c
- * (flags, the separately allocated handle blocks, the driver steps) and the
- * read-only views the tests use instead of naming struct fields. */
+ * and flush_dispatch.c (flags, the separately allocated handle blocks, the
+ * loop's flush dispatcher, the driver steps) and the read-only views the
+ * tests use instead of naming struct fields. */
 #ifndef BH_WRITEQ_INTERNAL_H
 #define BH_WRITEQ_INTERNAL_H
 
@@ -17,17 +18,7 @@
 enum wq_flags {
     WQ_WRITING = 1u << 0,      /* uv_write outstanding or its completions running */
     WQ_SHUT_PENDING = 1u << 1, /* shutdown requested, user callback not yet called */
-    WQ_SHUT_SENT = 1u << 2,    /* uv_shutdown issued */
-    WQ_FLUSH_ARMED = 1u << 3   /* the deferred-flush handles are started */
-};
-
-/* Deferred-flush handles (writeq_flush.c). Freed by the second close
- * callback, never touching q (it may be freed by then). */
-struct bh_writeq_flush {
-    uv_check_t check;
-    uv_prepare_t prepare;
-    bh_writeq *q; /* NULL once the queue is closed */
-    int handles;  /* handles not yet closed */
+    WQ_SHUT_SENT = 1u << 2     /* uv_shutdown issued */
 };
 
 /* Cross-thread wake (writeq_mt.c): the async handle and the core's inbox,
@@ -67,10 +58,23 @@ static inline int wq_idle(const bh_writeq *q)
  * with *rc = BH_ENOMEM or init's libuv error (the block is then freed). */
 void *bh__wq_block_new(uv_loop_t *loop, size_t size, int (*init)(uv_loop_t *, void *), int *rc);
 
+/* flush_dispatch.c: the loop's deferred-flush dispatcher (one per loop and
+ * thread, shared by its queues). Loop thread only. */
+/* Sets q->dispatch to the loop's dispatcher (created on first use) and takes
+ * a reference. Returns BH_OK, or BH_ENOMEM / a libuv error (nothing held). */
+int bh__wq_dispatch_ref(bh_writeq *q);
+/* Arms q's flush: links q (holding a reference) into the dispatcher's list
+ * and starts its handles. Idempotent while q is linked. */
+void bh__wq_dispatch_link(bh_writeq *q);
+/* Disarms: unlinks q if linked; the handles stop when no queue is linked. */
+void bh__wq_dispatch_unlink(bh_writeq *q);
+/* Unlinks q and drops its reference (no-op without one); the last reference
+ * closes the handles, whose close callbacks free the dispatcher. */
+void bh__wq_dispatch_unref(bh_writeq *q);
+
 /* writeq_flush.c: the driver. */
-int bh__wq_flush_create(bh_writeq *q);
 int bh__wq_flush_arm(bh_writeq *q);
-void bh__wq_flush_close(bh_writeq *q);
+void bh__wq_flush_run(bh_writeq *q);
 int bh__wq_start_write(bh_writeq *q);
 void bh__wq_after_io(bh_writeq *q, int from_write);
 void bh__wq_fail(bh_writeq *q, int err);
@@ -97,7 +101,17 @@ static inline int bh__writeq_wrapped(const bh_writeq *q)
 {
     return q->core.head != 0 && q->core.head + q->core.count > q->core.ring_cap;
 }
-static inline const void *bh__writeq_flush_block(const bh_writeq *q) { return q->flush; }
+/* The dispatcher q holds a reference on (NULL before its first enqueue, after
+ * close and after the dispatcher could not be allocated). */
+static inline const void *bh__writeq_dispatch(const bh_writeq *q) { return q->dispatch; }
+/* This thread's live (not closing) dispatcher of loop, or NULL. */
+const void *bh__wq_dispatch_of(const uv_loop_t *loop);
+/* Number of this thread's live dispatchers. */
+size_t bh__wq_dispatch_live(void);
+/* References held on a dispatcher (0 for NULL). */
+size_t bh__wq_dispatch_refs(const void *dispatch);
+/* 1 while q's flush is armed (q is linked in its dispatcher's list). */
+static inline int bh__writeq_flush_armed(const bh_writeq *q) { return q->flush_pprev != NULL; }
 static inline const void *bh__writeq_stall_block(const bh_writeq *q) { return q->stall; }
 /* Loop time at which a stalled queue fails (0 when the timer is not armed). */
 static inline uint64_t bh__writeq_stall_deadline(const bh_writeq *q)
