@@ -174,7 +174,7 @@ static void splice_on_and_off_deliver_identical_bytes(void **state)
  * filled to at least 3/4 before the next, plus the one being read into and
  * the partly written head; and the queue's arrays at max_items. 256 bytes
  * per block and 4 KiB per queue cover block headers, malloc's rounding and
- * the queue's flush handles. */
+ * the loop's flush dispatcher. */
 static size_t tunnel_memory_bound(const bh_tunnel_config *c)
 {
     size_t per_block = 3 * c->read_reserve / 4;

@@ -256,17 +256,16 @@ struct bh_writeq_stall; /* write-stall timer, allocated by bh_writeq_set_stall_t
 /** A libuv driver of the loop-free queue core (bh_queue, see queue.h), which
  * holds the ring, the budgets, the tickets and the cross-thread inbox.
  *
- * Idle cost (x86_64 Linux, libuv 1.44): sizeof(bh_writeq) is 504 bytes and
+ * Idle cost (x86_64 Linux, libuv 1.44): sizeof(bh_writeq) is 520 bytes and
  * a queue that was never written to allocates nothing. After its first
- * enqueue an idle queue keeps, besides its struct, the deferred-flush block
- * (256 bytes), a ring of 8 to 64 slots (40 bytes each; a ring that grew
- * beyond 64 slots is shrunk back to 64 when the queue drains) and a batch
- * array of 8 to 64 iovecs (16 bytes each, shrunk the same way): 1,208 bytes
- * in total for a queue whose bursts stayed within 8 items, at most 4,344
- * bytes for any queue, plus the allocator's overhead per block (3 blocks).
- * The cross-thread block (144 bytes, plus the core's 112-byte inbox and its
- * arrays) exists only after bh_writeq_enable_mt(), the stall timer block
- * (192 bytes) only while a stall timeout is set. */
+ * enqueue an idle queue keeps, besides its struct, no handle and no block of
+ * its own for the flush, only a reference on its loop's flush dispatcher:
+ * one 296-byte block (a uv_check_t and a uv_prepare_t) per loop, shared by
+ * every queue of that loop and freed when the last of them is closed. Ring
+ * and batch array: see queue.h. The cross-thread block (144 bytes, plus the
+ * core's 112-byte inbox and its arrays) exists only after
+ * bh_writeq_enable_mt(), the stall timer block (192 bytes) only while a
+ * stall timeout is set. */
 struct bh_writeq {
     uv_loop_t *loop;     /**< public, read-only: the loop */
     uv_stream_t *stream; /**< public, read-only: the stream written to */
@@ -298,12 +297,16 @@ struct bh_writeq {
 BH_EXPORT bh_writeq_config bh_writeq_config_default(void);
 
 /** Initialises a write queue on a stream. Allocates nothing: an idle queue
- * costs its struct. The first enqueue allocates the ring and one small
- * block holding the deferred-flush handles
- * (separate from q, freed from its own close callbacks after
- * bh_writeq_close()); the handles are active only while items wait for the
- * flush, so an idle queue does not keep the loop alive. The queue does not
- * use s->data, so a bh_reader can share the stream.
+ * costs its struct. The first enqueue allocates the ring and takes a
+ * reference on the loop's flush dispatcher, which holds the deferred-flush
+ * handles of every queue of the loop (the loop's first used queue allocates
+ * it; bh_writeq_close() drops the reference, and the last one closes the
+ * handles, freed from their own close callbacks); the handles are active
+ * only while items wait for the flush, so an idle queue does not keep the
+ * loop alive. A queue is used from its loop's thread (the dispatcher is
+ * found per thread; only bh_writeq_submit_mt() may be called elsewhere).
+ * The queue does not use s->data or loop->data, so a bh_reader can share
+ * the stream.
  * @param q the queue (caller-owned).
  * @param loop the loop of s.
  * @param s a TCP, pipe or TTY stream of loop, owned by the caller.
@@ -323,8 +326,8 @@ BH_EXPORT int bh_writeq_init(bh_writeq *q, uv_loop_t *loop, uv_stream_t *s,
  * (data->len > max_bytes, can never fit), BH_ECLOSED (closed, shut down or
  * failed), BH_ENOMEM (the ring could not grow), BH_EINVAL. A write error
  * found by the flush fails the queue (every pending ticket gets it once,
- * later calls get BH_ECLOSED). Only when the deferred-flush block cannot be
- * allocated does an enqueue on an idle queue write at once as a fallback
+ * later calls get BH_ECLOSED). Only when the loop's flush dispatcher cannot
+ * be allocated does an enqueue on an idle queue write at once as a fallback
  * (uv_write() here); the stream refusing that write at once is then
  * returned as a libuv error (the queue has failed).
  * @param q the queue.
@@ -367,9 +370,11 @@ BH_EXPORT int bh_writeq_shutdown(bh_writeq *q, bh_shutdown_cb cb, void *ctx);
  * completes when libuv reports it (BH_ECANCELED when the stream was closed,
  * 0 if it had been written). Call it before or together with
  * uv_close(stream); q may be freed from the stream's close callback. The
- * ring and batch array are freed by then; the deferred-flush and
- * cross-thread blocks are closed here and freed by their own close
- * callbacks in the same loop iteration, never touching q.
+ * ring and batch array are freed by then; q leaves the loop's flush
+ * dispatcher here (the last queue of the loop to close also closes the
+ * dispatcher's handles) and the cross-thread block is closed here; both are
+ * freed by their own close callbacks in the same loop iteration, never
+ * touching q.
  * Idempotent; safe inside any queue callback.
  * @param q the queue. */
 BH_EXPORT void bh_writeq_close(bh_writeq *q);
