@@ -378,12 +378,22 @@ typedef struct loop_thread {
     int loop_closed;
 } loop_thread;
 
+/* Counts a completion without the process-wide sequence of test_ticket
+ * (the two loops run at the same time). */
+static void thread_record(bh_writeq *q, int status, void *ctx)
+{
+    mq *m = ctx;
+    for (int i = 0; i < m->n; i++)
+        if (m->c[i].q == q && status == 0)
+            m->c[i].t.calls++;
+}
+
 static void *loop_thread_main(void *arg)
 {
     loop_thread *lt = arg;
     mq *m = lt->m;
     for (int i = 0; i < m->n; i++)
-        mq_ticket(m, i, 200, mq_record);
+        mq_ticket(m, i, 200, thread_record);
     lt->mine = bh__wq_dispatch_of(&m->loop);
     for (int i = 0; i < m->n && lt->mine; i++)
         if (bh__writeq_dispatch(m->c[i].q) != lt->mine)
@@ -426,6 +436,8 @@ static void loops_on_two_threads_each_get_their_own_dispatcher(void **state)
     for (int k = 0; k < 2; k++) {
         assert_null(lt[k].other); /* found only on its own loop's thread */
         assert_int_equal(lt[k].received, 4 * 200);
+        for (int i = 0; i < 4; i++)
+            assert_int_equal(lt[k].m->c[i].t.calls, 1);
         assert_true(lt[k].loop_closed);
         mq_free_memory(lt[k].m);
     }
