@@ -15,6 +15,7 @@
 #include <bytes_handoff/block_cache.h>
 #include <bytes_handoff/error.h>
 
+#include "array_cache_internal.h"
 #include "block_cache_internal.h"
 #include "bytes_internal.h"
 #include "internal.h"
@@ -172,7 +173,11 @@ int bh_block_cache_set_limits(size_t max_blocks, size_t max_bytes)
     return BH_OK;
 }
 
-void bh_block_cache_trim(void) { cache_drop_all(&tls_cache); }
+void bh_block_cache_trim(void)
+{
+    cache_drop_all(&tls_cache);
+    bh__array_cache_trim();
+}
 
 void bh_block_cache_stats(struct bh_block_cache_stats *out)
 {
