@@ -3,11 +3,14 @@
  * ring and batch array back, the next push takes them again without calling
  * the allocator, the cache stays within its bounds, bh_block_cache_trim()
  * empties it, and an allocation failure while a queue re-takes arrays
- * refuses the push like ring growth always did. Also the libuv adapter: an
+ * refuses the push like ring growth always did, and a thread's cache is freed
+ * when it exits. Also the libuv adapter: an
  * idle bh_writeq keeps no ring after a direct or a queued write. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -274,6 +277,33 @@ static void failure_while_retaking_arrays_refuses_the_push_and_keeps_the_queue_v
     test_alloc_finish();
 }
 
+/* A thread drains a queue and exits: its cache is freed with it, while the
+ * calling thread's cache is untouched. */
+static void *drain_on_own_thread(void *arg)
+{
+    qfx *f = arg;
+    push_and_write(f, 4);
+    expect_holds_nothing(&f->q);
+    bh__array_cache_stats c = cache_now();
+    return (void *)(uintptr_t)(c.arrays[BH_ARRAY_RING] + c.arrays[BH_ARRAY_IOV]);
+}
+
+static void a_threads_cached_arrays_are_freed_when_it_exits(void **state)
+{
+    (void)state;
+    test_alloc_install(0);
+    qfx *f = qfx_new(64, 1u << 20);
+    pthread_t th;
+    void *cached = NULL;
+    assert_int_equal(pthread_create(&th, NULL, drain_on_own_thread, f), 0);
+    assert_int_equal(pthread_join(th, &cached), 0);
+    assert_int_equal((uintptr_t)cached, 2); /* it held a ring and a batch array */
+    assert_int_equal(cache_now().bytes, 0);  /* none of them is ours */
+    assert_int_equal(test_alloc_stats_now().live, 0);
+    qfx_free(f);
+    test_alloc_finish();
+}
+
 /* ---- the libuv adapter ---------------------------------------------------- */
 
 static int tickets_done(void *arg) { return ((wq_ticket *)arg)->calls == 1; }
@@ -313,6 +343,7 @@ int main(void)
         cmocka_unit_test(array_cache_keeps_at_most_its_bounds_and_frees_the_rest),
         cmocka_unit_test(
             failure_while_retaking_arrays_refuses_the_push_and_keeps_the_queue_valid),
+        cmocka_unit_test(a_threads_cached_arrays_are_freed_when_it_exits),
         cmocka_unit_test(idle_writeq_keeps_no_ring_after_direct_and_queued_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

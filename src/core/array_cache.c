@@ -11,11 +11,11 @@
  * out the largest array that fits the queue's limit, so the arrays in use
  * converge to the sizes busy queues need. Cached arrays are freed by
  * bh_block_cache_trim() (and so bh_trim() and bh_set_allocator()) and when
- * the thread exits (a pthread key, as for the block cache). */
-#include <pthread.h>
+ * the thread exits (by the block cache's thread-exit destructor). */
 #include <string.h>
 
 #include "array_cache_internal.h"
+#include "block_cache_internal.h"
 #include "internal.h"
 
 typedef struct cached_array {
@@ -27,15 +27,11 @@ typedef struct array_cache {
     cached_array slot[BH_ARRAY_KINDS][BH_ARRAY_CACHE_MAX_ARRAYS]; /* oldest first */
     size_t count[BH_ARRAY_KINDS];
     size_t bytes;
-    int registered; /* thread-exit destructor armed for this thread */
+    int exit_armed; /* the thread-exit destructor (block_cache.c) is armed */
     uint64_t puts, hits, refused;
 } array_cache;
 
 static _Thread_local array_cache tls_cache;
-
-static pthread_once_t key_once = PTHREAD_ONCE_INIT;
-static pthread_key_t exit_key;
-static int key_ok;
 
 static void cache_drop_all(array_cache *c)
 {
@@ -49,10 +45,6 @@ static void cache_drop_all(array_cache *c)
     }
 }
 
-static void on_thread_exit(void *p) { cache_drop_all(p); }
-
-static void make_key(void) { key_ok = pthread_key_create(&exit_key, on_thread_exit) == 0; }
-
 void bh__array_cache_put(int kind, void *p, size_t bytes)
 {
     array_cache *c = &tls_cache;
@@ -64,9 +56,9 @@ void bh__array_cache_put(int kind, void *p, size_t bytes)
         bh__free(p);
         return;
     }
-    if (!c->registered) {
-        pthread_once(&key_once, make_key);
-        c->registered = key_ok && pthread_setspecific(exit_key, c) == 0;
+    if (!c->exit_armed) {
+        bh__thread_caches_arm_exit();
+        c->exit_armed = 1;
     }
     c->slot[kind][c->count[kind]++] = (cached_array){p, bytes};
     c->bytes += bytes;
