@@ -171,6 +171,13 @@ static void tc_free(tclient *c)
     free(c->data);
 }
 
+static tclient *tc_new(void)
+{
+    tclient *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    return c;
+}
+
 /* ---- proxy and sink fixture ---------------------------------------------- */
 
 typedef struct fx {
@@ -303,6 +310,18 @@ static void fx_free(fx *f)
     free(f);
 }
 
+/* Closes the clients (b may be NULL), tears the fixture down (running their
+ * close callbacks) and frees them. */
+static void fx_end_with_clients(fx *f, tclient *a, tclient *b)
+{
+    tc_free(a);
+    if (b)
+        tc_free(b);
+    fx_free(f);
+    free(a);
+    free(b);
+}
+
 /* A good client to alpha: sends everything, half-closes, gets its reply. */
 static void run_good_client(fx *f, tclient *c, uint64_t seed)
 {
@@ -333,9 +352,7 @@ static void client_reset_during_route_phase_aborts_its_session_and_others_comple
 {
     (void)state;
     fx *f = fx_new(NULL, 0);
-    tclient *bad = calloc(1, sizeof *bad), *good = calloc(1, sizeof *good);
-    assert_non_null(bad);
-    assert_non_null(good);
+    tclient *bad = tc_new(), *good = tc_new();
     /* ROUTE line and one frame, then half of a second frame. */
     tc_build(bad, "alpha", 2, 100, 0, 7);
     tc_connect(&f->loop, bad, f->port);
@@ -362,11 +379,7 @@ static void client_reset_during_route_phase_aborts_its_session_and_others_comple
     assert_int_equal(cr_sink_aborted(f->alpha) + truncated, 1);
     assert_sink_got(f, good);
     assert_tickets_balanced(f);
-    tc_free(bad);
-    tc_free(good);
-    fx_free(f);
-    free(bad);
-    free(good);
+    fx_end_with_clients(f, bad, good);
 }
 
 /* The client writes its route frames and 40 KiB of tunnel data and resets
@@ -379,9 +392,7 @@ static void client_reset_right_after_tunnel_data_reaches_the_sink_as_a_reset(voi
 {
     (void)state;
     fx *f = fx_new(NULL, 0);
-    tclient *bad = calloc(1, sizeof *bad), *good = calloc(1, sizeof *good);
-    assert_non_null(bad);
-    assert_non_null(good);
+    tclient *bad = tc_new(), *good = tc_new();
     tc_build(bad, "alpha", 4, 63, 40 * 1024, 21); /* more than one read */
     tc_connect(&f->loop, bad, f->port);
     uv_buf_t b = uv_buf_init((char *)bad->data, (unsigned)bad->len);
@@ -398,11 +409,7 @@ static void client_reset_right_after_tunnel_data_reaches_the_sink_as_a_reset(voi
     assert_int_equal(n, 1); /* the good client's stream only */
     assert_int_equal(cr_sink_aborted(f->alpha), 1);
     assert_sink_got(f, good);
-    tc_free(bad);
-    tc_free(good);
-    fx_free(f);
-    free(bad);
-    free(good);
+    fx_end_with_clients(f, bad, good);
 }
 
 /* A destination that resets its connection after reading `limit` bytes. */
@@ -463,9 +470,7 @@ static void destination_reset_during_tunnel_ends_that_client_and_proxy_keeps_ser
     d->limit = 256 * 1024;
     fx *g = fx_new_with_dest(&d->listener, d, rd_accept, 0, "rst", 0);
 
-    tclient *bad = calloc(1, sizeof *bad), *good = calloc(1, sizeof *good);
-    assert_non_null(bad);
-    assert_non_null(good);
+    tclient *bad = tc_new(), *good = tc_new();
     tc_build(bad, "rst", 4, 63, 4u << 20, 3); /* the reset comes 256 KiB into the tunnel */
     tc_connect(&g->loop, bad, g->port);
     tc_write(bad, 0, bad->len);
@@ -483,11 +488,7 @@ static void destination_reset_during_tunnel_ends_that_client_and_proxy_keeps_ser
     assert_int_equal(st.aborted, 1);
     assert_sink_got(g, good);
     assert_tickets_balanced(g);
-    tc_free(bad);
-    tc_free(good);
-    fx_free(g);
-    free(bad);
-    free(good);
+    fx_end_with_clients(g, bad, good);
     free(d);
 }
 
@@ -601,8 +602,7 @@ static tclient *gated_client_sending(fx **f, gate_dest **d, size_t tunnel, uint6
     *d = calloc(1, sizeof **d);
     assert_non_null(*d);
     *f = fx_new_gated(*d);
-    tclient *c = calloc(1, sizeof *c);
-    assert_non_null(c);
+    tclient *c = tc_new();
     tc_build(c, "gate", 16, 1000, tunnel, seed);
     tc_connect(&(*f)->loop, c, (*f)->port);
     tc_write(c, 0, c->len);
@@ -626,9 +626,7 @@ static void gate_open_and_expect_completion(fx *f, gate_dest *d, tclient *c)
     assert_int_equal(st.aborted, 0);
     assert_int_equal(st.bytes_up, c->len);
     assert_tickets_balanced(f);
-    tc_free(c);
-    fx_free(f);
-    free(c);
+    fx_end_with_clients(f, c, NULL);
     free(d);
 }
 
@@ -721,9 +719,7 @@ static void refused_destination_gets_err_line_and_proxy_keeps_serving(void **sta
 {
     (void)state;
     fx *f = fx_new("closed", closed_port());
-    tclient *bad = calloc(1, sizeof *bad), *good = calloc(1, sizeof *good);
-    assert_non_null(bad);
-    assert_non_null(good);
+    tclient *bad = tc_new(), *good = tc_new();
     tc_build(bad, "closed", 3, 63, 1000, 1);
     tc_connect(&f->loop, bad, f->port);
     tc_write(bad, 0, bad->len);
@@ -743,11 +739,7 @@ static void refused_destination_gets_err_line_and_proxy_keeps_serving(void **sta
     assert_int_equal(st.aborted, 0);
     assert_sink_got(f, good);
     assert_tickets_balanced(f);
-    tc_free(bad);
-    tc_free(good);
-    fx_free(f);
-    free(bad);
-    free(good);
+    fx_end_with_clients(f, bad, good);
 }
 
 /* ---- bh_writeq: close with 1000 pending tickets --------------------------- */
@@ -915,9 +907,8 @@ static void slowloris_client_is_closed_at_the_header_deadline(void **state)
 {
     (void)state;
     fx *f = fx_new_timeouts(200, 0);
-    tclient *c = calloc(1, sizeof *c);
+    tclient *c = tc_new();
     trickle *t = calloc(1, sizeof *t);
-    assert_non_null(c);
     assert_non_null(t);
     tc_build(c, "alpha", 0, 0, 0, 1);
     uint64_t t0 = uv_now(&f->loop);
@@ -938,9 +929,7 @@ static void slowloris_client_is_closed_at_the_header_deadline(void **state)
     assert_int_equal(st.aborted, 1);
     assert_int_equal(c->reply_len, 0);
     assert_tickets_balanced(f);
-    tc_free(c);
-    fx_free(f);
-    free(c);
+    fx_end_with_clients(f, c, NULL);
     free(t);
 }
 
@@ -968,8 +957,7 @@ static void completed_header_is_not_subject_to_the_deadline(void **state)
 {
     (void)state;
     fx *f = fx_new_timeouts(100, 0);
-    tclient *c = calloc(1, sizeof *c);
-    assert_non_null(c);
+    tclient *c = tc_new();
     tc_build(c, "alpha", 2, 63, 1024, 9);
     tc_connect(&f->loop, c, f->port);
     size_t head = strlen("ROUTE alpha\n");
@@ -986,17 +974,14 @@ static void completed_header_is_not_subject_to_the_deadline(void **state)
     assert_int_equal(st.completed, 1);
     assert_int_equal(st.header_timeouts, 0);
     assert_sink_got(f, c);
-    tc_free(c);
-    fx_free(f);
-    free(c);
+    fx_end_with_clients(f, c, NULL);
 }
 
 static void idle_session_is_closed_by_the_idle_timeout(void **state)
 {
     (void)state;
     fx *f = fx_new_timeouts(0, 100);
-    tclient *c = calloc(1, sizeof *c);
-    assert_non_null(c);
+    tclient *c = tc_new();
     tc_build(c, "alpha", 1, 63, 0, 4);
     tc_connect(&f->loop, c, f->port);
     size_t part = strlen("ROUTE alpha\n") + 3 + 63; /* route line and one frame */
@@ -1011,9 +996,7 @@ static void idle_session_is_closed_by_the_idle_timeout(void **state)
     assert_int_equal(st.header_timeouts, 0);
     assert_int_equal(st.aborted, 1);
     assert_tickets_balanced(f);
-    tc_free(c);
-    fx_free(f);
-    free(c);
+    fx_end_with_clients(f, c, NULL);
 }
 
 /* The destination stops reading: the upstream queue makes no progress with
@@ -1028,8 +1011,7 @@ static void destination_that_stops_reading_ends_the_session_by_write_stall(void 
     pc.idle_timeout_ms = 200;
     pc.upstream_sndbuf = 4096;
     fx_start_proxy(f, &pc);
-    tclient *c = calloc(1, sizeof *c);
-    assert_non_null(c);
+    tclient *c = tc_new();
     tc_build(c, "alpha", 128, 65536, 0, 6);
     tc_connect(&f->loop, c, f->port);
     tc_write(c, 0, c->len - strlen("TUNNEL\n")); /* frames only: the queue path */
@@ -1038,9 +1020,7 @@ static void destination_that_stops_reading_ends_the_session_by_write_stall(void 
     struct cr_proxy_stats st = fx_stats(f);
     assert_int_equal(st.aborted, 1);
     assert_int_equal(st.completed, 0);
-    tc_free(c);
-    fx_free(f);
-    free(c);
+    fx_end_with_clients(f, c, NULL);
 }
 
 int main(void)
