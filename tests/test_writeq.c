@@ -343,6 +343,7 @@ static void enqueue_while_wrapped(bh_writeq *q, int status, void *ctx)
 static void ring_grows_while_wrapped_and_keeps_order(void **state)
 {
     (void)state;
+    bh_block_cache_trim(); /* no cached ring: the first one has 8 slots */
     wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 64, 1u << 20, 64 * 1024);
     wrap_ctx w = {f, 0, 0, 0};
     bh_bytes b = wq_pattern_slice(f->pattern, 0, 5);

@@ -25,7 +25,12 @@
  * bh_block_cache_trim() before exit() if it checks for leaks) and when it
  * calls bh_block_cache_trim(). All memory comes from the allocator hook;
  * bh_set_allocator() trims the calling thread's cache first, and other
- * threads must trim theirs before the hook changes. */
+ * threads must trim theirs before the hook changes.
+ *
+ * The same thread also caches the small arrays of drained write queues (the
+ * ring and batch array a bh_queue gives back when it drains, see queue.h:
+ * at most 32 of each kind, 96 KiB in all); bh_block_cache_trim(), bh_trim(),
+ * bh_set_allocator() and thread exit free those too. */
 #ifndef BYTES_HANDOFF_BLOCK_CACHE_H
 #define BYTES_HANDOFF_BLOCK_CACHE_H
 
@@ -65,9 +70,10 @@ struct bh_block_cache_stats {
 BH_EXPORT int bh_block_cache_set_limits(size_t max_blocks, size_t max_bytes);
 
 /** Drops every block the calling thread's cache holds (a pinned block is
- * freed once its slices are released) and frees the entry table. Call it
- * when a thread goes idle, before it exits, or before exit() on the main
- * thread. The bounds stay. */
+ * freed once its slices are released), frees the entry table, and frees the
+ * queue arrays (rings and batch arrays of drained bh_queues) the thread has
+ * cached. Call it when a thread goes idle, before it exits, or before exit()
+ * on the main thread. The bounds stay. */
 BH_EXPORT void bh_block_cache_trim(void);
 
 /** Snapshot of the calling thread's counters.

@@ -20,7 +20,17 @@
  *   BH_ENOMEM, BH_EINVAL);
  * - the budgets count every accepted item until it completes (ring, batch
  *   in flight and cross-thread inbox);
- * - an idle queue that was never used allocates nothing.
+ * - an idle queue holds no heap memory: one that was never used allocates
+ *   nothing, and one that drains (nothing queued, no batch out) gives its
+ *   ring and batch array to the calling thread's array cache, from which the
+ *   next push or batch of any queue on that thread takes them again, so a
+ *   queue that drains after every write still does not call malloc/free per
+ *   item. That cache is per thread, needs no lock and is bounded (32 rings
+ *   and 32 batch arrays of at most 64 entries, 96 KiB in all); rings and
+ *   batch arrays of more than 64 entries are shrunk to 64 before they are
+ *   cached. bh_block_cache_trim() and bh_trim() (block_cache.h) empty it,
+ *   and so does thread exit. Only the cross-thread inbox
+ *   (bh_queue_enable_mt()) stays allocated until the queue is closed.
  *
  * Threads: every function runs on the owner's thread (the "loop thread")
  * except bh_queue_submit(), which any thread may call once
@@ -110,7 +120,7 @@ struct bh_queue_inbox; /* cross-thread inbox, allocated by bh_queue_enable_mt() 
  * guarded by the inbox mutex once bh_queue_enable_mt() was called. */
 struct bh_queue {
     /** @cond PRIVATE (fields not part of the API) */
-    bh_queue_item *ring;       /* grows by doubling up to max_items */
+    bh_queue_item *ring;       /* grows by doubling up to max_items; NULL while idle */
     size_t ring_cap, head, count;
     size_t head_off;           /* bytes of ring[head] already written */
     size_t pinned;             /* items at the head covered by the batch out */
@@ -119,7 +129,7 @@ struct bh_queue {
     size_t used_bytes;
     size_t low_water;
     bh_queue_config cfg;
-    struct iovec *iov;         /* batch array, grown on demand up to IOV_MAX */
+    struct iovec *iov;         /* batch array, grown on demand up to IOV_MAX; NULL while idle */
     size_t iov_cap;
     struct iovec iov1;         /* one-entry batch when iov cannot grow */
     bh_queue_complete_fn complete;
@@ -160,7 +170,8 @@ BH_EXPORT int bh_queue_init(bh_queue *q, const bh_queue_config *cfg, bh_queue_co
  * @param ctx passed to cb.
  * @return BH_OK; BH_EFULL (a budget would be exceeded: the drain signal is
  *         armed), BH_ETOOLONG (data->len > max_bytes), BH_ECLOSED (sealed,
- *         failed or closed), BH_ENOMEM (the ring could not grow), BH_EINVAL */
+ *         failed or closed), BH_ENOMEM (no ring could be allocated or
+ *         grown), BH_EINVAL */
 BH_EXPORT int bh_queue_push(bh_queue *q, bh_bytes *data, bh_queue_cb cb, void *ctx);
 
 /** Reserves budget and a ring slot for one item of len bytes without

@@ -19,6 +19,10 @@ void bh__block_cache_put(bh_shared *s, uint8_t *start);
  * cache's reference. NULL when none fits. */
 bh_shared *bh__block_cache_take(size_t whole, size_t pinned, uint8_t **start);
 
+/* Arms, once per thread, the thread-exit destructor that frees what the
+ * thread leaves in its block cache and its array cache (array_cache.c). */
+void bh__thread_caches_arm_exit(void);
+
 /* Counts a buffer that found no block and allocates one instead. */
 void bh__block_cache_miss(void);
 

@@ -4,9 +4,10 @@
  * budgets and completion loops are in queue_ring.c, batches in
  * queue_batch.c, the cross-thread inbox in queue_inbox.c.
  *
- * Accepted items live in a ring allocated on first use, so an idle queue
- * that was never used allocates nothing; head_off counts the bytes of the
- * head item already written. */
+ * Accepted items live in a ring taken on first use (from the thread's array
+ * cache, else allocated) and given back whenever the queue is idle again, so
+ * an idle queue holds no heap memory; head_off counts the bytes of the head
+ * item already written. */
 #include <string.h>
 
 #include "queue_internal.h"
@@ -66,7 +67,11 @@ int bh_queue_reserve(bh_queue *q, size_t len)
     return rc;
 }
 
-void bh_queue_unreserve(bh_queue *q, size_t len) { bh__queue_budget_release(q, 1, len); }
+void bh_queue_unreserve(bh_queue *q, size_t len)
+{
+    bh__queue_budget_release(q, 1, len);
+    bh__queue_give_back(q);
+}
 
 int bh_queue_push_reserved(bh_queue *q, bh_bytes *data, bh_queue_cb cb, void *ctx, size_t written)
 {
@@ -77,6 +82,7 @@ int bh_queue_push_reserved(bh_queue *q, bh_bytes *data, bh_queue_cb cb, void *ct
     if (written > 0 && written == it.data.len && !cb) {
         bh__queue_budget_release(q, 1, written);
         bh__queue_complete(q, &it, 0);
+        bh__queue_give_back(q);
         return 1;
     }
     if (written > 0)
@@ -109,6 +115,7 @@ size_t bh_queue_take_back(bh_queue *q, bh_bytes *out)
     if (q->count == 0)
         q->head = q->head_off = 0;
     bh__queue_budget_release(q, 1, out->len - written);
+    bh__queue_give_back(q);
     return written;
 }
 

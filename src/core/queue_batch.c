@@ -2,8 +2,9 @@
  * what an adapter wrote from them.
  *
  * A batch is built straight from the ring into the queue's iovec array
- * (grown on demand up to IOV_MAX entries; a one-entry fallback keeps the
- * queue moving when it cannot grow), starting at head_off inside the head
+ * (taken from the thread's array cache or allocated, grown on demand up to
+ * IOV_MAX entries, given back when the queue drains; a one-entry fallback
+ * keeps the queue moving when it cannot grow), starting at head_off inside the head
  * item. Slices above BH_QUEUE_CHUNK span several iovecs and a batch stops
  * once it covers BH_QUEUE_BATCH_BYTES, so no single writev exceeds INT_MAX.
  * The first `pinned` items belong to the batch until it ends: close and
@@ -13,6 +14,7 @@
 #include <limits.h>
 #include <stdint.h>
 
+#include "array_cache_internal.h"
 #include "queue_internal.h"
 
 #ifdef IOV_MAX
@@ -21,12 +23,18 @@
 #define BHQ_IOV_MAX ((size_t)1024)
 #endif
 
-/* Makes q->iov usable for a batch of the queued items: grows it towards
- * count entries, keeping the old one on failure (a smaller batch still makes
+/* Makes q->iov usable for a batch of the queued items: takes an array from
+ * the thread's array cache when the queue has none, grows it towards count
+ * entries, keeping the old one on failure (a smaller batch still makes
  * progress), or falls back to the embedded single entry. */
 static void iov_prepare(bh_queue *q)
 {
     size_t want = q->count < BHQ_IOV_MAX ? q->count : BHQ_IOV_MAX;
+    if (!q->iov) {
+        size_t bytes;
+        q->iov = bh__array_cache_take(BH_ARRAY_IOV, BHQ_IOV_MAX * sizeof *q->iov, &bytes);
+        q->iov_cap = q->iov ? bytes / sizeof *q->iov : 0;
+    }
     if (q->iov_cap < want) {
         void *v = q->iov == &q->iov1 ? NULL : q->iov;
         size_t cap = q->iov == &q->iov1 ? 0 : q->iov_cap;

@@ -124,6 +124,7 @@ size_t bh_queue_take_inbox(bh_queue *q)
         /* Failed with items still in flight between threads. */
         bh__queue_budget_release(q, n, items_bytes(items, n));
         bh__queue_complete_array(q, items, n, q->error);
+        bh__queue_settle(q);
         return 0;
     }
     if (bh__queue_ring_reserve(q, q->count + n) != BH_OK) {

@@ -22,8 +22,9 @@
 
 #define BHQ_RING_MIN ((size_t)8) /* first ring: slots */
 #define BHQ_IOV_MIN ((size_t)8)  /* first batch array: iovecs */
-/* A ring or batch array larger than this many entries is shrunk back to it
- * when the queue drains, so an idle queue does not keep a burst's arrays. */
+/* A drained queue gives its ring and batch array to the thread's array
+ * cache (array_cache.c), one larger than this many entries shrunk back to it
+ * first, so an idle queue holds no arrays and the cache no burst's. */
 #define BHQ_KEEP ((size_t)64)
 
 /* The cross-thread inbox: producers append under lock; the owner swaps the
@@ -94,8 +95,12 @@ void bh__queue_complete(bh_queue *q, bh_queue_item *it, int status);
 void bh__queue_complete_tail(bh_queue *q, size_t keep, int status);
 /* Completes items[0..n) (detached from the inbox) with status. */
 void bh__queue_complete_array(bh_queue *q, bh_queue_item *items, size_t n, int status);
-/* Frees the arrays of a closed queue, or shrinks a drained queue's, once no
- * completion loop or batch refers to them. */
+/* Gives the ring and batch array of an idle queue (nothing queued, no batch
+ * out, no completion loop running, not closed) to the thread's array cache;
+ * does nothing otherwise. The next push or batch takes arrays again. */
+void bh__queue_give_back(bh_queue *q);
+/* Frees the arrays of a closed queue, or gives a drained queue's back, once
+ * no completion loop or batch refers to them. */
 void bh__queue_settle(bh_queue *q);
 /* Seals the inbox and detaches its items: returns their number (they stay
  * in inbox->items for the caller to complete) after returning their budget. */

@@ -1,14 +1,17 @@
-/* queue_ring.c - bh_queue's storage: the ring (grown by doubling up to
- * cfg.max_items, shrunk back to BHQ_KEEP slots when drained), the budgets and
- * the drain signal they drive, and the completion loops that release slices
- * and run tickets. Lifecycle and the public calls are in queue.c.
+/* queue_ring.c - bh_queue's storage: the ring (taken from the thread's
+ * array cache or allocated on first use, grown by doubling up to
+ * cfg.max_items, given back to the cache when the queue drains), the budgets
+ * and the drain signal they drive, and the completion loops that release
+ * slices and run tickets. Lifecycle and the public calls are in queue.c.
  *
  * Completion loops detach the items they complete before running any
  * callback and count their nesting in depth: a callback may push (appended
  * behind) or close (the arrays are freed only once depth is back to 0 and no
  * batch is out). */
+#include <stdint.h>
 #include <string.h>
 
+#include "array_cache_internal.h"
 #include "queue_internal.h"
 
 int bh__grow(void **arr, size_t *cap, size_t need, size_t min, size_t max, size_t elem)
@@ -76,10 +79,19 @@ int bh__queue_ring_reserve(bh_queue *q, size_t need)
 {
     if (need > q->cfg.max_items)
         return BH_EFULL;
+    if (!q->ring) {
+        size_t bytes, max_bytes;
+        if (bh__size_mul(q->cfg.max_items, sizeof *q->ring, &max_bytes) != 0)
+            max_bytes = SIZE_MAX;
+        q->ring = bh__array_cache_take(BH_ARRAY_RING, max_bytes, &bytes);
+        q->ring_cap = q->ring ? bytes / sizeof *q->ring : 0;
+    }
     size_t old = q->ring_cap;
     void *r = q->ring;
-    if (bh__grow(&r, &q->ring_cap, need, BHQ_RING_MIN, q->cfg.max_items, sizeof *q->ring) != 0)
+    if (bh__grow(&r, &q->ring_cap, need, BHQ_RING_MIN, q->cfg.max_items, sizeof *q->ring) != 0) {
+        bh__queue_give_back(q); /* an empty queue keeps no array it took */
         return BH_ENOMEM;
+    }
     q->ring = r;
     if (q->count == 0) {
         q->head = 0;
@@ -168,17 +180,35 @@ void bh__queue_complete_array(bh_queue *q, bh_queue_item *items, size_t n, int s
     q->depth--;
 }
 
-/* Shrinks an array of a drained queue back to BHQ_KEEP entries (best
- * effort: on failure the larger one stays). */
-static void shrink(void **arr, size_t *cap, size_t elem)
+/* Gives an array of an idle queue to the thread's array cache, shrunk
+ * back to BHQ_KEEP entries first when a burst grew it (when that fails it
+ * is freed instead). */
+static void give_back(int kind, void *arr, size_t cap, size_t elem)
 {
-    if (*cap <= BHQ_KEEP)
-        return;
-    void *p = bh__realloc(*arr, BHQ_KEEP * elem);
-    if (p) {
-        *arr = p;
-        *cap = BHQ_KEEP;
+    if (cap > BHQ_KEEP) {
+        void *p = bh__realloc(arr, BHQ_KEEP * elem);
+        if (!p) {
+            bh__free(arr);
+            return;
+        }
+        arr = p;
+        cap = BHQ_KEEP;
     }
+    bh__array_cache_put(kind, arr, cap * elem);
+}
+
+void bh__queue_give_back(bh_queue *q)
+{
+    if (q->count != 0 || q->depth != 0 || q->batch_out || q->state == BH_QUEUE_CLOSED)
+        return;
+    if (q->ring)
+        give_back(BH_ARRAY_RING, q->ring, q->ring_cap, sizeof *q->ring);
+    q->ring = NULL;
+    q->ring_cap = q->head = q->head_off = 0;
+    if (q->iov && q->iov != &q->iov1)
+        give_back(BH_ARRAY_IOV, q->iov, q->iov_cap, sizeof *q->iov);
+    q->iov = NULL;
+    q->iov_cap = 0;
 }
 
 void bh__queue_settle(bh_queue *q)
@@ -193,15 +223,8 @@ void bh__queue_settle(bh_queue *q)
             bh__free(q->iov);
         q->iov = NULL;
         q->iov_cap = 0;
-    } else if (q->count == 0) {
-        void *r = q->ring;
-        shrink(&r, &q->ring_cap, sizeof *q->ring);
-        q->ring = r;
-        if (q->iov != &q->iov1) {
-            void *v = q->iov;
-            shrink(&v, &q->iov_cap, sizeof *q->iov);
-            q->iov = v;
-        }
+    } else {
+        bh__queue_give_back(q);
     }
     bh__queue_check(q);
 }
