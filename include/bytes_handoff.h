@@ -5,8 +5,9 @@
  * refcounted slices), bh_buf (growable mutable buffer with a max length),
  * the status codes and the allocator hook. The core needs only libc and
  * pthreads. The libuv read adapter, write queue and tunnel live in the
- * adapter library, libbytes_handoff_uv, declared in <bytes_handoff/uv.h>, the
- * only header that includes <uv.h>. */
+ * adapter library, libbytes_handoff_uv, declared in <bytes_handoff/uv.h> and
+ * the headers under bytes_handoff/uv/ it includes, the only headers that
+ * include <uv.h>. */
 #ifndef BYTES_HANDOFF_H
 #define BYTES_HANDOFF_H
 
