@@ -116,8 +116,10 @@ struct bh_writeq_stall; /* write-stall timer, allocated by bh_writeq_set_stall_t
  * enqueue an idle queue keeps, besides its struct, no handle and no block of
  * its own for the flush, only a reference on its loop's flush dispatcher:
  * one 296-byte block (a uv_check_t and a uv_prepare_t) per loop, shared by
- * every queue of that loop and freed when the last of them is closed. Ring
- * and batch array: see queue.h. The cross-thread block (144 bytes, plus the
+ * every queue of that loop and freed when the last of them is closed. Its
+ * ring and batch array go back to the thread's array cache whenever it
+ * drains (see queue.h), so an idle queue, used or not, costs its 520 bytes
+ * and holds no heap memory of its own. The cross-thread block (144 bytes, plus the
  * core's 112-byte inbox and its arrays) exists only after
  * bh_writeq_enable_mt(), the stall timer block (192 bytes) only while a
  * stall timeout is set. */
