@@ -54,10 +54,26 @@ static void push_and_write(qfx *f, size_t n)
     assert_int_equal(bh_queue_batch_done(&f->q, b.bytes), 1);
 }
 
+/* Each test below runs under the counting allocator, installed fresh (which
+ * trims the thread's caches, so the array cache starts empty) and checked
+ * for leaks after a final trim. */
+static int alloc_setup(void **state)
+{
+    (void)state;
+    test_alloc_install(0);
+    return 0;
+}
+
+static int alloc_teardown(void **state)
+{
+    (void)state;
+    test_alloc_finish();
+    return 0;
+}
+
 static void drained_queue_holds_no_heap_memory_and_trim_frees_what_it_gave_back(void **state)
 {
     (void)state;
-    test_alloc_install(0); /* trims: the cache starts empty */
     qfx *f = qfx_new(64, 1u << 20);
     assert_int_equal(test_alloc_stats_now().live_bytes, 0);
     qt_ticket t = {0, 0, 0};
@@ -81,13 +97,11 @@ static void drained_queue_holds_no_heap_memory_and_trim_frees_what_it_gave_back(
     push_and_write(f, 5);
     expect_holds_nothing(&f->q);
     qfx_free(f);
-    test_alloc_finish();
 }
 
 static void direct_write_take_back_unreserve_and_fail_leave_the_queue_holding_nothing(void **state)
 {
     (void)state;
-    test_alloc_install(0);
     qfx *f = qfx_new(8, 1000);
     /* Written at once by the adapter: completes inside push_reserved. */
     assert_int_equal(bh_queue_reserve(&f->q, 30), BH_OK);
@@ -116,13 +130,11 @@ static void direct_write_take_back_unreserve_and_fail_leave_the_queue_holding_no
     expect_holds_nothing(&f->q);
     qfx_free(f);
     assert_int_equal(test_alloc_stats_now().live, cache_now().arrays[BH_ARRAY_RING]);
-    test_alloc_finish();
 }
 
 static void drained_queue_gives_a_burst_ring_back_shrunk_to_64_slots(void **state)
 {
     (void)state;
-    test_alloc_install(0);
     qfx *f = qfx_new(1024, 1u << 20);
     for (int i = 0; i < 300; i++)
         assert_int_equal(qfx_push(f, 1, NULL), BH_OK);
@@ -143,14 +155,12 @@ static void drained_queue_gives_a_burst_ring_back_shrunk_to_64_slots(void **stat
     }
     assert_int_equal(test_alloc_stats_now().attempts, attempts);
     qfx_free(f);
-    test_alloc_finish();
 }
 
 static void queues_that_drain_after_every_item_allocate_nothing_after_warm_up(void **state)
 {
     (void)state;
     enum { N = 2000 };
-    test_alloc_install(0);
     qfx *a = qfx_new(64, 1u << 20), *b = qfx_new(64, 1u << 20);
     /* Warm-up: one cycle of each pattern below. */
     push_and_write(a, 3);
@@ -182,14 +192,12 @@ static void queues_that_drain_after_every_item_allocate_nothing_after_warm_up(vo
     expect_holds_nothing(&b->q);
     qfx_free(a);
     qfx_free(b);
-    test_alloc_finish();
 }
 
 static void array_cache_keeps_at_most_its_bounds_and_frees_the_rest(void **state)
 {
     (void)state;
     enum { QUEUES = 40 };
-    test_alloc_install(0);
     qfx *f[QUEUES];
     /* Every queue busy at once with a full 64-slot ring and batch array. */
     for (int i = 0; i < QUEUES; i++) {
@@ -233,13 +241,11 @@ static void array_cache_keeps_at_most_its_bounds_and_frees_the_rest(void **state
     assert_int_equal(test_alloc_stats_now().live, 0);
     for (int i = 0; i < QUEUES; i++)
         qfx_free(f[i]);
-    test_alloc_finish();
 }
 
 static void failure_while_retaking_arrays_refuses_the_push_and_keeps_the_queue_valid(void **state)
 {
     (void)state;
-    test_alloc_install(0);
     qfx *f = qfx_new(64, 1u << 20);
     push_and_write(f, 8);
     /* Arrays cached: taking them again allocates nothing, so it cannot fail. */
@@ -274,7 +280,6 @@ static void failure_while_retaking_arrays_refuses_the_push_and_keeps_the_queue_v
     }
     expect_holds_nothing(&f->q);
     qfx_free(f);
-    test_alloc_finish();
 }
 
 /* A thread drains a queue and exits: its cache is freed with it, while the
@@ -291,7 +296,6 @@ static void *drain_on_own_thread(void *arg)
 static void a_threads_cached_arrays_are_freed_when_it_exits(void **state)
 {
     (void)state;
-    test_alloc_install(0);
     qfx *f = qfx_new(64, 1u << 20);
     pthread_t th;
     void *cached = NULL;
@@ -301,7 +305,6 @@ static void a_threads_cached_arrays_are_freed_when_it_exits(void **state)
     assert_int_equal(cache_now().bytes, 0);  /* none of them is ours */
     assert_int_equal(test_alloc_stats_now().live, 0);
     qfx_free(f);
-    test_alloc_finish();
 }
 
 /* ---- the libuv adapter ---------------------------------------------------- */
@@ -332,18 +335,18 @@ static void idle_writeq_keeps_no_ring_after_direct_and_queued_writes(void **stat
     test_alloc_finish();
 }
 
+#define T(f) cmocka_unit_test_setup_teardown(f, alloc_setup, alloc_teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(drained_queue_holds_no_heap_memory_and_trim_frees_what_it_gave_back),
-        cmocka_unit_test(
-            direct_write_take_back_unreserve_and_fail_leave_the_queue_holding_nothing),
-        cmocka_unit_test(drained_queue_gives_a_burst_ring_back_shrunk_to_64_slots),
-        cmocka_unit_test(queues_that_drain_after_every_item_allocate_nothing_after_warm_up),
-        cmocka_unit_test(array_cache_keeps_at_most_its_bounds_and_frees_the_rest),
-        cmocka_unit_test(
-            failure_while_retaking_arrays_refuses_the_push_and_keeps_the_queue_valid),
-        cmocka_unit_test(a_threads_cached_arrays_are_freed_when_it_exits),
+        T(drained_queue_holds_no_heap_memory_and_trim_frees_what_it_gave_back),
+        T(direct_write_take_back_unreserve_and_fail_leave_the_queue_holding_nothing),
+        T(drained_queue_gives_a_burst_ring_back_shrunk_to_64_slots),
+        T(queues_that_drain_after_every_item_allocate_nothing_after_warm_up),
+        T(array_cache_keeps_at_most_its_bounds_and_frees_the_rest),
+        T(failure_while_retaking_arrays_refuses_the_push_and_keeps_the_queue_valid),
+        T(a_threads_cached_arrays_are_freed_when_it_exits),
         cmocka_unit_test(idle_writeq_keeps_no_ring_after_direct_and_queued_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

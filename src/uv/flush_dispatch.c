@@ -144,17 +144,23 @@ int bh__wq_dispatch_ref(bh_writeq *q)
     return BH_OK;
 }
 
-void bh__wq_dispatch_link(bh_writeq *q)
+int bh__wq_dispatch_link(bh_writeq *q)
 {
+    if (!q->dispatch) {
+        int rc = bh__wq_dispatch_ref(q);
+        if (rc != BH_OK)
+            return rc;
+    }
     struct bh_writeq_dispatch *d = q->dispatch;
     if (q->flush_pprev)
-        return; /* armed already, or in the running pass */
+        return BH_OK; /* armed already, or in the running pass */
     list_push(&d->armed, q);
     if (!d->started) {
         d->started = 1;
         uv_check_start(&d->check, on_check);
         uv_prepare_start(&d->prepare, on_prepare);
     }
+    return BH_OK;
 }
 
 void bh__wq_dispatch_unlink(bh_writeq *q)

@@ -139,7 +139,7 @@ static int writeq_enqueue(bh_writeq *q, bh_bytes *data, bh_write_cb cb, void *ct
         /* Only append; the deferred flush (or the write in flight) takes it. */
         bh_queue_push_reserved(&q->core, data, (bh_queue_cb)cb, ctx, 0);
         if (!(q->flags & WQ_WRITING))
-            (void)bh__wq_flush_arm(q);
+            (void)bh__wq_dispatch_link(q);
         return BH_OK;
     }
     return enqueue_direct(q, data, cb, ctx);

@@ -37,19 +37,6 @@
 static void on_write(uv_write_t *req, int status);
 static void on_shutdown(uv_shutdown_t *req, int status);
 
-/* ---- arming ---------------------------------------------------------------- */
-
-/* Arms q's flush through the loop's dispatcher (a reference taken on the
- * first use). Returns 0 when no dispatcher could be had: the caller writes
- * at once. */
-int bh__wq_flush_arm(bh_writeq *q)
-{
-    if (!q->dispatch && bh__wq_dispatch_ref(q) != BH_OK)
-        return 0;
-    bh__wq_dispatch_link(q);
-    return 1;
-}
-
 /* ---- writing ------------------------------------------------------------- */
 
 int bh__wq_start_write(bh_writeq *q)
@@ -136,7 +123,7 @@ void bh__wq_after_io(bh_writeq *q, int from_write)
         return;
     }
     if (bh_queue_count(&q->core) > 0 && !(q->flags & WQ_WRITING) &&
-        (from_write || !bh__wq_flush_arm(q))) {
+        (from_write || bh__wq_dispatch_link(q) != BH_OK)) {
         int rc = bh__wq_start_write(q);
         if (rc < 0) {
             bh__wq_fail(q, rc);

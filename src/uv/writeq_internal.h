@@ -11,6 +11,8 @@
 #include <bytes_handoff/queue.h>
 #include <bytes_handoff/uv.h>
 
+#include "flush_dispatch_internal.h"
+
 #define WQ_UV_BUFSML ((size_t)4)      /* libuv copies up to 4 bufs without malloc */
 #define WQ_FLUSH_ROUNDS 16            /* uv_try_write calls per deferred flush at most */
 #define WQ_EAGER_BYTES ((size_t)4096) /* idle fire-and-forget slices this large skip the flush */
@@ -58,28 +60,20 @@ static inline int wq_idle(const bh_writeq *q)
  * with *rc = BH_ENOMEM or init's libuv error (the block is then freed). */
 void *bh__wq_block_new(uv_loop_t *loop, size_t size, int (*init)(uv_loop_t *, void *), int *rc);
 
-/* flush_dispatch.c: the loop's deferred-flush dispatcher (one per loop and
- * thread, shared by its queues). Loop thread only. */
-/* Sets q->dispatch to the loop's dispatcher (created on first use) and takes
- * a reference. Returns BH_OK, or BH_ENOMEM / a libuv error (nothing held). */
-int bh__wq_dispatch_ref(bh_writeq *q);
-/* Arms q's flush: links q (holding a reference) into the dispatcher's list
- * and starts its handles. Idempotent while q is linked. */
-void bh__wq_dispatch_link(bh_writeq *q);
-/* Disarms: unlinks q if linked; the handles stop when no queue is linked. */
-void bh__wq_dispatch_unlink(bh_writeq *q);
-/* Unlinks q and drops its reference (no-op without one); the last reference
- * closes the handles, whose close callbacks free the dispatcher. */
-void bh__wq_dispatch_unref(bh_writeq *q);
-
 /* writeq_flush.c: the driver. */
-int bh__wq_flush_arm(bh_writeq *q);
+/* One queue's deferred flush (uv_try_write rounds, remainder to uv_write). */
 void bh__wq_flush_run(bh_writeq *q);
+/* Hands the next batch to uv_write(); 0 or a libuv error. */
 int bh__wq_start_write(bh_writeq *q);
+/* What follows a write or flush: failure, shutdown, drain, stall timer. */
 void bh__wq_after_io(bh_writeq *q, int from_write);
+/* The stream failed: every pending ticket and the shutdown get err once. */
 void bh__wq_fail(bh_writeq *q, int err);
+/* Reports the pending shutdown's status to its callback, once. */
 void bh__wq_shutdown_finish(bh_writeq *q, int status);
+/* Runs the drain callback if the core says it is due. */
 void bh__wq_deliver_drain(bh_writeq *q);
+/* Issues uv_shutdown() (q is a bh_writeq *); 0 or a libuv error. */
 int bh__wq_send_shutdown(void *q);
 
 /* writeq_stall.c: the write-stall timer. */
@@ -104,12 +98,6 @@ static inline int bh__writeq_wrapped(const bh_writeq *q)
 /* The dispatcher q holds a reference on (NULL before its first enqueue, after
  * close and after the dispatcher could not be allocated). */
 static inline const void *bh__writeq_dispatch(const bh_writeq *q) { return q->dispatch; }
-/* This thread's live (not closing) dispatcher of loop, or NULL. */
-const void *bh__wq_dispatch_of(const uv_loop_t *loop);
-/* Number of this thread's live dispatchers. */
-size_t bh__wq_dispatch_live(void);
-/* References held on a dispatcher (0 for NULL). */
-size_t bh__wq_dispatch_refs(const void *dispatch);
 /* 1 while q's flush is armed (q is linked in its dispatcher's list). */
 static inline int bh__writeq_flush_armed(const bh_writeq *q) { return q->flush_pprev != NULL; }
 static inline const void *bh__writeq_stall_block(const bh_writeq *q) { return q->stall; }
