@@ -60,12 +60,12 @@ fault "the reader keeps reading after its final status" \
     $'            (void)r->stream;\n    }\n    timer_stop(r);\n    r->flags |= READER_DONE;' \
     "test_reader test_hostile"
 fault "a ticket callback is dropped" \
-    'src/core/queue.c' \
+    'src/core/queue*.c' \
     $'    if (q->complete)\n        q->complete(q, cb, ctx, status);\n    else\n        cb(q, status, ctx);' \
     $'    (void)ctx;' \
     "test_queue test_writeq test_faults"
 fault "a ticket callback runs twice" \
-    'src/core/queue.c' \
+    'src/core/queue*.c' \
     $'        q->complete(q, cb, ctx, status);\n    else\n        cb(q, status, ctx);' \
     $'        q->complete(q, cb, ctx, status), q->complete(q, cb, ctx, status);\n    else\n        cb(q, status, ctx), cb(q, status, ctx);' \
     "test_queue test_writeq test_faults"
@@ -75,17 +75,17 @@ fault "each iovec of a batch writes one byte less" \
     '            q->iov[nb].iov_len = n - (n > 1);' \
     "test_queue test_writeq test_writeq_tcp"
 fault "the write budgets are not enforced" \
-    'src/core/queue.c' \
+    'src/core/queue*.c' \
     'if (q->used_items >= q->cfg.max_items || len > q->cfg.max_bytes - q->used_bytes) {' \
     'if (0) {' \
     "test_queue test_writeq test_faults"
 fault "close completes the tickets of the write in flight at once" \
-    'src/core/queue.c' \
+    'src/core/queue*.c' \
     '    bh__queue_complete_tail(q, q->pinned, BH_ECANCELED);' \
     '    bh__queue_complete_tail(q, 0, BH_ECANCELED);' \
     "test_faults test_queue"
 fault "shutdown is sent while slices are still queued" \
-    'src/core/queue.c' \
+    'src/core/queue*.c' \
     'rc = empty && if_empty ? if_empty(ctx) : 0;' \
     'rc = (empty | 1) && if_empty ? if_empty(ctx) : 0;' \
     "test_queue test_writeq test_faults"
