@@ -46,8 +46,8 @@ fault "the last reference is never freed (leak)" \
     "test_bytes test_buf"
 fault "bh_buf_reserve ignores max_len" \
     'src/core/buf.c' \
-    $'    if (n > b->max_len - b->len)\n        return BH_ETOOLONG;\n    if (!b->block && n > 0)' \
-    $'    if (!b->block && n > 0)' \
+    $'    if (n > b->max_len - b->len)\n        return BH_ETOOLONG;\n    if (!b->block && n > 0 && !bh__buf_adopt_cached(b, n, n))' \
+    $'    if (!b->block && n > 0 && !bh__buf_adopt_cached(b, n, n))' \
     "test_buf test_reader test_hostile"
 fault "a block may grow past max_len" \
     'src/core/buf.c' \
