@@ -49,6 +49,14 @@
 
 #define MAX_TICKETS 256
 #define PUMP_ROUNDS 20000
+#define READ_CHUNK 16384
+/* The stream's bytes: byte i of what the queue accepts is
+ * PATTERN[i % PATTERN_PERIOD]; the table repeats its head so any read chunk
+ * or slice starting inside the period is contiguous. The period (prime, ~1
+ * MiB) is longer than what most inputs get accepted, so a dropped, repeated
+ * or reordered run of bytes shows up as a mismatch. */
+#define PATTERN_PERIOD 1048573u
+static uint8_t PATTERN[PATTERN_PERIOD + READ_CHUNK];
 
 static size_t alloc_failed(void)
 {
@@ -79,11 +87,8 @@ static struct {
     bh_writeq q;
     bh_writeq_config cfg;
 
-    uint8_t *accepted; /* every accepted byte, in order (libc memory) */
-    size_t accepted_len, accepted_cap;
-    uint8_t *received;
-    size_t received_len, received_cap;
-    uint32_t pattern; /* next pattern byte generator */
+    size_t accepted_len; /* bytes accepted: the stream's first accepted_len bytes */
+    size_t received_len; /* bytes the peer read, checked against the stream */
 
     ticket tickets[MAX_TICKETS];
     size_t nticket;
@@ -93,6 +98,7 @@ static struct {
     int mt;           /* every write goes through bh_writeq_submit_mt */
     int mt_gone;      /* the loop ran after close: submit_mt is off limits */
     int in_api;       /* inside a bh_writeq_* call that must not call back */
+    int in_cb;        /* inside a ticket callback */
     int closed;       /* bh_writeq_close called */
     int shut;         /* bh_writeq_shutdown accepted */
     int failed;       /* a libuv error was observed */
@@ -110,21 +116,6 @@ static void set_fail_all(int on)
     test_alloc_fail_all(on);
 }
 
-FUZZ_NO_COVERAGE static void vec_push(uint8_t **v, size_t *len, size_t *cap, const uint8_t *p, size_t n)
-{
-    if (*len + n > *cap) {
-        size_t c = *cap ? *cap : 256;
-        while (c < *len + n)
-            c *= 2;
-        *v = realloc(*v, c);
-        CHECK(*v != NULL);
-        *cap = c;
-    }
-    if (n)
-        memcpy(*v + *len, p, n);
-    *len += n;
-}
-
 /* 1 when the queue may have failed without the driver seeing it yet: the
  * peer is gone, or (cross-thread mode) the loop could not take inbox items
  * into the ring because an allocation failed. */
@@ -133,19 +124,46 @@ static int may_have_failed(void)
     return W.failed || W.peer_closed || (W.mt && alloc_failed() > 0);
 }
 
+static const uint8_t *stream_at(size_t off)
+{
+    return PATTERN + off % PATTERN_PERIOD;
+}
+
+FUZZ_NO_COVERAGE static void pattern_init(void)
+{
+    for (uint32_t i = 0; i < sizeof PATTERN; i++)
+        PATTERN[i] = (uint8_t)(i % PATTERN_PERIOD * 2654435761u >> 24);
+}
+
+/* The queue's counters against the budgets and the accepted stream. Run on
+ * every snapshot the driver takes outside callbacks (each offer's), after
+ * every loop turn, shutdown and close, and at the end of each input: the
+ * operations in between (peer reads, drain callback setting, peer close)
+ * do not move the counters. The peer's bytes are checked as they arrive
+ * (check_received). */
+FUZZ_NO_COVERAGE static void check_counters(const struct bh_writeq_stats *st)
+{
+    CHECK(st->queued_items <= W.cfg.max_items);
+    CHECK(st->queued_bytes <= W.cfg.max_bytes);
+    if (!W.closed && !may_have_failed())
+        CHECK(st->written_bytes + st->queued_bytes == W.accepted_len);
+}
+
 FUZZ_NO_COVERAGE static void check_stats(void)
 {
     struct bh_writeq_stats st;
     bh_writeq_stats(&W.q, &st);
-    CHECK(st.queued_items <= W.cfg.max_items);
-    CHECK(st.queued_bytes <= W.cfg.max_bytes);
-    if (!W.closed && !may_have_failed())
-        CHECK(st.written_bytes + st.queued_bytes == W.accepted_len);
-    /* written_bytes lags the wire by the write in flight (libuv reports it
-     * in the write callback), so the peer may already hold more than that. */
-    CHECK(W.received_len <= W.accepted_len);
-    if (W.received_len)
-        CHECK(memcmp(W.received, W.accepted, W.received_len) == 0);
+    check_counters(&st);
+}
+
+/* n bytes the peer just read: the next bytes of the accepted stream.
+ * written_bytes lags the wire by the write in flight (libuv reports it in
+ * the write callback), so the peer may already hold more than that. */
+FUZZ_NO_COVERAGE static void check_received(const uint8_t *p, size_t n)
+{
+    CHECK(n <= W.accepted_len - W.received_len);
+    CHECK(memcmp(p, stream_at(W.received_len), n) == 0);
+    W.received_len += n;
 }
 
 static int is_libuv_error(int rc)
@@ -181,7 +199,9 @@ static void on_ticket(bh_writeq *q, int status, void *ctx)
         W.failed = 1;
     }
     if (t->action == 1) {
+        W.in_cb++;
         offer(1 + t->end % 7, 0, 0);
+        W.in_cb--;
     } else if (t->action == 2 && !W.closed) {
         W.closed = 1;
         bh_writeq_close(q);
@@ -209,28 +229,17 @@ static void on_shutdown(bh_writeq *q, int status, void *ctx)
         CHECK(may_have_failed() && (is_libuv_error(status) || (W.mt && status == BH_ENOMEM)));
 }
 
-/* The next len bytes of the stream's pattern (not fuzzer feedback). */
-FUZZ_NO_COVERAGE static void fill_pattern(uint8_t *p, size_t len)
-{
-    uint32_t x = W.pattern;
-    for (size_t i = 0; i < len; i++)
-        p[i] = (uint8_t)(x++ * 2654435761u >> 24);
-    W.pattern = x;
-}
-
-/* Offers one slice of len pattern bytes, with or without a ticket, and checks
- * the result against the budgets. */
+/* Offers one slice of len bytes, the stream's next ones, with or without a
+ * ticket, and checks the result against the budgets. */
 static void offer(size_t len, int with_ticket, uint8_t action)
 {
-    uint8_t tmp[4096];
-    CHECK(len <= sizeof tmp);
+    CHECK(len <= 4096);
     if (W.mt && W.mt_gone)
         return; /* the contract forbids submitting once close callbacks ran */
-    fill_pattern(tmp, len);
     int fail = W.fail_all;
     set_fail_all(0);
     bh_bytes data;
-    CHECK(bh_bytes_copy(&data, tmp, len) == BH_OK);
+    CHECK(bh_bytes_copy(&data, stream_at(W.accepted_len), len) == BH_OK);
     set_fail_all(fail);
     bh_bytes orig = data;
 
@@ -243,6 +252,8 @@ static void offer(size_t len, int with_ticket, uint8_t action)
     }
     struct bh_writeq_stats st;
     bh_writeq_stats(&W.q, &st);
+    if (!W.in_cb)
+        check_counters(&st);
     size_t failed = alloc_failed();
     W.in_api++;
     int rc;
@@ -259,7 +270,7 @@ static void offer(size_t len, int with_ticket, uint8_t action)
         CHECK(!W.closed && !W.shut);
         CHECK(may_have_failed() || (st.queued_items < W.cfg.max_items &&
                                 len <= W.cfg.max_bytes - st.queued_bytes));
-        vec_push(&W.accepted, &W.accepted_len, &W.accepted_cap, tmp, len);
+        W.accepted_len += len;
         if (t)
             W.nticket++;
         return;
@@ -288,7 +299,7 @@ static void offer(size_t len, int with_ticket, uint8_t action)
 
 static void drain_peer(size_t max)
 {
-    uint8_t tmp[16384];
+    static uint8_t tmp[READ_CHUNK];
     if (W.peer_closed || W.peer_eof)
         return;
     while (max > 0) {
@@ -302,7 +313,7 @@ static void drain_peer(size_t max)
             W.peer_eof = 1;
             return;
         }
-        vec_push(&W.received, &W.received_len, &W.received_cap, tmp, (size_t)n);
+        check_received(tmp, (size_t)n);
         max -= (size_t)n;
     }
 }
@@ -399,6 +410,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!IO.ready) {
         signal(SIGPIPE, SIG_IGN);
+        pattern_init();
         CHECK(uv_loop_init(&IO.loop) == 0);
         IO.ready = 1;
     }
@@ -450,6 +462,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 5:
         case 6:
             run_once();
+            check_stats();
             break;
         case 7:
             if (!W.closed)
@@ -471,6 +484,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (rc == 0)
                     W.shut = 1;
             }
+            check_stats();
             break;
         default:
             if (in_u8(&in) == 0xAA && !W.peer_closed) {
@@ -480,7 +494,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         set_fail_all(0);
-        check_stats();
     }
 
     /* Flush: everything accepted reaches the peer while the queue is healthy. */
@@ -534,7 +547,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     test_alloc_stats_get(&st);
     CHECK(st.live == 0);
     test_alloc_uninstall();
-    free(W.accepted);
-    free(W.received);
     return 0;
 }
