@@ -99,6 +99,7 @@ static struct {
     int mt_gone;      /* the loop ran after close: submit_mt is off limits */
     int in_api;       /* inside a bh_writeq_* call that must not call back */
     int in_cb;        /* inside a ticket callback */
+    int unchecked;    /* the counters may have moved since the last check */
     int closed;       /* bh_writeq_close called */
     int shut;         /* bh_writeq_shutdown accepted */
     int failed;       /* a libuv error was observed */
@@ -135,11 +136,12 @@ FUZZ_NO_COVERAGE static void pattern_init(void)
         PATTERN[i] = (uint8_t)(i % PATTERN_PERIOD * 2654435761u >> 24);
 }
 
-/* The queue's counters against the budgets and the accepted stream. Run on
- * every snapshot the driver takes outside callbacks (each offer's), after
- * every loop turn, shutdown and close, and at the end of each input: the
- * operations in between (peer reads, drain callback setting, peer close)
- * do not move the counters. The peer's bytes are checked as they arrive
+/* The queue's counters against the budgets and the accepted stream, in
+ * every state the driver leaves the queue in between operations: only
+ * offers, loop turns, shutdown and close move the counters, so each state
+ * is checked once, by the next offer's own snapshot or before the next
+ * loop turn, shutdown, close or peer close (check_before), and at the end
+ * of the input. The peer's bytes are checked as they arrive
  * (check_received). */
 FUZZ_NO_COVERAGE static void check_counters(const struct bh_writeq_stats *st)
 {
@@ -154,6 +156,16 @@ FUZZ_NO_COVERAGE static void check_stats(void)
     struct bh_writeq_stats st;
     bh_writeq_stats(&W.q, &st);
     check_counters(&st);
+    W.unchecked = 0;
+}
+
+/* Before operation op: checks the state the previous ones left when op may
+ * move the counters or weaken the check (peer close). */
+FUZZ_NO_COVERAGE static void check_before(uint8_t op)
+{
+    unsigned kind = (op & 0x7fu) % 10;
+    if (W.unchecked && kind >= 5 && kind != 7)
+        check_stats();
 }
 
 /* n bytes the peer just read: the next bytes of the accepted stream.
@@ -252,8 +264,10 @@ static void offer(size_t len, int with_ticket, uint8_t action)
     }
     struct bh_writeq_stats st;
     bh_writeq_stats(&W.q, &st);
-    if (!W.in_cb)
+    if (!W.in_cb) {
         check_counters(&st);
+        W.unchecked = 1; /* checked before; the call below may move them */
+    }
     size_t failed = alloc_failed();
     W.in_api++;
     int rc;
@@ -438,6 +452,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     while (in.n > 0) {
         uint8_t op = in_u8(&in);
+        check_before(op);
         set_fail_all((op & 0x80) != 0);
         switch ((op & 0x7f) % 10) {
         case 0:
@@ -462,7 +477,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 5:
         case 6:
             run_once();
-            check_stats();
+            W.unchecked = 1;
             break;
         case 7:
             if (!W.closed)
@@ -484,7 +499,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (rc == 0)
                     W.shut = 1;
             }
-            check_stats();
+            W.unchecked = 1;
             break;
         default:
             if (in_u8(&in) == 0xAA && !W.peer_closed) {
@@ -495,6 +510,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         set_fail_all(0);
     }
+    check_stats();
 
     /* Flush: everything accepted reaches the peer while the queue is healthy. */
     for (int round = 0; round < PUMP_ROUNDS; round++) {
