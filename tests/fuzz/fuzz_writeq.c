@@ -24,6 +24,11 @@
  *   were written; failures only after close or once the peer is gone;
  * - after a clean shutdown the peer reads exactly the accepted bytes, then
  *   EOF; after everything is closed nothing allocated is left.
+ * Return codes, refused slices and callbacks are checked at every call; the
+ * counters in every state the operations leave the queue in (once each:
+ * reads and drain-callback settings do not move them); the peer's bytes as
+ * they are read. Slices are cut from a static stream table rather than
+ * generated, and nothing is copied for the comparison (speed, issue #12).
  *
  * The loop and the socketpair are created once and reused by the next input
  * whenever this one left them usable (no shutdown, no peer close, no write
@@ -53,8 +58,9 @@
 /* The stream's bytes: byte i of what the queue accepts is
  * PATTERN[i % PATTERN_PERIOD]; the table repeats its head so any read chunk
  * or slice starting inside the period is contiguous. The period (prime, ~1
- * MiB) is longer than what most inputs get accepted, so a dropped, repeated
- * or reordered run of bytes shows up as a mismatch. */
+ * MiB) exceeds what an input of run-fuzz.sh's -max_len can get accepted (at
+ * most 4 KiB per 2 input bytes), so a dropped, repeated or reordered run of
+ * bytes shows up as a mismatch. */
 #define PATTERN_PERIOD 1048573u
 static uint8_t PATTERN[PATTERN_PERIOD + READ_CHUNK];
 
