@@ -385,6 +385,17 @@ static uint8_t in_u8(input *in)
     return *in->p++;
 }
 
+/* A slice length from its input byte: 0..255, or with bit 6 of the opcode
+ * multiples of 17 up to 4080 and, for 255, 4096 (the largest slice: a whole
+ * byte budget, and the size from which an idle queue writes a
+ * fire-and-forget slice at once). */
+static size_t slice_len(uint8_t op, uint8_t v)
+{
+    if (!(op & 0x40))
+        return v;
+    return v == 255 ? 4096 : (size_t)v * 17 % 4097;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void count_handle(uv_handle_t *h, void *arg)
@@ -463,20 +474,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         switch ((op & 0x7f) % 10) {
         case 0:
         case 1: {
-            size_t len = in_u8(&in);
-            if (op & 0x40)
-                len = len * 17 % 4097;
+            size_t len = slice_len(op, in_u8(&in));
             offer(len, 1, in_u8(&in) % 8);
             break;
         }
         case 2:
-        case 3: {
-            size_t len = in_u8(&in);
-            if (op & 0x40)
-                len = len * 17 % 4097;
-            offer(len, 0, 0);
+        case 3:
+            offer(slice_len(op, in_u8(&in)), 0, 0);
             break;
-        }
         case 4:
             drain_peer((size_t)in_u8(&in) * 64 + 1);
             break;
