@@ -19,9 +19,13 @@
  * the TCP listener are created once and shared by every input; AF_UNIX pairs
  * (the tunnel's end with the smallest send buffer, so backpressure needs few
  * bytes) cost a fraction of a TCP connect + accept; each peer's stream is at
- * most STREAM_READS reads' worth (STREAM_READS x (read_reserve + 3) bytes, at
- * most STREAM_MAX), since the tunnel pays a loop round and two system calls
- * per read: 1-byte reads of a 4 KiB send cost 20 ms. The reproducers and
+ * most STREAM_READS reads' worth (STREAM_READS x (read_reserve + 3) bytes),
+ * at most STREAM_FILLS queues' worth (STREAM_FILLS x max_bytes: the tunnel
+ * moves about max_bytes per loop round, so a 4 KiB read into a 64-byte
+ * queue takes 64 rounds) and at most STREAM_MAX bytes, since the tunnel
+ * pays a loop round and two system calls per read: 1-byte reads of a 4 KiB
+ * send cost 20 ms. Both streams are computed once; sends go out of them and
+ * received bytes are compared against them with memcmp. The reproducers and
  * seeds saved before the transport bits have bits 1-3 of byte 2 clear: they
  * replay over TCP, as they were found (a send beyond the budget is cut
  * short).
@@ -64,6 +68,7 @@
 #define DRAIN_ROUNDS 400000 /* loop runs to wind down; ends as soon as done */
 #define STREAM_READS 8      /* a peer's stream: at most this many full reads */
 #define STREAM_MAX 16384    /* and at most this many bytes */
+#define STREAM_FILLS 8      /* and at most this many max_bytes queue fills */
 #define UNIX_SNDBUF 1       /* the tunnel end of an AF_UNIX pair: the least */
 /* The most fds an input holds at once: 4 sockets, and a splicing tunnel's
  * pipe per direction and dup per socket. */
@@ -108,9 +113,12 @@ FUZZ_NO_COVERAGE static void hook_free(void *ctx, void *p)
 
 /* ---- peers ------------------------------------------------------------------ */
 
+/* Peer s's stream (computed once): byte i is (s + 1) * 31 + i * 7 + (i >> 8) * 13. */
+static uint8_t g_stream[2][STREAM_MAX];
+
 typedef struct peer {
     int fd;              /* -1 once reset */
-    uint8_t seed;
+    const uint8_t *stream; /* its stream: g_stream[s] */
     size_t sent;         /* bytes of this peer's stream the kernel took */
     size_t budget;       /* most bytes its stream may have */
     int shut, reset;
@@ -124,30 +132,24 @@ typedef struct peer {
     int short_eof;       /* AF_UNIX: a clean EOF before the whole stream */
 } peer;
 
-static uint8_t stream_byte(uint8_t seed, size_t i)
+FUZZ_NO_COVERAGE static void fill_streams(void)
 {
-    return (uint8_t)(seed * 31u + i * 7u + (i >> 8) * 13u);
-}
-
-FUZZ_NO_COVERAGE static void fill_stream(uint8_t *buf, size_t n, uint8_t seed, size_t from)
-{
-    for (size_t i = 0; i < n; i++)
-        buf[i] = stream_byte(seed, from + i);
+    for (size_t s = 0; s < 2; s++)
+        for (size_t i = 0; i < STREAM_MAX; i++)
+            g_stream[s][i] = (uint8_t)((s + 1) * 31u + i * 7u + (i >> 8) * 13u);
 }
 
 static void peer_send(peer *p, size_t n)
 {
-    uint8_t buf[4096];
     if (p->fd < 0 || p->shut)
         return;
-    if (n > sizeof buf)
-        n = sizeof buf;
+    if (n > 4096)
+        n = 4096;
     if (n > p->budget - p->sent)
         n = p->budget - p->sent;
     if (n == 0)
         return;
-    fill_stream(buf, n, p->seed, p->sent);
-    ssize_t w = send(p->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t w = send(p->fd, p->stream + p->sent, n, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w > 0)
         p->sent += (size_t)w;
     else if (w < 0 && errno != EAGAIN && errno != EINTR)
@@ -158,13 +160,15 @@ static void peer_send(peer *p, size_t n)
 FUZZ_NO_COVERAGE static void check_received(const peer *p, const peer *other, const uint8_t *buf,
                                             size_t r)
 {
-    for (size_t i = 0; i < r; i++) {
-        size_t at = p->received + i;
-        uint8_t want = at < p->prefix_len ? p->prefix[at]
-                                          : stream_byte(other->seed, at - p->prefix_len);
-        CHECK(buf[i] == want);
-    }
     CHECK(p->received + r <= p->prefix_len + other->sent);
+    size_t at = p->received, head = 0;
+    if (at < p->prefix_len) {
+        head = p->prefix_len - at < r ? p->prefix_len - at : r;
+        CHECK(memcmp(buf, p->prefix + at, head) == 0);
+        at += head;
+    }
+    if (head < r)
+        CHECK(memcmp(buf + head, other->stream + (at - p->prefix_len), r - head) == 0);
 }
 
 /* p's input ended: a clean EOF (r == 0) means everything arrived. An
@@ -186,7 +190,7 @@ FUZZ_NO_COVERAGE static void check_end(peer *p, const peer *other, ssize_t r)
 /* other: the peer whose stream this one receives. */
 static void peer_recv(peer *p, const peer *other, size_t n)
 {
-    uint8_t buf[8192];
+    static uint8_t buf[8192];
     if (p->fd < 0 || p->ended)
         return;
     if (n > sizeof buf)
@@ -239,6 +243,7 @@ static void io_init(void)
 {
     socklen_t len = sizeof IO.addr;
     signal(SIGPIPE, SIG_IGN);
+    fill_streams();
     IO.listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     CHECK(IO.listener >= 0);
     memset(&IO.addr, 0, sizeof IO.addr);
@@ -435,8 +440,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fds[nfds++] = f->peer[s].fd;
             fds[nfds++] = inner;
         }
-        f->peer[s].seed = (uint8_t)(s + 1);
+        f->peer[s].stream = g_stream[s];
         f->peer[s].budget = STREAM_READS * (cfg.read_reserve + 3);
+        if (f->peer[s].budget > STREAM_FILLS * cfg.max_bytes)
+            f->peer[s].budget = STREAM_FILLS * cfg.max_bytes;
         if (f->peer[s].budget > STREAM_MAX)
             f->peer[s].budget = STREAM_MAX;
         for (size_t i = 0; i < tail_len[s]; i++)
