@@ -50,7 +50,7 @@ fi
 # (longer ones only cost more per execution with 1-byte fragments), fuzz_queue spends 3
 # bytes per operation and creates at most 512 items, fuzz_tunnel spends 2
 # bytes per operation and runs the loop or a system call for each (its
-# streams are a few reads long: 63 operations cover them).
+# streams are at most 8 reads or 8 queue fills long: 63 operations cover them).
 max_len_of() {
     case "$1" in
         fuzz_buf) echo 2048 ;;
