@@ -15,6 +15,11 @@
 # Environment:
 #   FUZZ_SECONDS  seconds per target in the bounded run (default 20)
 #   FUZZ_RUNS     executions per target with --long (default 10000000)
+#   FUZZ_JOBS     with --long: split each target's executions over this many
+#                 libFuzzer jobs run at once (-jobs/-workers, sharing the
+#                 corpus; logs $BUILD_DIR/fuzz-<target>-jobs/fuzz-<n>.log);
+#                 default 1, one process. The summary sums their executions
+#                 and CPU time and takes the highest coverage.
 #   FUZZ_TARGETS  space-separated targets (default: every tests/fuzz/fuzz_*.c)
 #   BUILD_DIR     build directory (default <repo>/build-fuzz)
 #   CC            clang binary (default clang)
@@ -27,8 +32,11 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BUILD_DIR:-$repo/build-fuzz}
+mkdir -p "$build"
+build=$(cd "$build" && pwd)
 seconds=${FUZZ_SECONDS:-20}
 runs=${FUZZ_RUNS:-10000000}
+jobs=${FUZZ_JOBS:-1}
 cc=${CC:-clang}
 long=0
 case "${1:-}" in
@@ -106,7 +114,7 @@ for t in $FUZZ_TARGETS; do
     fi
     if [[ $long -eq 1 ]]; then
         bound=(-runs="$runs")
-        echo "== $t: $runs executions, -max_len=$(max_len_of "$t") (log: $log)"
+        echo "== $t: $runs executions in $jobs job(s), -max_len=$(max_len_of "$t") (log: $log)"
     else
         bound=(-max_total_time="$seconds")
         echo "== $t: ${seconds}s, -max_len=$(max_len_of "$t") (log: $log)"
@@ -115,21 +123,41 @@ for t in $FUZZ_TARGETS; do
     start=$(date +%s.%N)
     children_cpu
     cpu0=$cpu_now
-    "$build/tests/fuzz/$t" "${bound[@]}" -timeout=10 -rss_limit_mb=2048 \
-        -max_len="$(max_len_of "$t")" -print_final_stats=1 -artifact_prefix="$artifacts/$t-" \
-        "$work" "$seeds" >"$log" 2>&1 || rc=$?
+    logs=("$log")
+    if [[ $long -eq 1 && $jobs -gt 1 ]]; then
+        # libFuzzer writes each job's output to fuzz-<n>.log in the current
+        # directory; the jobs share $work and pick up each other's finds.
+        jobdir=$build/fuzz-$t-jobs
+        rm -rf "$jobdir"
+        mkdir -p "$jobdir"
+        (cd "$jobdir" && "$build/tests/fuzz/$t" -runs=$(((runs + jobs - 1) / jobs)) \
+            -jobs="$jobs" -workers="$jobs" -timeout=10 -rss_limit_mb=2048 \
+            -max_len="$(max_len_of "$t")" -print_final_stats=1 \
+            -artifact_prefix="$artifacts/$t-" "$work" "$seeds") >"$log" 2>&1 || rc=$?
+        logs=("$jobdir"/fuzz-*.log)
+    else
+        "$build/tests/fuzz/$t" "${bound[@]}" -timeout=10 -rss_limit_mb=2048 \
+            -max_len="$(max_len_of "$t")" -print_final_stats=1 -artifact_prefix="$artifacts/$t-" \
+            "$work" "$seeds" >"$log" 2>&1 || rc=$?
+    fi
     secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.0f", e - s }')
     children_cpu
     cpu=$(awk -v a="$cpu0" -v b="$cpu_now" 'BEGIN { printf "%.1f", b - a }')
-    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-    [[ -n $execs ]] || execs=$(sed -n 's/^#\([0-9][0-9]*\).*/\1/p' "$log" | tail -1)
-    cov=$(sed -n 's/^#[0-9].* cov: \([0-9]*\) .*/\1/p' "$log" | tail -1)
+    execs=0
+    cov=0
+    for l in "${logs[@]}"; do
+        n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$l" | tail -1)
+        [[ -n $n ]] || n=$(sed -n 's/^#\([0-9][0-9]*\).*/\1/p' "$l" | tail -1)
+        c=$(sed -n 's/^#[0-9].* cov: \([0-9]*\) .*/\1/p' "$l" | tail -1)
+        execs=$((execs + ${n:-0}))
+        [[ ${c:-0} -le $cov ]] || cov=$c
+    done
     rate=$(awk -v n="${execs:-0}" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
     corpus=$(find "$work" -type f | wc -l)
     if [[ $rc -ne 0 ]]; then
         status=1
         echo "!! $t FAILED (exit $rc); last lines of the log:"
-        tail -n 40 "$log"
+        for l in "${logs[@]}"; do tail -n 40 "$l"; done
         summary+=$(printf '%-14s FAILED  execs=%s (see %s, artifacts %s)' "$t" "${execs:-?}" "$log" "$artifacts")$'\n'
     else
         cpu_rate=$(awk -v n="${execs:-0}" -v s="$cpu" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
