@@ -123,6 +123,8 @@ for t in $FUZZ_TARGETS; do
     start=$(date +%s.%N)
     children_cpu
     cpu0=$cpu_now
+    fuzz=("$build/tests/fuzz/$t" -timeout=10 -rss_limit_mb=2048 -max_len="$(max_len_of "$t")"
+        -print_final_stats=1 -artifact_prefix="$artifacts/$t-")
     logs=("$log")
     if [[ $long -eq 1 && $jobs -gt 1 ]]; then
         # libFuzzer writes each job's output to fuzz-<n>.log in the current
@@ -130,15 +132,11 @@ for t in $FUZZ_TARGETS; do
         jobdir=$build/fuzz-$t-jobs
         rm -rf "$jobdir"
         mkdir -p "$jobdir"
-        (cd "$jobdir" && "$build/tests/fuzz/$t" -runs=$(((runs + jobs - 1) / jobs)) \
-            -jobs="$jobs" -workers="$jobs" -timeout=10 -rss_limit_mb=2048 \
-            -max_len="$(max_len_of "$t")" -print_final_stats=1 \
-            -artifact_prefix="$artifacts/$t-" "$work" "$seeds") >"$log" 2>&1 || rc=$?
+        (cd "$jobdir" && "${fuzz[@]}" -runs=$(((runs + jobs - 1) / jobs)) -jobs="$jobs" \
+            -workers="$jobs" "$work" "$seeds") >"$log" 2>&1 || rc=$?
         logs=("$jobdir"/fuzz-*.log)
     else
-        "$build/tests/fuzz/$t" "${bound[@]}" -timeout=10 -rss_limit_mb=2048 \
-            -max_len="$(max_len_of "$t")" -print_final_stats=1 -artifact_prefix="$artifacts/$t-" \
-            "$work" "$seeds" >"$log" 2>&1 || rc=$?
+        "${fuzz[@]}" "${bound[@]}" "$work" "$seeds" >"$log" 2>&1 || rc=$?
     fi
     secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.0f", e - s }')
     children_cpu
