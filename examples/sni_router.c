@@ -196,6 +196,6 @@ int main(int argc, char **argv)
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     sni_table_free(&table);
-    bh_block_cache_trim(); /* so leak checkers see nothing left */
+    bh_thread_cache_trim(); /* so leak checkers see nothing left */
     return rc == 0 ? 0 : 1;
 }

@@ -3,6 +3,7 @@
  *
  * Owned byte buffers across asynchronous I/O boundaries: bh_bytes (immutable
  * refcounted slices), bh_buf (growable mutable buffer with a max length),
+ * the loop-free write queue core (bh_queue), the per-thread block cache,
  * the status codes and the allocator hook. The core needs only libc and
  * pthreads. The libuv read adapter, write queue and tunnel live in the
  * adapter library, libbytes_handoff_uv, declared in <bytes_handoff/uv.h> and
@@ -12,10 +13,12 @@
 #define BYTES_HANDOFF_H
 
 #include "bytes_handoff/alloc.h"
+#include "bytes_handoff/block_cache.h"
 #include "bytes_handoff/buf.h"
 #include "bytes_handoff/bytes.h"
 #include "bytes_handoff/error.h"
 #include "bytes_handoff/export.h"
+#include "bytes_handoff/queue.h"
 #include "bytes_handoff/version.h"
 
 #ifdef __cplusplus

@@ -256,7 +256,7 @@ static void trim_frees_every_cached_block_and_the_table(void **state)
     for (int i = 0; i < 4; i++)
         assert_int_equal(bh_buf_recycle(&b[i]), BH_OK);
     assert_int_equal(cache_stats().blocks, 4);
-    bh_block_cache_trim();
+    bh_thread_cache_trim();
     assert_int_equal(cache_stats().blocks, 0);
     assert_int_equal(cache_stats().bytes, 0);
     assert_int_equal(test_alloc_stats_now().live, 1); /* the pinned block, held by its slice */

@@ -96,7 +96,7 @@ static int mem_setup(void **state)
 static int mem_teardown(void **state)
 {
     (void)state;
-    bh_block_cache_trim(); /* blocks the reader gave back to this thread */
+    bh_thread_cache_trim(); /* blocks the reader gave back to this thread */
     assert_int_equal(g_mem.live_blocks, 0);
     bh_set_allocator(NULL);
     return 0;

@@ -32,8 +32,8 @@ static void init_rejects_bad_arguments_and_allocates_nothing(void **state)
     assert_int_equal(bh_queue_init(&q, &zero_bytes, NULL), BH_EINVAL);
     test_alloc_install(0);
     assert_int_equal(bh_queue_init(&q, &ok, NULL), BH_OK);
-    assert_int_equal(bh_queue_get_state(&q), BH_QUEUE_OPEN);
-    assert_true(bh_queue_idle(&q));
+    assert_int_equal(bh_queue_state(&q), BH_QUEUE_OPEN);
+    assert_true(bh_queue_ring_empty(&q));
     assert_true(bh_queue_empty(&q));
     bh_queue_batch b;
     assert_int_equal(bh_queue_batch_next(&q, 16, &b), 0); /* nothing queued */
@@ -52,7 +52,7 @@ static void budgets_accept_exactly_max_items_and_max_bytes_and_refuse_the_next(v
     assert_int_equal(qfx_push(f, 0, NULL), BH_OK);     /* an empty slice costs no bytes */
     assert_int_equal(qfx_push(f, 0, NULL), BH_EFULL);  /* fourth item */
     assert_int_equal(qfx_push(f, 101, NULL), BH_ETOOLONG);
-    bh_queue_stats s = qfx_expect_queued(f, 3, 100);
+    struct bh_queue_stats s = qfx_expect_queued(f, 3, 100);
     assert_int_equal(s.refused, 3);
     assert_int_equal(qfx_write_all(f), 3);
     s = qfx_expect_queued(f, 0, 0);
@@ -120,7 +120,7 @@ static void batch_covers_the_queued_slices_exactly_and_pins_them(void **state)
     assert_int_equal(b.iov[2].iov_len, 30);
     assert_memory_equal(b.iov[0].iov_base, f->pattern, 10);
     assert_memory_equal(b.iov[2].iov_base, f->pattern + 10, 30);
-    assert_false(bh_queue_idle(&f->q));
+    assert_false(bh_queue_ring_empty(&f->q));
     assert_int_equal(bh_queue_batch_next(&f->q, 16, &b), 0); /* one batch at a time */
     /* Pinned items survive close; the batch's end completes them. */
     assert_null(bh_queue_close(&f->q));
@@ -184,7 +184,7 @@ static void partial_writes_resume_at_the_exact_byte_offset(void **state)
         }
     }
     assert_int_equal(pos, total);
-    bh_queue_stats s = qfx_stats(f);
+    struct bh_queue_stats s = qfx_stats(f);
     assert_int_equal(s.written_bytes, total);
     assert_int_equal(s.written_items, N);
     assert_int_equal(s.queued_bytes, 0);
@@ -194,7 +194,7 @@ static void partial_writes_resume_at_the_exact_byte_offset(void **state)
 static void ring_grows_while_wrapped_and_keeps_order(void **state)
 {
     (void)state;
-    bh_block_cache_trim(); /* no cached ring: the first one has 8 slots */
+    bh_thread_cache_trim(); /* no cached ring: the first one has 8 slots */
     qfx *f = qfx_new(64, 1u << 20);
     for (int i = 0; i < 8; i++)
         assert_int_equal(qfx_push(f, 3, NULL), BH_OK);
@@ -320,7 +320,7 @@ static void fail_completes_every_unpinned_ticket_once_and_refuses_later_items(vo
     bh_queue_batch b;
     assert_int_equal(bh_queue_batch_next(&f->q, 2, &b), 1); /* items 0, 1 pinned */
     bh_queue_fail(&f->q, -32);
-    assert_int_equal(bh_queue_get_state(&f->q), BH_QUEUE_FAILED);
+    assert_int_equal(bh_queue_state(&f->q), BH_QUEUE_FAILED);
     assert_int_equal(bh_queue_error(&f->q), -32);
     for (int i = 2; i < 6; i++) {
         assert_int_equal(t[i].calls, 1);
@@ -366,7 +366,7 @@ static void close_inside_a_ticket_callback_cancels_the_rest_once(void **state)
         assert_int_equal(t[i].calls, 1);
         assert_int_equal(t[i].status, i < 3 ? 0 : BH_ECANCELED);
     }
-    assert_int_equal(bh_queue_get_state(&f->q), BH_QUEUE_CLOSED);
+    assert_int_equal(bh_queue_state(&f->q), BH_QUEUE_CLOSED);
     assert_null(bh__queue_ring_ptr(&f->q)); /* freed once the batch ended */
     qfx_free(f);
 }
@@ -384,8 +384,8 @@ static void abandon_completes_the_batch_tickets_now_and_keeps_slices_until_its_e
         assert_int_equal(qfx_push(f, 10, &t[i]), BH_OK);
     bh_queue_batch b;
     assert_int_equal(bh_queue_batch_next(&f->q, 2, &b), 1);
-    bh_queue_set_failed(&f->q, -110);
-    bh_queue_abandon_batch(&f->q, -110);
+    bh_queue_fail_deferred(&f->q, -110);
+    bh_queue_batch_abandon(&f->q, -110);
     assert_int_equal(t[0].calls, 1);
     assert_int_equal(t[1].calls, 1);
     assert_int_equal(t[0].status, -110);
@@ -415,11 +415,11 @@ static void seal_runs_the_empty_action_only_when_empty_and_a_failure_changes_not
     int calls = 0;
     assert_int_equal(bh_queue_seal(&f->q, refuse_seal, &calls), -99);
     assert_int_equal(calls, 1);
-    assert_int_equal(bh_queue_get_state(&f->q), BH_QUEUE_OPEN);
+    assert_int_equal(bh_queue_state(&f->q), BH_QUEUE_OPEN);
     assert_int_equal(qfx_push(f, 10, NULL), BH_OK);
     assert_int_equal(bh_queue_seal(&f->q, refuse_seal, &calls), 0); /* not empty */
     assert_int_equal(calls, 1);
-    assert_int_equal(bh_queue_get_state(&f->q), BH_QUEUE_SEALED);
+    assert_int_equal(bh_queue_state(&f->q), BH_QUEUE_SEALED);
     assert_int_equal(qfx_push(f, 10, NULL), BH_ECLOSED);
     assert_int_equal(bh_queue_seal(&f->q, NULL, NULL), BH_ECLOSED);
     assert_int_equal(qfx_write_all(f), 1); /* queued items still go out */
@@ -431,15 +431,15 @@ static void direct_write_path_reserves_then_completes_or_queues_the_remainder(vo
     (void)state;
     qfx *f = qfx_new(4, 100);
     /* Fully written at once: completes inside push_reserved, counted. */
-    assert_int_equal(bh_queue_reserve(&f->q, 30), BH_OK);
+    assert_int_equal(bh_queue_claim(&f->q, 30), BH_OK);
     bh_bytes b = qfx_slice(f, 30);
-    assert_int_equal(bh_queue_push_reserved(&f->q, &b, NULL, NULL, 30), 1);
+    assert_int_equal(bh_queue_push_claimed(&f->q, &b, NULL, NULL, 30), 1);
     assert_null(b.ptr);
     /* Partly written: the remainder is queued at the exact offset. */
-    assert_int_equal(bh_queue_reserve(&f->q, 50), BH_OK);
+    assert_int_equal(bh_queue_claim(&f->q, 50), BH_OK);
     b = qfx_slice(f, 50);
-    assert_int_equal(bh_queue_push_reserved(&f->q, &b, NULL, NULL, 20), 0);
-    bh_queue_stats s = qfx_stats(f);
+    assert_int_equal(bh_queue_push_claimed(&f->q, &b, NULL, NULL, 20), 0);
+    struct bh_queue_stats s = qfx_stats(f);
     assert_int_equal(s.queued_bytes, 30);
     assert_int_equal(s.written_bytes, 50);
     bh_queue_batch bt;
@@ -453,9 +453,9 @@ static void direct_write_path_reserves_then_completes_or_queues_the_remainder(vo
     assert_int_equal(back.len, 50);
     bh_bytes_release(&back);
     /* An unused reservation returns its budget. */
-    assert_int_equal(bh_queue_reserve(&f->q, 100), BH_OK);
-    assert_int_equal(bh_queue_reserve(&f->q, 1), BH_EFULL);
-    bh_queue_unreserve(&f->q, 100);
+    assert_int_equal(bh_queue_claim(&f->q, 100), BH_OK);
+    assert_int_equal(bh_queue_claim(&f->q, 1), BH_EFULL);
+    bh_queue_unclaim(&f->q, 100);
     qfx_expect_queued(f, 0, 0);
     qfx_free(f);
 }

@@ -1,7 +1,7 @@
 /* test_queue_idle.c - what an idle bh_queue holds (nothing once drained) and
  * the per-thread array cache that makes that free: drained queues give their
  * ring and batch array back, the next push takes them again without calling
- * the allocator, the cache stays within its bounds, bh_block_cache_trim()
+ * the allocator, the cache stays within its bounds, bh_thread_cache_trim()
  * empties it, and an allocation failure while a queue re-takes arrays
  * refuses the push like ring growth always did, and a thread's cache is freed
  * when it exits. Also the libuv adapter: an
@@ -89,7 +89,7 @@ static void drained_queue_holds_no_heap_memory_and_trim_frees_what_it_gave_back(
     assert_int_equal(c.arrays[BH_ARRAY_IOV], 1);
     assert_int_equal(c.bytes, 8 * RING_ITEM + 8 * IOV_ITEM);
     assert_int_equal(test_alloc_stats_now().live, 2);
-    bh_block_cache_trim();
+    bh_thread_cache_trim();
     assert_int_equal(cache_now().bytes, 0);
     assert_int_equal(test_alloc_stats_now().live_bytes, 0);
     assert_int_equal(test_alloc_stats_now().live, 0);
@@ -104,22 +104,22 @@ static void direct_write_take_back_unreserve_and_fail_leave_the_queue_holding_no
     (void)state;
     qfx *f = qfx_new(8, 1000);
     /* Written at once by the adapter: completes inside push_reserved. */
-    assert_int_equal(bh_queue_reserve(&f->q, 30), BH_OK);
+    assert_int_equal(bh_queue_claim(&f->q, 30), BH_OK);
     assert_non_null(bh__queue_ring_ptr(&f->q)); /* the reserved slot */
     bh_bytes b = qfx_slice(f, 30);
-    assert_int_equal(bh_queue_push_reserved(&f->q, &b, NULL, NULL, 30), 1);
+    assert_int_equal(bh_queue_push_claimed(&f->q, &b, NULL, NULL, 30), 1);
     expect_holds_nothing(&f->q);
     /* The adapter could not start its write: taken back. */
-    assert_int_equal(bh_queue_reserve(&f->q, 20), BH_OK);
+    assert_int_equal(bh_queue_claim(&f->q, 20), BH_OK);
     b = qfx_slice(f, 20);
-    assert_int_equal(bh_queue_push_reserved(&f->q, &b, NULL, NULL, 0), 0);
+    assert_int_equal(bh_queue_push_claimed(&f->q, &b, NULL, NULL, 0), 0);
     bh_bytes back;
     assert_int_equal(bh_queue_take_back(&f->q, &back), 0);
     bh_bytes_release(&back);
     expect_holds_nothing(&f->q);
     /* The direct write failed before queueing: the reservation returns. */
-    assert_int_equal(bh_queue_reserve(&f->q, 20), BH_OK);
-    bh_queue_unreserve(&f->q, 20);
+    assert_int_equal(bh_queue_claim(&f->q, 20), BH_OK);
+    bh_queue_unclaim(&f->q, 20);
     expect_holds_nothing(&f->q);
     /* Failed with items queued: they complete, the arrays go back. */
     qt_ticket t = {0, 0, 0};
@@ -174,9 +174,9 @@ static void queues_that_drain_after_every_item_allocate_nothing_after_warm_up(vo
         /* One item at a time: push, batch, complete. */
         push_and_write(a, 1 + (size_t)i % 7);
         /* The adapter's direct write of a whole slice. */
-        assert_int_equal(bh_queue_reserve(&b->q, 2), BH_OK);
+        assert_int_equal(bh_queue_claim(&b->q, 2), BH_OK);
         bh_bytes s = bh_bytes_static(b->pattern, 2);
-        assert_int_equal(bh_queue_push_reserved(&b->q, &s, NULL, NULL, 2), 1);
+        assert_int_equal(bh_queue_push_claimed(&b->q, &s, NULL, NULL, 2), 1);
         /* Two queues busy at once, one of them with a grown ring. */
         if (i % 10 == 0) {
             a->off = b->off = 0;
@@ -224,7 +224,7 @@ static void array_cache_keeps_at_most_its_bounds_and_frees_the_rest(void **state
     assert_int_equal(test_alloc_stats_now().live,
                      c.arrays[BH_ARRAY_RING] + c.arrays[BH_ARRAY_IOV]);
     /* The count bound: 40 small rings, no batch arrays. */
-    bh_block_cache_trim();
+    bh_thread_cache_trim();
     for (int i = 0; i < QUEUES; i++)
         assert_int_equal(qfx_push(f[i], 1, NULL), BH_OK);
     for (int i = 0; i < QUEUES; i++)
@@ -235,7 +235,7 @@ static void array_cache_keeps_at_most_its_bounds_and_frees_the_rest(void **state
     /* One array above the per-array bound is freed at once. */
     void *big = bh_malloc(BH_ARRAY_CACHE_MAX_ARRAY_BYTES + 1);
     assert_non_null(big);
-    bh_block_cache_trim();
+    bh_thread_cache_trim();
     bh__array_cache_put(BH_ARRAY_IOV, big, BH_ARRAY_CACHE_MAX_ARRAY_BYTES + 1);
     assert_int_equal(cache_now().arrays[BH_ARRAY_IOV], 0);
     assert_int_equal(test_alloc_stats_now().live, 0);
@@ -253,14 +253,14 @@ static void failure_while_retaking_arrays_refuses_the_push_and_keeps_the_queue_v
     push_and_write(f, 8);
     test_alloc_fail_all(0);
     /* Cache emptied: the next push allocates, and that allocation fails. */
-    bh_block_cache_trim();
+    bh_thread_cache_trim();
     test_alloc_fail_after(0);
     size_t off = f->off;
     assert_int_equal(qfx_push(f, 8, NULL), BH_ENOMEM); /* the slice stays the caller's */
     assert_int_equal(f->off, off);
-    bh_queue_stats s = qfx_expect_queued(f, 0, 0);
+    struct bh_queue_stats s = qfx_expect_queued(f, 0, 0);
     assert_int_equal(s.refused, 1);
-    assert_int_equal(bh_queue_get_state(&f->q), BH_QUEUE_OPEN);
+    assert_int_equal(bh_queue_state(&f->q), BH_QUEUE_OPEN);
     expect_holds_nothing(&f->q);
     /* The batch array cannot be taken either: one iovec at a time. */
     qt_ticket t[3];

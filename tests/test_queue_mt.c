@@ -188,8 +188,8 @@ static void four_threads_submit_80k_slices_through_small_budgets_in_order(void *
     assert_int_equal(o->tickets_bad, 0);
     assert_int_equal(o->wrong_thread, 0);
     assert_true(o->wakes >= 1);
-    bh_queue_stats s;
-    bh_queue_stats_get(&o->q, &s);
+    struct bh_queue_stats s;
+    bh_queue_stats(&o->q, &s);
     assert_int_equal(s.queued_items, 0);
     assert_int_equal(s.written_items, (uint64_t)PRODUCERS * PER_PRODUCER);
     assert_int_equal(s.refused, refusals);
@@ -226,14 +226,14 @@ static void wake_hook_runs_once_per_empty_inbox_and_close_cancels_inbox_items(vo
     bh_bytes more = bh_bytes_static(f->pattern, 11);
     assert_int_equal(bh_queue_submit(&f->q, &more, NULL, NULL), BH_EFULL); /* 101 bytes */
     assert_false(bh_queue_empty(&f->q)); /* the inbox counts */
-    assert_true(bh_queue_idle(&f->q));   /* the ring does not */
+    assert_true(bh_queue_ring_empty(&f->q));   /* the ring does not */
     struct bh_queue_inbox *ib = bh_queue_close(&f->q);
     assert_non_null(ib);
     test_tickets_expect_in_order(t, 3, BH_ECANCELED);
     /* Producers racing the close are refused until the inbox is freed. */
     assert_int_equal(bh_queue_submit(&f->q, &more, NULL, NULL), BH_ECLOSED);
-    bh_queue_stats s;
-    bh_queue_stats_get(&f->q, &s);
+    struct bh_queue_stats s;
+    bh_queue_stats(&f->q, &s);
     assert_int_equal(s.refused, 1); /* counted before the close; racing ones are not */
     bh_queue_inbox_free(ib);
     qfx_free(f);

@@ -26,16 +26,16 @@ qfx *qfx_new(size_t max_items, size_t max_bytes)
     return f;
 }
 
-bh_queue_stats qfx_stats(const qfx *f)
+struct bh_queue_stats qfx_stats(const qfx *f)
 {
-    bh_queue_stats s;
-    bh_queue_stats_get(&f->q, &s);
+    struct bh_queue_stats s;
+    bh_queue_stats(&f->q, &s);
     return s;
 }
 
-bh_queue_stats qfx_expect_queued(const qfx *f, size_t items, size_t bytes)
+struct bh_queue_stats qfx_expect_queued(const qfx *f, size_t items, size_t bytes)
 {
-    bh_queue_stats s = qfx_stats(f);
+    struct bh_queue_stats s = qfx_stats(f);
     assert_int_equal(s.queued_items, items);
     assert_int_equal(s.queued_bytes, bytes);
     return s;

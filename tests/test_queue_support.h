@@ -26,10 +26,10 @@ qfx *qfx_new(size_t max_items, size_t max_bytes);
 /* Closes the queue (frees its inbox) and checks that nothing stays counted. */
 void qfx_free(qfx *f);
 /* The queue's statistics now. */
-bh_queue_stats qfx_stats(const qfx *f);
+struct bh_queue_stats qfx_stats(const qfx *f);
 /* Asserts (cmocka) the queued item and byte counts; returns the statistics
  * for further checks. */
-bh_queue_stats qfx_expect_queued(const qfx *f, size_t items, size_t bytes);
+struct bh_queue_stats qfx_expect_queued(const qfx *f, size_t items, size_t bytes);
 /* Pushes the next n pattern bytes as a static slice (iovecs then point into
  * f->pattern), with a ticket when t is set. On refusal checks that the
  * caller's slice is untouched. Returns the push result. */

@@ -196,7 +196,7 @@ static void sixty_four_mib_each_way_through_tiny_budgets_stays_bounded(void **st
         c.max_bytes = 8192;
         test_alloc_install(0);
         relay_both_ways(len, 65536, &c, &t);
-        bh_block_cache_trim(); /* blocks the readers gave back */
+        bh_thread_cache_trim(); /* blocks the readers gave back */
         test_alloc_stats st;
         test_alloc_stats_get(&st);
         size_t bound = tunnel_memory_bound(&c);
@@ -407,7 +407,7 @@ static void allocation_failures_end_with_enomem_and_reset_never_short(void **sta
         start(&t, &c, NULL, NULL);
         test_alloc_fail_after(n - 1);
         assert_int_equal(tf_run(&t, RUN_MS), 0);
-        bh_block_cache_trim(); /* blocks the readers gave back */
+        bh_thread_cache_trim(); /* blocks the readers gave back */
         test_alloc_stats st;
         test_alloc_stats_get(&st);
         assert_int_equal(st.live, 0);
@@ -457,7 +457,7 @@ static void allocation_failure_while_queueing_the_tails_releases_them(void **sta
         assert_int_equal(tf_run(&t, RUN_MS), 0);
         assert_int_equal(t.done_calls, 1);
         assert_true(t.status == BH_ENOMEM || t.status == BH_ECANCELED);
-        bh_block_cache_trim(); /* arrays the drained queues gave back */
+        bh_thread_cache_trim(); /* arrays the drained queues gave back */
         test_alloc_stats st;
         test_alloc_stats_get(&st);
         assert_int_equal(st.live, 0);

@@ -343,7 +343,7 @@ static void enqueue_while_wrapped(bh_writeq *q, int status, void *ctx)
 static void ring_grows_while_wrapped_and_keeps_order(void **state)
 {
     (void)state;
-    bh_block_cache_trim(); /* no cached ring: the first one has 8 slots */
+    bh_thread_cache_trim(); /* no cached ring: the first one has 8 slots */
     wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 64, 1u << 20, 64 * 1024);
     wrap_ctx w = {f, 0, 0, 0};
     bh_bytes b = wq_pattern_slice(f->pattern, 0, 5);
@@ -568,7 +568,7 @@ static void close_cancels_each_queued_ticket_once_and_releases_every_slice(void 
     test_alloc_finish();
 }
 
-static void close_cancels_write_in_flight_with_becanceled_when_stream_closes(void **state)
+static void close_cancels_write_in_flight_with_ecanceled_when_stream_closes(void **state)
 {
     (void)state;
     wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 8, 8u << 20, (4u << 20) + 4096);
@@ -644,7 +644,7 @@ static void close_inside_ticket_callback_cancels_queued_items_once(void **state)
     wq_fx_free(f);
 }
 
-static void close_with_pending_shutdown_reports_becanceled_once(void **state)
+static void close_with_pending_shutdown_reports_ecanceled_once(void **state)
 {
     (void)state;
     wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 8, 8u << 20, (4u << 20) + 4096);
@@ -1225,9 +1225,9 @@ int main(void)
         cmocka_unit_test(shutdown_flushes_everything_then_peer_sees_all_bytes_and_eof),
         cmocka_unit_test(shutdown_of_idle_queue_sends_eof_and_completes_once),
         cmocka_unit_test(close_cancels_each_queued_ticket_once_and_releases_every_slice),
-        cmocka_unit_test(close_cancels_write_in_flight_with_becanceled_when_stream_closes),
+        cmocka_unit_test(close_cancels_write_in_flight_with_ecanceled_when_stream_closes),
         cmocka_unit_test(close_inside_ticket_callback_cancels_queued_items_once),
-        cmocka_unit_test(close_with_pending_shutdown_reports_becanceled_once),
+        cmocka_unit_test(close_with_pending_shutdown_reports_ecanceled_once),
         cmocka_unit_test(peer_close_fails_every_pending_ticket_once_and_later_writes_get_eclosed),
         cmocka_unit_test(ff_to_a_dead_peer_is_accepted_then_the_flush_fails_the_queue_once),
         cmocka_unit_test(stats_count_items_bytes_flushes_batches_hits_and_refusals),

@@ -694,7 +694,7 @@ static int report(demo *d)
     if (!tickets_ok)
         failed = 1;
     /* Blocks the readers gave back to this thread's cache are not leaks. */
-    bh_block_cache_trim();
+    bh_thread_cache_trim();
     int alloc_ok = !d->fa_installed || g_fa.live == 0;
     if (!alloc_ok)
         failed = 1;

@@ -34,7 +34,7 @@ typedef struct bh_allocator {
  * Not thread-safe: call it before other threads use the library. Trims the
  * calling thread's block cache first (its blocks came from the previous
  * hook); other threads that used buffers must have called
- * bh_block_cache_trim(). */
+ * bh_thread_cache_trim(). */
 BH_EXPORT void bh_set_allocator(const bh_allocator *a);
 
 /** Copies the current allocator.

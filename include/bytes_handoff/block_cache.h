@@ -22,14 +22,14 @@
  * bound is freed instead. Blocks freed by bh_buf_free() (a connection
  * closing) never enter the cache. A thread's cached blocks are freed when the
  * thread exits (not for the main thread, which should call
- * bh_block_cache_trim() before exit() if it checks for leaks) and when it
- * calls bh_block_cache_trim(). All memory comes from the allocator hook;
+ * bh_thread_cache_trim() before exit() if it checks for leaks) and when it
+ * calls bh_thread_cache_trim(). All memory comes from the allocator hook;
  * bh_set_allocator() trims the calling thread's cache first, and other
  * threads must trim theirs before the hook changes.
  *
  * The same thread also caches the small arrays of drained write queues (the
  * ring and batch array a bh_queue gives back when it drains, see queue.h:
- * at most 32 of each kind, 96 KiB in all); bh_block_cache_trim(), bh_trim(),
+ * at most 32 of each kind, 96 KiB in all); bh_thread_cache_trim(), bh_trim(),
  * bh_set_allocator() and thread exit free those too. */
 #ifndef BYTES_HANDOFF_BLOCK_CACHE_H
 #define BYTES_HANDOFF_BLOCK_CACHE_H
@@ -74,13 +74,13 @@ BH_EXPORT int bh_block_cache_set_limits(size_t max_blocks, size_t max_bytes);
  * queue arrays (rings and batch arrays of drained bh_queues) the thread has
  * cached. Call it when a thread goes idle, before it exits, or before exit()
  * on the main thread. The bounds stay. */
-BH_EXPORT void bh_block_cache_trim(void);
+BH_EXPORT void bh_thread_cache_trim(void);
 
 /** Snapshot of the calling thread's counters.
  * @param out receives them; NULL is ignored. */
 BH_EXPORT void bh_block_cache_stats(struct bh_block_cache_stats *out);
 
-/** Gives memory back after load: bh_block_cache_trim() for the calling
+/** Gives memory back after load: bh_thread_cache_trim() for the calling
  * thread, then, only while the default allocator is installed and only with
  * glibc, malloc_trim(0), which returns free heap pages of every arena to the
  * system. With a custom allocator, trim it yourself after this call. Costs a

@@ -28,7 +28,7 @@
  *   item. That cache is per thread, needs no lock and is bounded (32 rings
  *   and 32 batch arrays of at most 64 entries, 96 KiB in all); rings and
  *   batch arrays of more than 64 entries are shrunk to 64 before they are
- *   cached. bh_block_cache_trim() and bh_trim() (block_cache.h) empty it,
+ *   cached. bh_thread_cache_trim() and bh_trim() (block_cache.h) empty it,
  *   and so does thread exit. Only the cross-thread inbox
  *   (bh_queue_enable_mt()) stays allocated until the queue is closed.
  *
@@ -37,7 +37,7 @@
  * bh_queue_enable_mt() has been called. Completion callbacks run on the
  * owner's thread, inside bh_queue_batch_done(), bh_queue_fail(),
  * bh_queue_close() or bh_queue_take_inbox(); never inside bh_queue_push(),
- * bh_queue_push_reserved() or bh_queue_submit(). Inside a callback the user
+ * bh_queue_push_claimed() or bh_queue_submit(). Inside a callback the user
  * may push more and close the queue, but must not free it. */
 #ifndef BYTES_HANDOFF_QUEUE_H
 #define BYTES_HANDOFF_QUEUE_H
@@ -88,13 +88,13 @@ typedef struct bh_queue_config {
 } bh_queue_config;
 
 /** Counters filled by bh_queue_stats(). */
-typedef struct bh_queue_stats {
+struct bh_queue_stats {
     size_t queued_items;    /**< accepted, not yet completed (inbox included) */
     size_t queued_bytes;    /**< bytes of those not yet written */
     uint64_t written_items; /**< completed with status 0 */
     uint64_t written_bytes; /**< bytes reported written */
-    uint64_t refused;       /**< push, reserve and submit calls refused */
-} bh_queue_stats;
+    uint64_t refused;       /**< push, claim and submit calls refused */
+};
 
 /** One ring slot: a slice and its optional ticket. */
 typedef struct bh_queue_item {
@@ -146,13 +146,13 @@ struct bh_queue {
 };
 
 /** Lifecycle states reported by bh_queue_state(). */
-typedef enum bh_queue_state {
+typedef enum bh_queue_lifecycle {
     BH_QUEUE_UNINIT = 0, /**< never initialised (zeroed memory) */
     BH_QUEUE_OPEN,       /**< accepting items */
     BH_QUEUE_SEALED,     /**< bh_queue_seal(): no new items, queued ones still go out */
     BH_QUEUE_FAILED,     /**< bh_queue_fail(): every pending item completed with the error */
     BH_QUEUE_CLOSED      /**< bh_queue_close() */
-} bh_queue_state;
+} bh_queue_lifecycle;
 
 /** Initialises q; allocates nothing.
  * @param cfg      budgets (copied); both must be > 0
@@ -174,20 +174,20 @@ BH_EXPORT int bh_queue_init(bh_queue *q, const bh_queue_config *cfg, bh_queue_co
  *         grown), BH_EINVAL */
 BH_EXPORT int bh_queue_push(bh_queue *q, bh_bytes *data, bh_queue_cb cb, void *ctx);
 
-/** Reserves budget and a ring slot for one item of len bytes without
+/** Claims budget and a ring slot for one item of len bytes without
  * queueing it, for an adapter that writes a slice at once on an idle queue.
- * Follow with bh_queue_push_reserved() or bh_queue_unreserve().
+ * Follow with bh_queue_push_claimed() or bh_queue_unclaim().
  * @param q the queue.
  * @param len bytes of the item.
  * @return as bh_queue_push() */
-BH_EXPORT int bh_queue_reserve(bh_queue *q, size_t len);
+BH_EXPORT int bh_queue_claim(bh_queue *q, size_t len);
 
-/** Returns a reservation unused (the adapter's direct write failed).
+/** Gives back a claim unused (the adapter's direct write failed).
  * @param q the queue.
- * @param len the len given to bh_queue_reserve(). */
-BH_EXPORT void bh_queue_unreserve(bh_queue *q, size_t len);
+ * @param len the len given to bh_queue_claim(). */
+BH_EXPORT void bh_queue_unclaim(bh_queue *q, size_t len);
 
-/** Queues the item reserved by bh_queue_reserve(), of which the adapter
+/** Queues the item claimed by bh_queue_claim(), of which the adapter
  * already wrote the first `written` bytes directly (non-zero only on an idle
  * queue). Takes the reference in *data and zeroes it.
  * @param q the queue.
@@ -197,10 +197,10 @@ BH_EXPORT void bh_queue_unreserve(bh_queue *q, size_t len);
  * @param written bytes of it the adapter already wrote.
  * @return 1 when the item completed at once (fire-and-forget and
  *         0 < written == data->len: counted written, slice released), else 0 */
-BH_EXPORT int bh_queue_push_reserved(bh_queue *q, bh_bytes *data, bh_queue_cb cb, void *ctx,
+BH_EXPORT int bh_queue_push_claimed(bh_queue *q, bh_bytes *data, bh_queue_cb cb, void *ctx,
                                      size_t written);
 
-/** Removes the newest item again, right after bh_queue_push_reserved() when
+/** Removes the newest item again, right after bh_queue_push_claimed() when
  * the adapter could not start writing it; its budget is returned and its
  * slice goes back to *out (no callback runs).
  * @param q the queue.
@@ -239,7 +239,7 @@ BH_EXPORT void bh_queue_batch_abort(bh_queue *q);
  * until the batch ends, because the adapter's write may still read them.
  * @param q the queue.
  * @param err the status the tickets complete with. */
-BH_EXPORT void bh_queue_abandon_batch(bh_queue *q, int err);
+BH_EXPORT void bh_queue_batch_abandon(bh_queue *q, int err);
 
 /** Fails the queue with err (a negative code): later pushes and submits get
  * BH_ECLOSED, every item not pinned by a batch (inbox included) completes
@@ -255,7 +255,7 @@ BH_EXPORT void bh_queue_fail(bh_queue *q, int err);
  * bh_queue_fail().
  * @param q the queue.
  * @param err the failure, a negative code. */
-BH_EXPORT void bh_queue_set_failed(bh_queue *q, int err);
+BH_EXPORT void bh_queue_fail_deferred(bh_queue *q, int err);
 
 /** Seals the queue: later pushes and submits get BH_ECLOSED, queued items
  * still go out. Under the inbox mutex (so that no producer slips in), when
@@ -296,7 +296,7 @@ BH_EXPORT int bh_queue_take_drain(bh_queue *q);
  * @param q the queue.
  * @return 1 when no item is queued in the ring and no batch is out (the
  *         inbox is not looked at), else 0. */
-BH_EXPORT int bh_queue_idle(const bh_queue *q);
+BH_EXPORT int bh_queue_ring_empty(const bh_queue *q);
 
 /** Whether the queue is empty.
  * @param q the queue.
@@ -311,8 +311,8 @@ BH_EXPORT size_t bh_queue_count(const bh_queue *q);
 
 /** Current state.
  * @param q the queue.
- * @return its bh_queue_state. */
-BH_EXPORT bh_queue_state bh_queue_get_state(const bh_queue *q);
+ * @return its bh_queue_lifecycle. */
+BH_EXPORT bh_queue_lifecycle bh_queue_state(const bh_queue *q);
 
 /** The failure of a failed queue.
  * @param q the queue.
@@ -322,7 +322,7 @@ BH_EXPORT int bh_queue_error(const bh_queue *q);
 /** Snapshot of the counters (owner's thread).
  * @param q the queue.
  * @param out receives the counters. */
-BH_EXPORT void bh_queue_stats_get(const bh_queue *q, bh_queue_stats *out);
+BH_EXPORT void bh_queue_stats(const bh_queue *q, struct bh_queue_stats *out);
 
 /** Enables bh_queue_submit(): allocates the inbox (a mutex and item arrays
  * grown on demand). wake(wake_ctx) signals the owner's thread.

@@ -33,7 +33,7 @@ static bh_allocator g_alloc = {default_malloc, default_realloc, default_free, NU
 void bh_set_allocator(const bh_allocator *a)
 {
     /* Cached blocks came from the current hook and must go back to it. */
-    bh_block_cache_trim();
+    bh_thread_cache_trim();
     if (a && a->malloc_fn && a->realloc_fn && a->free_fn) {
         g_alloc = *a;
     } else {
@@ -62,7 +62,7 @@ void bh_free(void *p)
 
 void bh_trim(void)
 {
-    bh_block_cache_trim();
+    bh_thread_cache_trim();
 #if defined(__GLIBC__)
     /* Only memory that malloc() handed out can be trimmed by malloc_trim(). */
     if (g_alloc.malloc_fn == default_malloc)

@@ -10,7 +10,7 @@
  * bytes per array and bytes in all; what does not fit is freed. A take hands
  * out the largest array that fits the queue's limit, so the arrays in use
  * converge to the sizes busy queues need. Cached arrays are freed by
- * bh_block_cache_trim() (and so bh_trim() and bh_set_allocator()) and when
+ * bh_thread_cache_trim() (and so bh_trim() and bh_set_allocator()) and when
  * the thread exits (by the block cache's thread-exit destructor). */
 #include <string.h>
 

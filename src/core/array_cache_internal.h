@@ -26,7 +26,7 @@ void bh__array_cache_put(int kind, void *p, size_t bytes);
  * fits. The caller owns it. Allocates nothing. */
 void *bh__array_cache_take(int kind, size_t max_bytes, size_t *bytes);
 
-/* Frees every cached array of the calling thread (bh_block_cache_trim()
+/* Frees every cached array of the calling thread (bh_thread_cache_trim()
  * calls it). */
 void bh__array_cache_trim(void);
 

@@ -185,7 +185,7 @@ int bh_block_cache_set_limits(size_t max_blocks, size_t max_bytes)
     return BH_OK;
 }
 
-void bh_block_cache_trim(void)
+void bh_thread_cache_trim(void)
 {
     cache_drop_all(&tls_cache);
     bh__array_cache_trim();

@@ -1,5 +1,5 @@
 /* queue.c - bh_queue's lifecycle and public calls: init, push (and the
- * direct-write path: reserve, push_reserved, take_back), fail, seal, close,
+ * direct-write path: claim, push_claimed, take_back), fail, seal, close,
  * the drain signal, state and statistics. No I/O and no event loop: the ring,
  * budgets and completion loops are in queue_ring.c, batches in
  * queue_batch.c, the cross-thread inbox in queue_inbox.c.
@@ -47,7 +47,7 @@ static int check_offer(bh_queue *q, size_t len)
     return BH_OK;
 }
 
-int bh_queue_reserve(bh_queue *q, size_t len)
+int bh_queue_claim(bh_queue *q, size_t len)
 {
     if (!q)
         return BH_EINVAL;
@@ -67,15 +67,15 @@ int bh_queue_reserve(bh_queue *q, size_t len)
     return rc;
 }
 
-void bh_queue_unreserve(bh_queue *q, size_t len)
+void bh_queue_unclaim(bh_queue *q, size_t len)
 {
     bh__queue_budget_release(q, 1, len);
     bh__queue_give_back(q);
 }
 
-int bh_queue_push_reserved(bh_queue *q, bh_bytes *data, bh_queue_cb cb, void *ctx, size_t written)
+int bh_queue_push_claimed(bh_queue *q, bh_bytes *data, bh_queue_cb cb, void *ctx, size_t written)
 {
-    assert(written <= data->len && (written == 0 || bh_queue_idle(q)));
+    assert(written <= data->len && (written == 0 || bh_queue_ring_empty(q)));
     bh_queue_item it = {*data, cb, ctx};
     *data = empty_slice;
     q->written_bytes += written;
@@ -98,9 +98,9 @@ int bh_queue_push(bh_queue *q, bh_bytes *data, bh_queue_cb cb, void *ctx)
 {
     if (!q || !data || (data->len > 0 && !data->ptr))
         return BH_EINVAL;
-    int rc = bh_queue_reserve(q, data->len);
+    int rc = bh_queue_claim(q, data->len);
     if (rc == BH_OK)
-        bh_queue_push_reserved(q, data, cb, ctx, 0);
+        bh_queue_push_claimed(q, data, cb, ctx, 0);
     return rc;
 }
 
@@ -119,7 +119,7 @@ size_t bh_queue_take_back(bh_queue *q, bh_bytes *out)
     return written;
 }
 
-void bh_queue_set_failed(bh_queue *q, int err)
+void bh_queue_fail_deferred(bh_queue *q, int err)
 {
     if (bh__queue_writable(q)) {
         q->state = BH_QUEUE_FAILED;
@@ -134,7 +134,7 @@ void bh_queue_set_failed(bh_queue *q, int err)
 
 void bh_queue_fail(bh_queue *q, int err)
 {
-    bh_queue_set_failed(q, err);
+    bh_queue_fail_deferred(q, err);
     struct bh_queue_inbox *ib = q->inbox; /* a callback may close q meanwhile */
     size_t n_inbox = ib ? bh__queue_inbox_seal(q) : 0;
     bh__queue_lock(q);
@@ -159,7 +159,7 @@ int bh_queue_seal(bh_queue *q, int (*if_empty)(void *ctx), void *ctx)
     if (rc != BH_OK)
         return rc;
     bh__queue_lock(q);
-    int empty = bh_queue_idle(q) && (!q->inbox || q->inbox->n == 0);
+    int empty = bh_queue_ring_empty(q) && (!q->inbox || q->inbox->n == 0);
     rc = empty && if_empty ? if_empty(ctx) : 0;
     if (rc == 0) {
         if (q->inbox)
@@ -209,11 +209,11 @@ int bh_queue_take_drain(bh_queue *q)
     return due;
 }
 
-int bh_queue_idle(const bh_queue *q) { return q->count == 0 && !q->batch_out; }
+int bh_queue_ring_empty(const bh_queue *q) { return q->count == 0 && !q->batch_out; }
 
 int bh_queue_empty(const bh_queue *q)
 {
-    if (!bh_queue_idle(q))
+    if (!bh_queue_ring_empty(q))
         return 0;
     int empty = 1;
     if (q->inbox) {
@@ -226,11 +226,11 @@ int bh_queue_empty(const bh_queue *q)
 
 size_t bh_queue_count(const bh_queue *q) { return q->count; }
 
-bh_queue_state bh_queue_get_state(const bh_queue *q) { return (bh_queue_state)q->state; }
+bh_queue_lifecycle bh_queue_state(const bh_queue *q) { return (bh_queue_lifecycle)q->state; }
 
 int bh_queue_error(const bh_queue *q) { return q->error; }
 
-void bh_queue_stats_get(const bh_queue *q, bh_queue_stats *out)
+void bh_queue_stats(const bh_queue *q, struct bh_queue_stats *out)
 {
     out->written_items = q->written_items;
     out->written_bytes = q->written_bytes;

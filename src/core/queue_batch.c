@@ -127,7 +127,7 @@ void bh_queue_batch_abort(bh_queue *q)
     batch_end(q);
 }
 
-void bh_queue_abandon_batch(bh_queue *q, int err)
+void bh_queue_batch_abandon(bh_queue *q, int err)
 {
     if (!q->batch_out)
         return;

@@ -88,8 +88,8 @@ static int enqueue_direct(bh_writeq *q, bh_bytes *data, bh_write_cb cb, void *ct
     if (!cb && len > 0) {
         int n = try_write_direct(q, data);
         if (n < 0) {
-            bh_queue_unreserve(&q->core, len);
-            bh_queue_set_failed(&q->core, n);
+            bh_queue_unclaim(&q->core, len);
+            bh_queue_fail_deferred(&q->core, n);
             q->refused++;
             return n;
         }
@@ -97,7 +97,7 @@ static int enqueue_direct(bh_writeq *q, bh_bytes *data, bh_write_cb cb, void *ct
         if (off > 0)
             bh__wq_stall_progress(q);
     }
-    if (bh_queue_push_reserved(&q->core, data, (bh_queue_cb)cb, ctx, off)) {
+    if (bh_queue_push_claimed(&q->core, data, (bh_queue_cb)cb, ctx, off)) {
         q->try_write_hits += len > 0;
         return BH_OK;
     }
@@ -109,7 +109,7 @@ static int enqueue_direct(bh_writeq *q, bh_bytes *data, bh_write_cb cb, void *ct
     /* The stream refused the write at once. */
     bh_bytes back;
     bh_queue_take_back(&q->core, &back);
-    bh_queue_set_failed(&q->core, rc);
+    bh_queue_fail_deferred(&q->core, rc);
     if (off == 0) {
         *data = back; /* nothing was written: the caller keeps it */
         q->refused++;
@@ -124,12 +124,12 @@ static int writeq_enqueue(bh_writeq *q, bh_bytes *data, bh_write_cb cb, void *ct
 {
     if (!q || !data || (data->len > 0 && !data->ptr))
         return BH_EINVAL;
-    if (bh_queue_get_state(&q->core) == BH_QUEUE_OPEN && uv_is_closing((uv_handle_t *)q->stream)) {
+    if (bh_queue_state(&q->core) == BH_QUEUE_OPEN && uv_is_closing((uv_handle_t *)q->stream)) {
         q->refused++;
         return BH_ECLOSED;
     }
     int idle = wq_idle(q);
-    int rc = bh_queue_reserve(&q->core, data->len);
+    int rc = bh_queue_claim(&q->core, data->len);
     if (rc != BH_OK)
         return rc;
     int eager = idle && !cb && data->len >= WQ_EAGER_BYTES;
@@ -137,7 +137,7 @@ static int writeq_enqueue(bh_writeq *q, bh_bytes *data, bh_write_cb cb, void *ct
         (void)bh__wq_dispatch_ref(q); /* on failure this enqueue writes at once */
     if (!idle || (q->dispatch && !eager)) {
         /* Only append; the deferred flush (or the write in flight) takes it. */
-        bh_queue_push_reserved(&q->core, data, (bh_queue_cb)cb, ctx, 0);
+        bh_queue_push_claimed(&q->core, data, (bh_queue_cb)cb, ctx, 0);
         if (!(q->flags & WQ_WRITING))
             (void)bh__wq_dispatch_link(q);
         return BH_OK;
@@ -157,9 +157,9 @@ int bh_writeq_try_write_ff(bh_writeq *q, bh_bytes *data)
 
 int bh_writeq_shutdown(bh_writeq *q, bh_shutdown_cb cb, void *ctx)
 {
-    if (!q || bh_queue_get_state(&q->core) == BH_QUEUE_UNINIT)
+    if (!q || bh_queue_state(&q->core) == BH_QUEUE_UNINIT)
         return BH_EINVAL;
-    if (bh_queue_get_state(&q->core) != BH_QUEUE_OPEN || uv_is_closing((uv_handle_t *)q->stream))
+    if (bh_queue_state(&q->core) != BH_QUEUE_OPEN || uv_is_closing((uv_handle_t *)q->stream))
         return BH_ECLOSED;
     /* Deciding "empty" and sealing happen under the inbox mutex, so that a
      * failing uv_shutdown() leaves everything as it was. */
@@ -181,7 +181,7 @@ static void on_mt_close(uv_handle_t *h)
 
 void bh_writeq_close(bh_writeq *q)
 {
-    if (!q || bh_queue_get_state(&q->core) == BH_QUEUE_CLOSED)
+    if (!q || bh_queue_state(&q->core) == BH_QUEUE_CLOSED)
         return;
     struct bh_writeq_mt *mt = q->mt;
     q->mt = NULL;
@@ -214,8 +214,8 @@ void bh_writeq_stats(const bh_writeq *q, struct bh_writeq_stats *out)
     memset(out, 0, sizeof *out);
     if (!q)
         return;
-    bh_queue_stats cs;
-    bh_queue_stats_get(&q->core, &cs);
+    struct bh_queue_stats cs;
+    bh_queue_stats(&q->core, &cs);
     out->queued_items = cs.queued_items;
     out->queued_bytes = cs.queued_bytes;
     out->written_items = cs.written_items;

@@ -65,7 +65,7 @@ int bh__wq_start_write(bh_writeq *q)
 void bh__wq_deliver_drain(bh_writeq *q)
 {
     if (bh_queue_take_drain(&q->core) && q->drain_cb &&
-        bh_queue_get_state(&q->core) != BH_QUEUE_CLOSED)
+        bh_queue_state(&q->core) != BH_QUEUE_CLOSED)
         q->drain_cb(q, q->drain_ctx);
 }
 
@@ -105,7 +105,7 @@ int bh__wq_send_shutdown(void *arg)
  * callback right here. */
 static void maybe_shutdown(bh_writeq *q)
 {
-    if (bh_queue_get_state(&q->core) != BH_QUEUE_SEALED || !(q->flags & WQ_SHUT_PENDING) ||
+    if (bh_queue_state(&q->core) != BH_QUEUE_SEALED || !(q->flags & WQ_SHUT_PENDING) ||
         (q->flags & (WQ_SHUT_SENT | WQ_WRITING)) || !bh_queue_empty(&q->core))
         return;
     int rc = bh__wq_send_shutdown(q);
@@ -115,7 +115,7 @@ static void maybe_shutdown(bh_writeq *q)
 
 void bh__wq_after_io(bh_writeq *q, int from_write)
 {
-    bh_queue_state st = bh_queue_get_state(&q->core);
+    bh_queue_lifecycle st = bh_queue_state(&q->core);
     if (st == BH_QUEUE_CLOSED)
         return;
     if (st == BH_QUEUE_FAILED) {
@@ -131,7 +131,7 @@ void bh__wq_after_io(bh_writeq *q, int from_write)
         }
     }
     maybe_shutdown(q);
-    if (bh_queue_get_state(&q->core) == BH_QUEUE_OPEN)
+    if (bh_queue_state(&q->core) == BH_QUEUE_OPEN)
         bh__wq_deliver_drain(q);
     else
         (void)bh_queue_take_drain(&q->core);
@@ -199,8 +199,8 @@ static void on_write(uv_write_t *req, int status)
          * this write's status (BH_ECANCELED when libuv cancelled it because
          * the stream was closed); otherwise the queue fails with it. */
         if (!wq_writable(q)) {
-            int closed = bh_queue_get_state(&q->core) == BH_QUEUE_CLOSED;
-            bh_queue_abandon_batch(&q->core,
+            int closed = bh_queue_state(&q->core) == BH_QUEUE_CLOSED;
+            bh_queue_batch_abandon(&q->core,
                                    closed && status == UV_ECANCELED ? BH_ECANCELED : status);
         }
         bh_queue_batch_abort(&q->core);
@@ -216,7 +216,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 {
     bh_writeq *q = WQ_OF(req, req.shutdown);
     int st = status;
-    if (bh_queue_get_state(&q->core) == BH_QUEUE_CLOSED && status == UV_ECANCELED)
+    if (bh_queue_state(&q->core) == BH_QUEUE_CLOSED && status == UV_ECANCELED)
         st = BH_ECANCELED;
     bh__wq_shutdown_finish(q, st);
 }

@@ -45,14 +45,14 @@ struct bh_writeq_stall {
 
 static inline int wq_writable(const bh_writeq *q)
 {
-    bh_queue_state s = bh_queue_get_state(&q->core);
+    bh_queue_lifecycle s = bh_queue_state(&q->core);
     return s == BH_QUEUE_OPEN || s == BH_QUEUE_SEALED;
 }
 
 /* 1 when nothing is queued and no write is in flight. */
 static inline int wq_idle(const bh_writeq *q)
 {
-    return bh_queue_idle(&q->core) && !(q->flags & WQ_WRITING);
+    return bh_queue_ring_empty(&q->core) && !(q->flags & WQ_WRITING);
 }
 
 /* writeq.c: allocates a zeroed block of size bytes whose first member is a

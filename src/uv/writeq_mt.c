@@ -39,7 +39,7 @@ int bh_writeq_enable_mt(bh_writeq *q)
 {
     if (!q)
         return BH_EINVAL;
-    bh_queue_state s = bh_queue_get_state(&q->core);
+    bh_queue_lifecycle s = bh_queue_state(&q->core);
     if (s != BH_QUEUE_OPEN)
         return s == BH_QUEUE_UNINIT ? BH_EINVAL : BH_ECLOSED;
     if (q->mt)

@@ -47,8 +47,8 @@ int bh__wq_stall_check(bh_writeq *q)
     }
     /* No progress for the whole timeout: every pending ticket (those of the
      * write in flight first) completes with UV_ETIMEDOUT. */
-    bh_queue_set_failed(&q->core, UV_ETIMEDOUT);
-    bh_queue_abandon_batch(&q->core, UV_ETIMEDOUT);
+    bh_queue_fail_deferred(&q->core, UV_ETIMEDOUT);
+    bh_queue_batch_abandon(&q->core, UV_ETIMEDOUT);
     bh__wq_fail(q, UV_ETIMEDOUT);
     return UV_ETIMEDOUT;
 }
@@ -86,7 +86,7 @@ void bh__wq_stall_close(bh_writeq *q)
 
 int bh_writeq_set_stall_timeout(bh_writeq *q, uint64_t ms)
 {
-    if (!q || bh_queue_get_state(&q->core) == BH_QUEUE_UNINIT)
+    if (!q || bh_queue_state(&q->core) == BH_QUEUE_UNINIT)
         return BH_EINVAL;
     if (!wq_writable(q))
         return BH_ECLOSED;

@@ -693,7 +693,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(g_slots[i].model.bytes);
         g_slots[i].model = (vec){NULL, 0, 0};
     }
-    bh_block_cache_trim();
+    bh_thread_cache_trim();
     test_alloc_stats st;
     test_alloc_stats_get(&st);
     CHECK(st.live == 0);

@@ -63,7 +63,7 @@ static struct {
     int pinned;             /* items of the batch out (0: none) */
     size_t batch_bytes;
     int batch_out;
-    int state;              /* bh_queue_state */
+    int state;              /* bh_queue_lifecycle */
     int error;
     int mt;
     int mt_freed;           /* the inbox was freed by close: no more submits */
@@ -142,16 +142,16 @@ static void ticket_cb(bh_queue *q, int status, void *ctx)
 
 FUZZ_NO_COVERAGE static void check_all(void)
 {
-    bh_queue_stats s;
-    bh_queue_stats_get(&M.q, &s);
+    struct bh_queue_stats s;
+    bh_queue_stats(&M.q, &s);
     CHECK(s.queued_items == used_items());
     CHECK(s.queued_bytes == used_bytes());
     CHECK(s.queued_items <= M.cfg.max_items);
     CHECK(s.queued_bytes <= M.cfg.max_bytes);
     CHECK(s.written_bytes == M.written_bytes);
-    CHECK((int)bh_queue_get_state(&M.q) == M.state);
+    CHECK((int)bh_queue_state(&M.q) == M.state);
     CHECK(bh_queue_count(&M.q) == (size_t)M.rn);
-    CHECK(bh_queue_idle(&M.q) == (M.rn == 0 && !M.batch_out));
+    CHECK(bh_queue_ring_empty(&M.q) == (M.rn == 0 && !M.batch_out));
     for (int i = 0; i < M.n; i++) {
         item *x = &M.it[i];
         CHECK(x->calls == x->expect_calls);
@@ -237,7 +237,7 @@ static void op_direct(size_t len, uint8_t how, size_t failed_before)
         return; /* only on an idle queue */
     int ticket = how & 1;
     int exp = expected_refusal(len);
-    int rc = bh_queue_reserve(&M.q, len);
+    int rc = bh_queue_claim(&M.q, len);
     if (exp == BH_EFULL)
         M.want = 1;
     if (rc == BH_ENOMEM) {
@@ -249,14 +249,14 @@ static void op_direct(size_t len, uint8_t how, size_t failed_before)
     if (rc != BH_OK)
         return;
     if (how & 2) {
-        bh_queue_unreserve(&M.q, len);
+        bh_queue_unclaim(&M.q, len);
         release_check();
         return;
     }
     size_t w = ticket ? 0 : (how & 4 ? len : len * (how >> 3) / 32);
     int id = new_item(len, ticket);
     bh_bytes b = bh_bytes_static(M.map + M.it[id].off, len);
-    int done = bh_queue_push_reserved(&M.q, &b, ticket ? ticket_cb : NULL, &M.it[id], w);
+    int done = bh_queue_push_claimed(&M.q, &b, ticket ? ticket_cb : NULL, &M.it[id], w);
     CHECK(b.ptr == NULL);
     M.written_bytes += w;
     CHECK(done == (!ticket && w > 0 && w == len));
@@ -477,7 +477,7 @@ static void op_take_inbox(void)
     }
     if (moved == 0) {
         /* The ring could not grow: the queue failed with BH_ENOMEM. */
-        CHECK(bh_queue_get_state(&M.q) == BH_QUEUE_FAILED);
+        CHECK(bh_queue_state(&M.q) == BH_QUEUE_FAILED);
         CHECK(bh_queue_error(&M.q) == BH_ENOMEM);
         int n = M.in, ids[MAX_ITEMS];
         memcpy(ids, M.inbox, (size_t)n * sizeof ids[0]);
@@ -498,7 +498,7 @@ static void op_abandon(int err)
 {
     if (!M.batch_out)
         return;
-    bh_queue_abandon_batch(&M.q, err);
+    bh_queue_batch_abandon(&M.q, err);
     for (int i = 0; i < M.pinned && i < M.rn; i++)
         expect_done(M.ring[i], err);
 }
@@ -605,7 +605,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_all();
     for (int i = 0; i < M.n; i++)
         CHECK(M.it[i].calls == (M.it[i].ticket ? 1 : 0));
-    bh_block_cache_trim(); /* the arrays the drained queue gave back */
+    bh_thread_cache_trim(); /* the arrays the drained queue gave back */
     test_alloc_stats st;
     test_alloc_stats_get(&st);
     CHECK(st.live == 0);

@@ -391,7 +391,7 @@ FUZZ_NO_COVERAGE static void check_no_leak(const int fds[INPUT_FDS], int nfds)
     CHECK(handles == 0 && !uv_loop_alive(&IO.loop));
     for (int i = 0; i < nfds; i++)
         CHECK(fcntl(fds[i], F_GETFD) == -1 && errno == EBADF);
-    bh_block_cache_trim(); /* blocks the readers gave back to the thread's cache */
+    bh_thread_cache_trim(); /* blocks the readers gave back to the thread's cache */
     CHECK(g_hook.live == 0);
 }
 

@@ -569,7 +569,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             close(IO.peer_fd);
         IO.open = 0;
     }
-    bh_block_cache_trim(); /* the arrays the drained queue gave back */
+    bh_thread_cache_trim(); /* the arrays the drained queue gave back */
     test_alloc_stats st;
     test_alloc_stats_get(&st);
     CHECK(st.live == 0);

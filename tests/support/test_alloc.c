@@ -80,7 +80,7 @@ void test_alloc_install(size_t fail_at)
 {
     /* Blocks this thread cached under the previous hook go back to it
      * before the counters start. */
-    bh_block_cache_trim();
+    bh_thread_cache_trim();
     atomic_store(&g_allocs, 0);
     atomic_store(&g_frees, 0);
     atomic_store(&g_live, 0);

@@ -13,7 +13,7 @@
 
 void test_alloc_finish(void)
 {
-    bh_block_cache_trim(); /* blocks readers gave back are cached, not leaked */
+    bh_thread_cache_trim(); /* blocks readers gave back are cached, not leaked */
     test_alloc_stats st;
     test_alloc_stats_get(&st);
     test_alloc_uninstall();
