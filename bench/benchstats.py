@@ -2,8 +2,8 @@
 """benchstats.py - the bench scripts' JSON and statistics, in one place.
 
 Every median and percentile the stream harness reports is computed here
-(nearest-rank percentiles, medians of the middle pair), and every result file
-is read and written with the json module. The shell scripts call:
+(with the standard library's statistics module), and every result file is
+read and written with the json module. The shell scripts call:
 
   benchstats.py summary OUT_DIR KEY=VALUE... -- RUN_FILE...
       one result file per implementation ("impl" of the runs):
@@ -16,36 +16,45 @@ is read and written with the json module. The shell scripts call:
       completion result_file) and one gnuplot data file per transport and
       scenario
   benchstats.py check LIST            smoke: every result verified, every field
+  benchstats.py counts RUN_FILE STRACE_FILE ALLOCS_FILE
+      adds a counting pass's figures to its run file: system calls per
+      connection in all and by name (strace -c -f output) and heap
+      allocations per connection
+  benchstats.py churn TABLE RESULT_FILE...
+      the markdown tables of a churn run: CPU per connection against
+      epoll_copy and uv_copy, p99 latency, system calls and allocations per
+      connection, and system calls per connection by name
 """
 import json
-import math
+import statistics
 import sys
 
-METRICS = ["throughput_mib_s", "service_cpu_cores", "service_ns_per_byte", "latency_p50_ms",
+METRICS = ["throughput_mib_s", "service_cpu_cores", "service_ns_per_byte",
+           "service_us_per_conn", "latency_p50_ms",
            "latency_p99_ms", "latency_p999_ms", "voluntary_ctxt_switches",
            "involuntary_ctxt_switches", "peak_rss_kib", "rss_start_kib", "proxy_tunnel_bytes",
            "proxy_spliced_bytes"]
-IMPLS = ["handoff", "handoff_tunnel", "manual_vec", "raw_copy", "libevent"]
-SCENARIOS = ["fragmented", "coalesced"]
+IMPLS = ["handoff", "handoff_tunnel", "manual_vec", "uv_copy", "epoll_copy", "libevent"]
+SCENARIOS = ["fragmented", "coalesced", "churn"]
 COMPLETIONS = ["ticket", "fire_and_forget"]
 
 
 def percentile(values, p):
-    """Nearest-rank percentile (p in 0..1) of values; None when empty."""
+    """The p-quantile (p in 0..1, in steps of 0.001) of values, by the
+    statistics module's inclusive method; None when empty."""
     if not values:
         return None
-    s = sorted(values)
-    rank = max(1, math.ceil(p * len(s)))
-    return s[rank - 1]
+    if len(values) == 1:
+        return values[0]
+    cuts = statistics.quantiles(values, n=1000, method="inclusive")
+    k = round(p * 1000)
+    return max(values) if k >= 1000 else min(values) if k <= 0 else cuts[k - 1]
 
 
 def median(values):
     """Median of the numbers in values (None ignored); None when empty."""
-    v = sorted(x for x in values if x is not None)
-    if not v:
-        return None
-    mid = len(v) // 2
-    return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
+    v = [x for x in values if x is not None]
+    return statistics.median(v) if v else None
 
 
 def load(path):
@@ -95,14 +104,18 @@ def cmd_summary(out_dir, args):
         k, _, v = kv.partition("=")
         config[k] = value(v)
     by_impl = {}
+    counted = {}
     for p in args[split + 1:]:
         run = with_percentiles(load(p))
-        by_impl.setdefault(run.get("impl"), []).append(run)
+        if run.get("run") == "count":
+            counted[run.get("impl")] = run
+        else:
+            by_impl.setdefault(run.get("impl"), []).append(run)
     for impl, runs in by_impl.items():
         doc = dict(config, impl=impl)
         # The sizes in bytes, as the programs parsed them.
         for k in ("threads", "read_reserve", "write_budget", "max_line", "tunnel_bytes",
-                  "conns", "frames", "frame_bytes"):
+                  "conns", "total", "frames", "frame_bytes"):
             doc[k] = next((r[k] for r in runs if r.get(k) is not None), None)
         ok = [r for r in runs if verified(r)]
         doc["runs_requested"] = len(runs)
@@ -111,6 +124,8 @@ def cmd_summary(out_dir, args):
         doc["checksum_ok"] = bool(ok) and len(ok) == len(runs)
         doc["median"] = {m: median(r.get(m) for r in ok) for m in METRICS}
         doc["runs"] = runs
+        if impl in counted:
+            doc["counting_pass"] = counted[impl]
         out = "%s/stream-%s-%s-%s-%s.json" % (out_dir, impl, doc.get("scenario"),
                                              doc.get("transport"), doc.get("timestamp"))
         save(out, doc)
@@ -152,7 +167,7 @@ def cmd_matrix(list_path, table, dat_prefix, transports):
                 d.get("git_commit"), d.get("kernel")))
         lines.append("")
     lines.append("| transport | scenario | completion | impl | MiB/s | service cores | service ns/B "
-                 "| ns/B vs raw_copy | MiB/s vs raw_copy | p50 ms | p99 ms | p999 ms | vol. cs "
+                 "| ns/B vs uv_copy | MiB/s vs uv_copy | p50 ms | p99 ms | p999 ms | vol. cs "
                  "| invol. cs | peak RSS MiB | RSS growth KiB/conn | spliced % of tunnel B "
                  "| runs ok |")
     lines.append("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:"
@@ -160,7 +175,7 @@ def cmd_matrix(list_path, table, dat_prefix, transports):
     for t in transports:
         for s in SCENARIOS:
             for c in COMPLETIONS:
-                base = cells.get((t, s, c, "raw_copy"), {}).get("median", {})
+                base = cells.get((t, s, c, "uv_copy"), {}).get("median", {})
                 for impl in IMPLS:
                     d = cells.get((t, s, c, impl))
                     if not d:
@@ -219,6 +234,87 @@ def cmd_check(list_path):
     return failed
 
 
+def parse_strace(path):
+    """{syscall: calls} from the summary table of strace -c."""
+    calls = {}
+    with open(path) as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) in (5, 6) and fields[0][0].isdigit() and fields[-1] != "total":
+                calls[fields[-1]] = int(fields[3])
+    return calls
+
+
+def cmd_counts(run_path, strace_path, allocs_path):
+    run = load(run_path)
+    conns = run.get("connections_completed") or 0
+    if not conns:
+        print("counts: no connection completed in %s" % run_path, file=sys.stderr)
+        return 1
+    calls = parse_strace(strace_path)
+    allocs = None
+    with open(allocs_path) as f:
+        for line in f:
+            word, n, prog = line.split()
+            if prog == "bh_stream_proxy":
+                allocs = int(n)
+    if allocs is None:
+        print("counts: no allocation count of bh_stream_proxy in %s" % allocs_path,
+              file=sys.stderr)
+        return 1
+    run["syscall_counts_per_conn"] = {k: round(v / conns, 2)
+                                      for k, v in sorted(calls.items(), key=lambda kv: -kv[1])}
+    run["syscalls_per_conn"] = sum(calls.values()) / conns
+    run["allocs_per_conn"] = allocs / conns
+    save(run_path, run)
+    return 0
+
+
+def cmd_churn(table, paths):
+    docs = {}
+    for p in paths:
+        d = load(p)
+        docs[d["impl"]] = d
+    order = [i for i in IMPLS if i in docs]
+    base_e = docs.get("epoll_copy", {}).get("median", {}).get("service_us_per_conn")
+    base_u = docs.get("uv_copy", {}).get("median", {}).get("service_us_per_conn")
+    d0 = docs[order[0]] if order else {}
+    lines = ["Churn, %s: %s concurrent, %s connections per run, %s route frame(s) of %s B and "
+             "a %s B tunnel each; %s run(s), medians; pinned: %s; commit %s; build %s." % (
+                 str(d0.get("timestamp", "?"))[:8], d0.get("conns"), d0.get("total"),
+                 d0.get("frames"), d0.get("frame_bytes"), d0.get("tunnel_bytes"),
+                 d0.get("runs_requested"), str(d0.get("pinned")).lower(), d0.get("git_commit"),
+                 d0.get("build_type")), "",
+             "| impl | proxy CPU us/conn | vs epoll_copy | vs uv_copy | p99 ms "
+             "| syscalls/conn | allocs/conn | runs ok |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    names = []
+    for i in order:
+        d = docs[i]
+        m = d["median"]
+        c = d.get("counting_pass", {})
+        for k in c.get("syscall_counts_per_conn", {}):
+            if k not in names:
+                names.append(k)
+        lines.append("| %s |" % " | ".join([
+            i, fmt(m.get("service_us_per_conn"), 2), ratio(m.get("service_us_per_conn"), base_e),
+            ratio(m.get("service_us_per_conn"), base_u), fmt(m.get("latency_p99_ms"), 2),
+            fmt(c.get("syscalls_per_conn"), 1), fmt(c.get("allocs_per_conn"), 1),
+            "%s/%s" % (d["runs_ok"], d["runs_requested"])]))
+    if names:
+        lines += ["", "System calls per connection by name (counting pass, all proxy threads):", "",
+                  "| syscall | %s |" % " | ".join(order),
+                  "|---|%s" % ("---:|" * len(order))]
+        for n in names:
+            lines.append("| %s | %s |" % (n, " | ".join(
+                fmt(docs[i].get("counting_pass", {}).get("syscall_counts_per_conn", {}).get(n, 0), 2)
+                for i in order)))
+    with open(table, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
 def main(argv):
     cmd, args = argv[1], argv[2:]
     if cmd == "summary":
@@ -227,6 +323,10 @@ def main(argv):
         return cmd_matrix(args[0], args[1], args[2], args[3:])
     if cmd == "check":
         return cmd_check(args[0])
+    if cmd == "counts":
+        return cmd_counts(args[0], args[1], args[2])
+    if cmd == "churn":
+        return cmd_churn(args[0], args[1:])
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -13,7 +13,7 @@
 #   <out>/idle-<impl>-<conns>.json, <out>/idle-memory-summary.json
 #
 # Usage: bench/run-idle-memory.sh [options]
-#   --impl LIST        comma list of handoff,manual_vec,raw_copy,libevent (default: all)
+#   --impl LIST        comma list of handoff,manual_vec,uv_copy,libevent (default: all)
 #   --conns LIST       comma list of connection counts (default 5000, plus 20000
 #                      when the descriptor limit allows it: the proxy needs
 #                      2 per connection)
@@ -26,7 +26,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
-impls=handoff,manual_vec,raw_copy,libevent
+impls=handoff,manual_vec,uv_copy,libevent
 conns_list=
 build_dir=
 out=
@@ -143,7 +143,7 @@ runs = []
 for path in sys.argv[2:]:
     with open(path) as f:
         runs.append(json.load(f))
-order = {"handoff": 0, "manual_vec": 1, "raw_copy": 2, "libevent": 3}
+order = {"handoff": 0, "manual_vec": 1, "uv_copy": 2, "libevent": 3}
 runs.sort(key=lambda r: (r["conns"], order.get(r["impl"], 9)))
 print("%-11s %6s %11s %11s %11s %13s %12s %4s" % (
     "impl", "conns", "before KiB", "idle KiB", "after KiB", "B/idle conn", "after/before", "ok"))

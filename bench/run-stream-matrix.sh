@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # run-stream-matrix.sh - every proxy implementation x scenario x completion
 # mode x transport through bench/run-stream-harness.sh, then one markdown
-# table of the medians with ratios against raw_copy measured in the same
-# alternation, and a gnuplot chart of service ns/B with one panel per
+# table of the medians with ratios against uv_copy (the plain libuv relay)
+# measured in the same alternation, and a gnuplot chart of service ns/B with one panel per
 # transport and scenario (bench/benchstats.py reads the results).
 #
 # Run artifacts (per-run JSON, table, chart data, chart) go to the build tree
@@ -69,8 +69,8 @@ if [ -z "$out_dir" ]; then
     done
     [ -n "$out_dir" ] || { echo "run-stream-matrix: no build tree found; pass --build-dir or --out" >&2; exit 2; }
 fi
-impls=(handoff handoff_tunnel manual_vec raw_copy libevent)
-scenarios=(fragmented coalesced)
+impls=(handoff handoff_tunnel manual_vec uv_copy epoll_copy libevent)
+scenarios=(fragmented coalesced churn)
 completions=(ticket fire_and_forget)
 mkdir -p "$out_dir"
 list="$out_dir/results.list"
@@ -113,7 +113,7 @@ if command -v gnuplot >/dev/null 2>&1; then
     {
         echo 'set terminal pngcairo noenhanced size 1100,'"$(( 420 * ${#transport_list[@]} + 60 ))"' font ",10"'
         echo "set output \"$chart\""
-        echo "set multiplot layout ${#transport_list[@]},2 title \"Stream harness: proxy service cost (ns per byte, median of $runs run(s) x ${duration}s, lower is better); commit $commit, $(nproc) cores\""
+        echo "set multiplot layout ${#transport_list[@]},${#scenarios[@]} title \"Stream harness: proxy service cost (ns per byte, median of $runs run(s) x ${duration}s, lower is better); commit $commit, $(nproc) cores\""
         echo 'set style data histogram'
         echo 'set style histogram cluster gap 1'
         echo 'set style fill solid 0.85 border -1'
@@ -123,7 +123,11 @@ if command -v gnuplot >/dev/null 2>&1; then
         echo 'set grid ytics'
         for t in "${transport_list[@]}"; do
             for scenario in "${scenarios[@]}"; do
-                case "$scenario" in fragmented) what="64 B client writes" ;; *) what="16 KiB client writes" ;; esac
+                case "$scenario" in
+                    fragmented) what="64 B client writes" ;;
+                    coalesced) what="16 KiB client writes" ;;
+                    *) what="short connections" ;;
+                esac
                 echo "set title \"$t, $scenario ($what)\""
                 echo "plot for [i=2:$(( ${#impls[@]} + 1 ))] \"$out_dir/matrix-$t-$scenario.dat\" using i:xtic(1) title columnheader(i)"
             done

@@ -8,7 +8,9 @@
  * the sink's reply "OK <nbytes> <fnv1a64>" forwarded by the proxy. A reply
  * that does not match what was sent fails the run. Latency is connect to
  * reply. With --duration 0 every connection runs once; otherwise finished
- * connections are replaced until the duration has passed.
+ * connections are replaced until the duration has passed. With --total N
+ * (the churn scenario: many short connections) finished connections are
+ * replaced until N have started, whatever the duration.
  *
  * With --proxy-pid the proxy process is sampled from /proc right before the
  * first connect and right after the last reply, so its CPU time (all
@@ -59,7 +61,7 @@ typedef struct dconn {
 
 typedef struct options {
     const char *connect;
-    size_t conns, frames, frame_bytes, tunnel_bytes, write_size;
+    size_t conns, total, frames, frame_bytes, tunnel_bytes, write_size;
     double duration_s, timeout_s;
     long proxy_pid;
     const char *json_path;
@@ -88,14 +90,14 @@ static char g_error[256];
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: " PROG " --connect ADDR [--conns N] [--frames N] [--frame-bytes N]\n"
+    fprintf(out, "usage: " PROG " --connect ADDR [--conns N] [--total N] [--frames N] [--frame-bytes N]\n"
            "  [--tunnel-bytes SIZE] [--write-size SIZE | --scenario fragmented|coalesced]\n"
            "  [--duration SEC] [--timeout SEC] [--proxy-pid PID] [--json FILE]\n"
            "  [--meta KEY=VALUE]... [--version]\n"
            "ADDR is IPV4:PORT, [IPV6]:PORT or unix:PATH; sizes take K, M or G.\n");
 }
 
-enum { O_CONNECT = 256, O_CONNS, O_FRAMES, O_FRAME_BYTES, O_TUNNEL_BYTES, O_WRITE_SIZE,
+enum { O_CONNECT = 256, O_CONNS, O_TOTAL, O_FRAMES, O_FRAME_BYTES, O_TUNNEL_BYTES, O_WRITE_SIZE,
        O_SCENARIO, O_DURATION, O_TIMEOUT, O_PROXY_PID, O_JSON, O_META };
 
 static void parse_args(int argc, char **argv)
@@ -103,6 +105,7 @@ static void parse_args(int argc, char **argv)
     static const struct option long_options[] = {
         {"connect", required_argument, NULL, O_CONNECT},
         {"conns", required_argument, NULL, O_CONNS},
+        {"total", required_argument, NULL, O_TOTAL},
         {"frames", required_argument, NULL, O_FRAMES},
         {"frame-bytes", required_argument, NULL, O_FRAME_BYTES},
         {"tunnel-bytes", required_argument, NULL, O_TUNNEL_BYTES},
@@ -125,6 +128,9 @@ static void parse_args(int argc, char **argv)
             break;
         case O_CONNS:
             opt.conns = (size_t)cli_size("--conns", optarg, 1, 1000000);
+            break;
+        case O_TOTAL:
+            opt.total = (size_t)cli_size("--total", optarg, 1, 1000000000);
             break;
         case O_FRAMES:
             opt.frames = (size_t)cli_size("--frames", optarg, 0, 1u << 24);
@@ -361,6 +367,7 @@ static char *run_json(double wall_s, int have_proxy, const proc_stats *p0, const
     for (int i = 0; i < opt.nmeta; i++)
         cJSON_AddStringToObject(o, opt.meta_key[i], opt.meta_val[i]);
     cJSON_AddNumberToObject(o, "conns", (double)opt.conns);
+    cJSON_AddNumberToObject(o, "total", (double)opt.total);
     cJSON_AddNumberToObject(o, "frames", (double)opt.frames);
     cJSON_AddNumberToObject(o, "frame_bytes", (double)opt.frame_bytes);
     cJSON_AddNumberToObject(o, "tunnel_bytes", (double)opt.tunnel_bytes);
@@ -379,6 +386,8 @@ static char *run_json(double wall_s, int have_proxy, const proc_stats *p0, const
                                 wall_s > 0 ? (double)cpu / 1e9 / wall_s : 0);
         cJSON_AddNumberToObject(o, "service_ns_per_byte",
                                 g_bytes ? (double)cpu / (double)g_bytes : 0);
+        cJSON_AddNumberToObject(o, "service_us_per_conn",
+                                g_done ? (double)cpu / 1e3 / (double)g_done : 0);
         cJSON_AddNumberToObject(o, "service_threads", p1->threads);
         cJSON_AddNumberToObject(o, "voluntary_ctxt_switches", (double)(p1->vcsw - p0->vcsw));
         cJSON_AddNumberToObject(o, "involuntary_ctxt_switches",
@@ -389,6 +398,7 @@ static char *run_json(double wall_s, int have_proxy, const proc_stats *p0, const
     } else {
         static const char *const absent[] = {
             "service_cpu_ns",          "service_cpu_cores",         "service_ns_per_byte",
+            "service_us_per_conn",
             "service_threads",         "voluntary_ctxt_switches",   "involuntary_ctxt_switches",
             "peak_rss_kib",            "rss_kib",                   "rss_start_kib"};
         for (size_t i = 0; i < sizeof absent / sizeof absent[0]; i++)
@@ -430,6 +440,8 @@ int main(int argc, char **argv)
     uint64_t t_stop = t0 + (uint64_t)(opt.duration_s * 1e9);
     uint64_t deadline = t_stop + (uint64_t)(opt.timeout_s * 1e9);
     size_t active = 0;
+    if (opt.total && opt.conns > opt.total)
+        opt.conns = opt.total;
     for (size_t i = 0; i < opt.conns; i++)
         if (conn_start(&conns[i]) == 0)
             active++;
@@ -443,7 +455,8 @@ int main(int argc, char **argv)
             conn_event(c, events[i].events);
             if (c->state == C_IDLE) {
                 active--;
-                if (hx_now_ns() < t_stop && g_failed == 0 && conn_start(c) == 0)
+                int more = opt.total ? g_started < opt.total : hx_now_ns() < t_stop;
+                if (more && g_failed == 0 && conn_start(c) == 0)
                     active++;
             }
         }

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 typedef struct proxy_config {
-    const char *impl;     /* handoff | handoff_tunnel | manual_vec | raw_copy | libevent */
+    const char *impl;     /* handoff | handoff_tunnel | manual_vec | uv_copy | epoll_copy | libevent */
     unsigned threads;     /* worker threads, one event loop each */
     size_t read_reserve;  /* bytes offered to each read */
     size_t write_budget;  /* queued bytes per connection before reading pauses */
@@ -90,7 +90,8 @@ void proxy_tunnel_totals(uint64_t *bytes, uint64_t *spliced);
 extern const proxy_impl proxy_impl_handoff;
 extern const proxy_impl proxy_impl_handoff_tunnel;
 extern const proxy_impl proxy_impl_manual_vec;
-extern const proxy_impl proxy_impl_raw_copy;
+extern const proxy_impl proxy_impl_uv_copy;
+extern const proxy_impl proxy_impl_epoll_copy;
 extern const proxy_impl proxy_impl_libevent;
 
 #endif

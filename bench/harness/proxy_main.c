@@ -1,6 +1,6 @@
 /* proxy_main.c - the stream harness proxy: options, accept loop, workers.
  *
- *   bh_stream_proxy --impl handoff|handoff_tunnel|manual_vec|raw_copy|libevent
+ *   bh_stream_proxy --impl handoff|handoff_tunnel|manual_vec|uv_copy|epoll_copy|libevent
  *     --listen ADDR --upstream ADDR (IPV4:PORT, [IPV6]:PORT or unix:PATH)
  *     [--threads N] [--read-reserve BYTES] [--write-budget BYTES]
  *     [--max-line BYTES] [--completion ticket|fire_and_forget]
@@ -163,7 +163,7 @@ enum { O_IMPL = 256, O_LISTEN, O_UPSTREAM, O_THREADS, O_READ_RESERVE, O_WRITE_BU
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: " PROG " --impl handoff|handoff_tunnel|manual_vec|raw_copy|libevent\n"
+    fprintf(out, "usage: " PROG " --impl handoff|handoff_tunnel|manual_vec|uv_copy|epoll_copy|libevent\n"
                  "  --listen ADDR"
                  "  --upstream ADDR [--threads N] [--read-reserve SIZE] [--write-budget SIZE]\n"
                  "  [--max-line SIZE] [--completion ticket|fire_and_forget] [--stats-file FILE]\n"
@@ -239,13 +239,14 @@ int main(int argc, char **argv)
 
     const proxy_impl *impls[] = {&proxy_impl_handoff, &proxy_impl_handoff_tunnel,
                                  &proxy_impl_manual_vec,
-                                 &proxy_impl_raw_copy, &proxy_impl_libevent};
+                                 &proxy_impl_uv_copy, &proxy_impl_epoll_copy,
+                                 &proxy_impl_libevent};
     const proxy_impl *impl = NULL;
     for (size_t i = 0; i < sizeof impls / sizeof *impls; i++)
         if (strcmp(impls[i]->name, cfg.impl) == 0)
             impl = impls[i];
     if (!impl)
-        cli_die("--impl: '%s' is none of handoff, handoff_tunnel, manual_vec, raw_copy, libevent", cfg.impl);
+        cli_die("--impl: '%s' is none of handoff, handoff_tunnel, manual_vec, uv_copy, epoll_copy, libevent", cfg.impl);
 
     cfg.is_tcp = !upstream_addr.is_unix;
     if (listen_addr.is_unix != upstream_addr.is_unix)

@@ -1,5 +1,5 @@
 /* proxy_uv.h - the worker loop shared by the libuv proxy implementations
- * (handoff, manual_vec, raw_copy): one uv_loop_t per worker thread, a
+ * (handoff, manual_vec, uv_copy): one uv_loop_t per worker thread, a
  * uv_async_t that delivers new connection pairs and the stop request, and the
  * list of live connections closed on stop. An implementation supplies how a
  * pair is adopted and how one connection starts closing. */

@@ -1,4 +1,7 @@
-/* proxy_raw_copy.c - the lower bound: copies bytes both ways without parsing.
+/* proxy_uv_copy.c - the libuv baseline (uv_copy): a plain libuv relay that
+ * copies bytes both ways without parsing and without the library, so a gap
+ * between handoff and epoll_copy splits into libuv's share and the
+ * library's.
  *
  * Each direction owns one fixed buffer (--read-reserve bytes client to
  * upstream, 4 KiB for the reply). A read is written straight back out with
@@ -152,10 +155,10 @@ static void open_pair(uv_worker *uw, proxy_pair p)
         conn_close(c);
 }
 
-static const uv_proxy_ops raw_ops = {open_pair, close_link};
+static const uv_proxy_ops uv_copy_ops = {open_pair, close_link};
 
-static int raw_init(proxy_worker *w) { return uv_worker_init(w, &raw_ops); }
+static int uv_copy_init(proxy_worker *w) { return uv_worker_init(w, &uv_copy_ops); }
 
-const proxy_impl proxy_impl_raw_copy = {
-    "raw_copy", raw_init, uv_worker_run, uv_worker_wake, uv_worker_destroy,
+const proxy_impl proxy_impl_uv_copy = {
+    "uv_copy", uv_copy_init, uv_worker_run, uv_worker_wake, uv_worker_destroy,
 };
