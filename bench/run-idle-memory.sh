@@ -31,20 +31,26 @@ conns_list=
 build_dir=
 out=
 settle_ms=1000
+# shellcheck source=bench/options.sh
+. "$here/options.sh"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case $1 in
-    --impl) impls=$2; shift 2 ;;
-    --conns) conns_list=$2; shift 2 ;;
-    --build-dir) build_dir=$2; shift 2 ;;
-    --out) out=$2; shift 2 ;;
-    --settle-ms) settle_ms=$2; shift 2 ;;
+    --impl) opt_need "$1" $#; impls=$2; shift 2 ;;
+    --conns) opt_need "$1" $#; conns_list=$2; shift 2 ;;
+    --build-dir) opt_need "$1" $#; build_dir=$2; shift 2 ;;
+    --out) opt_need "$1" $#; out=$2; shift 2 ;;
+    --settle-ms) opt_need "$1" $#; settle_ms=$2; shift 2 ;;
     -h | --help) usage 0 ;;
-    *) echo "unknown option $1" >&2; usage 2 >&2 ;;
+    *) usage_error "unknown option $1" ;;
     esac
 done
 
+opt_list --impl "$impls" handoff handoff_tunnel manual_vec uv_copy epoll_copy libevent
+opt_uint --settle-ms "$settle_ms"
+[ -z "$conns_list" ] || [[ "$conns_list" =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] ||
+    usage_error "--conns takes a comma list of whole numbers >= 1, not '$conns_list'"
 if [ -z "$build_dir" ]; then
     for d in "$root/build/release" "$root/build/default"; do
         [ -x "$d/bench/harness/bh_stream_proxy" ] && { build_dir=$d; break; }
@@ -143,7 +149,7 @@ runs = []
 for path in sys.argv[2:]:
     with open(path) as f:
         runs.append(json.load(f))
-order = {"handoff": 0, "manual_vec": 1, "uv_copy": 2, "libevent": 3}
+order = {"handoff": 0, "manual_vec": 1, "uv_copy": 2, "epoll_copy": 3, "libevent": 4}
 runs.sort(key=lambda r: (r["conns"], order.get(r["impl"], 9)))
 print("%-11s %6s %11s %11s %11s %13s %12s %4s" % (
     "impl", "conns", "before KiB", "idle KiB", "after KiB", "B/idle conn", "after/before", "ok"))

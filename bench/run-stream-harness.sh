@@ -74,29 +74,31 @@ total=${HARNESS_TOTAL:-}
 count=0
 pin=1
 
-die() { echo "run-stream-harness: $*" >&2; exit 2; }
+# shellcheck source=bench/options.sh
+. "$here/options.sh"
+die() { usage_error "$*"; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
-        --impl) impls=$2; shift ;;
-        --scenario) scenario=$2; shift ;;
-        --transport) transport=$2; shift ;;
-        --completion) completion=$2; shift ;;
-        --threads) threads=$2; shift ;;
-        --conns) conns=$2; conns_set=1; shift ;;
-        --total) total=$2; shift ;;
+        --impl) opt_need "$1" $#; impls=$2; shift ;;
+        --scenario) opt_need "$1" $#; scenario=$2; shift ;;
+        --transport) opt_need "$1" $#; transport=$2; shift ;;
+        --completion) opt_need "$1" $#; completion=$2; shift ;;
+        --threads) opt_need "$1" $#; threads=$2; shift ;;
+        --conns) opt_need "$1" $#; conns=$2; conns_set=1; shift ;;
+        --total) opt_need "$1" $#; total=$2; shift ;;
         --count) count=1 ;;
-        --frames) frames=$2; frames_set=1; shift ;;
-        --frame-bytes) frame_bytes=$2; shift ;;
-        --tunnel-bytes) tunnel_bytes=$2; tunnel_set=1; shift ;;
-        --read-reserve) read_reserve=$2; shift ;;
-        --write-budget) write_budget=$2; shift ;;
-        --max-line) max_line=$2; shift ;;
-        --runs) runs=$2; shift ;;
-        --duration) duration=$2; shift ;;
-        --timeout) timeout=$2; shift ;;
-        --build-dir) build_dir=$2; shift ;;
-        --out|--results-dir) results_dir=$2; shift ;;
+        --frames) opt_need "$1" $#; frames=$2; frames_set=1; shift ;;
+        --frame-bytes) opt_need "$1" $#; frame_bytes=$2; shift ;;
+        --tunnel-bytes) opt_need "$1" $#; tunnel_bytes=$2; tunnel_set=1; shift ;;
+        --read-reserve) opt_need "$1" $#; read_reserve=$2; shift ;;
+        --write-budget) opt_need "$1" $#; write_budget=$2; shift ;;
+        --max-line) opt_need "$1" $#; max_line=$2; shift ;;
+        --runs) opt_need "$1" $#; runs=$2; shift ;;
+        --duration) opt_need "$1" $#; duration=$2; shift ;;
+        --timeout) opt_need "$1" $#; timeout=$2; shift ;;
+        --build-dir) opt_need "$1" $#; build_dir=$2; shift ;;
+        --out|--results-dir) opt_need "$1" $#; results_dir=$2; shift ;;
         --no-pin) pin=0 ;;
         --smoke) conns=4 conns_set=1 frames=8 tunnel_bytes=64KiB total=16 runs=1 duration=0 timeout=30 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -105,6 +107,12 @@ while [ $# -gt 0 ]; do
     shift
 done
 
+for v in conns frames runs; do opt_pos "--${v}" "${!v}"; done
+opt_uint --frame-bytes "$frame_bytes"
+opt_pos --threads "$threads"
+opt_num --duration "$duration"
+opt_num --timeout "$timeout"
+opt_list --impl "$impls" handoff handoff_tunnel manual_vec uv_copy epoll_copy libevent
 case "$scenario" in
     fragmented|coalesced) ;;
     churn)
@@ -127,9 +135,6 @@ case "$completion" in ticket|fire_and_forget) ;; *) die "--completion ticket|fir
 budget_arg=()
 [ -n "$write_budget" ] && budget_arg=(--write-budget "$write_budget")
 IFS=, read -r -a impl_list <<< "$impls"
-for i in "${impl_list[@]}"; do
-    case "$i" in handoff|handoff_tunnel|manual_vec|uv_copy|epoll_copy|libevent) ;; *) die "unknown impl $i" ;; esac
-done
 
 # Locate the binaries: a build tree, or its bench/harness directory.
 find_bin_dir() {

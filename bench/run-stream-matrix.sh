@@ -37,22 +37,27 @@ build_dir=${BH_BUILD_DIR:-}
 publish=0
 smoke=0
 pass=()
+# shellcheck source=bench/options.sh
+. "$here/options.sh"
 
 while [ $# -gt 0 ]; do
     case "$1" in
-        --runs) runs=$2; shift ;;
-        --duration) duration=$2; shift ;;
-        --transport) transports=$2; shift ;;
-        --build-dir) build_dir=$2; shift ;;
-        --out|--results-dir) out_dir=$2; shift ;;
+        --runs) opt_need "$1" $#; runs=$2; shift ;;
+        --duration) opt_need "$1" $#; duration=$2; shift ;;
+        --transport) opt_need "$1" $#; transports=$2; shift ;;
+        --build-dir) opt_need "$1" $#; build_dir=$2; shift ;;
+        --out|--results-dir) opt_need "$1" $#; out_dir=$2; shift ;;
         --publish) publish=1 ;;
         --smoke) smoke=1 ;;
         --) shift; pass+=("$@"); break ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "run-stream-matrix: unknown option $1" >&2; exit 2 ;;
+        *) usage_error "unknown option $1" ;;
     esac
     shift
 done
+opt_pos --runs "$runs"
+opt_num --duration "$duration"
+opt_list --transport "$transports" tcp pipe
 if [ "$smoke" = 1 ]; then
     pass=(--smoke "${pass[@]}")
     transports=tcp,pipe
