@@ -102,6 +102,33 @@ static inline size_t bh_buf_max_len(const bh_buf *b) { return b->max_len; }
  *         nothing changes. */
 BH_EXPORT int bh_buf_reserve(bh_buf *b, size_t n, uint8_t **spare, size_t *spare_len);
 
+/** Reserves room for a read of at most n bytes, preferring memory the
+ * buffer or the calling thread already holds over a fresh block: the call an
+ * event-loop adapter makes right before each read (bh_reader's alloc
+ * callback; an epoll or io_uring adapter would make the same). Unlike
+ * bh_buf_reserve() it may hand out less than n bytes:
+ * - a buffer without a block first takes one from the calling thread's
+ *   block cache (block_cache.h): an unshared cached block of at least n
+ *   bytes, or a block still pinned by slices with at least n / 4 bytes (and
+ *   at least one) free behind them, read into where the previous buffer
+ *   would have read;
+ * - a buffer whose block slices still share reads into the spare capacity
+ *   it has when that holds at least n / 4 bytes (and at least one), rather
+ *   than moving its data to a fresh block;
+ * - otherwise it behaves as bh_buf_reserve(b, n, ...).
+ * Allocates only in the last case. Same thread rules as every bh_buf call:
+ * the cache used is the calling thread's.
+ * @param b the buffer.
+ * @param n bytes the read wants (the caller bounds it by
+ *        bh_buf_max_len() - bh_buf_len()).
+ * @param spare receives the start of the writable region (written by the
+ *        read, then committed with bh_buf_commit()).
+ * @param spare_len receives its length: at least 1 when n > 0, at least n
+ *        when a block had to be allocated, never past max_len.
+ * @return #BH_OK, #BH_EINVAL (b NULL), #BH_ETOOLONG (len + n > max_len) or
+ *         #BH_ENOMEM; on error nothing changes. */
+BH_EXPORT int bh_buf_reserve_read(bh_buf *b, size_t n, uint8_t **spare, size_t *spare_len);
+
 /** Marks bytes written into the spare region as data.
  * @param b the buffer.
  * @param n bytes written after the data.

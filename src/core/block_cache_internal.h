@@ -26,9 +26,4 @@ void bh__thread_caches_arm_exit(void);
 /* Counts a buffer that found no block and allocates one instead. */
 void bh__block_cache_miss(void);
 
-/* Gives an empty buffer without a block a cached one: `whole` and `pinned`
- * as for bh__block_cache_take(). Returns 1 when it did. Internal, exported
- * only for the libuv adapter's reader. */
-BH_EXPORT int bh__buf_adopt_cached(bh_buf *b, size_t whole, size_t pinned);
-
 #endif

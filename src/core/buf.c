@@ -126,7 +126,9 @@ static int buf_make_room(bh_buf *b, size_t need)
     return BH_OK;
 }
 
-int bh__buf_adopt_cached(bh_buf *b, size_t whole, size_t pinned)
+/* Gives an empty buffer without a block a cached one (see
+ * bh__block_cache_take() for whole and pinned). Returns 1 when it did. */
+static int buf_adopt_cached(bh_buf *b, size_t whole, size_t pinned)
 {
     uint8_t *start;
     bh_shared *s = bh__block_cache_take(whole, pinned, &start);
@@ -164,14 +166,18 @@ int bh_buf_recycle(bh_buf *b)
     return BH_OK;
 }
 
-int bh_buf_reserve(bh_buf *b, size_t n, uint8_t **spare, size_t *spare_len)
+/* Both reserves once the arguments are checked: room for n bytes after the
+ * data, the block cache tried first when the buffer has no block (an
+ * unshared block of at least n bytes, or a pinned one with `pinned` free). */
+static int buf_reserve(bh_buf *b, size_t n, size_t pinned, uint8_t **spare, size_t *spare_len)
 {
-    if (!b)
-        return BH_EINVAL;
-    if (n > b->max_len - b->len)
-        return BH_ETOOLONG;
-    if (!b->block && n > 0 && !bh__buf_adopt_cached(b, n, n))
+    if (!b->block && n > 0 && !buf_adopt_cached(b, n, pinned))
         bh__block_cache_miss();
+    /* While slices share the block, growing means a fresh block: spare
+     * already there that the caller accepts (at least `pinned`) is used. */
+    if (b->block && pinned < n && bh_buf_spare(b) >= pinned && bh_buf_spare(b) > 0 &&
+        !bh__shared_unique(b->block))
+        n = bh_buf_spare(b);
     if (b->cap - b->len < n) {
         int rc = buf_make_room(b, b->len + n);
         if (rc != BH_OK)
@@ -183,6 +189,24 @@ int bh_buf_reserve(bh_buf *b, size_t n, uint8_t **spare, size_t *spare_len)
     if (spare_len)
         *spare_len = bh_buf_spare(b);
     return BH_OK;
+}
+
+int bh_buf_reserve(bh_buf *b, size_t n, uint8_t **spare, size_t *spare_len)
+{
+    if (!b)
+        return BH_EINVAL;
+    if (n > b->max_len - b->len)
+        return BH_ETOOLONG;
+    return buf_reserve(b, n, n, spare, spare_len);
+}
+
+int bh_buf_reserve_read(bh_buf *b, size_t n, uint8_t **spare, size_t *spare_len)
+{
+    if (!b)
+        return BH_EINVAL;
+    if (n > b->max_len - b->len)
+        return BH_ETOOLONG;
+    return buf_reserve(b, n, n / 4, spare, spare_len);
 }
 
 int bh_buf_commit(bh_buf *b, size_t n)
