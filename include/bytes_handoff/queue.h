@@ -28,7 +28,7 @@
  *   item. That cache is per thread, needs no lock and is bounded (32 rings
  *   and 32 batch arrays of at most 64 entries, 96 KiB in all); rings and
  *   batch arrays of more than 64 entries are shrunk to 64 before they are
- *   cached. bh_thread_cache_trim() and bh_trim() (block_cache.h) empty it,
+ *   cached. bh_thread_cache_trim() and bh_trim() (thread_cache.h) empty it,
  *   and so does thread exit. Only the cross-thread inbox
  *   (bh_queue_enable_mt()) stays allocated until the queue is closed.
  *

@@ -13,6 +13,7 @@
 #include "block_cache_internal.h"
 #include "bytes_internal.h"
 #include "internal.h"
+#include "thread_cache_internal.h"
 
 /* Smallest block a growing buffer allocates. */
 #define BH_BUF_MIN_BLOCK ((size_t)64)
@@ -155,9 +156,9 @@ int bh_buf_recycle(bh_buf *b)
          * runs to the block's end (a prefix split off with
          * bh_buf_split_prefix_mut() ends where another buffer's begins). */
         if (bh__shared_unique(s))
-            bh__block_cache_put(s, s->base);
+            bh__thread_cache_put_block(s, s->base);
         else if (b->data + b->cap == s->base + s->cap)
-            bh__block_cache_put(s, b->data);
+            bh__thread_cache_put_block(s, b->data);
         else
             bh__shared_unref(s);
         buf_reset(b);
