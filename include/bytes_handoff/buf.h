@@ -135,9 +135,12 @@ BH_EXPORT int bh_buf_reserve_read(bh_buf *b, size_t n, uint8_t **spare, size_t *
  * @return #BH_OK or #BH_ERANGE (n > spare available; nothing changes). */
 BH_EXPORT int bh_buf_commit(bh_buf *b, size_t n);
 
-/** Copies bytes to the end (reserve + memcpy + commit).
+/** Copies bytes to the end (reserve + copy + commit).
  * @param b the buffer.
- * @param p the bytes.
+ * @param p the bytes. They may lie in the buffer itself (its data, its
+ *        spare capacity, or a slice split off its block): when the append
+ *        has to grow the buffer, the old bytes stay in place until they are
+ *        copied, so b may append (part of) its own content.
  * @param n how many.
  * @return #BH_OK, #BH_EINVAL (p NULL with n > 0), #BH_ETOOLONG or
  *         #BH_ENOMEM; on error nothing changes. */

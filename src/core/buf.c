@@ -72,8 +72,12 @@ static size_t grow_size(size_t old, size_t need, size_t max_len)
 }
 
 /* Gives the buffer room for `need` bytes from data on: reuses the whole of an
- * unshared block (compacting in place), else allocates. Unchanged on error. */
-static int buf_make_room(bh_buf *b, size_t need)
+ * unshared block (compacting in place), else allocates. Unchanged on error.
+ * keep != NULL: the caller still reads from the old block (bh_buf_append()
+ * of the buffer's own bytes), so its bytes neither move (no compaction) nor
+ * go away (no realloc, no release): a block that is left has its reference
+ * handed to *keep for the caller to drop after reading. */
+static int buf_make_room(bh_buf *b, size_t need, bh_shared **keep)
 {
     bh_shared *old = b->block;
     size_t old_size = old ? old->cap : 0;
@@ -88,7 +92,7 @@ static int buf_make_room(bh_buf *b, size_t need)
             b->cap = to_end;
             return BH_OK;
         }
-        if (old_size >= need) {
+        if (old_size >= need && !keep) {
             memmove(old->base, b->data, b->len);
             b->data = old->base;
             b->cap = old_size;
@@ -103,7 +107,7 @@ static int buf_make_room(bh_buf *b, size_t need)
     size_t total;
     if (bh__size_add(sizeof(bh_shared), size, &total) != 0)
         return BH_ENOMEM;
-    if (unique && b->data == old->base) {
+    if (unique && b->data == old->base && !keep) {
         bh_shared *s = bh__realloc(old, total);
         if (!s)
             return BH_ENOMEM;
@@ -119,7 +123,9 @@ static int buf_make_room(bh_buf *b, size_t need)
         return BH_ENOMEM;
     if (b->len)
         memcpy(s->base, b->data, b->len);
-    if (old)
+    if (old && keep)
+        *keep = old;
+    else if (old)
         bh__shared_unref(old);
     b->block = s;
     b->data = s->base;
@@ -180,7 +186,7 @@ static int buf_reserve(bh_buf *b, size_t n, size_t pinned, uint8_t **spare, size
         !bh__shared_unique(b->block))
         n = bh_buf_spare(b);
     if (b->cap - b->len < n) {
-        int rc = buf_make_room(b, b->len + n);
+        int rc = buf_make_room(b, b->len + n, NULL);
         if (rc != BH_OK)
             return rc;
     }
@@ -221,17 +227,41 @@ int bh_buf_commit(bh_buf *b, size_t n)
     return BH_OK;
 }
 
+/* 1 when [p, p + n) overlaps the data bytes of block s. */
+static int block_holds(const bh_shared *s, const void *p, size_t n)
+{
+    uintptr_t a = (uintptr_t)p, base = (uintptr_t)s->base;
+    return a < base + s->cap && a + n > base;
+}
+
 int bh_buf_append(bh_buf *b, const void *p, size_t n)
 {
+    bh_shared *keep = NULL;
     uint8_t *spare;
+    int rc;
     if (!b || (!p && n > 0))
         return BH_EINVAL;
     if (n == 0)
         return BH_OK;
-    int rc = bh_buf_reserve(b, n, &spare, NULL);
+    if (n > b->max_len - b->len)
+        return BH_ETOOLONG;
+    /* p may point into this buffer's own block (its data, or bytes slices
+     * hold): then growth leaves the old bytes in place until they are
+     * copied, and the copy may overlap its destination. */
+    int own = b->block && block_holds(b->block, p, n);
+    if (own && b->cap - b->len < n)
+        rc = buf_make_room(b, b->len + n, &keep);
+    else
+        rc = buf_reserve(b, n, n, NULL, NULL);
     if (rc != BH_OK)
         return rc;
-    memcpy(spare, p, n);
+    spare = b->data + b->len;
+    if (own)
+        memmove(spare, p, n);
+    else
+        memcpy(spare, p, n);
+    if (keep)
+        bh__shared_unref(keep);
     b->len += n;
     buf_assert_valid(b);
     return BH_OK;
