@@ -3,7 +3,7 @@
  *
  * Owned byte buffers across asynchronous I/O boundaries: bh_bytes (immutable
  * refcounted slices), bh_buf (growable mutable buffer with a max length),
- * the loop-free write queue core (bh_queue), the per-thread block cache,
+ * the loop-free write queue core (bh_queue), the per-thread caches,
  * the status codes and the allocator hook. The core needs only libc and
  * pthreads. The libuv read adapter, write queue and tunnel live in the
  * adapter library, libbytes_handoff_uv, declared in <bytes_handoff/uv.h> and
@@ -19,6 +19,7 @@
 #include "bytes_handoff/error.h"
 #include "bytes_handoff/export.h"
 #include "bytes_handoff/queue.h"
+#include "bytes_handoff/thread_cache.h"
 #include "bytes_handoff/version.h"
 
 #ifdef __cplusplus

@@ -1,13 +1,13 @@
 /** @file bytes_handoff/block_cache.h
- * @brief The per-thread cache of idle buffer blocks, and bh_trim().
+ * @brief The per-thread cache of idle buffer blocks.
  *
  * A buffer that is empty between reads need not hold memory: it hands its
  * block to the cache of the calling thread (bh_buf_recycle(), done by
  * bh_reader after each read callback) and takes one again from there when it
- * next needs room (bh_buf_reserve() on a buffer without a block). So an idle
- * connection holds no read block, and a busy one does not call malloc/free
- * per read: a block comes back to the cache after one read and leaves it for
- * the next.
+ * next needs room (bh_buf_reserve() or bh_buf_reserve_read() on a buffer
+ * without a block). So an idle connection holds no read block, and a busy
+ * one does not call malloc/free per read: a block comes back to the cache
+ * after one read and leaves it for the next.
  *
  * The cache holds references, not only free blocks: a block that slices
  * split off earlier still pin is cached with the window behind them, and the
@@ -23,14 +23,10 @@
  * closing) never enter the cache. A thread's cached blocks are freed when the
  * thread exits (not for the main thread, which should call
  * bh_thread_cache_trim() before exit() if it checks for leaks) and when it
- * calls bh_thread_cache_trim(). All memory comes from the allocator hook;
- * bh_set_allocator() trims the calling thread's cache first, and other
- * threads must trim theirs before the hook changes.
- *
- * The same thread also caches the small arrays of drained write queues (the
- * ring and batch array a bh_queue gives back when it drains, see queue.h:
- * at most 32 of each kind, 96 KiB in all); bh_thread_cache_trim(), bh_trim(),
- * bh_set_allocator() and thread exit free those too. */
+ * calls bh_thread_cache_trim() or bh_trim() (thread_cache.h, included here),
+ * which also empty the thread's cache of queue arrays. All memory comes from
+ * the allocator hook; bh_set_allocator() trims the calling thread's caches
+ * first, and other threads must trim theirs before the hook changes. */
 #ifndef BYTES_HANDOFF_BLOCK_CACHE_H
 #define BYTES_HANDOFF_BLOCK_CACHE_H
 
@@ -38,6 +34,7 @@
 #include <stdint.h>
 
 #include "export.h"
+#include "thread_cache.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -69,23 +66,9 @@ struct bh_block_cache_stats {
  * @return #BH_OK. */
 BH_EXPORT int bh_block_cache_set_limits(size_t max_blocks, size_t max_bytes);
 
-/** Drops every block the calling thread's cache holds (a pinned block is
- * freed once its slices are released), frees the entry table, and frees the
- * queue arrays (rings and batch arrays of drained bh_queues) the thread has
- * cached. Call it when a thread goes idle, before it exits, or before exit()
- * on the main thread. The bounds stay. */
-BH_EXPORT void bh_thread_cache_trim(void);
-
 /** Snapshot of the calling thread's counters.
  * @param out receives them; NULL is ignored. */
 BH_EXPORT void bh_block_cache_stats(struct bh_block_cache_stats *out);
-
-/** Gives memory back after load: bh_thread_cache_trim() for the calling
- * thread, then, only while the default allocator is installed and only with
- * glibc, malloc_trim(0), which returns free heap pages of every arena to the
- * system. With a custom allocator, trim it yourself after this call. Costs a
- * walk over the heap: call it when a service goes idle, not per request. */
-BH_EXPORT void bh_trim(void);
 
 #ifdef __cplusplus
 }

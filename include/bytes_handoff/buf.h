@@ -102,15 +102,45 @@ static inline size_t bh_buf_max_len(const bh_buf *b) { return b->max_len; }
  *         nothing changes. */
 BH_EXPORT int bh_buf_reserve(bh_buf *b, size_t n, uint8_t **spare, size_t *spare_len);
 
+/** Reserves room for a read of at most n bytes, preferring memory the
+ * buffer or the calling thread already holds over a fresh block: the call an
+ * event-loop adapter makes right before each read (bh_reader's alloc
+ * callback; an epoll or io_uring adapter would make the same). Unlike
+ * bh_buf_reserve() it may hand out less than n bytes:
+ * - a buffer without a block first takes one from the calling thread's
+ *   block cache (block_cache.h): an unshared cached block of at least n
+ *   bytes, or a block still pinned by slices with at least n / 4 bytes (and
+ *   at least one) free behind them, read into where the previous buffer
+ *   would have read;
+ * - a buffer whose block slices still share reads into the spare capacity
+ *   it has when that holds at least n / 4 bytes (and at least one), rather
+ *   than moving its data to a fresh block;
+ * - otherwise it behaves as bh_buf_reserve(b, n, ...).
+ * Allocates only in the last case. Same thread rules as every bh_buf call:
+ * the cache used is the calling thread's.
+ * @param b the buffer.
+ * @param n bytes the read wants (the caller bounds it by
+ *        bh_buf_max_len() - bh_buf_len()).
+ * @param spare receives the start of the writable region (written by the
+ *        read, then committed with bh_buf_commit()).
+ * @param spare_len receives its length: at least 1 when n > 0, at least n
+ *        when a block had to be allocated, never past max_len.
+ * @return #BH_OK, #BH_EINVAL (b NULL), #BH_ETOOLONG (len + n > max_len) or
+ *         #BH_ENOMEM; on error nothing changes. */
+BH_EXPORT int bh_buf_reserve_read(bh_buf *b, size_t n, uint8_t **spare, size_t *spare_len);
+
 /** Marks bytes written into the spare region as data.
  * @param b the buffer.
  * @param n bytes written after the data.
  * @return #BH_OK or #BH_ERANGE (n > spare available; nothing changes). */
 BH_EXPORT int bh_buf_commit(bh_buf *b, size_t n);
 
-/** Copies bytes to the end (reserve + memcpy + commit).
+/** Copies bytes to the end (reserve + copy + commit).
  * @param b the buffer.
- * @param p the bytes.
+ * @param p the bytes. They may lie in the buffer itself (its data, its
+ *        spare capacity, or a slice split off its block): when the append
+ *        has to grow the buffer, the old bytes stay in place until they are
+ *        copied, so b may append (part of) its own content.
  * @param n how many.
  * @return #BH_OK, #BH_EINVAL (p NULL with n > 0), #BH_ETOOLONG or
  *         #BH_ENOMEM; on error nothing changes. */

@@ -36,10 +36,14 @@ typedef struct bh_shared_head {
 /** Internal: the reference count of owner s. */
 #define BH__REFS(s) (&((bh_shared_head *)(s))->refs)
 
-/** Internal, exported only for the inline bh_bytes_release(): frees an owner
- * whose last reference was dropped.
- * @param s the owner; its count has reached zero. */
-BH_EXPORT void bh__shared_destroy(bh_shared *s);
+/** Frees an owner whose last reference was dropped: runs its free function
+ * (bh_bytes_from_owned()) and frees the block through the allocator hook.
+ * Public only so that bh_bytes_release() can be inlined into callers:
+ * applications release slices with bh_bytes_release() and never call it.
+ * @param s the owner; the caller's atomic decrement brought its count to
+ *          zero (with acquire-release ordering), so no other thread holds a
+ *          reference. Any thread. */
+BH_EXPORT void bh_shared_destroy(bh_shared *s);
 
 /** An immutable slice of bytes and the reference that keeps them alive.
  * A value type: copy it by value only together with a transfer of the
@@ -110,7 +114,7 @@ BH_EXPORT inline void bh_bytes_release(bh_bytes *b)
     b->len = 0;
     b->owner = NULL;
     if (s && __atomic_fetch_sub(BH__REFS(s), 1, __ATOMIC_ACQ_REL) == 1)
-        bh__shared_destroy(s);
+        bh_shared_destroy(s);
 }
 
 /** Number of live references to b's owner, for tests and diagnostics.

@@ -28,7 +28,7 @@
  *   item. That cache is per thread, needs no lock and is bounded (32 rings
  *   and 32 batch arrays of at most 64 entries, 96 KiB in all); rings and
  *   batch arrays of more than 64 entries are shrunk to 64 before they are
- *   cached. bh_thread_cache_trim() and bh_trim() (block_cache.h) empty it,
+ *   cached. bh_thread_cache_trim() and bh_trim() (thread_cache.h) empty it,
  *   and so does thread exit. Only the cross-thread inbox
  *   (bh_queue_enable_mt()) stays allocated until the queue is closed.
  *
@@ -308,6 +308,24 @@ BH_EXPORT int bh_queue_empty(const bh_queue *q);
  * @param q the queue.
  * @return their number, pinned ones included. */
 BH_EXPORT size_t bh_queue_count(const bh_queue *q);
+
+/** Read-only view of a queue's ring, filled by bh_queue_ring_view(): what
+ * tests, diagnostics and adapters may inspect without naming private fields. */
+struct bh_queue_ring_view {
+    const void *storage; /**< the ring's array; NULL while the queue holds none */
+    size_t capacity;     /**< slots in it (0 without one); at most max_items */
+    size_t count;        /**< items queued in it, pinned ones included */
+    size_t head_offset;  /**< bytes of the head item already written */
+    size_t max_items;    /**< the item budget given to bh_queue_init() */
+    int wrapped;         /**< 1 when the items wrap around the end of the array */
+};
+
+/** Snapshot of the ring (owner's thread; allocates nothing, never fails).
+ * @param q the queue (initialised, possibly closed).
+ * @param out receives the view; the storage pointer is only for comparison
+ *            (it may be freed or given to the array cache by the next
+ *            call on q). */
+BH_EXPORT void bh_queue_ring_view(const bh_queue *q, struct bh_queue_ring_view *out);
 
 /** Current state.
  * @param q the queue.

@@ -1,14 +1,17 @@
-/* alloc.c - the process-wide allocator hook (see bytes_handoff/alloc.h) and
- * bh_trim(), which gives memory back after load. */
+/* alloc.c - the process-wide allocator hook (see bytes_handoff/alloc.h):
+ * the hook in use, bh_get_allocator(), bh_malloc/bh_realloc/bh_free, and the
+ * two internal calls thread_cache.c makes (alloc_internal.h). A leaf: it
+ * calls nothing else in the library. bh_set_allocator() is defined in
+ * thread_cache.c, since it must empty the thread's caches (memory from the
+ * old hook) before it installs the new hook here. */
 #include <stdlib.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
 
 #include <bytes_handoff/alloc.h>
-#include <bytes_handoff/block_cache.h>
 
-#include "internal.h"
+#include "alloc_internal.h"
 
 static void *default_malloc(void *ctx, size_t n)
 {
@@ -30,10 +33,8 @@ static void default_free(void *ctx, void *p)
 
 static bh_allocator g_alloc = {default_malloc, default_realloc, default_free, NULL};
 
-void bh_set_allocator(const bh_allocator *a)
+void bh__alloc_install(const bh_allocator *a)
 {
-    /* Cached blocks came from the current hook and must go back to it. */
-    bh_thread_cache_trim();
     if (a && a->malloc_fn && a->realloc_fn && a->free_fn) {
         g_alloc = *a;
     } else {
@@ -42,6 +43,15 @@ void bh_set_allocator(const bh_allocator *a)
         g_alloc.free_fn = default_free;
         g_alloc.ctx = NULL;
     }
+}
+
+void bh__alloc_give_back(void)
+{
+#if defined(__GLIBC__)
+    /* Only memory that malloc() handed out can be trimmed by malloc_trim(). */
+    if (g_alloc.malloc_fn == default_malloc)
+        malloc_trim(0);
+#endif
 }
 
 void bh_get_allocator(bh_allocator *out)
@@ -58,14 +68,4 @@ void bh_free(void *p)
 {
     if (p)
         g_alloc.free_fn(g_alloc.ctx, p);
-}
-
-void bh_trim(void)
-{
-    bh_thread_cache_trim();
-#if defined(__GLIBC__)
-    /* Only memory that malloc() handed out can be trimmed by malloc_trim(). */
-    if (g_alloc.malloc_fn == default_malloc)
-        malloc_trim(0);
-#endif
 }

@@ -9,13 +9,12 @@
  * array, so the cache itself never allocates. Bounded in arrays per kind,
  * bytes per array and bytes in all; what does not fit is freed. A take hands
  * out the largest array that fits the queue's limit, so the arrays in use
- * converge to the sizes busy queues need. Cached arrays are freed by
- * bh_thread_cache_trim() (and so bh_trim() and bh_set_allocator()) and when
- * the thread exits (by the block cache's thread-exit destructor). */
+ * converge to the sizes busy queues need. Emptied by bh__array_cache_trim(),
+ * which thread_cache.c calls for bh_thread_cache_trim() (and so bh_trim()
+ * and bh_set_allocator()) and at thread exit. */
 #include <string.h>
 
 #include "array_cache_internal.h"
-#include "block_cache_internal.h"
 #include "internal.h"
 
 typedef struct cached_array {
@@ -27,7 +26,6 @@ typedef struct array_cache {
     cached_array slot[BH_ARRAY_KINDS][BH_ARRAY_CACHE_MAX_ARRAYS]; /* oldest first */
     size_t count[BH_ARRAY_KINDS];
     size_t bytes;
-    int exit_armed; /* the thread-exit destructor (block_cache.c) is armed */
     uint64_t puts, hits, refused;
 } array_cache;
 
@@ -55,10 +53,6 @@ void bh__array_cache_put(int kind, void *p, size_t bytes)
         c->refused++;
         bh__free(p);
         return;
-    }
-    if (!c->exit_armed) {
-        bh__thread_caches_arm_exit();
-        c->exit_armed = 1;
     }
     c->slot[kind][c->count[kind]++] = (cached_array){p, bytes};
     c->bytes += bytes;

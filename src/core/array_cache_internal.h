@@ -18,7 +18,9 @@ enum { BH_ARRAY_RING = 0, BH_ARRAY_IOV = 1, BH_ARRAY_KINDS = 2 };
 #define BH_ARRAY_CACHE_MAX_BYTES ((size_t)96 * 1024)
 
 /* Takes array p of `bytes` bytes (allocated through the hook); frees it at
- * once when it is larger than one array may be or a bound is reached. */
+ * once when it is larger than one array may be or a bound is reached. Called
+ * through bh__thread_cache_put_array() (thread_cache_internal.h), which
+ * first arms the thread-exit cleanup. */
 void bh__array_cache_put(int kind, void *p, size_t bytes);
 
 /* Hands out the largest cached array of kind with at most max_bytes bytes
@@ -26,8 +28,8 @@ void bh__array_cache_put(int kind, void *p, size_t bytes);
  * fits. The caller owns it. Allocates nothing. */
 void *bh__array_cache_take(int kind, size_t max_bytes, size_t *bytes);
 
-/* Frees every cached array of the calling thread (bh_thread_cache_trim()
- * calls it). */
+/* Frees every cached array of the calling thread (thread_cache.c:
+ * bh_thread_cache_trim(), exit). */
 void bh__array_cache_trim(void);
 
 /* The calling thread's cache, for tests. */

@@ -7,16 +7,14 @@
  * newest entry is tried first, so a busy reader gets back the block it gave
  * up one read earlier, still warm. No locks: only the owning thread touches
  * its cache; slices pinning a cached block are released by any thread
- * through the block's atomic refcount, which take() reads with acquire. A
- * thread-exit destructor (a pthread key) frees what a thread leaves here and
- * in its array cache (array_cache.c). */
-#include <pthread.h>
+ * through the block's atomic refcount, which take() reads with acquire.
+ * Emptied by bh__block_cache_trim(), which thread_cache.c calls for
+ * bh_thread_cache_trim() and at thread exit. */
 #include <string.h>
 
 #include <bytes_handoff/block_cache.h>
 #include <bytes_handoff/error.h>
 
-#include "array_cache_internal.h"
 #include "block_cache_internal.h"
 #include "bytes_internal.h"
 #include "internal.h"
@@ -35,15 +33,10 @@ typedef struct block_cache {
     size_t bytes;
     size_t max_blocks, max_bytes;
     int configured; /* bounds set (else the defaults apply) */
-    int registered; /* thread-exit destructor armed for this thread */
     struct bh_block_cache_stats st;
 } block_cache;
 
 static _Thread_local block_cache tls_cache;
-
-static pthread_once_t key_once = PTHREAD_ONCE_INIT;
-static pthread_key_t exit_key;
-static int key_ok;
 
 static void cache_configure(block_cache *c)
 {
@@ -88,26 +81,8 @@ static void cache_drop_all(block_cache *c)
     bh__free(table);
 }
 
-/* Frees what the thread leaves in both of its caches. */
-static void on_thread_exit(void *p)
-{
-    cache_drop_all(p);
-    bh__array_cache_trim();
-}
-
-static void make_key(void) { key_ok = pthread_key_create(&exit_key, on_thread_exit) == 0; }
-
-void bh__thread_caches_arm_exit(void)
-{
-    block_cache *c = &tls_cache;
-    if (!c->registered) {
-        pthread_once(&key_once, make_key);
-        c->registered = key_ok && pthread_setspecific(exit_key, c) == 0;
-    }
-}
-
 /* Makes room in the entry table for one more entry (growing it up to
- * max_blocks entries) and arms the thread-exit destructor. 0 or -1. */
+ * max_blocks entries). 0 or -1. */
 static int cache_prepare(block_cache *c)
 {
     if (c->count < c->table_cap || c->table_cap == c->max_blocks)
@@ -124,7 +99,6 @@ static int cache_prepare(block_cache *c)
         return -1;
     c->entries = table;
     c->table_cap = cap;
-    bh__thread_caches_arm_exit();
     return 0;
 }
 
@@ -185,11 +159,7 @@ int bh_block_cache_set_limits(size_t max_blocks, size_t max_bytes)
     return BH_OK;
 }
 
-void bh_thread_cache_trim(void)
-{
-    cache_drop_all(&tls_cache);
-    bh__array_cache_trim();
-}
+void bh__block_cache_trim(void) { cache_drop_all(&tls_cache); }
 
 void bh_block_cache_stats(struct bh_block_cache_stats *out)
 {

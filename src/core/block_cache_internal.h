@@ -6,11 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <bytes_handoff/buf.h>
+#include <bytes_handoff/bytes.h>
 
 /* Takes the caller's reference to block s, whose bytes from start to its end
  * nobody else uses (start == base when the caller held the only reference).
- * When the cache cannot keep it the reference is dropped instead. */
+ * When the cache cannot keep it the reference is dropped instead. Called
+ * through bh__thread_cache_put_block() (thread_cache_internal.h), which
+ * first arms the thread-exit cleanup. */
 void bh__block_cache_put(bh_shared *s, uint8_t *start);
 
 /* Hands out a cached block with its window: an unshared one holding at least
@@ -19,16 +21,11 @@ void bh__block_cache_put(bh_shared *s, uint8_t *start);
  * cache's reference. NULL when none fits. */
 bh_shared *bh__block_cache_take(size_t whole, size_t pinned, uint8_t **start);
 
-/* Arms, once per thread, the thread-exit destructor that frees what the
- * thread leaves in its block cache and its array cache (array_cache.c). */
-void bh__thread_caches_arm_exit(void);
+/* Drops every block of the calling thread's cache and frees its entry
+ * table; the bounds stay (thread_cache.c: bh_thread_cache_trim(), exit). */
+void bh__block_cache_trim(void);
 
 /* Counts a buffer that found no block and allocates one instead. */
 void bh__block_cache_miss(void);
-
-/* Gives an empty buffer without a block a cached one: `whole` and `pinned`
- * as for bh__block_cache_take(). Returns 1 when it did. Internal, exported
- * only for the libuv adapter's reader. */
-BH_EXPORT int bh__buf_adopt_cached(bh_buf *b, size_t whole, size_t pinned);
 
 #endif

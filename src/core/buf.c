@@ -13,6 +13,7 @@
 #include "block_cache_internal.h"
 #include "bytes_internal.h"
 #include "internal.h"
+#include "thread_cache_internal.h"
 
 /* Smallest block a growing buffer allocates. */
 #define BH_BUF_MIN_BLOCK ((size_t)64)
@@ -71,8 +72,12 @@ static size_t grow_size(size_t old, size_t need, size_t max_len)
 }
 
 /* Gives the buffer room for `need` bytes from data on: reuses the whole of an
- * unshared block (compacting in place), else allocates. Unchanged on error. */
-static int buf_make_room(bh_buf *b, size_t need)
+ * unshared block (compacting in place), else allocates. Unchanged on error.
+ * keep != NULL: the caller still reads from the old block (bh_buf_append()
+ * of the buffer's own bytes), so its bytes neither move (no compaction) nor
+ * go away (no realloc, no release): a block that is left has its reference
+ * handed to *keep for the caller to drop after reading. */
+static int buf_make_room(bh_buf *b, size_t need, bh_shared **keep)
 {
     bh_shared *old = b->block;
     size_t old_size = old ? old->cap : 0;
@@ -87,7 +92,7 @@ static int buf_make_room(bh_buf *b, size_t need)
             b->cap = to_end;
             return BH_OK;
         }
-        if (old_size >= need) {
+        if (old_size >= need && !keep) {
             memmove(old->base, b->data, b->len);
             b->data = old->base;
             b->cap = old_size;
@@ -102,7 +107,7 @@ static int buf_make_room(bh_buf *b, size_t need)
     size_t total;
     if (bh__size_add(sizeof(bh_shared), size, &total) != 0)
         return BH_ENOMEM;
-    if (unique && b->data == old->base) {
+    if (unique && b->data == old->base && !keep) {
         bh_shared *s = bh__realloc(old, total);
         if (!s)
             return BH_ENOMEM;
@@ -118,7 +123,9 @@ static int buf_make_room(bh_buf *b, size_t need)
         return BH_ENOMEM;
     if (b->len)
         memcpy(s->base, b->data, b->len);
-    if (old)
+    if (old && keep)
+        *keep = old;
+    else if (old)
         bh__shared_unref(old);
     b->block = s;
     b->data = s->base;
@@ -126,7 +133,9 @@ static int buf_make_room(bh_buf *b, size_t need)
     return BH_OK;
 }
 
-int bh__buf_adopt_cached(bh_buf *b, size_t whole, size_t pinned)
+/* Gives an empty buffer without a block a cached one (see
+ * bh__block_cache_take() for whole and pinned). Returns 1 when it did. */
+static int buf_adopt_cached(bh_buf *b, size_t whole, size_t pinned)
 {
     uint8_t *start;
     bh_shared *s = bh__block_cache_take(whole, pinned, &start);
@@ -153,9 +162,9 @@ int bh_buf_recycle(bh_buf *b)
          * runs to the block's end (a prefix split off with
          * bh_buf_split_prefix_mut() ends where another buffer's begins). */
         if (bh__shared_unique(s))
-            bh__block_cache_put(s, s->base);
+            bh__thread_cache_put_block(s, s->base);
         else if (b->data + b->cap == s->base + s->cap)
-            bh__block_cache_put(s, b->data);
+            bh__thread_cache_put_block(s, b->data);
         else
             bh__shared_unref(s);
         buf_reset(b);
@@ -164,16 +173,20 @@ int bh_buf_recycle(bh_buf *b)
     return BH_OK;
 }
 
-int bh_buf_reserve(bh_buf *b, size_t n, uint8_t **spare, size_t *spare_len)
+/* Both reserves once the arguments are checked: room for n bytes after the
+ * data, the block cache tried first when the buffer has no block (an
+ * unshared block of at least n bytes, or a pinned one with `pinned` free). */
+static int buf_reserve(bh_buf *b, size_t n, size_t pinned, uint8_t **spare, size_t *spare_len)
 {
-    if (!b)
-        return BH_EINVAL;
-    if (n > b->max_len - b->len)
-        return BH_ETOOLONG;
-    if (!b->block && n > 0 && !bh__buf_adopt_cached(b, n, n))
+    if (!b->block && n > 0 && !buf_adopt_cached(b, n, pinned))
         bh__block_cache_miss();
+    /* While slices share the block, growing means a fresh block: spare
+     * already there that the caller accepts (at least `pinned`) is used. */
+    if (b->block && pinned < n && bh_buf_spare(b) >= pinned && bh_buf_spare(b) > 0 &&
+        !bh__shared_unique(b->block))
+        n = bh_buf_spare(b);
     if (b->cap - b->len < n) {
-        int rc = buf_make_room(b, b->len + n);
+        int rc = buf_make_room(b, b->len + n, NULL);
         if (rc != BH_OK)
             return rc;
     }
@@ -183,6 +196,24 @@ int bh_buf_reserve(bh_buf *b, size_t n, uint8_t **spare, size_t *spare_len)
     if (spare_len)
         *spare_len = bh_buf_spare(b);
     return BH_OK;
+}
+
+int bh_buf_reserve(bh_buf *b, size_t n, uint8_t **spare, size_t *spare_len)
+{
+    if (!b)
+        return BH_EINVAL;
+    if (n > b->max_len - b->len)
+        return BH_ETOOLONG;
+    return buf_reserve(b, n, n, spare, spare_len);
+}
+
+int bh_buf_reserve_read(bh_buf *b, size_t n, uint8_t **spare, size_t *spare_len)
+{
+    if (!b)
+        return BH_EINVAL;
+    if (n > b->max_len - b->len)
+        return BH_ETOOLONG;
+    return buf_reserve(b, n, n / 4, spare, spare_len);
 }
 
 int bh_buf_commit(bh_buf *b, size_t n)
@@ -196,17 +227,41 @@ int bh_buf_commit(bh_buf *b, size_t n)
     return BH_OK;
 }
 
+/* 1 when [p, p + n) overlaps the data bytes of block s. */
+static int block_holds(const bh_shared *s, const void *p, size_t n)
+{
+    uintptr_t a = (uintptr_t)p, base = (uintptr_t)s->base;
+    return a < base + s->cap && a + n > base;
+}
+
 int bh_buf_append(bh_buf *b, const void *p, size_t n)
 {
+    bh_shared *keep = NULL;
     uint8_t *spare;
+    int rc;
     if (!b || (!p && n > 0))
         return BH_EINVAL;
     if (n == 0)
         return BH_OK;
-    int rc = bh_buf_reserve(b, n, &spare, NULL);
+    if (n > b->max_len - b->len)
+        return BH_ETOOLONG;
+    /* p may point into this buffer's own block (its data, or bytes slices
+     * hold): then growth leaves the old bytes in place until they are
+     * copied, and the copy may overlap its destination. */
+    int own = b->block && block_holds(b->block, p, n);
+    if (own && b->cap - b->len < n)
+        rc = buf_make_room(b, b->len + n, &keep);
+    else
+        rc = buf_reserve(b, n, n, NULL, NULL);
     if (rc != BH_OK)
         return rc;
-    memcpy(spare, p, n);
+    spare = b->data + b->len;
+    if (own)
+        memmove(spare, p, n);
+    else
+        memcpy(spare, p, n);
+    if (keep)
+        bh__shared_unref(keep);
     b->len += n;
     buf_assert_valid(b);
     return BH_OK;

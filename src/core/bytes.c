@@ -30,7 +30,7 @@ extern inline void bh_bytes_release(bh_bytes *b);
 
 /* Runs after the last acq_rel decrement, which orders every earlier use of
  * the bytes before the free (no separate fence: TSan does not model them). */
-void bh__shared_destroy(bh_shared *s)
+void bh_shared_destroy(bh_shared *s)
 {
     if (s->free_fn)
         s->free_fn(s->free_ctx, s->base);

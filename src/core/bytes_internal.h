@@ -32,7 +32,7 @@ static inline void bh__shared_ref(bh_shared *s)
 static inline void bh__shared_unref(bh_shared *s)
 {
     if (__atomic_fetch_sub(BH__REFS(s), 1, __ATOMIC_ACQ_REL) == 1)
-        bh__shared_destroy(s);
+        bh_shared_destroy(s);
 }
 
 /* 1 when the caller holds the only reference. Acquire, so writes by threads

@@ -1,6 +1,8 @@
-/* internal.h - private helpers shared by the libraries' source files:
+/* internal.h - private helpers shared by the core's source files:
  * allocation through the installed hook and overflow-checked size math.
- * Nothing here is exported (the library is built with hidden visibility). */
+ * Nothing here is exported (the library is built with hidden visibility);
+ * the adapter library does not see src/core and calls bh_malloc()/bh_free()
+ * from bytes_handoff/alloc.h directly. */
 #ifndef BH_INTERNAL_H
 #define BH_INTERNAL_H
 
@@ -10,8 +12,8 @@
 #include <bytes_handoff/alloc.h>
 
 /* Allocation through the current bh_allocator (see alloc.h). These forward
- * to the exported functions so that the core and the adapter libraries share
- * one hook. */
+ * to the exported functions, which the adapter library calls too, so both
+ * libraries share one hook. */
 static inline void *bh__malloc(size_t n) { return bh_malloc(n); }
 static inline void *bh__realloc(void *p, size_t n) { return bh_realloc(p, n); }
 static inline void bh__free(void *p) { bh_free(p); }

@@ -226,6 +226,16 @@ int bh_queue_empty(const bh_queue *q)
 
 size_t bh_queue_count(const bh_queue *q) { return q->count; }
 
+void bh_queue_ring_view(const bh_queue *q, struct bh_queue_ring_view *out)
+{
+    out->storage = q->ring;
+    out->capacity = q->ring_cap;
+    out->count = q->count;
+    out->head_offset = q->head_off;
+    out->max_items = q->cfg.max_items;
+    out->wrapped = bh__queue_wrapped(q);
+}
+
 bh_queue_lifecycle bh_queue_state(const bh_queue *q) { return (bh_queue_lifecycle)q->state; }
 
 int bh_queue_error(const bh_queue *q) { return q->error; }

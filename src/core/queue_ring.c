@@ -13,6 +13,7 @@
 
 #include "array_cache_internal.h"
 #include "queue_internal.h"
+#include "thread_cache_internal.h"
 
 int bh__grow(void **arr, size_t *cap, size_t need, size_t min, size_t max, size_t elem)
 {
@@ -194,7 +195,7 @@ static void give_back(int kind, void *arr, size_t cap, size_t elem)
         arr = p;
         cap = BHQ_KEEP;
     }
-    bh__array_cache_put(kind, arr, cap * elem);
+    bh__thread_cache_put_array(kind, arr, cap * elem);
 }
 
 void bh__queue_give_back(bh_queue *q)

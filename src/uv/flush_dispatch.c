@@ -23,7 +23,6 @@
  * Dispatchers are found by loop in a thread-local list, never through
  * loop->data (the user's): a loop is driven by one thread and a bh_writeq is
  * used from its loop's thread, so the thread that enqueues is the loop's. */
-#include "internal.h"
 #include "writeq_internal.h"
 
 struct bh_writeq_dispatch {
@@ -97,7 +96,7 @@ static void on_close(uv_handle_t *h)
 {
     struct bh_writeq_dispatch *d = h->data;
     if (--d->handles == 0)
-        bh__free(d);
+        bh_free(d);
 }
 
 static int init_check(uv_loop_t *loop, void *h) { return uv_check_init(loop, h); }

@@ -2,14 +2,15 @@
  *
  * libuv asks for memory (alloc_cb) right before each read(2) and reports the
  * result (read_cb) right after, with nothing in between. alloc_cb hands libuv
- * the spare capacity of the caller's bh_buf, taken from the thread's block
- * cache or grown by bh_buf_reserve() when a read needs room; read_cb commits
- * exactly nread > 0 bytes and calls the user. A full buffer or a failed
- * reserve is answered with a zero-length buffer, which libuv turns into
- * read_cb(UV_ENOBUFS); the status that caused it waits in r->pending and is
- * delivered then. Every status but BH_OK is final: reading stops and the
- * reader is finished before the user sees it, so the callback may close the
- * stream or free the buffer's block. An EOF on a TCP stream whose socket
+ * the spare capacity of the caller's bh_buf from bh_buf_reserve_read()
+ * (which reuses a block of the thread's block cache or spare room behind
+ * slices before it allocates); read_cb commits exactly nread > 0 bytes and
+ * calls the user. A full buffer or a failed reserve is answered with a
+ * zero-length buffer, which libuv turns into read_cb(UV_ENOBUFS); the
+ * status that caused it waits in r->pending and is delivered then. Every
+ * status but BH_OK is final: reading stops and the reader is finished before
+ * the user sees it, so the callback may close the stream or free the
+ * buffer's block. An EOF on a TCP stream whose socket
  * holds an error is an RST libuv reported as EOF (stream_reset.c): it is
  * delivered as UV_ECONNRESET.
  *
@@ -23,12 +24,10 @@
  * the rest of the period, so reads never touch the timer heap. */
 #include <limits.h>
 
+#include <bytes_handoff/alloc.h>
 #include <bytes_handoff/error.h>
 #include <bytes_handoff/uv.h>
 
-#include "block_cache_internal.h"
-#include "bytes_internal.h"
-#include "internal.h"
 #include "stream_internal.h"
 
 enum {
@@ -104,7 +103,7 @@ static void timer_arm(bh_reader *r)
     uv_timer_start(&tm->handle, on_timer, tm->idle_ms, 0);
 }
 
-static void on_timer_closed(uv_handle_t *h) { bh__free(h); }
+static void on_timer_closed(uv_handle_t *h) { bh_free(h); }
 
 /* Lets go of the timer: closed now, freed by its close callback. */
 static void timer_release(bh_reader *r)
@@ -133,15 +132,9 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
         return;
     }
     /* A block given back after the last read (or pinned by its slices, with
-     * a quarter of the reserve still free behind them) is read into again. */
-    if (!b->block)
-        bh__buf_adopt_cached(b, want, want / 4);
-    /* While split-off slices still share the block, growing means a fresh
-     * block; a quarter of the reserve already spare is read into instead. */
-    if (b->block && !bh__shared_unique(b->block) && bh_buf_spare(b) >= want / 4 &&
-        bh_buf_spare(b) > 0)
-        want = bh_buf_spare(b);
-    int rc = bh_buf_reserve(b, want, &spare, &spare_len);
+     * a quarter of the reserve still free behind them) is read into again,
+     * and so is a quarter of the reserve already spare behind slices. */
+    int rc = bh_buf_reserve_read(b, want, &spare, &spare_len);
     if (rc != BH_OK) {
         r->pending = rc;
         return;
@@ -243,12 +236,12 @@ int bh_reader_set_idle_timeout(bh_reader *r, uint64_t ms)
     if (r->flags & READER_DONE)
         return BH_ECLOSED;
     if (!r->timer) {
-        struct bh_reader_timer *tm = bh__malloc(sizeof *tm);
+        struct bh_reader_timer *tm = bh_malloc(sizeof *tm);
         if (!tm)
             return BH_ENOMEM;
         int rc = uv_timer_init(r->stream->loop, &tm->handle);
         if (rc != 0) {
-            bh__free(tm);
+            bh_free(tm);
             return rc;
         }
         tm->r = r;

@@ -15,7 +15,6 @@
 #include <assert.h>
 #include <string.h>
 
-#include "internal.h"
 #include "writeq_internal.h"
 
 /* uv_buf_t is iovec-compatible on Unix: batches built by the core as struct
@@ -32,14 +31,14 @@ static void wq_complete(bh_queue *c, bh_queue_cb cb, void *ctx, int status)
 
 void *bh__wq_block_new(uv_loop_t *loop, size_t size, int (*init)(uv_loop_t *, void *), int *rc)
 {
-    void *p = bh__malloc(size);
+    void *p = bh_malloc(size);
     *rc = BH_ENOMEM;
     if (!p)
         return NULL;
     memset(p, 0, size);
     *rc = init(loop, p);
     if (*rc != 0) {
-        bh__free(p);
+        bh_free(p);
         return NULL;
     }
     return p;
@@ -176,7 +175,7 @@ static void on_mt_close(uv_handle_t *h)
 {
     struct bh_writeq_mt *mt = (struct bh_writeq_mt *)(void *)h;
     bh_queue_inbox_free(mt->inbox);
-    bh__free(mt);
+    bh_free(mt);
 }
 
 void bh_writeq_close(bh_writeq *q)

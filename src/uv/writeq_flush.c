@@ -31,7 +31,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "internal.h"
 #include "writeq_internal.h"
 
 static void on_write(uv_write_t *req, int status);

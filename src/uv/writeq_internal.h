@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include <bytes_handoff/alloc.h>
 #include <bytes_handoff/error.h>
 #include <bytes_handoff/queue.h>
 #include <bytes_handoff/uv.h>
@@ -87,14 +88,23 @@ int bh__wq_stall_check(bh_writeq *q);
 
 /* ---- read-only views for tests ------------------------------------------- */
 
-static inline size_t bh__writeq_ring_cap(const bh_writeq *q) { return q->core.ring_cap; }
-static inline const void *bh__writeq_ring(const bh_writeq *q) { return q->core.ring; }
-static inline size_t bh__writeq_head_off(const bh_writeq *q) { return q->core.head_off; }
-static inline size_t bh__writeq_max_items(const bh_writeq *q) { return q->core.cfg.max_items; }
-static inline int bh__writeq_wrapped(const bh_writeq *q)
+static inline struct bh_queue_ring_view bh__writeq_ring_view(const bh_writeq *q)
 {
-    return q->core.head != 0 && q->core.head + q->core.count > q->core.ring_cap;
+    struct bh_queue_ring_view v;
+    bh_queue_ring_view(&q->core, &v);
+    return v;
 }
+static inline size_t bh__writeq_ring_cap(const bh_writeq *q) { return bh__writeq_ring_view(q).capacity; }
+static inline const void *bh__writeq_ring(const bh_writeq *q) { return bh__writeq_ring_view(q).storage; }
+static inline size_t bh__writeq_head_off(const bh_writeq *q)
+{
+    return bh__writeq_ring_view(q).head_offset;
+}
+static inline size_t bh__writeq_max_items(const bh_writeq *q)
+{
+    return bh__writeq_ring_view(q).max_items;
+}
+static inline int bh__writeq_wrapped(const bh_writeq *q) { return bh__writeq_ring_view(q).wrapped; }
 /* The dispatcher q holds a reference on (NULL before its first enqueue, after
  * close and after the dispatcher could not be allocated). */
 static inline const void *bh__writeq_dispatch(const bh_writeq *q) { return q->dispatch; }

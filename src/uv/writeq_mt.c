@@ -8,7 +8,6 @@
  * until then. */
 #include <string.h>
 
-#include "internal.h"
 #include "writeq_internal.h"
 
 /* The core's wake hook: runs on the producer's thread under the inbox lock,
@@ -31,7 +30,7 @@ static void on_async(uv_async_t *h)
     bh__wq_after_io(q, 0);
 }
 
-static void on_mt_abort(uv_handle_t *h) { bh__free(h); }
+static void on_mt_abort(uv_handle_t *h) { bh_free(h); }
 
 static int init_async(uv_loop_t *loop, void *h) { return uv_async_init(loop, h, on_async); }
 

@@ -12,10 +12,9 @@
  * for the rest of the window. */
 #include <string.h>
 
-#include "internal.h"
 #include "writeq_internal.h"
 
-static void on_stall_close(uv_handle_t *h) { bh__free(h->data); }
+static void on_stall_close(uv_handle_t *h) { bh_free(h->data); }
 
 static int init_timer(uv_loop_t *loop, void *h) { return uv_timer_init(loop, h); }
 

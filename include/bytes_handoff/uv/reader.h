@@ -59,9 +59,9 @@ struct bh_reader_timer; /* read-idle timer block, see bh_reader_set_idle_timeout
 /** A read adapter bound to one stream and one buffer; caller-owned,
  * embedded by value, every field private. It allocates nothing itself unless
  * a read-idle timeout is set: the buffer takes a block from the thread's
- * block cache or grows through bh_buf_reserve() when a read needs room, and
- * when a callback leaves the buffer empty the block goes back to that cache
- * (see bh_reader_keep_block()).
+ * block cache or grows through bh_buf_reserve_read() when a read needs
+ * room, and when a callback leaves the buffer empty the block goes back to
+ * that cache (see bh_reader_keep_block()).
  *
  * What an idle connection costs (x86-64, glibc, libuv 1.44): an idle reader
  * whose callback emptied its buffer holds sizeof(bh_reader) = 56 bytes and

@@ -1,0 +1,275 @@
+/* test_buf_overlap.c - bh_buf_append() with the source inside the buffer
+ * itself (issue #23 item 2): appending (part of) the buffer's own data when
+ * the append must grow the block, by each way growth can happen (realloc of
+ * an unshared block, compaction in place, a fresh block replacing an
+ * unshared one, a fresh block leaving one that slices pin), and without
+ * growth; an allocation failure on that path changes nothing and leaks
+ * nothing. bh_buf_append() is the one bh_buf call that copies from a caller
+ * pointer (buf.h).
+ *
+ * The counting allocator sits under a wrapper whose realloc always moves and
+ * which fills memory with 0xDD before freeing it, so that reading freed
+ * memory shows up as wrong bytes in every build, and as a
+ * heap-use-after-free under ASan. */
+#include <malloc.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <bytes_handoff.h>
+
+#include "test_alloc.h"
+
+static bh_allocator g_inner; /* the counting allocator under the wrapper */
+
+static void *poison_malloc(void *ctx, size_t n)
+{
+    (void)ctx;
+    return g_inner.malloc_fn(g_inner.ctx, n);
+}
+
+static void poison_free(void *ctx, void *p)
+{
+    (void)ctx;
+    if (!p)
+        return;
+    memset(p, 0xDD, malloc_usable_size(p));
+    g_inner.free_fn(g_inner.ctx, p);
+}
+
+/* Always moves: a new block, the old bytes copied, the old block poisoned
+ * and freed. On failure the old block stays as it was. */
+static void *poison_realloc(void *ctx, void *old, size_t n)
+{
+    void *p = g_inner.malloc_fn(g_inner.ctx, n);
+    if (!p || !old)
+        return p;
+    size_t keep = malloc_usable_size(old);
+    memcpy(p, old, keep < n ? keep : n);
+    poison_free(ctx, old);
+    return p;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    test_alloc_install(0);
+    bh_get_allocator(&g_inner);
+    bh_allocator a = {poison_malloc, poison_realloc, poison_free, NULL};
+    bh_set_allocator(&a);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    test_alloc_finish();
+    return 0;
+}
+
+/* An empty buffer given n pattern bytes (also written to model). */
+static void fill(bh_buf *b, size_t max_len, size_t n, uint8_t *model)
+{
+    assert_int_equal(bh_buf_init(b, max_len), BH_OK);
+    for (size_t i = 0; i < n; i++)
+        model[i] = (uint8_t)('A' + i % 61);
+    assert_int_equal(bh_buf_append(b, model, n), BH_OK);
+}
+
+/* Spare capacity left after the data. */
+static size_t spare_of(bh_buf *b)
+{
+    uint8_t *spare;
+    size_t spare_len;
+    assert_int_equal(bh_buf_reserve(b, 0, &spare, &spare_len), BH_OK);
+    return spare_len;
+}
+
+/* Fills the spare exactly, so the next append must grow. */
+static void fill_spare(bh_buf *b, uint8_t *model, size_t *len)
+{
+    size_t n = spare_of(b);
+    for (size_t i = 0; i < n; i++)
+        model[*len + i] = (uint8_t)('a' + i % 23);
+    assert_int_equal(bh_buf_append(b, model + *len, n), BH_OK);
+    *len += n;
+}
+
+static void check(const bh_buf *b, const uint8_t *model, size_t len)
+{
+    assert_int_equal(bh_buf_len(b), len);
+    assert_memory_equal(bh_buf_data(b), model, len);
+}
+
+/* Unshared block with the data at its start: growth reallocates it. */
+static void append_own_data_when_the_block_is_reallocated(void **state)
+{
+    (void)state;
+    uint8_t model[1024];
+    bh_buf b;
+    fill(&b, 4096, 40, model);
+    size_t len = 40;
+    fill_spare(&b, model, &len);
+    size_t n = len;
+    memcpy(model + len, model, n);
+    assert_int_equal(bh_buf_append(&b, bh_buf_data(&b), n), BH_OK);
+    len += n;
+    check(&b, model, len);
+    bh_buf_free(&b);
+}
+
+/* Unshared block, data moved forward, the block too small: a fresh block
+ * replaces it. */
+static void append_own_data_when_a_fresh_block_replaces_the_old(void **state)
+{
+    (void)state;
+    uint8_t model[1024];
+    bh_buf b;
+    fill(&b, 4096, 64, model);
+    size_t len = 64;
+    fill_spare(&b, model, &len);
+    assert_int_equal(bh_buf_advance(&b, 8), BH_OK);
+    memmove(model, model + 8, len - 8);
+    len -= 8;
+    /* need = 2 * len > the block: not compaction, a new block */
+    memcpy(model + len, model, len);
+    assert_int_equal(bh_buf_append(&b, bh_buf_data(&b), len), BH_OK);
+    len *= 2;
+    check(&b, model, len);
+    bh_buf_free(&b);
+}
+
+/* Unshared block, data moved forward, the block big enough: growth compacts
+ * in place, which moves the bytes the source points at. */
+static void append_own_data_when_the_block_is_compacted(void **state)
+{
+    (void)state;
+    uint8_t model[1024];
+    bh_buf b;
+    fill(&b, 4096, 64, model);
+    size_t len = 64;
+    fill_spare(&b, model, &len);
+    size_t cap = len;
+    assert_int_equal(bh_buf_advance(&b, 16), BH_OK);
+    memmove(model, model + 16, len - 16);
+    len -= 16;
+    /* append the first 16 bytes: len + 16 <= cap, but more than the spare;
+     * compaction would move other bytes to where they are */
+    size_t n = 16, off = 0;
+    assert_true(len + n <= cap);
+    assert_true(spare_of(&b) < n);
+    memcpy(model + len, model + off, n);
+    assert_int_equal(bh_buf_append(&b, bh_buf_data(&b) + off, n), BH_OK);
+    len += n;
+    check(&b, model, len);
+    bh_buf_free(&b);
+}
+
+/* A slice split off earlier pins the block: growth leaves it for a fresh
+ * one; the source may be the data or the slice's bytes. */
+static void append_own_data_when_slices_pin_the_block(void **state)
+{
+    (void)state;
+    uint8_t model[1024];
+    bh_buf b;
+    fill(&b, 4096, 64, model);
+    size_t len = 64;
+    fill_spare(&b, model, &len);
+    bh_bytes head;
+    assert_int_equal(bh_buf_split_prefix(&b, 10, &head), BH_OK);
+    uint8_t head_copy[10];
+    memcpy(head_copy, model, 10);
+    memmove(model, model + 10, len - 10);
+    len -= 10;
+    memcpy(model + len, model, len);
+    assert_int_equal(bh_buf_append(&b, bh_buf_data(&b), len), BH_OK);
+    len *= 2;
+    check(&b, model, len);
+    fill_spare(&b, model, &len);
+    memcpy(model + len, head.ptr, head.len);
+    assert_int_equal(bh_buf_append(&b, head.ptr, head.len), BH_OK);
+    len += head.len;
+    check(&b, model, len);
+    assert_memory_equal(head.ptr, head_copy, 10);
+    bh_bytes_release(&head);
+    bh_buf_free(&b);
+}
+
+/* Enough spare: no growth, the copy reads the data and writes after it. */
+static void append_own_data_without_growth(void **state)
+{
+    (void)state;
+    uint8_t model[1024];
+    bh_buf b;
+    fill(&b, 4096, 20, model);
+    size_t len = 20;
+    assert_true(spare_of(&b) >= len);
+    memcpy(model + len, model + 5, 10);
+    assert_int_equal(bh_buf_append(&b, bh_buf_data(&b) + 5, 10), BH_OK);
+    len += 10;
+    check(&b, model, len);
+    bh_buf_free(&b);
+}
+
+/* The growth fails: BH_ENOMEM, the buffer unchanged (content and block),
+ * nothing leaked; a later append of the same bytes succeeds. Both the
+ * realloc path and the fresh-block path. */
+static void append_own_data_fails_cleanly_without_memory(void **state)
+{
+    (void)state;
+    for (size_t skip = 0; skip <= 8; skip += 8) {
+        uint8_t model[1024];
+        bh_buf b;
+        fill(&b, 4096, 64, model);
+        size_t len = 64;
+        fill_spare(&b, model, &len);
+        if (skip) {
+            assert_int_equal(bh_buf_advance(&b, skip), BH_OK);
+            memmove(model, model + skip, len - skip);
+            len -= skip;
+        }
+        const uint8_t *before = bh_buf_data(&b);
+        test_alloc_fail_all(1);
+        assert_int_equal(bh_buf_append(&b, bh_buf_data(&b), len), BH_ENOMEM);
+        test_alloc_fail_all(0);
+        assert_ptr_equal(bh_buf_data(&b), before);
+        check(&b, model, len);
+        memcpy(model + len, model, len);
+        assert_int_equal(bh_buf_append(&b, bh_buf_data(&b), len), BH_OK);
+        len *= 2;
+        check(&b, model, len);
+        bh_buf_free(&b);
+    }
+}
+
+/* Growth past max_len is refused before anything is touched. */
+static void append_own_data_past_max_len_is_refused(void **state)
+{
+    (void)state;
+    uint8_t model[128];
+    bh_buf b;
+    fill(&b, 100, 60, model);
+    assert_int_equal(bh_buf_append(&b, bh_buf_data(&b), 60), BH_ETOOLONG);
+    check(&b, model, 60);
+    bh_buf_free(&b);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(append_own_data_when_the_block_is_reallocated),
+        T(append_own_data_when_a_fresh_block_replaces_the_old),
+        T(append_own_data_when_the_block_is_compacted),
+        T(append_own_data_when_slices_pin_the_block),
+        T(append_own_data_without_growth),
+        T(append_own_data_fails_cleanly_without_memory),
+        T(append_own_data_past_max_len_is_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
