@@ -1,14 +1,17 @@
 /* input_stream.c - standard input / one TCP connection as a bh_reader
- * stream, with a uv_fs_read() path for regular files, and the command line
- * of the line_protocol and length_prefix examples (see input_stream.h). */
+ * stream, with a uv_fs_read() path for regular files, the consumer of the
+ * slices and the command line of the line_protocol and length_prefix
+ * examples (see input_stream.h). */
 #include "input_stream.h"
 
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "fnv1a.h"
 
 static void init(example_stream *es, uv_loop_t *loop, bh_buf *buf, size_t read_reserve,
                  example_stream_cb cb, void *ctx)
@@ -180,6 +183,50 @@ void example_stream_close(example_stream *es)
         uv_close((uv_handle_t *)&es->listener, NULL);
         es->listening = 0;
     }
+}
+
+void example_tally_init(example_tally *t)
+{
+    memset(t, 0, sizeof *t);
+    t->hash = FNV1A64_OFFSET;
+}
+
+void example_tally_take(example_tally *t, bh_bytes *slice)
+{
+    t->hash = fnv1a64(t->hash, slice->ptr, slice->len);
+    t->count++;
+    t->bytes += slice->len;
+    bh_bytes_release(slice);
+}
+
+void example_tally_print(const example_tally *t, const char *unit, size_t partial_tail)
+{
+    printf("%s=%" PRIu64 " bytes=%" PRIu64 " fnv1a64=%016" PRIx64 " partial_tail=%zu\n", unit,
+           t->count, t->bytes, t->hash, partial_tail);
+}
+
+int example_stream_run(example_stream *es, const char *prog, const example_options *o,
+                       size_t max_len, example_stream_cb cb, void *ctx)
+{
+    uv_loop_t loop;
+    bh_buf buf;
+    if (uv_loop_init(&loop) != 0) {
+        fprintf(stderr, "%s: cannot initialise the loop\n", prog);
+        return -1;
+    }
+    int rc = bh_buf_init(&buf, max_len);
+    if (rc == BH_OK)
+        rc = o->listen_at ? example_stream_listen(es, &loop, o->listen_at, &buf, o->read_reserve,
+                                                  cb, ctx)
+                          : example_stream_open_stdin(es, &loop, &buf, o->read_reserve, cb, ctx);
+    if (rc != 0) {
+        fprintf(stderr, "%s: cannot open input: %s\n", prog, bh_strerror(rc));
+        example_stream_close(es);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    bh_buf_free(&buf);
+    return rc == 0 ? 0 : -1;
 }
 
 enum { OPT_LIMIT = 256, OPT_READ_RESERVE, OPT_TCP_LISTEN };

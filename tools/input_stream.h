@@ -1,5 +1,6 @@
 /* input_stream.h - plumbing shared by the line_protocol and length_prefix
- * examples: the input stream and argument parsing.
+ * examples: the input stream, the consumer of their slices and argument
+ * parsing.
  *
  * example_stream opens the program's input as a libuv stream read through a bh_reader:
  * standard input when it is a pipe, socket or TTY, or one connection accepted
@@ -61,12 +62,38 @@ int example_stream_listen(example_stream *es, uv_loop_t *loop, const char *hostp
 /* Stops reading and closes every handle; no callback follows. Idempotent. */
 void example_stream_close(example_stream *es);
 
+typedef struct example_options example_options;
+
+/* The examples' consumer of owned slices: counts them and their bytes and
+ * hashes them in arrival order (FNV-1a 64). */
+typedef struct example_tally {
+    uint64_t count;
+    uint64_t bytes;
+    uint64_t hash;
+} example_tally;
+
+void example_tally_init(example_tally *t);
+
+/* Takes ownership of *slice: counts and hashes it, then releases it. */
+void example_tally_take(example_tally *t, bh_bytes *slice);
+
+/* Prints the summary line "UNIT=N bytes=M fnv1a64=HASH partial_tail=K". */
+void example_tally_print(const example_tally *t, const char *unit, size_t partial_tail);
+
+/* Reads one whole input on a loop of its own: standard input, or the one
+ * connection accepted on o->listen_at, into a bh_buf of at most max_len
+ * bytes, calling cb(es, status, ctx) as data arrives, until cb has closed
+ * es or the input failed. Returns 0, or -1 after printing "prog: ..." on
+ * stderr when the input could not be opened. */
+int example_stream_run(example_stream *es, const char *prog, const example_options *o,
+                       size_t max_len, example_stream_cb cb, void *ctx);
+
 /* The command line both examples take. */
-typedef struct example_options {
+struct example_options {
     uint64_t limit;         /* --max-line or --max-frame */
     size_t read_reserve;    /* --read-reserve */
     const char *listen_at;  /* --tcp-listen ADDR, or NULL for standard input */
-} example_options;
+};
 
 /* Parses [--LIMIT N] [--read-reserve N] [--tcp-listen ADDR] [--help]
  * [--version] with getopt_long(), where LIMIT is limit_name (e.g.

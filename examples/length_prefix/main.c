@@ -21,32 +21,16 @@
 #include <bytes_handoff/uv.h>
 
 #include "input_stream.h"
-#include "fnv1a.h"
 #include "frame_parser.h"
-
-typedef struct frame_stats {
-    uint64_t frames;
-    uint64_t bytes;
-    uint64_t hash;
-} frame_stats;
 
 typedef struct app {
     frame_parser parser;
-    frame_stats stats;
+    example_tally stats; /* the consumer */
     size_t partial_tail;
     int failed;
     int finished;
     example_stream es;
 } app;
-
-/* The consumer: takes ownership of one payload and releases it when done. */
-static void consume_frame(frame_stats *st, bh_bytes *payload)
-{
-    st->hash = fnv1a64(st->hash, payload->ptr, payload->len);
-    st->frames++;
-    st->bytes += payload->len;
-    bh_bytes_release(payload);
-}
 
 static void stop_with_error(app *a)
 {
@@ -64,12 +48,12 @@ static int drain_frames(app *a, bh_buf *buf)
     frame_parse_status ps;
     while ((ps = frame_parser_next(&a->parser, buf, &payload, &need, &declared)) ==
            FRAME_PARSE_FRAME)
-        consume_frame(&a->stats, &payload);
+        example_tally_take(&a->stats, &payload); /* hands it off */
     if (ps == FRAME_PARSE_TOO_LONG) {
         fprintf(stderr,
                 "length_prefix: frame %" PRIu64 " declares %" PRIu32
                 " bytes, above --max-frame %" PRIu32 "; rejected before reading it\n",
-                a->stats.frames + 1, declared, a->parser.max_frame);
+                a->stats.count + 1, declared, a->parser.max_frame);
         return -1;
     }
     /* The header is complete and within the limit: make room for the rest of
@@ -78,7 +62,7 @@ static int drain_frames(app *a, bh_buf *buf)
         int rc = bh_buf_reserve(buf, need, NULL, NULL);
         if (rc != BH_OK) {
             fprintf(stderr, "length_prefix: cannot buffer frame %" PRIu64 ": %s\n",
-                    a->stats.frames + 1, bh_strerror(rc));
+                    a->stats.count + 1, bh_strerror(rc));
             return -1;
         }
     }
@@ -127,36 +111,15 @@ int main(int argc, char **argv)
 {
     example_options o = {1048576, BH_READ_RESERVE_DEFAULT, NULL};
     example_parse_options(argc, argv, "max-frame", 0, UINT32_MAX, usage, &o);
-    uint64_t max_frame = o.limit;
-    size_t read_reserve = o.read_reserve;
-    const char *listen_at = o.listen_at;
-
-    uv_loop_t loop;
-    bh_buf buf;
     app a;
     memset(&a, 0, sizeof a);
-    a.stats.hash = FNV1A64_OFFSET;
-    frame_parser_init(&a.parser, (uint32_t)max_frame);
+    example_tally_init(&a.stats);
+    frame_parser_init(&a.parser, (uint32_t)o.limit);
     /* The largest accepted frame fits with its header; nothing beyond. */
-    if (uv_loop_init(&loop) != 0 ||
-        bh_buf_init(&buf, frame_parser_max_wire(&a.parser)) != BH_OK) {
-        fprintf(stderr, "length_prefix: initialisation failed\n");
+    size_t max_len = frame_parser_max_wire(&a.parser);
+    if (example_stream_run(&a.es, "length_prefix", &o, max_len, on_input, &a) != 0 ||
+        a.failed || !a.finished)
         return 1;
-    }
-    int rc = listen_at ? example_stream_listen(&a.es, &loop, listen_at, &buf,
-                                               (size_t)read_reserve, on_input, &a)
-                       : example_stream_open_stdin(&a.es, &loop, &buf, (size_t)read_reserve,
-                                                   on_input, &a);
-    if (rc != 0) {
-        fprintf(stderr, "length_prefix: cannot open input: %s\n", bh_strerror(rc));
-        stop_with_error(&a);
-    }
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
-    bh_buf_free(&buf);
-    if (a.failed || !a.finished)
-        return 1;
-    printf("frames=%" PRIu64 " bytes=%" PRIu64 " fnv1a64=%016" PRIx64 " partial_tail=%zu\n",
-           a.stats.frames, a.stats.bytes, a.stats.hash, a.partial_tail);
+    example_tally_print(&a.stats, "frames", a.partial_tail);
     return 0;
 }

@@ -20,38 +20,22 @@
 
 #include "cli.h"
 #include "input_stream.h"
-#include "fnv1a.h"
 #include "line_parser.h"
-
-typedef struct line_stats {
-    uint64_t lines;
-    uint64_t bytes;
-    uint64_t hash;
-} line_stats;
 
 typedef struct app {
     line_parser parser;
-    line_stats stats;
+    example_tally stats; /* the consumer */
     size_t partial_tail;
     int failed;
     int finished;
     example_stream es;
 } app;
 
-/* The consumer: takes ownership of one line and releases it when done. */
-static void consume_line(line_stats *st, bh_bytes *line)
-{
-    st->hash = fnv1a64(st->hash, line->ptr, line->len);
-    st->lines++;
-    st->bytes += line->len;
-    bh_bytes_release(line);
-}
-
 static void reject_long_line(app *a)
 {
     fprintf(stderr,
             "line_protocol: line %" PRIu64 " is longer than --max-line %zu bytes; rejected\n",
-            a->stats.lines + 1, a->parser.max_line);
+            a->stats.count + 1, a->parser.max_line);
     a->failed = 1;
     example_stream_close(&a->es);
 }
@@ -63,7 +47,7 @@ static void on_input(example_stream *es, int status, void *ctx)
         bh_bytes line;
         line_parse_status ps;
         while ((ps = line_parser_next(&a->parser, es->buf, &line)) == LINE_PARSE_LINE)
-            consume_line(&a->stats, &line);
+            example_tally_take(&a->stats, &line); /* hands it off */
         if (ps == LINE_PARSE_TOO_LONG) {
             reject_long_line(a);
             return;
@@ -105,37 +89,14 @@ int main(int argc, char **argv)
 {
     example_options o = {65536, BH_READ_RESERVE_DEFAULT, NULL};
     example_parse_options(argc, argv, "max-line", 1, CLI_GIB, usage, &o);
-    uint64_t max_line = o.limit;
-    size_t read_reserve = o.read_reserve;
-    const char *listen_at = o.listen_at;
-
-    uv_loop_t loop;
-    bh_buf buf;
     app a;
     memset(&a, 0, sizeof a);
-    a.stats.hash = FNV1A64_OFFSET;
-    line_parser_init(&a.parser, (size_t)max_line);
+    example_tally_init(&a.stats);
+    line_parser_init(&a.parser, (size_t)o.limit);
     /* One complete line and its '\n' always fit; nothing beyond is buffered. */
-    if (uv_loop_init(&loop) != 0 || bh_buf_init(&buf, (size_t)max_line + 1) != BH_OK) {
-        fprintf(stderr, "line_protocol: initialisation failed\n");
+    if (example_stream_run(&a.es, "line_protocol", &o, (size_t)o.limit + 1, on_input, &a) != 0 ||
+        a.failed || !a.finished)
         return 1;
-    }
-    int rc = listen_at
-                 ? example_stream_listen(&a.es, &loop, listen_at, &buf, (size_t)read_reserve,
-                                         on_input, &a)
-                 : example_stream_open_stdin(&a.es, &loop, &buf, (size_t)read_reserve, on_input,
-                                             &a);
-    if (rc != 0) {
-        fprintf(stderr, "line_protocol: cannot open input: %s\n", bh_strerror(rc));
-        a.failed = 1;
-        example_stream_close(&a.es);
-    }
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
-    bh_buf_free(&buf);
-    if (a.failed || !a.finished)
-        return 1;
-    printf("lines=%" PRIu64 " bytes=%" PRIu64 " fnv1a64=%016" PRIx64 " partial_tail=%zu\n",
-           a.stats.lines, a.stats.bytes, a.stats.hash, a.partial_tail);
+    example_tally_print(&a.stats, "lines", a.partial_tail);
     return 0;
 }
