@@ -48,7 +48,7 @@ void cr_proxy_config_default(cr_proxy_config *cfg)
     cfg->idle_timeout_ms = 300 * 1000;
 }
 
-size_t in_max_len(const cr_proxy_config *cfg)
+static size_t in_max_len(const cr_proxy_config *cfg)
 {
     cr_parser p;
     cr_parser_init(&p, cfg->max_line, cfg->max_frame, cfg->line_frames);
@@ -105,7 +105,7 @@ int cr_proxy_config_check(const cr_proxy_config *cfg, char *err, size_t n)
 static void on_accept_retry(uv_timer_t *t);
 
 /* 1 when n (at most 2) more descriptors can be opened now. */
-int fds_free(cr_proxy *px, int n)
+static int fds_free(cr_proxy *px, int n)
 {
     uv_os_fd_t lfd;
     int fds[2], got = 0;
@@ -134,7 +134,7 @@ static void accept_pause(cr_proxy *px)
 }
 
 /* A connection was taken: the episode ends once no other one waits. */
-void accept_served(cr_proxy *px)
+static void accept_served(cr_proxy *px)
 {
     uv_os_fd_t lfd;
     if (!px->accept_paused || uv_fileno((uv_handle_t *)&px->listener, &lfd) != 0)
@@ -177,9 +177,9 @@ static void on_accept(uv_stream_t *server, int status)
     bh_buf_init(&s->in, px->in_max);
     cr_parser_init(&s->parser, px->cfg.max_line, px->cfg.max_frame, px->cfg.line_frames);
     bh_reader_init(&s->in_reader, (uv_stream_t *)&s->client, &s->in, px->cfg.read_reserve,
-                   on_client_read, s);
+                   session_on_client_read, s);
     bh_writeq_init(&s->to_client, px->loop, (uv_stream_t *)&s->client, &px->wcfg);
-    bh_writeq_set_drain_cb(&s->to_client, px->cfg.write_budget / 2, on_client_drain, s);
+    bh_writeq_set_drain_cb(&s->to_client, px->cfg.write_budget / 2, session_on_client_drain, s);
     if (uv_accept(server, (uv_stream_t *)&s->client) != 0) {
         session_end(s, OUT_ABORTED, "accept failed");
         return;
@@ -187,14 +187,14 @@ static void on_accept(uv_stream_t *server, int status)
     accept_served(px);
     uv_tcp_nodelay(&s->client, 1);
     s->header_deadline = uv_now(px->loop) + px->cfg.header_timeout_ms;
-    int rc = client_timeout_update(s);
+    int rc = session_timeout_update(s);
     if (rc == BH_OK && px->cfg.idle_timeout_ms > 0)
         rc = bh_writeq_set_stall_timeout(&s->to_client, px->cfg.idle_timeout_ms);
     if (rc != BH_OK) {
         session_fail(s, "client timer", rc);
         return;
     }
-    if (px->cfg.default_dest >= 0 && start_upstream(s, &px->cfg.dests[px->cfg.default_dest]) != 0)
+    if (px->cfg.default_dest >= 0 && session_start_upstream(s, &px->cfg.dests[px->cfg.default_dest]) != 0)
         return;
     if (bh_reader_start(&s->in_reader) != BH_OK)
         session_end(s, OUT_ABORTED, "read start failed");

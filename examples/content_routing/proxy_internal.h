@@ -72,30 +72,22 @@ struct session {
 
 /* session.c */
 void session_free_if_closed(session *s);
-void on_client_closed(uv_handle_t *h);
-void on_upstream_closed(uv_handle_t *h);
-void close_upstream(session *s, int reset);
-void close_client(session *s);
-void set_outcome(session *s, enum outcome o, const char *reason);
+void session_close_client(session *s);
+void session_set_outcome(session *s, enum outcome o, const char *reason);
 void session_end(session *s, enum outcome o, const char *reason);
 void session_fail(session *s, const char *where, int err);
-void reject(session *s, const char *reason, const char *fmt, ...)
+void session_reject(session *s, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void on_connect(uv_connect_t *req, int status);
-void on_upstream_read(bh_reader *r, int status, void *ctx);
-void on_client_drain(bh_writeq *q, void *ctx);
+void session_on_connect(uv_connect_t *req, int status);
+void session_on_upstream_read(bh_reader *r, int status, void *ctx);
+void session_on_client_drain(bh_writeq *q, void *ctx);
 
 /* upstream.c */
-void try_tunnel(session *s);
-int start_upstream(session *s, const cr_dest *d);
-int client_timeout_update(session *s);
-void on_client_read(bh_reader *r, int status, void *ctx);
-void on_up_drain(bh_writeq *q, void *ctx);
-void on_up_shutdown(bh_writeq *q, int status, void *ctx);
+void session_try_tunnel(session *s);
+int session_start_upstream(session *s, const cr_dest *d);
+int session_timeout_update(session *s);
+void session_on_client_read(bh_reader *r, int status, void *ctx);
 
 /* proxy.c */
-size_t in_max_len(const cr_proxy_config *cfg);
-void accept_served(cr_proxy *px);
-int fds_free(cr_proxy *px, int n);
 
 #endif

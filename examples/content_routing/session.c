@@ -49,10 +49,10 @@ void session_free_if_closed(session *s)
         bh_trim();
 }
 
-void on_client_closed(uv_handle_t *h) { session_free_if_closed(SESSION_OF(h, client)); }
-void on_upstream_closed(uv_handle_t *h) { session_free_if_closed(SESSION_OF(h, upstream)); }
+static void on_client_closed(uv_handle_t *h) { session_free_if_closed(SESSION_OF(h, client)); }
+static void on_upstream_closed(uv_handle_t *h) { session_free_if_closed(SESSION_OF(h, upstream)); }
 
-void set_outcome(session *s, enum outcome o, const char *reason)
+void session_set_outcome(session *s, enum outcome o, const char *reason)
 {
     if (s->outcome != OUT_NONE)
         return;
@@ -62,7 +62,7 @@ void set_outcome(session *s, enum outcome o, const char *reason)
 
 /* Closes the upstream side; reset sends RST so the destination can tell an
  * aborted stream from a complete one. Idempotent. */
-void close_upstream(session *s, int reset)
+static void close_upstream(session *s, int reset)
 {
     if (!s->has_upstream || s->upstream_closing)
         return;
@@ -75,7 +75,7 @@ void close_upstream(session *s, int reset)
     uv_close((uv_handle_t *)&s->upstream, on_upstream_closed);
 }
 
-void close_client(session *s)
+void session_close_client(session *s)
 {
     if (s->client_closing)
         return;
@@ -90,13 +90,13 @@ void session_end(session *s, enum outcome o, const char *reason)
 {
     if (s->mode == MODE_TUNNEL) {
         /* The tunnel closes both sockets (with an RST) and reports. */
-        set_outcome(s, o, reason);
+        session_set_outcome(s, o, reason);
         bh_tunnel_abort(&s->tunnel);
         return;
     }
-    set_outcome(s, o, reason);
+    session_set_outcome(s, o, reason);
     close_upstream(s, s->outcome != OUT_COMPLETED);
-    close_client(s);
+    session_close_client(s);
 }
 
 /* Aborts the session because of status err (a bh or libuv code) at `where`.
@@ -130,13 +130,13 @@ static void on_reject_flushed(bh_writeq *q, int status, void *ctx)
     cr_ticket_done(&s->px->st.tickets, &s->tickets, T_REJECT_SHUT);
     s->out_done = 1;
     if (status < 0 || s->in_done)
-        close_client(s);
+        session_close_client(s);
 }
 
 /* Answers the client with one ERR line, shuts its write side down and
  * discards its input until EOF (closing with unread input would reset the
  * connection and could destroy the ERR line in flight). */
-void reject(session *s, const char *reason, const char *fmt, ...)
+void session_reject(session *s, const char *reason, const char *fmt, ...)
 {
     char msg[CR_MAX_NAME + 64];
     va_list ap;
@@ -159,21 +159,21 @@ void reject(session *s, const char *reason, const char *fmt, ...)
         return;
     }
     cr_ticket_issue(&s->px->st.tickets, &s->tickets, T_ERR_LINE);
-    set_outcome(s, OUT_REJECTED, reason);
+    session_set_outcome(s, OUT_REJECTED, reason);
     s->mode = MODE_REJECTING;
     close_upstream(s, 1);
     s->discarded += bh_buf_len(&s->in);
     bh_buf_advance(&s->in, bh_buf_len(&s->in));
     cr_parser_consumed(&s->parser);
     if (bh_writeq_shutdown(&s->to_client, on_reject_flushed, s) != BH_OK) {
-        close_client(s);
+        session_close_client(s);
         return;
     }
     cr_ticket_issue(&s->px->st.tickets, &s->tickets, T_REJECT_SHUT);
     if (!s->in_done && bh_reader_start(&s->in_reader) != BH_OK)
         s->in_done = 1;
     if (s->in_done && s->out_done)
-        close_client(s);
+        session_close_client(s);
 }
 
 /* ---- upstream -> client -------------------------------------------------- */
@@ -198,13 +198,13 @@ static int send_down(session *s, bh_bytes *slice)
     return -1;
 }
 
-void on_connect(uv_connect_t *req, int status)
+void session_on_connect(uv_connect_t *req, int status)
 {
     session *s = req->data;
     if (s->upstream_closing)
         return;
     if (status < 0) {
-        reject(s, "upstream unavailable", "ERR upstream unavailable\n");
+        session_reject(s, "upstream unavailable", "ERR upstream unavailable\n");
         return;
     }
     s->connected = 1;
@@ -212,7 +212,7 @@ void on_connect(uv_connect_t *req, int status)
         session_end(s, OUT_ABORTED, "upstream read failed");
         return;
     }
-    try_tunnel(s);
+    session_try_tunnel(s);
 }
 
 static void on_client_flushed(bh_writeq *q, int status, void *ctx)
@@ -228,7 +228,7 @@ static void on_client_flushed(bh_writeq *q, int status, void *ctx)
         session_end(s, OUT_ABORTED, "upstream ended first");
 }
 
-void on_upstream_read(bh_reader *r, int status, void *ctx)
+void session_on_upstream_read(bh_reader *r, int status, void *ctx)
 {
     session *s = ctx;
     (void)r;
@@ -254,7 +254,7 @@ void on_upstream_read(bh_reader *r, int status, void *ctx)
     session_fail(s, "upstream read", status);
 }
 
-void on_client_drain(bh_writeq *q, void *ctx)
+void session_on_client_drain(bh_writeq *q, void *ctx)
 {
     session *s = ctx;
     (void)q;
@@ -267,6 +267,6 @@ void on_client_drain(bh_writeq *q, void *ctx)
             return;
         bh_reader_start(&s->back_reader);
     }
-    try_tunnel(s);
+    session_try_tunnel(s);
 }
 

@@ -46,7 +46,7 @@ static const cr_dest *find_dest(const cr_proxy *px, const uint8_t *name, size_t 
     return NULL;
 }
 
-void on_up_drain(bh_writeq *q, void *ctx);
+static void on_up_drain(bh_writeq *q, void *ctx);
 
 static void on_tunnel_done(bh_tunnel *t, int status, const struct bh_tunnel_stats *st, void *ctx)
 {
@@ -56,7 +56,7 @@ static void on_tunnel_done(bh_tunnel *t, int status, const struct bh_tunnel_stat
     px->st.bytes_up += st->bytes[0];
     px->st.bytes_down += st->bytes[1];
     if (status == 0) {
-        set_outcome(s, OUT_COMPLETED, NULL);
+        session_set_outcome(s, OUT_COMPLETED, NULL);
     } else if (s->outcome == OUT_NONE) {
         s->err = status;
         if (status == BH_ENOMEM) {
@@ -64,7 +64,7 @@ static void on_tunnel_done(bh_tunnel *t, int status, const struct bh_tunnel_stat
             fprintf(stderr, "proxy: session %llu: tunnel: %s (%s); closing the connection\n",
                     (unsigned long long)s->id, bh_err_name(status), bh_strerror(status));
         }
-        set_outcome(s, OUT_ABORTED, "tunnel");
+        session_set_outcome(s, OUT_ABORTED, "tunnel");
     }
     s->handles = 1; /* the tunnel closed both */
     session_free_if_closed(s);
@@ -73,7 +73,7 @@ static void on_tunnel_done(bh_tunnel *t, int status, const struct bh_tunnel_stat
 /* MODE_SWITCHING: once the upstream is connected and nothing is queued
  * either way, the queues are closed and a bh_tunnel takes both sockets, the
  * parser's tail (bytes behind the marker) and any reply bytes read. */
-void try_tunnel(session *s)
+void session_try_tunnel(session *s)
 {
     cr_proxy *px = s->px;
     struct bh_writeq_stats up, down;
@@ -117,7 +117,7 @@ static int open_upstream(session *s, const cr_dest *d)
     s->dest = d;
     bh_buf_init(&s->back, px->cfg.read_reserve);
     bh_reader_init(&s->back_reader, (uv_stream_t *)&s->upstream, &s->back, px->cfg.read_reserve,
-                   on_upstream_read, s);
+                   session_on_upstream_read, s);
     bh_writeq_init(&s->to_up, px->loop, (uv_stream_t *)&s->upstream, &px->wcfg);
     bh_writeq_set_drain_cb(&s->to_up, px->cfg.write_budget / 2, on_up_drain, s);
     /* Idle: the destination stops reading what is queued for it (its reply
@@ -127,7 +127,7 @@ static int open_upstream(session *s, const cr_dest *d)
         return rc;
     s->connect_req.data = s;
     rc = uv_tcp_connect(&s->connect_req, &s->upstream, (const struct sockaddr *)&d->addr,
-                        on_connect);
+                        session_on_connect);
     if (rc != 0)
         return rc;
     uv_tcp_nodelay(&s->upstream, 1);
@@ -141,20 +141,20 @@ static int open_upstream(session *s, const cr_dest *d)
 /* open_upstream(), ending the session when it fails: out of memory is the
  * proxy's own failure (logged), anything else is answered with an ERR line.
  * Returns 0 or -1 (the session is ending). */
-int start_upstream(session *s, const cr_dest *d)
+int session_start_upstream(session *s, const cr_dest *d)
 {
     int rc = open_upstream(s, d);
     if (rc == BH_ENOMEM)
         session_fail(s, "upstream", rc);
     else if (rc != 0)
-        reject(s, "upstream unavailable", "ERR upstream unavailable\n");
+        session_reject(s, "upstream unavailable", "ERR upstream unavailable\n");
     return rc == 0 ? 0 : -1;
 }
 
 /* Until the first token is complete, the client's read timeout is the time
  * left to the header deadline, so that reads do not extend it (slowloris);
  * from then on it is the idle timeout. */
-int client_timeout_update(session *s)
+int session_timeout_update(session *s)
 {
     cr_proxy *px = s->px;
     uint64_t ms = px->cfg.idle_timeout_ms;
@@ -184,29 +184,29 @@ static void pump_in(session *s)
             return;
         case CR_TOK_ROUTE: {
             if (s->dest) {
-                reject(s, "second ROUTE", "ERR route already set\n");
+                session_reject(s, "second ROUTE", "ERR route already set\n");
                 return;
             }
             const cr_dest *d = find_dest(px, t.name, t.name_len);
             if (!d) {
-                reject(s, "unknown destination", "ERR unknown destination %.*s\n", (int)t.name_len,
+                session_reject(s, "unknown destination", "ERR unknown destination %.*s\n", (int)t.name_len,
                        (const char *)t.name);
                 return;
             }
-            if (start_upstream(s, d) != 0)
+            if (session_start_upstream(s, d) != 0)
                 return;
             break;
         }
         case CR_TOK_FRAME:
             if (!s->dest) {
-                reject(s, "frame before ROUTE", "ERR no route\n");
+                session_reject(s, "frame before ROUTE", "ERR no route\n");
                 return;
             }
             px->st.frames++;
             break;
         case CR_TOK_TUNNEL:
             if (!s->dest) {
-                reject(s, "TUNNEL before ROUTE", "ERR no route\n");
+                session_reject(s, "TUNNEL before ROUTE", "ERR no route\n");
                 return;
             }
             /* No more client reads here; both drain callbacks now run when
@@ -215,16 +215,16 @@ static void pump_in(session *s)
             s->mode = MODE_SWITCHING;
             bh_reader_stop(&s->in_reader);
             bh_writeq_set_drain_cb(&s->to_up, 0, on_up_drain, s);
-            bh_writeq_set_drain_cb(&s->to_client, 0, on_client_drain, s);
+            bh_writeq_set_drain_cb(&s->to_client, 0, session_on_client_drain, s);
             break;
         case CR_TOK_LINE_TOO_LONG:
-            reject(s, "header too long", "ERR header too long\n");
+            session_reject(s, "header too long", "ERR header too long\n");
             return;
         case CR_TOK_FRAME_TOO_LONG:
-            reject(s, "frame too long", "ERR frame too long\n");
+            session_reject(s, "frame too long", "ERR frame too long\n");
             return;
         case CR_TOK_BAD_HEADER:
-            reject(s, "bad header", "ERR bad header\n");
+            session_reject(s, "bad header", "ERR bad header\n");
             return;
         }
         /* The destination receives the client's stream unchanged: each
@@ -236,10 +236,10 @@ static void pump_in(session *s)
         if (send_up(s, &slice) != 0)
             return;
     }
-    try_tunnel(s);
+    session_try_tunnel(s);
 }
 
-void on_up_shutdown(bh_writeq *q, int status, void *ctx)
+static void on_up_shutdown(bh_writeq *q, int status, void *ctx)
 {
     session *s = ctx;
     (void)q;
@@ -253,7 +253,7 @@ void on_up_shutdown(bh_writeq *q, int status, void *ctx)
     s->up_shut = 1;
 }
 
-void on_client_read(bh_reader *r, int status, void *ctx)
+void session_on_client_read(bh_reader *r, int status, void *ctx)
 {
     session *s = ctx;
     (void)r;
@@ -262,13 +262,13 @@ void on_client_read(bh_reader *r, int status, void *ctx)
             s->discarded += bh_buf_len(&s->in);
             bh_buf_advance(&s->in, bh_buf_len(&s->in));
             if (s->discarded > DISCARD_LIMIT)
-                close_client(s);
+                session_close_client(s);
             return;
         }
         int header_was_done = s->header_done;
         pump_in(s);
         if (!header_was_done && !s->client_closing) {
-            int rc = client_timeout_update(s);
+            int rc = session_timeout_update(s);
             if (rc != BH_OK)
                 session_fail(s, "client timer", rc);
         }
@@ -286,7 +286,7 @@ void on_client_read(bh_reader *r, int status, void *ctx)
     }
     if (s->mode == MODE_REJECTING) {
         if (s->out_done || status != UV_EOF)
-            close_client(s);
+            session_close_client(s);
         return;
     }
     if (status != UV_EOF) {

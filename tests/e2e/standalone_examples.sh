@@ -16,6 +16,7 @@ echo "-- configuring $examples"
 cmake -S "$examples" -B "$tmp/build" -DCMAKE_PREFIX_PATH="$tmp/prefix" -DCMAKE_C_FLAGS=-Werror \
     -DCMAKE_BUILD_TYPE=Debug >"$tmp/configure.log" 2>&1 || { cat "$tmp/configure.log"; exit 1; }
 cmake --build "$tmp/build" -j2 >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log"; exit 1; }
+grep -c "Building C object" "$tmp/build.log" | sed "s/^/-- compiled: /;s/$/ sources/"
 for p in line_protocol length_prefix write_handoff line_router content_routing sni_router; do
     "$tmp/build/$p" --version
 done
