@@ -70,7 +70,7 @@ struct session {
 
 #define SESSION_OF(ptr, field) ((session *)(void *)((char *)(ptr) - offsetof(session, field)))
 
-/* session.c */
+/* session.c: ending a session, ERR lines, upstream -> client */
 void session_free_if_closed(session *s);
 void session_close_client(session *s);
 void session_set_outcome(session *s, enum outcome o, const char *reason);
@@ -82,12 +82,10 @@ void session_on_connect(uv_connect_t *req, int status);
 void session_on_upstream_read(bh_reader *r, int status, void *ctx);
 void session_on_client_drain(bh_writeq *q, void *ctx);
 
-/* upstream.c */
+/* upstream.c: client -> upstream, the switch to the tunnel */
 void session_try_tunnel(session *s);
 int session_start_upstream(session *s, const cr_dest *d);
 int session_timeout_update(session *s);
 void session_on_client_read(bh_reader *r, int status, void *ctx);
-
-/* proxy.c */
 
 #endif

@@ -7,7 +7,7 @@ free up.
         -- PROXY_COMMAND...
 
 The proxy command gets "--listen 127.0.0.1:0 --upstream 127.0.0.1:PORT"
-appended (bench/harness proxy, or content_routing proxy --line-frames) and
+appended (bench/harness proxy, or content_routing --line-frames) and
 runs with RLIMIT_NOFILE lowered to --nofile. It must speak the harness wire
 protocol: lines, "TUNNEL\\n", raw bytes, half-close, reply
 "OK <nbytes> <fnv1a64>" from the sink.
