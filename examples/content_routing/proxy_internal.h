@@ -81,6 +81,10 @@ void session_reject(session *s, const char *reason, const char *fmt, ...)
 void session_on_connect(uv_connect_t *req, int status);
 void session_on_upstream_read(bh_reader *r, int status, void *ctx);
 void session_on_client_drain(bh_writeq *q, void *ctx);
+/* A write side's shutdown callback ran (ticket T_UP_SHUT or T_CLIENT_SHUT):
+ * accounts it. Returns 1 when the session still waits for it, 0 when that
+ * side is being closed anyway. */
+int session_shutdown_done(session *s, unsigned ticket);
 
 /* upstream.c: client -> upstream, the switch to the tunnel */
 void session_try_tunnel(session *s);

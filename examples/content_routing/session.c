@@ -215,13 +215,18 @@ void session_on_connect(uv_connect_t *req, int status)
     session_try_tunnel(s);
 }
 
+int session_shutdown_done(session *s, unsigned ticket)
+{
+    cr_ticket_done(&s->px->st.tickets, &s->tickets, ticket);
+    return !(ticket == T_UP_SHUT ? s->upstream_closing : s->client_closing);
+}
+
 static void on_client_flushed(bh_writeq *q, int status, void *ctx)
 {
-    session *s = ctx;
     (void)q;
-    cr_ticket_done(&s->px->st.tickets, &s->tickets, T_CLIENT_SHUT);
-    if (s->client_closing)
+    if (!session_shutdown_done(ctx, T_CLIENT_SHUT))
         return;
+    session *s = ctx;
     if (status == 0 && s->in_done && s->up_shut)
         session_end(s, OUT_COMPLETED, NULL);
     else

@@ -241,16 +241,14 @@ static void pump_in(session *s)
 
 static void on_up_shutdown(bh_writeq *q, int status, void *ctx)
 {
-    session *s = ctx;
     (void)q;
-    cr_ticket_done(&s->px->st.tickets, &s->tickets, T_UP_SHUT);
-    if (s->upstream_closing)
+    if (!session_shutdown_done(ctx, T_UP_SHUT))
         return;
-    if (status < 0) {
+    session *s = ctx;
+    if (status < 0)
         session_end(s, OUT_ABORTED, "upstream shutdown failed");
-        return;
-    }
-    s->up_shut = 1;
+    else
+        s->up_shut = 1;
 }
 
 void session_on_client_read(bh_reader *r, int status, void *ctx)
