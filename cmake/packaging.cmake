@@ -7,7 +7,8 @@
 #                         two majors can be installed side by side
 #   libbytes-handoff-dev  (component dev) headers, .so links, static archives,
 #                         pkg-config and CMake files, README, guide, design,
-#                         changelog, license, the examples' sources and (with
+#                         changelog, license, the examples' sources (with the
+#                         tools/ sources they share) and (with
 #                         BH_BUILD_DOCS) the HTML reference and man pages
 # `cmake --workflow --preset deb` builds both into build/deb (cpack -G DEB);
 # the ctest consumer_deb extracts them into a temporary root and builds
@@ -17,7 +18,10 @@
 # (CMAKE_INSTALL_DOCDIR), share/doc/bytes_handoff otherwise.
 install(FILES README.md CHANGELOG.md LICENSE docs/guide.md docs/design.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT dev)
+# The examples build on their own against the installed libraries; the
+# sources of bh_tools they share ship next to them (examples/CMakeLists.txt).
 install(DIRECTORY examples/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples COMPONENT dev)
+install(DIRECTORY tools/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/tools COMPONENT dev)
 # Debian wants a copyright file in each package's doc directory.
 install(FILES LICENSE DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/libbytes-handoff0
         RENAME copyright COMPONENT runtime)

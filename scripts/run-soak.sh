@@ -1,11 +1,12 @@
 #!/bin/sh
 # run-soak.sh - soak test of the content_routing proxy.
 #
-#   scripts/run-soak.sh [CONNS [SECONDS [path/to/content_routing]]]
+#   scripts/run-soak.sh [CONNS [SECONDS [path/to/content_routing [path/to/content_routing_rig]]]]
 #
-# Defaults: 1000 connections for 60 s (ctest runs 200 x 10 s, label soak).
-# Starts two sinks (alpha, beta) and the proxy as separate processes, then
-# `content_routing demo --proxy` with CONNS concurrent clients that each
+# Defaults: 1000 connections for 60 s (ctest runs 200 x 10 s, label soak),
+# the programs of build/default. Starts two sinks (alpha, beta; the test
+# rig's) and the content_routing proxy as separate processes, then
+# `content_routing_rig demo --proxy` with CONNS concurrent clients that each
 # reconnect and resend their stream after every verified reply until SECONDS
 # have passed after the ramp (below); every reply is checked byte-exact
 # (byte count and FNV-1a 64 of the whole stream, computed by the sink). The
@@ -42,11 +43,14 @@
 set -u
 conns=${1:-1000}
 secs=${2:-60}
-exe=${3:-$(dirname "$0")/../build/examples/content_routing}
-if [ ! -x "$exe" ]; then
-    echo "FAIL: $exe is not an executable (pass the content_routing binary as 3rd argument)"
-    exit 1
-fi
+exe=${3:-$(dirname "$0")/../build/default/examples/content_routing}
+rig=${4:-$(dirname "$0")/../build/default/tests/e2e/content_routing/content_routing_rig}
+for p in "$exe" "$rig"; do
+    if [ ! -x "$p" ]; then
+        echo "FAIL: $p is not an executable (pass content_routing and content_routing_rig)"
+        exit 1
+    fi
+done
 
 # Proxy limits (KiB where the name says so), and the bound they imply.
 read_reserve=16384
@@ -87,12 +91,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-. "$(dirname "$0")/../examples/content_routing/start_service.sh"
+. "$(dirname "$0")/../tests/e2e/content_routing/start_service.sh"
 
-start alpha sink --listen 127.0.0.1:0 --name alpha
-start beta sink --listen 127.0.0.1:0 --name beta
+start alpha "$rig" sink --listen 127.0.0.1:0 --name alpha
+start beta "$rig" sink --listen 127.0.0.1:0 --name beta
 # shellcheck disable=SC2154 # set by start through eval
-start proxy proxy --listen 127.0.0.1:0 --dest "alpha=127.0.0.1:$alpha_port" \
+start proxy "$exe" --listen 127.0.0.1:0 --dest "alpha=127.0.0.1:$alpha_port" \
     --dest "beta=127.0.0.1:$beta_port" --read-reserve $read_reserve --max-line $max_line \
     --max-frame $max_frame --write-budget $write_budget
 
@@ -112,7 +116,7 @@ start proxy proxy --listen 127.0.0.1:0 --dest "alpha=127.0.0.1:$alpha_port" \
 sampler=$!
 
 # shellcheck disable=SC2154
-"$exe" demo --proxy "127.0.0.1:$proxy_port" --conns "$conns" --duration-s "$secs" \
+"$rig" demo --proxy "127.0.0.1:$proxy_port" --conns "$conns" --duration-s "$secs" \
     --frames 16 --tunnel-bytes 64K --write-size 16K \
     >"$dir/demo.out" 2>"$dir/demo.err"
 demo_rc=$?

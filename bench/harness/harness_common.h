@@ -1,6 +1,6 @@
 /* harness_common.h - pieces shared by the stream harness programs (driver,
  * proxy, sink): addresses, sockets and clocks. Option values, usage errors,
- * --version and FNV-1a come from examples/common (cli.h, fnv1a.h), shared
+ * --version and FNV-1a come from tools/ (cli.h, fnv1a.h), shared
  * with the examples.
  *
  * An address is "IPV4:PORT" or "[IPV6]:PORT" (TCP; port 0 picks a free port

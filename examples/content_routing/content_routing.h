@@ -1,7 +1,9 @@
-/* content_routing.h - pieces of the content_routing example shared by its
- * files: the route-protocol parser (parser.c), the proxy (proxy.c), the sink
- * (sink.c) and the demo clients (demo.c). The protocol itself is documented
- * at the top of examples/content_routing.c.
+/* content_routing.h - the content_routing proxy as a library: the
+ * route-protocol parser (parser.c), the proxy (proxy.c, session.c,
+ * upstream.c) and its command-line options (options.c). main.c runs it as a
+ * program; the tests (tests/e2e/content_routing) start and stop it in their
+ * own processes through this header. The protocol is documented at the top
+ * of main.c.
  *
  * Everything here runs on one libuv loop thread. Objects are allocated by
  * their start function, stopped with their stop function (which closes their
@@ -17,7 +19,6 @@
 #include <bytes_handoff/uv.h>
 
 #include "cli.h"
-#include "fnv1a.h" /* the checksum the sink replies with */
 
 #define CR_MAX_DESTS 16
 #define CR_MAX_NAME 64 /* longest destination name */
@@ -171,74 +172,32 @@ void cr_proxy_stop(cr_proxy *px);
 /* Frees px once the loop has run the close callbacks. */
 void cr_proxy_free(cr_proxy *px);
 
-/* ---- sink (sink.c) ------------------------------------------------------ */
+/* ---- command line (options.c) ------------------------------------------- */
 
-/* What one upstream connection delivered, recorded at its EOF. */
-typedef struct cr_sink_record {
-    uint64_t bytes;        /* everything received */
-    uint64_t hash;         /* FNV-1a 64 over those bytes */
-    uint64_t frames;       /* payload frames parsed */
-    uint64_t tunnel_bytes; /* raw bytes after TUNNEL */
-    int route_ok;          /* the ROUTE line named this sink */
-    int parse_ok;          /* the stream was well formed to its end */
-    int matched;           /* used by the demo to pair records with clients */
-} cr_sink_record;
+/* getopt_long() codes of the proxy's options; a program that takes them too
+ * numbers its own options from CR_OPT_END. */
+enum {
+    CR_OPT_DEST = 256, CR_OPT_UPSTREAM, CR_OPT_LINE_FRAMES, CR_OPT_VERBOSE, CR_OPT_READ_RESERVE,
+    CR_OPT_WRITE_BUDGET, CR_OPT_MAX_LINE, CR_OPT_MAX_FRAME, CR_OPT_UPSTREAM_SNDBUF,
+    CR_OPT_HEADER_TIMEOUT, CR_OPT_IDLE_TIMEOUT, CR_OPT_END
+};
 
-typedef struct cr_sink_config {
-    const char *name; /* destination name expected in ROUTE lines */
-    size_t max_line, max_frame;
-    size_t read_reserve;
-    int rcvbuf;        /* SO_RCVBUF of the listener (inherited), 0 = default */
-    unsigned pause_ms; /* stop reading this long after each read (slow sink) */
-} cr_sink_config;
+/* The struct option entries of the proxy's options (without --listen). */
+#define CR_PROXY_OPTIONS                                                                           \
+    {"dest", required_argument, NULL, CR_OPT_DEST},                                                \
+        {"upstream", required_argument, NULL, CR_OPT_UPSTREAM},                                    \
+        {"line-frames", no_argument, NULL, CR_OPT_LINE_FRAMES},                                    \
+        {"verbose", no_argument, NULL, CR_OPT_VERBOSE},                                            \
+        {"read-reserve", required_argument, NULL, CR_OPT_READ_RESERVE},                            \
+        {"write-budget", required_argument, NULL, CR_OPT_WRITE_BUDGET},                            \
+        {"max-line", required_argument, NULL, CR_OPT_MAX_LINE},                                    \
+        {"max-frame", required_argument, NULL, CR_OPT_MAX_FRAME},                                  \
+        {"upstream-sndbuf", required_argument, NULL, CR_OPT_UPSTREAM_SNDBUF},                      \
+        {"header-timeout-ms", required_argument, NULL, CR_OPT_HEADER_TIMEOUT},                     \
+        {"idle-timeout-ms", required_argument, NULL, CR_OPT_IDLE_TIMEOUT}
 
-typedef struct cr_sink cr_sink;
-
-int cr_sink_start(cr_sink **out, uv_loop_t *loop, const cr_sink_config *cfg,
-                  const struct sockaddr *addr, int *port);
-/* Connections accepted and not yet closed. */
-size_t cr_sink_live(const cr_sink *sk);
-/* Connections that ended with a read error (reset by the proxy). */
-uint64_t cr_sink_aborted(const cr_sink *sk);
-/* Connections that ended because an allocation failed (BH_ENOMEM). */
-uint64_t cr_sink_enomem(const cr_sink *sk);
-/* Reply tickets and shutdown callbacks of the sink's connections. */
-void cr_sink_tickets(const cr_sink *sk, cr_tickets *out);
-/* Records of the connections that reached EOF; *n receives their number. */
-cr_sink_record *cr_sink_records(cr_sink *sk, size_t *n);
-void cr_sink_stop(cr_sink *sk);
-void cr_sink_free(cr_sink *sk);
-
-/* ---- demo (demo.c) ------------------------------------------------------ */
-
-typedef struct cr_demo_config {
-    size_t conns, frames, frame_bytes, tunnel_bytes, write_size;
-    uint64_t seed;
-    size_t mid_frame, mid_tunnel, bad_route, long_header, long_frame;
-    unsigned sink_pause_ms;
-    int sink_rcvbuf;
-    unsigned timeout_ms;
-    int external; /* clients only, against a running proxy at ext_proxy */
-    struct sockaddr_storage ext_proxy;
-    unsigned duration_s; /* external: good clients reconnect until this elapses */
-    size_t fail_alloc;   /* fail the Nth library allocation (1-based), 0 = none */
-    int count_allocs;    /* install the counting allocator and report its counts */
-    cr_proxy_config proxy; /* destinations are filled in by the demo */
-} cr_demo_config;
-
-void cr_demo_config_default(cr_demo_config *cfg);
-
-/* Exit status of cr_demo_run() when an injected allocation failure
- * (fail_alloc) made connections fail cleanly: each failed connection saw
- * BH_ENOMEM (logged), received no wrong byte, and everything else verified. */
-#define CR_DEMO_FAILED_CLEANLY 3
-
-/* Runs the whole demo on its own loop, prints the summary on stdout and
- * returns 0 when every good connection verified and every fault was handled,
- * CR_DEMO_FAILED_CLEANLY (see above), 1 on failure.
- * With cfg->external only the clients run, against a proxy started with
- * destinations "alpha" and "beta" (content_routing sink instances); they are
- * verified by the sink replies the proxy forwards. */
-int cr_demo_run(const cr_demo_config *cfg);
+/* Applies option c (one of CR_OPT_*) with value arg to pc. Returns 1 when c
+ * was a proxy option, 0 otherwise; exits 2 on a bad value (cli_die()). */
+int cr_proxy_option(int c, const char *arg, cr_proxy_config *pc);
 
 #endif

@@ -1,6 +1,6 @@
 /* parser.c - the content_routing route protocol, parsed incrementally over a
  * bh_buf without consuming it (see content_routing.h for the API and
- * examples/content_routing.c for the protocol).
+ * examples/content_routing/main.c for the protocol).
  *
  * Pure and loop-free. The scan position is remembered, so however the input
  * is fragmented each byte of a header line is searched for '\n' once; a line

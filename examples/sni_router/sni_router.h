@@ -1,4 +1,4 @@
-/* sni_router.h - the parts of the sni_router example (examples/sni_router.c
+/* sni_router.h - the parts of the sni_router example (examples/sni_router/main.c
  * is the program; its header comment describes behaviour and options).
  *
  *   hello.c   incremental ClientHello parser (hello.h)
