@@ -45,6 +45,7 @@ typedef struct sni_hello {
     int alpn_truncated;
     char alpn[SNI_ALPN_MAX + 1];  /* offered protocols joined by ',' ("h2,http/1.1") */
     /* private: incremental framing state (offsets into the buffered bytes) */
+    int sni_ext_seen;        /* a server_name extension was seen (host_name or not) */
     size_t max_hello;
     size_t pos;              /* next unexamined byte */
     size_t rec_left;         /* bytes of the current record not yet examined */
