@@ -83,13 +83,14 @@ static int host_char_ok(uint8_t c)
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
 }
 
-/* server_name (RFC 6066 section 3): ServerNameList of (type, opaque<1..2^16-1>).
+/* server_name (RFC 6066 section 3): ServerNameList<1..2^16-1> of (type,
+ * opaque<1..2^16-1>).
  * A second server_name extension is malformed whatever the first held (RFC
  * 8446 section 4.2: no extension twice), so "seen" is not has_sni. */
 static int parse_server_name(sni_hello *h, cursor *c, size_t ext_len)
 {
-    if (h->sni_ext_seen || ext_len < 2 || cur_u16(c) != ext_len - 2)
-        return SNI_HELLO_MALFORMED;
+    if (h->sni_ext_seen || ext_len < 2 || cur_u16(c) != ext_len - 2 || ext_len == 2)
+        return SNI_HELLO_MALFORMED; /* ... or an empty list: RFC 6066 wants a name */
     h->sni_ext_seen = 1;
     size_t left = ext_len - 2;
     int bad_name = 0;
