@@ -40,7 +40,8 @@ typedef struct sni_hello {
     uint16_t version;        /* legacy_version of the ClientHello */
     int has_sni;             /* a server_name extension with a host_name was present */
     size_t sni_len;
-    char sni[SNI_HOST_MAX + 1];   /* host_name, lower-cased, NUL-terminated */
+    char sni[SNI_HOST_MAX + 1];   /* host_name, lower-cased, NUL-terminated; bytes
+                                     outside '!'..'~' are kept as '?' (also in alpn) */
     int has_alpn;
     int alpn_truncated;
     char alpn[SNI_ALPN_MAX + 1];  /* offered protocols joined by ',' ("h2,http/1.1") */
