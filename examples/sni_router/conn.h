@@ -32,6 +32,7 @@ struct sni_conn {
     int tunnel_running;  /* bh_tunnel_start succeeded and done_cb has not run */
     int backend_init;
     int client_owned;    /* client is ours to close (not handed to the tunnel) */
+    int client_eof;      /* the client's clean EOF came while connecting */
     sni_route *route;
     sni_phase *ph;       /* NULL once the tunnel runs */
     uv_tcp_t client;

@@ -197,8 +197,15 @@ static void on_client_read(bh_reader *rd, int status, void *ctx)
     }
     if (c->state == ST_CONNECTING) {
         /* Bytes after the hello stay buffered for the tunnel; a full buffer
-         * just stops the reader until the tunnel reads instead. */
-        if (status != BH_OK && status != BH_ETOOLONG)
+         * just stops the reader until the tunnel reads instead. A clean EOF
+         * is no reason to give up: the client may be waiting for its answer
+         * with its write side shut. It is remembered (a refusal then closes
+         * once answered), and the tunnel's first read of the client sees it
+         * again (a socket at EOF keeps reading 0 bytes), so the backend gets
+         * every buffered byte and then the EOF. */
+        if (status == UV_EOF)
+            c->client_eof = 1;
+        else if (status != BH_OK && status != BH_ETOOLONG)
             sni_reject(c, SNI_CLIENT_GONE);
         return;
     }
