@@ -184,15 +184,12 @@ static sni_kind kind_of(int status)
     }
 }
 
-static void on_client_read(bh_reader *rd, int status, void *ctx)
+void sni_on_client_read(bh_reader *rd, int status, void *ctx)
 {
     (void)rd;
     sni_conn *c = ctx;
     if (c->state == ST_REJECTING) {
-        c->ph->discarded += bh_buf_len(&c->ph->buf);
-        bh_buf_advance(&c->ph->buf, bh_buf_len(&c->ph->buf));
-        if (status != BH_OK || c->ph->discarded > DISCARD_MAX)
-            sni_conn_close(c);
+        sni_reject_input(c, status);
         return;
     }
     if (c->state == ST_CONNECTING) {
@@ -306,7 +303,7 @@ static void on_accept(uv_stream_t *server, int status)
                                                              : HELLO_READ_RESERVE;
     if (bh_buf_init(&c->ph->buf, r->cfg->max_hello) != 0 ||
         bh_reader_init(&c->ph->reader, (uv_stream_t *)&c->client, &c->ph->buf, reserve,
-                       on_client_read, c) != 0 ||
+                       sni_on_client_read, c) != 0 ||
         bh_reader_start(&c->ph->reader) != 0) {
         sni_conn_close(c);
         return;
