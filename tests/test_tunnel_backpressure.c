@@ -1,0 +1,299 @@
+/* test_tunnel_backpressure.c - what a bh_tunnel reports about its ends:
+ * backpressure counters (struct bh_tunnel_stats backpressure[],
+ * backpressure_ms[]).
+ *
+ * One loop runs everything: the tunnel and both outer peers, each a libuv
+ * TCP handle of the test on loopback:
+ *
+ *   peer a <-tcp-> [side a | bh_tunnel | side b] <-tcp-> peer b
+ *
+ * Peer a sends a patterned stream; peer b reads it (or not, or slowly) and
+ * checks every byte. Outcomes are counted, never timed: a slow reader is one
+ * that does not read at all until the tunnel reports a wait, a fast one a
+ * reader that peer a never outruns (peer a sends the next small chunk only
+ * once peer b has the previous one). Loop runs are bounded by a safety
+ * timeout that only turns a hang into a failure. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <bytes_handoff.h>
+#include <bytes_handoff/uv.h>
+
+#include "test_alloc.h"
+#include "test_uv.h"
+
+#define RUN_MS 120000u /* a safety bound only */
+
+typedef struct rig {
+    uv_loop_t loop;
+    uv_tcp_t peer_a, side_a, side_b, peer_b;
+    uv_check_t check;
+    bh_tunnel tunnel;
+    int done_calls;
+    int status;
+    struct bh_tunnel_stats final;
+    /* peer a: sends len bytes of the pattern, chunk bytes per write (0: all
+     * at once); paced: the next chunk only once peer b has the previous */
+    size_t len, chunk, sent;
+    int paced;
+    uv_write_t wreq;
+    uv_shutdown_t sreq_a, sreq_b;
+    /* peer b */
+    size_t received, mismatch_at;
+    int b_reading, b_eof, a_eof;
+    int read_on_backpressure; /* start reading once the tunnel waits */
+    char rbuf[65536];
+} rig;
+
+static uint8_t pattern(size_t i) { return (uint8_t)((i * 2654435761u) >> 13); }
+
+static uint8_t *g_data; /* the whole stream, made once */
+#define STREAM_MAX ((size_t)4 << 20)
+
+static void on_done(bh_tunnel *t, int status, const struct bh_tunnel_stats *st, void *ctx)
+{
+    rig *r = ctx;
+    (void)t;
+    r->done_calls++;
+    r->status = status;
+    r->final = *st;
+    uv_close((uv_handle_t *)&r->check, NULL);
+    uv_close((uv_handle_t *)&r->peer_a, NULL);
+    uv_close((uv_handle_t *)&r->peer_b, NULL);
+}
+
+static void send_more(rig *r);
+
+static void on_a_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)req;
+    (void)status;
+}
+
+static void on_a_written(uv_write_t *req, int status)
+{
+    rig *r = req->data;
+    assert_int_equal(status, 0);
+    if (r->sent == r->len) {
+        r->sreq_a.data = r;
+        assert_int_equal(uv_shutdown(&r->sreq_a, (uv_stream_t *)&r->peer_a, on_a_shutdown), 0);
+        return;
+    }
+    if (!r->paced)
+        send_more(r);
+}
+
+static void send_more(rig *r)
+{
+    size_t n = r->chunk && r->chunk < r->len - r->sent ? r->chunk : r->len - r->sent;
+    uv_buf_t b = uv_buf_init((char *)g_data + r->sent, (unsigned)n);
+    r->sent += n;
+    r->wreq.data = r;
+    assert_int_equal(uv_write(&r->wreq, (uv_stream_t *)&r->peer_a, &b, 1, on_a_written), 0);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
+{
+    rig *r = h->data;
+    (void)suggested;
+    *out = uv_buf_init(r->rbuf, sizeof r->rbuf);
+}
+
+static void on_b_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)req;
+    (void)status;
+}
+
+static void on_b_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    rig *r = s->data;
+    if (n == UV_EOF) {
+        r->b_eof = 1;
+        uv_read_stop(s);
+        r->sreq_b.data = r;
+        assert_int_equal(uv_shutdown(&r->sreq_b, s, on_b_shutdown), 0);
+        return;
+    }
+    assert_true(n >= 0);
+    for (ssize_t i = 0; i < n; i++)
+        if ((uint8_t)b->base[i] != pattern(r->received + (size_t)i) && r->mismatch_at == SIZE_MAX)
+            r->mismatch_at = r->received + (size_t)i;
+    r->received += (size_t)n;
+    if (r->paced && r->received == r->sent && r->sent < r->len)
+        send_more(r);
+}
+
+static void b_start_reading(rig *r)
+{
+    r->b_reading = 1;
+    r->peer_b.data = r;
+    assert_int_equal(uv_read_start((uv_stream_t *)&r->peer_b, on_alloc, on_b_read), 0);
+}
+
+/* Peer a only waits for the EOF peer b's shutdown passes back. */
+static void on_a_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    rig *r = s->data;
+    (void)b;
+    if (n == UV_EOF) {
+        r->a_eof = 1;
+        uv_read_stop(s);
+    }
+}
+
+static void on_check(uv_check_t *c)
+{
+    rig *r = c->data;
+    if (!r->read_on_backpressure || r->b_reading || r->done_calls)
+        return;
+    struct bh_tunnel_stats st;
+    bh_tunnel_stats(&r->tunnel, &st);
+    if (st.backpressure[0] > 0)
+        b_start_reading(r);
+}
+
+static void rig_setup(rig *r)
+{
+    memset(r, 0, sizeof *r);
+    r->mismatch_at = SIZE_MAX;
+    if (!g_data) {
+        g_data = malloc(STREAM_MAX);
+        assert_non_null(g_data);
+        for (size_t i = 0; i < STREAM_MAX; i++)
+            g_data[i] = pattern(i);
+    }
+    assert_int_equal(uv_loop_init(&r->loop), 0);
+    assert_int_equal(test_uv_tcp_pair(&r->loop, &r->peer_a, &r->side_a), 0);
+    assert_int_equal(test_uv_tcp_pair(&r->loop, &r->side_b, &r->peer_b), 0);
+    assert_int_equal(uv_check_init(&r->loop, &r->check), 0);
+    r->check.data = r;
+    assert_int_equal(uv_check_start(&r->check, on_check), 0);
+}
+
+static void rig_start(rig *r, const bh_tunnel_config *c)
+{
+    assert_int_equal(bh_tunnel_start(&r->tunnel, &r->loop, (uv_stream_t *)&r->side_a,
+                                     (uv_stream_t *)&r->side_b, NULL, NULL, c, on_done, r),
+                     0);
+    r->peer_a.data = r;
+    assert_int_equal(uv_read_start((uv_stream_t *)&r->peer_a, on_alloc, on_a_read), 0);
+    send_more(r);
+}
+
+/* Runs until the tunnel reported and every handle closed. */
+static void rig_run(rig *r)
+{
+    assert_int_equal(test_uv_run(&r->loop, RUN_MS), 0);
+    assert_int_equal(r->done_calls, 1);
+    assert_int_equal(test_uv_loop_teardown(&r->loop), 0);
+}
+
+static void assert_all_delivered_cleanly(const rig *r)
+{
+    assert_int_equal(r->status, 0);
+    assert_int_equal(r->received, r->len);
+    assert_int_equal(r->mismatch_at, SIZE_MAX);
+    assert_true(r->b_eof);
+    assert_true(r->a_eof);
+    assert_int_equal(r->final.bytes[0], r->len);
+}
+
+static bh_tunnel_config config(int splice, size_t reserve, size_t max_bytes)
+{
+    bh_tunnel_config c = bh_tunnel_config_default();
+    c.splice = splice;
+    c.read_reserve = reserve;
+    c.max_bytes = max_bytes;
+    return c;
+}
+
+/* Peer b reads nothing until the tunnel reports that direction a -> b waits
+ * on it; then everything arrives. Direction b -> a carried nothing. */
+static void slow_reader(int splice)
+{
+    rig r;
+    test_alloc_install(0);
+    rig_setup(&r);
+    r.len = STREAM_MAX;
+    r.read_on_backpressure = 1;
+    bh_tunnel_config c = config(splice, 16384, 65536);
+    rig_start(&r, &c);
+    rig_run(&r);
+    assert_all_delivered_cleanly(&r);
+    assert_true(r.final.backpressure[0] >= 1);
+    assert_int_equal(r.final.backpressure[1], 0);
+    assert_int_equal(r.final.backpressure_ms[1], 0);
+    test_alloc_finish();
+}
+
+static void a_slow_reader_makes_the_backpressure_counter_go_up_buffers_only(void **state)
+{
+    (void)state;
+    slow_reader(0);
+}
+
+static void a_slow_reader_makes_the_backpressure_counter_go_up_splice_on(void **state)
+{
+    (void)state;
+    slow_reader(1);
+}
+
+/* Peer a sends 4 KiB at a time, the next only once peer b has it all: the
+ * destination always has room, so no direction ever waits. */
+static void fast_reader(int splice)
+{
+    rig r;
+    test_alloc_install(0);
+    rig_setup(&r);
+    r.len = (size_t)1 << 20;
+    r.chunk = 4096;
+    r.paced = 1;
+    bh_tunnel_config c = config(splice, 4096, 65536);
+    b_start_reading(&r);
+    rig_start(&r, &c);
+    rig_run(&r);
+    assert_all_delivered_cleanly(&r);
+    for (int d = 0; d < 2; d++) {
+        assert_int_equal(r.final.backpressure[d], 0);
+        assert_int_equal(r.final.backpressure_ms[d], 0);
+    }
+    test_alloc_finish();
+}
+
+static void a_fast_reader_leaves_the_backpressure_counter_at_zero_buffers_only(void **state)
+{
+    (void)state;
+    fast_reader(0);
+}
+
+static void a_fast_reader_leaves_the_backpressure_counter_at_zero_splice_on(void **state)
+{
+    (void)state;
+    fast_reader(1);
+}
+
+static int teardown_data(void **state)
+{
+    (void)state;
+    free(g_data);
+    g_data = NULL;
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_slow_reader_makes_the_backpressure_counter_go_up_buffers_only),
+        cmocka_unit_test(a_slow_reader_makes_the_backpressure_counter_go_up_splice_on),
+        cmocka_unit_test(a_fast_reader_leaves_the_backpressure_counter_at_zero_buffers_only),
+        cmocka_unit_test(a_fast_reader_leaves_the_backpressure_counter_at_zero_splice_on),
+    };
+    return cmocka_run_group_tests(tests, NULL, teardown_data);
+}
