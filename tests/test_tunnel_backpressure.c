@@ -47,6 +47,7 @@ typedef struct rig {
     /* peer b */
     size_t received, mismatch_at;
     int b_reading, b_eof, a_eof;
+    int a_err, b_err;         /* read errors of the peers (reset) */
     int read_on_backpressure; /* start reading once the tunnel waits */
     char rbuf[65536];
 } rig;
@@ -64,8 +65,12 @@ static void on_done(bh_tunnel *t, int status, const struct bh_tunnel_stats *st, 
     r->status = status;
     r->final = *st;
     uv_close((uv_handle_t *)&r->check, NULL);
-    uv_close((uv_handle_t *)&r->peer_a, NULL);
-    uv_close((uv_handle_t *)&r->peer_b, NULL);
+}
+
+static void close_peer(uv_tcp_t *p)
+{
+    if (!uv_is_closing((uv_handle_t *)p))
+        uv_close((uv_handle_t *)p, NULL);
 }
 
 static void send_more(rig *r);
@@ -107,8 +112,9 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 
 static void on_b_shutdown(uv_shutdown_t *req, int status)
 {
-    (void)req;
+    rig *r = req->data;
     (void)status;
+    close_peer(&r->peer_b);
 }
 
 static void on_b_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
@@ -121,7 +127,11 @@ static void on_b_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         assert_int_equal(uv_shutdown(&r->sreq_b, s, on_b_shutdown), 0);
         return;
     }
-    assert_true(n >= 0);
+    if (n < 0) {
+        r->b_err = (int)n;
+        close_peer(&r->peer_b);
+        return;
+    }
     for (ssize_t i = 0; i < n; i++)
         if ((uint8_t)b->base[i] != pattern(r->received + (size_t)i) && r->mismatch_at == SIZE_MAX)
             r->mismatch_at = r->received + (size_t)i;
@@ -142,9 +152,12 @@ static void on_a_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     rig *r = s->data;
     (void)b;
-    if (n == UV_EOF) {
-        r->a_eof = 1;
-        uv_read_stop(s);
+    if (n < 0) {
+        if (n == UV_EOF)
+            r->a_eof = 1;
+        else
+            r->a_err = (int)n;
+        close_peer(&r->peer_a);
     }
 }
 

@@ -46,6 +46,22 @@ void bh__tunnel_touch(bh_tunnel *t)
         t->last_active = uv_now(t->loop);
 }
 
+void bh__tunnel_wait(bh_tunnel *t, int d, int on)
+{
+    bh_tunnel_side *s = &t->side[d];
+    if (on == ((s->flags & DIR_BLOCKED) != 0))
+        return;
+    uint64_t now = uv_now(t->loop);
+    if (on) {
+        s->flags |= DIR_BLOCKED;
+        s->wait_since = now;
+        t->st.backpressure[d]++;
+    } else {
+        s->flags &= ~DIR_BLOCKED;
+        t->st.backpressure_ms[d] += now - s->wait_since;
+    }
+}
+
 /* ---- ending --------------------------------------------------------------- */
 
 static void tunnel_closed_one(bh_tunnel *t)
@@ -99,6 +115,7 @@ void bh__tunnel_end(bh_tunnel *t, int status)
         bh_tunnel_side *s = &t->side[d];
         if (status != 0 && !(s->flags & DIR_DONE))
             t->st.reset[d] = 1;
+        bh__tunnel_wait(t, d, 0);
         s->flags &= ~(DIR_SPLICE | DIR_SWITCHING);
         bh_reader_stop(&s->reader);
         bh_writeq_close(&s->out);
@@ -162,6 +179,7 @@ static int offer_held(bh_tunnel *t, int d)
         }
         if (rc == BH_EFULL) {
             stop_reading(s);
+            bh__tunnel_wait(t, d, 1);
             return 1;
         }
         if (rc != BH_OK) {
@@ -263,6 +281,7 @@ static void on_drain(bh_writeq *q, void *ctx)
         return;
     if (t->side[d].held.len > 0 && offer_held(t, d) != 0)
         return;
+    bh__tunnel_wait(t, d, 0);
     maybe_splice(t, d);
     start_reading(t, d);
 }
@@ -390,5 +409,7 @@ void bh_tunnel_stats(const bh_tunnel *t, struct bh_tunnel_stats *out)
         bh_writeq_stats(&t->side[1 - d].out, &ws);
         out->bytes[d] = ws.written_bytes + t->st.spliced[d];
         out->splicing[d] = (t->side[d].flags & DIR_SPLICE) != 0;
+        if (t->side[d].flags & DIR_BLOCKED)
+            out->backpressure_ms[d] += uv_now(t->loop) - t->side[d].wait_since;
     }
 }

@@ -32,7 +32,9 @@ extern "C" {
  *   without copy;
  * - backpressure: a source stops reading while the destination's queue
  *   refuses its slice (queued bytes above max_bytes) and resumes from the
- *   queue's drain callback, at max_bytes / 2;
+ *   queue's drain callback, at max_bytes / 2; each such wait (and each wait
+ *   of a splicing direction on a full destination socket) is counted and
+ *   timed in struct bh_tunnel_stats (backpressure[], backpressure_ms[]);
  * - half-close: EOF on a source is passed on as uv_shutdown() of the
  *   destination's write side once its queue has drained; the tunnel ends
  *   cleanly when both directions have ended so;
@@ -86,6 +88,14 @@ struct bh_tunnel_stats {
     int reset[2];        /**< the direction was cut short (error, reset, timeout,
                               abort): its destination was reset */
     int splicing[2];     /**< the direction is on the splice path now */
+    uint64_t backpressure[2];    /**< times the direction waited on its
+                                      destination: it stopped reading its source
+                                      because the destination could not take
+                                      more (its queue refused a read at max_bytes;
+                                      splicing: the destination socket was full) */
+    uint64_t backpressure_ms[2]; /**< loop milliseconds (uv_now()) spent in those
+                                      waits, the current one included; 0 while a
+                                      destination keeps up */
 };
 
 /**
@@ -135,6 +145,7 @@ typedef struct bh_tunnel_side {
     int poll_events;         /**< private: events poll is started with */
     int poll_init;           /**< private: poll needs a uv_close() */
     unsigned small_splices;  /**< private: short splices in a row */
+    uint64_t wait_since;     /**< private: uv_now() when the current backpressure wait began */
 } bh_tunnel_side;
 
 /** Caller-owned, embedded by value; all fields but data are private. */
