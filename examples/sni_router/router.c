@@ -84,6 +84,10 @@ static void on_tunnel_done(bh_tunnel *t, int status, const struct bh_tunnel_stat
     sni_router *r = c->r;
     c->route->stats.bytes_up += st->bytes[0];
     c->route->stats.bytes_down += st->bytes[1];
+    for (int d = 0; d < 2; d++) {
+        r->backpressure[d] += st->backpressure[d];
+        r->backpressure_ms[d] += st->backpressure_ms[d];
+    }
     if (status == 0)
         r->tunnel_clean++;
     else if (status == UV_ETIMEDOUT)
@@ -373,5 +377,19 @@ void sni_router_live_bytes(const sni_router *r, const sni_route *route, uint64_t
         bh_tunnel_stats(&c->tunnel, &st);
         *up += st.bytes[0];
         *down += st.bytes[1];
+    }
+}
+
+void sni_router_live_backpressure(const sni_router *r, uint64_t waits[2], uint64_t ms[2])
+{
+    for (const sni_conn *c = r->live; c; c = c->next) {
+        if (!c->tunnel_running)
+            continue;
+        struct bh_tunnel_stats st;
+        bh_tunnel_stats(&c->tunnel, &st);
+        for (int d = 0; d < 2; d++) {
+            waits[d] += st.backpressure[d];
+            ms[d] += st.backpressure_ms[d];
+        }
     }
 }
