@@ -1,6 +1,7 @@
 /* test_tunnel_backpressure.c - what a bh_tunnel reports about its ends:
  * backpressure counters (struct bh_tunnel_stats backpressure[],
- * backpressure_ms[]).
+ * backpressure_ms[]) and end statuses that mean "the peer went away"
+ * (bh_tunnel_peer_gone()).
  *
  * One loop runs everything: the tunnel and both outer peers, each a libuv
  * TCP handle of the test on loopback:
@@ -49,6 +50,7 @@ typedef struct rig {
     int b_reading, b_eof, a_eof;
     int a_err, b_err;         /* read errors of the peers (reset) */
     int read_on_backpressure; /* start reading once the tunnel waits */
+    uv_tcp_t *kill;           /* peer reset once the tunnel waits */
     char rbuf[65536];
 } rig;
 
@@ -84,7 +86,8 @@ static void on_a_shutdown(uv_shutdown_t *req, int status)
 static void on_a_written(uv_write_t *req, int status)
 {
     rig *r = req->data;
-    assert_int_equal(status, 0);
+    if (status != 0 || uv_is_closing((uv_handle_t *)&r->peer_a))
+        return; /* a killed peer */
     if (r->sent == r->len) {
         r->sreq_a.data = r;
         assert_int_equal(uv_shutdown(&r->sreq_a, (uv_stream_t *)&r->peer_a, on_a_shutdown), 0);
@@ -306,6 +309,70 @@ static void a_fast_reader_leaves_the_backpressure_counter_at_zero_splice_on(void
     fast_reader(1);
 }
 
+/* ---- end statuses ------------------------------------------------------- */
+
+static void peer_gone_statuses_are_the_connection_errors_and_nothing_else(void **state)
+{
+    (void)state;
+    static const int gone[] = {UV_ECONNRESET, UV_EPIPE, UV_ENOTCONN, UV_ECONNABORTED};
+    static const int not_gone[] = {0,           UV_EOF,    UV_ETIMEDOUT, BH_ECANCELED,
+                                   BH_ENOMEM,   BH_EIO,    BH_EINVAL,    UV_EBADF,
+                                   UV_EHOSTUNREACH, BH_ECLOSED};
+    for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++)
+        assert_true(bh_tunnel_peer_gone(gone[i]));
+    for (size_t i = 0; i < sizeof not_gone / sizeof not_gone[0]; i++)
+        assert_false(bh_tunnel_peer_gone(not_gone[i]));
+}
+
+static void on_prepare_kill(uv_prepare_t *c)
+{
+    rig *r = c->data;
+    struct bh_tunnel_stats st;
+    if (r->done_calls || uv_is_closing((uv_handle_t *)r->kill))
+        return;
+    bh_tunnel_stats(&r->tunnel, &st);
+    if (st.backpressure[0] == 0)
+        return;
+    assert_int_equal(uv_tcp_close_reset(r->kill, NULL), 0);
+    if (r->kill == &r->peer_a)
+        b_start_reading(r); /* to see the reset the tunnel passes on */
+}
+
+/* A peer killed (reset) while the tunnel still writes to it, or while its
+ * own bytes are relayed: however the tunnel learns it (a read error, a
+ * failed write, a refused shutdown), its end status says "peer gone". */
+static void killed_peer(int which, int splice)
+{
+    rig r;
+    test_alloc_install(0);
+    rig_setup(&r);
+    r.len = STREAM_MAX;
+    r.kill = which == 0 ? &r.peer_a : &r.peer_b;
+    small_buffers_towards_b(&r);
+    assert_int_equal(uv_prepare_stop(&r.check), 0);
+    assert_int_equal(uv_prepare_start(&r.check, on_prepare_kill), 0);
+    bh_tunnel_config c = config(splice, 16384, 65536);
+    rig_start(&r, &c);
+    rig_run(&r);
+    assert_true(bh_tunnel_peer_gone(r.status));
+    assert_int_equal(r.final.reset[0] + r.final.reset[1], 2);
+    test_alloc_finish();
+}
+
+static void a_killed_reader_ends_the_tunnel_as_peer_gone(void **state)
+{
+    (void)state;
+    killed_peer(1, 0);
+    killed_peer(1, 1);
+}
+
+static void a_killed_writer_ends_the_tunnel_as_peer_gone(void **state)
+{
+    (void)state;
+    killed_peer(0, 0);
+    killed_peer(0, 1);
+}
+
 static int teardown_data(void **state)
 {
     (void)state;
@@ -321,6 +388,9 @@ int main(void)
         cmocka_unit_test(a_slow_reader_makes_the_backpressure_counter_go_up_splice_on),
         cmocka_unit_test(a_fast_reader_leaves_the_backpressure_counter_at_zero_buffers_only),
         cmocka_unit_test(a_fast_reader_leaves_the_backpressure_counter_at_zero_splice_on),
+        cmocka_unit_test(peer_gone_statuses_are_the_connection_errors_and_nothing_else),
+        cmocka_unit_test(a_killed_reader_ends_the_tunnel_as_peer_gone),
+        cmocka_unit_test(a_killed_writer_ends_the_tunnel_as_peer_gone),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_data);
 }
