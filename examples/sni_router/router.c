@@ -92,7 +92,7 @@ static void on_tunnel_done(bh_tunnel *t, int status, const struct bh_tunnel_stat
         r->tunnel_clean++;
     else if (status == UV_ETIMEDOUT)
         r->tunnel_idle++;
-    else if (status == UV_ECONNRESET || status == BH_ECANCELED)
+    else if (bh_tunnel_peer_gone(status) || status == BH_ECANCELED)
         r->tunnel_reset++;
     else
         r->tunnel_other++;

@@ -401,6 +401,12 @@ int bh_tunnel_start(bh_tunnel *t, uv_loop_t *loop, uv_stream_t *a, uv_stream_t *
     return BH_OK;
 }
 
+int bh_tunnel_peer_gone(int status)
+{
+    return status == UV_ECONNRESET || status == UV_EPIPE || status == UV_ENOTCONN ||
+           status == UV_ECONNABORTED;
+}
+
 void bh_tunnel_stats(const bh_tunnel *t, struct bh_tunnel_stats *out)
 {
     *out = t->st;

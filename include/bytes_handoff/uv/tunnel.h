@@ -86,7 +86,8 @@ struct bh_tunnel_stats {
     uint64_t spliced[2]; /**< of those, bytes moved by splice(2) */
     int eof[2];          /**< the direction ended with a clean EOF passed on */
     int reset[2];        /**< the direction was cut short (error, reset, timeout,
-                              abort): its destination was reset */
+                              abort): its destination was reset; why is the
+                              end status (see bh_tunnel_peer_gone()) */
     int splicing[2];     /**< the direction is on the splice path now */
     uint64_t backpressure[2];    /**< times the direction waited on its
                                       destination: it stopped reading its source
@@ -109,7 +110,13 @@ struct bh_tunnel_stats {
  *   socket error), UV_EPIPE (a write to a side failed: its queue reported
  *   BH_ECLOSED), UV_ETIMEDOUT (idle timeout), BH_ECANCELED
  *   (bh_tunnel_abort()), BH_ENOMEM (a read buffer or a queue could not grow),
- *   or another libuv error of a read, write, shutdown or poll
+ *   or another libuv error of a read, write, shutdown or poll. Which of
+ *   these a peer that went away causes depends on what the tunnel was doing
+ *   when it learnt it (reading: UV_ECONNRESET; a fire-and-forget write:
+ *   UV_EPIPE; a shutdown or write on a socket already reset: UV_ENOTCONN;
+ *   UV_ECONNABORTED): classify with bh_tunnel_peer_gone(), which is 1 for
+ *   exactly those four. UV_ETIMEDOUT is the tunnel's own idle timeout, not
+ *   a peer gone.
  * @param st the final counters
  * @param ctx the ctx given to bh_tunnel_start()
  */
@@ -200,6 +207,17 @@ BH_EXPORT bh_tunnel_config bh_tunnel_config_default(void);
 BH_EXPORT int bh_tunnel_start(bh_tunnel *t, uv_loop_t *loop, uv_stream_t *a, uv_stream_t *b,
                               bh_buf *a_tail, bh_buf *b_tail, const bh_tunnel_config *cfg,
                               bh_tunnel_done_cb cb, void *ctx);
+
+/**
+ * Whether an end status of a tunnel means that a peer went away (reset,
+ * killed, or its socket failed under a write): UV_ECONNRESET, UV_EPIPE,
+ * UV_ENOTCONN or UV_ECONNABORTED. 0 for everything else: a clean end (0),
+ * the idle timeout (UV_ETIMEDOUT), bh_tunnel_abort() (BH_ECANCELED),
+ * BH_ENOMEM and other local errors. Any thread.
+ * @param status a status given to bh_tunnel_done_cb
+ * @return 1 or 0
+ */
+BH_EXPORT int bh_tunnel_peer_gone(int status);
 
 /**
  * Snapshot of the counters while the tunnel runs (loop thread).
