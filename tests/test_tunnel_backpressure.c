@@ -51,6 +51,8 @@ typedef struct rig {
     int a_err, b_err;         /* read errors of the peers (reset) */
     int read_on_backpressure; /* start reading once the tunnel waits */
     uv_tcp_t *kill;           /* peer reset once the tunnel waits */
+    int a_stays;              /* peer a does not shut down after sending */
+    unsigned pace_ms;         /* peer b reads once per tick of a timer */
     char rbuf[65536];
 } rig;
 
@@ -76,6 +78,7 @@ static void close_peer(uv_tcp_t *p)
 }
 
 static void send_more(rig *r);
+static void pace_after_read(rig *r);
 
 static void on_a_shutdown(uv_shutdown_t *req, int status)
 {
@@ -88,6 +91,8 @@ static void on_a_written(uv_write_t *req, int status)
     rig *r = req->data;
     if (status != 0 || uv_is_closing((uv_handle_t *)&r->peer_a))
         return; /* a killed peer */
+    if (r->sent == r->len && r->a_stays)
+        return;
     if (r->sent == r->len) {
         r->sreq_a.data = r;
         assert_int_equal(uv_shutdown(&r->sreq_a, (uv_stream_t *)&r->peer_a, on_a_shutdown), 0);
@@ -139,6 +144,7 @@ static void on_b_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         if ((uint8_t)b->base[i] != pattern(r->received + (size_t)i) && r->mismatch_at == SIZE_MAX)
             r->mismatch_at = r->received + (size_t)i;
     r->received += (size_t)n;
+    pace_after_read(r);
     if (r->paced && r->received == r->sent && r->sent < r->len)
         send_more(r);
 }
@@ -373,6 +379,60 @@ static void a_killed_writer_ends_the_tunnel_as_peer_gone(void **state)
     killed_peer(0, 1);
 }
 
+/* ---- idle timeout --------------------------------------------------------- */
+
+#define IDLE_MS 600u  /* the tunnel's idle timeout */
+#define PACE_MS 30u   /* peer b reads once per PACE_MS: far inside IDLE_MS */
+
+static void on_pace(uv_timer_t *tm)
+{
+    rig *r = tm->data;
+    if (r->done_calls || uv_is_closing((uv_handle_t *)&r->peer_b)) {
+        uv_close((uv_handle_t *)tm, NULL);
+        return;
+    }
+    if (!r->b_reading)
+        b_start_reading(r);
+}
+
+/* After every read, peer b stops until the next tick of its pace timer. */
+static void pace_after_read(rig *r)
+{
+    if (r->pace_ms && r->b_reading && !uv_is_closing((uv_handle_t *)&r->peer_b)) {
+        uv_read_stop((uv_stream_t *)&r->peer_b);
+        r->b_reading = 0;
+    }
+}
+
+/* The tunnel reads all of peer a's stream at once (its budget holds it) and
+ * then only writes, as fast as peer b reads: one read of at most 64 KiB per
+ * PACE_MS, several IDLE_MS in all. Its writes are activity: it does not
+ * end while they go on, and ends with UV_ETIMEDOUT once nothing moves. */
+static void writes_to_a_slow_reader_keep_an_idle_timeout_away(void **state)
+{
+    (void)state;
+    rig r;
+    uv_timer_t pace;
+    test_alloc_install(0);
+    rig_setup(&r);
+    r.len = (size_t)3 << 20;
+    r.a_stays = 1;
+    r.pace_ms = PACE_MS;
+    small_buffers_towards_b(&r);
+    bh_tunnel_config c = config(0, 16384, (size_t)8 << 20);
+    c.idle_timeout_ms = IDLE_MS;
+    assert_int_equal(uv_timer_init(&r.loop, &pace), 0);
+    pace.data = &r;
+    assert_int_equal(uv_timer_start(&pace, on_pace, PACE_MS, PACE_MS), 0);
+    rig_start(&r, &c);
+    rig_run(&r);
+    assert_int_equal(r.status, UV_ETIMEDOUT);
+    assert_int_equal(r.mismatch_at, SIZE_MAX);
+    assert_int_equal(r.received, r.len); /* all of it, before the idle end */
+    assert_int_equal(r.final.bytes[0], r.len);
+    test_alloc_finish();
+}
+
 static int teardown_data(void **state)
 {
     (void)state;
@@ -391,6 +451,7 @@ int main(void)
         cmocka_unit_test(peer_gone_statuses_are_the_connection_errors_and_nothing_else),
         cmocka_unit_test(a_killed_reader_ends_the_tunnel_as_peer_gone),
         cmocka_unit_test(a_killed_writer_ends_the_tunnel_as_peer_gone),
+        cmocka_unit_test(writes_to_a_slow_reader_keep_an_idle_timeout_away),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_data);
 }
