@@ -311,9 +311,23 @@ void bh__tunnel_pass_eof(bh_tunnel *t, int d)
 
 /* ---- idle timeout ---------------------------------------------------------- */
 
+/* Idle means no read and no write (nginx's proxy_timeout): reads touch as
+ * they happen, writes (fire-and-forget, no callback) are noticed here. The
+ * queues count a uv_write's bytes when it completes, libuv's write queue
+ * size shrinks as the kernel takes parts of it: either changing is a write. */
 static void on_timer(uv_timer_t *timer)
 {
     bh_tunnel *t = timer->data;
+    struct bh_tunnel_stats st;
+    bh_tunnel_stats(t, &st);
+    uint64_t written = st.bytes[0] + st.bytes[1];
+    uint64_t unsent = uv_stream_get_write_queue_size(t->side[0].stream) +
+                      uv_stream_get_write_queue_size(t->side[1].stream);
+    if (written != t->last_written || unsent != t->last_unsent) {
+        t->last_written = written;
+        t->last_unsent = unsent;
+        bh__tunnel_touch(t);
+    }
     uint64_t idle = uv_now(t->loop) - t->last_active;
     if (idle >= t->cfg.idle_timeout_ms) {
         bh__tunnel_end(t, UV_ETIMEDOUT);

@@ -131,7 +131,16 @@ typedef struct bh_tunnel_config {
     size_t read_reserve;      /**< bytes offered per read, per side (0: 16 KiB) */
     size_t max_bytes;         /**< write budget per direction (0: 256 KiB) */
     uint64_t idle_timeout_ms; /**< 0: none; no byte moved either way for this
-                                   long ends the tunnel with UV_ETIMEDOUT */
+                                   long ends the tunnel with UV_ETIMEDOUT.
+                                   Moved means read from a side, or taken by
+                                   a destination's kernel (written or
+                                   spliced), as nginx's proxy_timeout counts
+                                   reads and writes: writes to a slow reader
+                                   keep the tunnel alive; bytes draining
+                                   from kernel buffers alone do not. Writes
+                                   are noticed when the timer next checks, so
+                                   after a last write the end comes between
+                                   one and two timeouts later */
     int splice;               /**< 1 (default): Linux TCP<->TCP splice fast
                                    path; 0: buffer path only */
 } bh_tunnel_config;
@@ -163,6 +172,8 @@ struct bh_tunnel {
     bh_tunnel_config cfg;        /**< private */
     uv_timer_t timer;            /**< private: idle timeout */
     uint64_t last_active;        /**< private: uv_now() of the last byte moved */
+    uint64_t last_written;       /**< private: bytes written both ways at the last check */
+    uint64_t last_unsent;        /**< private: libuv write queue sizes at the last check */
     bh_tunnel_done_cb cb;        /**< private */
     void *ctx;                   /**< private */
     int status;                  /**< private: final status, once ending */
