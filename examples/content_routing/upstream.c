@@ -55,6 +55,8 @@ static void on_tunnel_done(bh_tunnel *t, int status, const struct bh_tunnel_stat
     (void)t;
     px->st.bytes_up += st->bytes[0];
     px->st.bytes_down += st->bytes[1];
+    /* The tunnel's waits on a full destination are read pauses too. */
+    px->st.pauses += st->backpressure[0] + st->backpressure[1];
     if (status == 0) {
         session_set_outcome(s, OUT_COMPLETED, NULL);
     } else if (s->outcome == OUT_NONE) {

@@ -22,6 +22,7 @@ typedef struct sni_phase {
     bh_reader reader;
     sni_hello hello;
     size_t discarded;
+    int answered;        /* refusing: the alert (if any) and shutdown are done */
 } sni_phase;
 
 struct sni_conn {
@@ -32,6 +33,7 @@ struct sni_conn {
     int tunnel_running;  /* bh_tunnel_start succeeded and done_cb has not run */
     int backend_init;
     int client_owned;    /* client is ours to close (not handed to the tunnel) */
+    int client_eof;      /* the client's clean EOF came before a tunnel started */
     sni_route *route;
     sni_phase *ph;       /* NULL once the tunnel runs */
     uv_tcp_t client;
@@ -44,8 +46,16 @@ struct sni_conn {
 void sni_conn_close(sni_conn *c);
 
 /* Counts and logs kind k once for c, answers with its TLS alert (when one
- * makes sense), shuts down the write side and closes after the client's EOF,
- * DISCARD_MAX bytes or one more --hello-timeout (reject.c). */
+ * makes sense), shuts down the write side and closes once that is done and
+ * the client's EOF came, after DISCARD_MAX bytes or one more --hello-timeout
+ * (reject.c). Reading goes on (or starts again) to see that EOF. */
 void sni_reject(sni_conn *c, sni_kind k);
+
+/* The read callback while refusing (status as bh_read_cb): drops the input,
+ * closes as sni_reject() says. */
+void sni_reject_input(sni_conn *c, int status);
+
+/* The client's read callback (router.c). */
+void sni_on_client_read(bh_reader *rd, int status, void *ctx);
 
 #endif

@@ -78,16 +78,28 @@ static void cur_skip(cursor *c, size_t n)
 
 /* ---- extensions ------------------------------------------------------------ */
 
+/* What the hello keeps of a byte of a name it may log (host_name, ALPN
+ * protocol): printable ASCII but the space, anything else as '?', so a
+ * logged name can neither break, colour nor split a log line. */
+static char log_safe(uint8_t c)
+{
+    return c > 0x20 && c < 0x7f ? (char)c : '?';
+}
+
 static int host_char_ok(uint8_t c)
 {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
 }
 
-/* server_name (RFC 6066 section 3): ServerNameList of (type, opaque<1..2^16-1>). */
+/* server_name (RFC 6066 section 3): ServerNameList<1..2^16-1> of (type,
+ * opaque<1..2^16-1>).
+ * A second server_name extension is malformed whatever the first held (RFC
+ * 8446 section 4.2: no extension twice), so "seen" is not has_sni. */
 static int parse_server_name(sni_hello *h, cursor *c, size_t ext_len)
 {
-    if (h->has_sni || ext_len < 2 || cur_u16(c) != ext_len - 2)
-        return SNI_HELLO_MALFORMED;
+    if (h->sni_ext_seen || ext_len < 2 || cur_u16(c) != ext_len - 2 || ext_len == 2)
+        return SNI_HELLO_MALFORMED; /* ... or an empty list: RFC 6066 wants a name */
+    h->sni_ext_seen = 1;
     size_t left = ext_len - 2;
     int bad_name = 0;
     while (left > 0) {
@@ -117,7 +129,7 @@ static int parse_server_name(sni_hello *h, cursor *c, size_t ext_len)
                 ch = (uint8_t)(ch - 'A' + 'a');
             if (!host_char_ok(ch) || (ch == '.' && (i == 0 || h->sni[i - 1] == '.')))
                 bad_name = 1;
-            h->sni[i] = (char)ch;
+            h->sni[i] = log_safe(ch); /* a refused name is still logged */
         }
         h->sni[n] = '\0';
         h->sni_len = n;
@@ -150,7 +162,7 @@ static int parse_alpn(sni_hello *h, cursor *c, size_t ext_len)
             h->alpn[out++] = ',';
         for (size_t i = 0; i < n; i++) {
             uint8_t ch = cur_u8(c);
-            h->alpn[out++] = (ch > 0x20 && ch < 0x7f && ch != ',') ? (char)ch : '?';
+            h->alpn[out++] = ch == ',' ? '?' : log_safe(ch);
         }
         h->alpn[out] = '\0';
     }

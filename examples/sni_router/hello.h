@@ -40,11 +40,13 @@ typedef struct sni_hello {
     uint16_t version;        /* legacy_version of the ClientHello */
     int has_sni;             /* a server_name extension with a host_name was present */
     size_t sni_len;
-    char sni[SNI_HOST_MAX + 1];   /* host_name, lower-cased, NUL-terminated */
+    char sni[SNI_HOST_MAX + 1];   /* host_name, lower-cased, NUL-terminated; bytes
+                                     outside '!'..'~' are kept as '?' (also in alpn) */
     int has_alpn;
     int alpn_truncated;
     char alpn[SNI_ALPN_MAX + 1];  /* offered protocols joined by ',' ("h2,http/1.1") */
     /* private: incremental framing state (offsets into the buffered bytes) */
+    int sni_ext_seen;        /* a server_name extension was seen (host_name or not) */
     size_t max_hello;
     size_t pos;              /* next unexamined byte */
     size_t rec_left;         /* bytes of the current record not yet examined */

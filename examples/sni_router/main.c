@@ -43,7 +43,9 @@
  *   backend_failed  backend refused or did not answer: internal_error
  *
  * --stats prints per-route counters (connections, open, failed, bytes each
- * way) and the rejections by kind on stdout on SIGUSR1 and at exit. SIGTERM
+ * way), the rejections by kind, how tunnels ended and their backpressure
+ * (waits on a slow destination, count and ms, each way) on stdout on SIGUSR1
+ * and at exit. SIGTERM
  * or SIGINT stops accepting and lets open connections finish, then the
  * router exits 0; a second one resets what is still open. */
 #include "sni_router.h"

@@ -65,12 +65,44 @@ static void on_discard_timeout(uv_timer_t *t)
     sni_conn_close(t->data);
 }
 
-/* Nothing to do: the close follows the client's EOF (on_client_read in
- * router.c), DISCARD_MAX bytes or the timer. */
+/* The answer is out: close now when the client's EOF came already, else
+ * after it (sni_reject_input), DISCARD_MAX bytes or the timer. */
 static void on_alert_shutdown(uv_shutdown_t *req, int status)
 {
     (void)status;
-    (void)req;
+    sni_conn *c = req->data;
+    c->ph->answered = 1;
+    if (c->client_eof)
+        sni_conn_close(c);
+}
+
+void sni_reject_input(sni_conn *c, int status)
+{
+    c->ph->discarded += bh_buf_len(&c->ph->buf);
+    bh_buf_advance(&c->ph->buf, bh_buf_len(&c->ph->buf));
+    if (status == UV_EOF)
+        c->client_eof = 1;
+    /* A clean EOF waits for the answer to be out; a reset need not. */
+    if ((status == UV_EOF && c->ph->answered) || (status != BH_OK && status != UV_EOF) ||
+        c->ph->discarded > DISCARD_MAX)
+        sni_conn_close(c);
+}
+
+/* Discards the client's input until its EOF. The reader may have finished
+ * already (its buffer was full, or it saw EOF while the backend connected):
+ * it is bound afresh to the emptied buffer, and reads that EOF again. */
+static int discard_input(sni_conn *c)
+{
+    sni_phase *ph = c->ph;
+    bh_buf_advance(&ph->buf, bh_buf_len(&ph->buf));
+    if (bh_reader_start(&ph->reader) != BH_ECLOSED)
+        return 0;
+    size_t reserve = c->r->cfg->max_hello < HELLO_READ_RESERVE ? c->r->cfg->max_hello
+                                                                : HELLO_READ_RESERVE;
+    if (bh_reader_init(&ph->reader, (uv_stream_t *)&c->client, &ph->buf, reserve,
+                       sni_on_client_read, c) != 0)
+        return -1;
+    return bh_reader_start(&ph->reader) == BH_OK ? 0 : -1;
 }
 
 static void on_alert_written(uv_write_t *req, int status)
@@ -91,10 +123,9 @@ void sni_reject(sni_conn *c, sni_kind k)
     r->kinds[k]++;
     log_conn(c, sni_kind_name(k));
     c->state = ST_REJECTING;
-    bh_buf_advance(&c->ph->buf, bh_buf_len(&c->ph->buf));
     uv_timer_start(&c->ph->timer, on_discard_timeout, r->cfg->hello_timeout_ms, 0);
     const uint8_t *alert = alert_for(k);
-    if (k == SNI_CLIENT_GONE || k == SNI_HELLO_TIMEOUT) {
+    if (k == SNI_CLIENT_GONE || k == SNI_HELLO_TIMEOUT || discard_input(c) != 0) {
         sni_conn_close(c);
         return;
     }

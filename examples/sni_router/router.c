@@ -84,11 +84,15 @@ static void on_tunnel_done(bh_tunnel *t, int status, const struct bh_tunnel_stat
     sni_router *r = c->r;
     c->route->stats.bytes_up += st->bytes[0];
     c->route->stats.bytes_down += st->bytes[1];
+    for (int d = 0; d < 2; d++) {
+        r->backpressure[d] += st->backpressure[d];
+        r->backpressure_ms[d] += st->backpressure_ms[d];
+    }
     if (status == 0)
         r->tunnel_clean++;
     else if (status == UV_ETIMEDOUT)
         r->tunnel_idle++;
-    else if (status == UV_ECONNRESET || status == BH_ECANCELED)
+    else if (bh_tunnel_peer_gone(status) || status == BH_ECANCELED)
         r->tunnel_reset++;
     else
         r->tunnel_other++;
@@ -184,21 +188,25 @@ static sni_kind kind_of(int status)
     }
 }
 
-static void on_client_read(bh_reader *rd, int status, void *ctx)
+void sni_on_client_read(bh_reader *rd, int status, void *ctx)
 {
     (void)rd;
     sni_conn *c = ctx;
     if (c->state == ST_REJECTING) {
-        c->ph->discarded += bh_buf_len(&c->ph->buf);
-        bh_buf_advance(&c->ph->buf, bh_buf_len(&c->ph->buf));
-        if (status != BH_OK || c->ph->discarded > DISCARD_MAX)
-            sni_conn_close(c);
+        sni_reject_input(c, status);
         return;
     }
     if (c->state == ST_CONNECTING) {
         /* Bytes after the hello stay buffered for the tunnel; a full buffer
-         * just stops the reader until the tunnel reads instead. */
-        if (status != BH_OK && status != BH_ETOOLONG)
+         * just stops the reader until the tunnel reads instead. A clean EOF
+         * is no reason to give up: the client may be waiting for its answer
+         * with its write side shut. It is remembered (a refusal then closes
+         * once answered), and the tunnel's first read of the client sees it
+         * again (a socket at EOF keeps reading 0 bytes), so the backend gets
+         * every buffered byte and then the EOF. */
+        if (status == UV_EOF)
+            c->client_eof = 1;
+        else if (status != BH_OK && status != BH_ETOOLONG)
             sni_reject(c, SNI_CLIENT_GONE);
         return;
     }
@@ -299,7 +307,7 @@ static void on_accept(uv_stream_t *server, int status)
                                                              : HELLO_READ_RESERVE;
     if (bh_buf_init(&c->ph->buf, r->cfg->max_hello) != 0 ||
         bh_reader_init(&c->ph->reader, (uv_stream_t *)&c->client, &c->ph->buf, reserve,
-                       on_client_read, c) != 0 ||
+                       sni_on_client_read, c) != 0 ||
         bh_reader_start(&c->ph->reader) != 0) {
         sni_conn_close(c);
         return;
@@ -369,5 +377,19 @@ void sni_router_live_bytes(const sni_router *r, const sni_route *route, uint64_t
         bh_tunnel_stats(&c->tunnel, &st);
         *up += st.bytes[0];
         *down += st.bytes[1];
+    }
+}
+
+void sni_router_live_backpressure(const sni_router *r, uint64_t waits[2], uint64_t ms[2])
+{
+    for (const sni_conn *c = r->live; c; c = c->next) {
+        if (!c->tunnel_running)
+            continue;
+        struct bh_tunnel_stats st;
+        bh_tunnel_stats(&c->tunnel, &st);
+        for (int d = 0; d < 2; d++) {
+            waits[d] += st.backpressure[d];
+            ms[d] += st.backpressure_ms[d];
+        }
     }
 }

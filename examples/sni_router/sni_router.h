@@ -64,6 +64,8 @@ typedef struct sni_router {
     uint64_t live_count;
     uint64_t kinds[SNI_KIND_COUNT];
     uint64_t tunnel_clean, tunnel_reset, tunnel_idle, tunnel_other;
+    uint64_t backpressure[2];   /* ended tunnels' waits on a destination (up, down) */
+    uint64_t backpressure_ms[2];
     int accept_error;           /* last accept error logged (once per episode) */
     uv_tcp_t spare;             /* accepts and closes a connection when out of memory */
     int spare_busy;
@@ -88,5 +90,8 @@ const char *sni_kind_name(sni_kind k);
 /* Adds the live byte counts of open tunnels to per-route totals (stats.c). */
 void sni_router_live_bytes(const sni_router *r, const sni_route *route, uint64_t *up,
                            uint64_t *down);
+
+/* Adds the backpressure figures of open tunnels (up, down) to waits and ms. */
+void sni_router_live_backpressure(const sni_router *r, uint64_t waits[2], uint64_t ms[2]);
 
 #endif

@@ -1,6 +1,8 @@
 /* stats.c - sni_router's --stats report: one line per route (the default
  * included) with its connections and bytes, open tunnels counted as far as
- * they got, then the rejections by kind and how tunnels ended. */
+ * they got, then the rejections by kind, how tunnels ended and how often
+ * (and how long, in ms) they waited on a slow destination, per direction:
+ * up is client -> backend. */
 #include "sni_router.h"
 
 #include <inttypes.h>
@@ -27,9 +29,14 @@ void sni_router_print_stats(const sni_router *r, FILE *out)
     fprintf(out, "stats rejected");
     for (int k = 0; k < SNI_KIND_COUNT; k++)
         fprintf(out, " %s=%" PRIu64, sni_kind_name((sni_kind)k), r->kinds[k]);
+    uint64_t waits[2] = {r->backpressure[0], r->backpressure[1]};
+    uint64_t ms[2] = {r->backpressure_ms[0], r->backpressure_ms[1]};
+    sni_router_live_backpressure(r, waits, ms);
     fprintf(out,
             "\nstats tunnels clean=%" PRIu64 " reset=%" PRIu64 " idle_timeout=%" PRIu64
-            " other=%" PRIu64 "\n",
-            r->tunnel_clean, r->tunnel_reset, r->tunnel_idle, r->tunnel_other);
+            " other=%" PRIu64 " backpressure_up=%" PRIu64 " backpressure_down=%" PRIu64
+            " backpressure_ms_up=%" PRIu64 " backpressure_ms_down=%" PRIu64 "\n",
+            r->tunnel_clean, r->tunnel_reset, r->tunnel_idle, r->tunnel_other, waits[0],
+            waits[1], ms[0], ms[1]);
     fflush(out);
 }

@@ -46,6 +46,22 @@ void bh__tunnel_touch(bh_tunnel *t)
         t->last_active = uv_now(t->loop);
 }
 
+void bh__tunnel_wait(bh_tunnel *t, int d, int on)
+{
+    bh_tunnel_side *s = &t->side[d];
+    if (on == ((s->flags & DIR_BLOCKED) != 0))
+        return;
+    uint64_t now = uv_now(t->loop);
+    if (on) {
+        s->flags |= DIR_BLOCKED;
+        s->wait_since = now;
+        t->st.backpressure[d]++;
+    } else {
+        s->flags &= ~DIR_BLOCKED;
+        t->st.backpressure_ms[d] += now - s->wait_since;
+    }
+}
+
 /* ---- ending --------------------------------------------------------------- */
 
 static void tunnel_closed_one(bh_tunnel *t)
@@ -99,6 +115,7 @@ void bh__tunnel_end(bh_tunnel *t, int status)
         bh_tunnel_side *s = &t->side[d];
         if (status != 0 && !(s->flags & DIR_DONE))
             t->st.reset[d] = 1;
+        bh__tunnel_wait(t, d, 0);
         s->flags &= ~(DIR_SPLICE | DIR_SWITCHING);
         bh_reader_stop(&s->reader);
         bh_writeq_close(&s->out);
@@ -162,6 +179,7 @@ static int offer_held(bh_tunnel *t, int d)
         }
         if (rc == BH_EFULL) {
             stop_reading(s);
+            bh__tunnel_wait(t, d, 1);
             return 1;
         }
         if (rc != BH_OK) {
@@ -263,6 +281,7 @@ static void on_drain(bh_writeq *q, void *ctx)
         return;
     if (t->side[d].held.len > 0 && offer_held(t, d) != 0)
         return;
+    bh__tunnel_wait(t, d, 0);
     maybe_splice(t, d);
     start_reading(t, d);
 }
@@ -292,9 +311,23 @@ void bh__tunnel_pass_eof(bh_tunnel *t, int d)
 
 /* ---- idle timeout ---------------------------------------------------------- */
 
+/* Idle means no read and no write (nginx's proxy_timeout): reads touch as
+ * they happen, writes (fire-and-forget, no callback) are noticed here. The
+ * queues count a uv_write's bytes when it completes, libuv's write queue
+ * size shrinks as the kernel takes parts of it: either changing is a write. */
 static void on_timer(uv_timer_t *timer)
 {
     bh_tunnel *t = timer->data;
+    struct bh_tunnel_stats st;
+    bh_tunnel_stats(t, &st);
+    uint64_t written = st.bytes[0] + st.bytes[1];
+    uint64_t unsent = uv_stream_get_write_queue_size(t->side[0].stream) +
+                      uv_stream_get_write_queue_size(t->side[1].stream);
+    if (written != t->last_written || unsent != t->last_unsent) {
+        t->last_written = written;
+        t->last_unsent = unsent;
+        bh__tunnel_touch(t);
+    }
     uint64_t idle = uv_now(t->loop) - t->last_active;
     if (idle >= t->cfg.idle_timeout_ms) {
         bh__tunnel_end(t, UV_ETIMEDOUT);
@@ -382,6 +415,12 @@ int bh_tunnel_start(bh_tunnel *t, uv_loop_t *loop, uv_stream_t *a, uv_stream_t *
     return BH_OK;
 }
 
+int bh_tunnel_peer_gone(int status)
+{
+    return status == UV_ECONNRESET || status == UV_EPIPE || status == UV_ENOTCONN ||
+           status == UV_ECONNABORTED;
+}
+
 void bh_tunnel_stats(const bh_tunnel *t, struct bh_tunnel_stats *out)
 {
     *out = t->st;
@@ -390,5 +429,7 @@ void bh_tunnel_stats(const bh_tunnel *t, struct bh_tunnel_stats *out)
         bh_writeq_stats(&t->side[1 - d].out, &ws);
         out->bytes[d] = ws.written_bytes + t->st.spliced[d];
         out->splicing[d] = (t->side[d].flags & DIR_SPLICE) != 0;
+        if (t->side[d].flags & DIR_BLOCKED)
+            out->backpressure_ms[d] += uv_now(t->loop) - t->side[d].wait_since;
     }
 }

@@ -14,13 +14,19 @@ enum {
     DIR_SPLICE = 16u,   /* on the splice path */
     DIR_NOSPLICE = 32u, /* splice failed or is not possible: buffers for good */
     DIR_WAIT_IN = 64u,  /* splicing, waiting for the source to be readable */
-    DIR_WAIT_OUT = 128u /* splicing, waiting for the destination to be writable */
+    DIR_WAIT_OUT = 128u, /* splicing, waiting for the destination to be writable */
+    DIR_BLOCKED = 256u   /* waiting on the destination (backpressure, counted) */
 };
 
 /* Ends the tunnel with status (0 only when both directions are done):
  * stops everything, closes the handles (resetting TCP sides when status is
  * not 0); done_cb follows from the last close callback. Idempotent. */
 void bh__tunnel_end(bh_tunnel *t, int status);
+
+/* Direction d starts (on = 1) or ends (on = 0) waiting on its destination:
+ * counted in st.backpressure[d], timed in st.backpressure_ms[d]. Repeated
+ * calls with the same on change nothing. */
+void bh__tunnel_wait(bh_tunnel *t, int d, int on);
 
 /* Records that bytes moved (idle timeout). */
 void bh__tunnel_touch(bh_tunnel *t);

@@ -162,6 +162,7 @@ static void pump(bh_tunnel *t, int d)
     bh_tunnel_side *s = &t->side[d];
     int out = t->side[1 - d].dupfd;
     size_t moved = 0;
+    bh__tunnel_wait(t, d, 0);
     s->flags &= ~(DIR_WAIT_IN | DIR_WAIT_OUT);
     for (;;) {
         while (s->piped > 0) {
@@ -177,6 +178,7 @@ static void pump(bh_tunnel *t, int d)
                 continue;
             if (m < 0 && errno == EAGAIN) {
                 s->flags |= DIR_WAIT_OUT;
+                bh__tunnel_wait(t, d, 1);
                 goto wait;
             }
             bh__tunnel_end(t, m < 0 ? -errno : UV_EPIPE);

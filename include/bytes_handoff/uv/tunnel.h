@@ -32,7 +32,9 @@ extern "C" {
  *   without copy;
  * - backpressure: a source stops reading while the destination's queue
  *   refuses its slice (queued bytes above max_bytes) and resumes from the
- *   queue's drain callback, at max_bytes / 2;
+ *   queue's drain callback, at max_bytes / 2; each such wait (and each wait
+ *   of a splicing direction on a full destination socket) is counted and
+ *   timed in struct bh_tunnel_stats (backpressure[], backpressure_ms[]);
  * - half-close: EOF on a source is passed on as uv_shutdown() of the
  *   destination's write side once its queue has drained; the tunnel ends
  *   cleanly when both directions have ended so;
@@ -84,8 +86,17 @@ struct bh_tunnel_stats {
     uint64_t spliced[2]; /**< of those, bytes moved by splice(2) */
     int eof[2];          /**< the direction ended with a clean EOF passed on */
     int reset[2];        /**< the direction was cut short (error, reset, timeout,
-                              abort): its destination was reset */
+                              abort): its destination was reset; why is the
+                              end status (see bh_tunnel_peer_gone()) */
     int splicing[2];     /**< the direction is on the splice path now */
+    uint64_t backpressure[2];    /**< times the direction waited on its
+                                      destination: it stopped reading its source
+                                      because the destination could not take
+                                      more (its queue refused a read at max_bytes;
+                                      splicing: the destination socket was full) */
+    uint64_t backpressure_ms[2]; /**< loop milliseconds (uv_now()) spent in those
+                                      waits, the current one included; 0 while a
+                                      destination keeps up */
 };
 
 /**
@@ -99,7 +110,13 @@ struct bh_tunnel_stats {
  *   socket error), UV_EPIPE (a write to a side failed: its queue reported
  *   BH_ECLOSED), UV_ETIMEDOUT (idle timeout), BH_ECANCELED
  *   (bh_tunnel_abort()), BH_ENOMEM (a read buffer or a queue could not grow),
- *   or another libuv error of a read, write, shutdown or poll
+ *   or another libuv error of a read, write, shutdown or poll. Which of
+ *   these a peer that went away causes depends on what the tunnel was doing
+ *   when it learnt it (reading: UV_ECONNRESET; a fire-and-forget write:
+ *   UV_EPIPE; a shutdown or write on a socket already reset: UV_ENOTCONN;
+ *   UV_ECONNABORTED): classify with bh_tunnel_peer_gone(), which is 1 for
+ *   exactly those four. UV_ETIMEDOUT is the tunnel's own idle timeout, not
+ *   a peer gone.
  * @param st the final counters
  * @param ctx the ctx given to bh_tunnel_start()
  */
@@ -114,7 +131,16 @@ typedef struct bh_tunnel_config {
     size_t read_reserve;      /**< bytes offered per read, per side (0: 16 KiB) */
     size_t max_bytes;         /**< write budget per direction (0: 256 KiB) */
     uint64_t idle_timeout_ms; /**< 0: none; no byte moved either way for this
-                                   long ends the tunnel with UV_ETIMEDOUT */
+                                   long ends the tunnel with UV_ETIMEDOUT.
+                                   Moved means read from a side, or taken by
+                                   a destination's kernel (written or
+                                   spliced), as nginx's proxy_timeout counts
+                                   reads and writes: writes to a slow reader
+                                   keep the tunnel alive; bytes draining
+                                   from kernel buffers alone do not. Writes
+                                   are noticed when the timer next checks, so
+                                   after a last write the end comes between
+                                   one and two timeouts later */
     int splice;               /**< 1 (default): Linux TCP<->TCP splice fast
                                    path; 0: buffer path only */
 } bh_tunnel_config;
@@ -135,6 +161,7 @@ typedef struct bh_tunnel_side {
     int poll_events;         /**< private: events poll is started with */
     int poll_init;           /**< private: poll needs a uv_close() */
     unsigned small_splices;  /**< private: short splices in a row */
+    uint64_t wait_since;     /**< private: uv_now() when the current backpressure wait began */
 } bh_tunnel_side;
 
 /** Caller-owned, embedded by value; all fields but data are private. */
@@ -145,6 +172,8 @@ struct bh_tunnel {
     bh_tunnel_config cfg;        /**< private */
     uv_timer_t timer;            /**< private: idle timeout */
     uint64_t last_active;        /**< private: uv_now() of the last byte moved */
+    uint64_t last_written;       /**< private: bytes written both ways at the last check */
+    uint64_t last_unsent;        /**< private: libuv write queue sizes at the last check */
     bh_tunnel_done_cb cb;        /**< private */
     void *ctx;                   /**< private */
     int status;                  /**< private: final status, once ending */
@@ -189,6 +218,17 @@ BH_EXPORT bh_tunnel_config bh_tunnel_config_default(void);
 BH_EXPORT int bh_tunnel_start(bh_tunnel *t, uv_loop_t *loop, uv_stream_t *a, uv_stream_t *b,
                               bh_buf *a_tail, bh_buf *b_tail, const bh_tunnel_config *cfg,
                               bh_tunnel_done_cb cb, void *ctx);
+
+/**
+ * Whether an end status of a tunnel means that a peer went away (reset,
+ * killed, or its socket failed under a write): UV_ECONNRESET, UV_EPIPE,
+ * UV_ENOTCONN or UV_ECONNABORTED. 0 for everything else: a clean end (0),
+ * the idle timeout (UV_ETIMEDOUT), bh_tunnel_abort() (BH_ECANCELED),
+ * BH_ENOMEM and other local errors. Any thread.
+ * @param status a status given to bh_tunnel_done_cb
+ * @return 1 or 0
+ */
+BH_EXPORT int bh_tunnel_peer_gone(int status);
 
 /**
  * Snapshot of the counters while the tunnel runs (loop thread).
