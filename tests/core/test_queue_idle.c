@@ -4,8 +4,7 @@
  * the allocator, the cache stays within its bounds, bh_thread_cache_trim()
  * empties it, and an allocation failure while a queue re-takes arrays
  * refuses the push like ring growth always did, and a thread's cache is freed
- * when it exits. Also the libuv adapter: an
- * idle bh_writeq keeps no ring after a direct or a queued write. */
+ * when it exits. The libuv adapter's side: uv/test_writeq_idle.c. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,14 +18,11 @@
 #include <bytes_handoff.h>
 #include <bytes_handoff/queue.h>
 
-#include "core/array_cache_internal.h"
-#include "core/queue_internal.h"
+#include "array_cache_internal.h"
+#include "queue_internal.h"
 #include "test_alloc.h"
 #include "test_queue_support.h"
-#include "test_writeq_support.h"
-#include "uv/writeq_internal.h"
 
-#define RUN_MS 20000
 #define RING_ITEM (sizeof(bh_queue_item))
 #define IOV_ITEM (sizeof(struct iovec))
 
@@ -307,34 +303,6 @@ static void a_threads_cached_arrays_are_freed_when_it_exits(void **state)
     qfx_free(f);
 }
 
-/* ---- the libuv adapter ---------------------------------------------------- */
-
-static int tickets_done(void *arg) { return ((wq_ticket *)arg)->calls == 1; }
-
-static void idle_writeq_keeps_no_ring_after_direct_and_queued_writes(void **state)
-{
-    (void)state;
-    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 64, 1u << 20, 64 * 1024);
-    wq_sink_start(&f->sink);
-    test_alloc_install(0);
-    /* Fire-and-forget on an idle queue (written at once or by the flush). */
-    assert_int_equal(wq_fx_ff(f, 4096), BH_OK);
-    wq_fx_run_until_received(f, RUN_MS);
-    assert_int_equal(bh__writeq_ring_cap(&f->q), 0);
-    /* A ticket: queued, written by the loop, then idle again. */
-    wq_ticket t = {0};
-    assert_int_equal(wq_fx_ticket(f, 100, &t), BH_OK);
-    for (int i = 0; i < 10; i++)
-        assert_int_equal(wq_fx_ff(f, 10), BH_OK);
-    assert_int_equal(wq_run_until(&f->loop, tickets_done, &t, RUN_MS), 0);
-    wq_fx_run_until_received(f, RUN_MS);
-    assert_int_equal(t.status, 0);
-    assert_int_equal(bh__writeq_ring_cap(&f->q), 0);
-    assert_int_equal(f->sink.mismatches, 0);
-    wq_fx_free(f);
-    test_alloc_finish();
-}
-
 #define T(f) cmocka_unit_test_setup_teardown(f, alloc_setup, alloc_teardown)
 
 int main(void)
@@ -347,7 +315,6 @@ int main(void)
         T(array_cache_keeps_at_most_its_bounds_and_frees_the_rest),
         T(failure_while_retaking_arrays_refuses_the_push_and_keeps_the_queue_valid),
         T(a_threads_cached_arrays_are_freed_when_it_exits),
-        cmocka_unit_test(idle_writeq_keeps_no_ring_after_direct_and_queued_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

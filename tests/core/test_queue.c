@@ -17,7 +17,7 @@
 #include <bytes_handoff.h>
 #include <bytes_handoff/queue.h>
 
-#include "core/queue_internal.h"
+#include "queue_internal.h"
 #include "test_alloc.h"
 #include "test_queue_support.h"
 
