@@ -8,6 +8,8 @@
 
 #include <bytes_handoff.h>
 
+#include "test_alloc.h"
+
 static size_t g_mallocs, g_frees;
 
 static void *count_malloc(void *ctx, size_t n)
@@ -75,9 +77,9 @@ static void incomplete_hook_restores_default(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(installed_hook_sees_bytes_and_buf_allocations),
-        cmocka_unit_test(get_allocator_returns_installed_hook),
-        cmocka_unit_test(incomplete_hook_restores_default),
+        test_alloc_checked(installed_hook_sees_bytes_and_buf_allocations),
+        test_alloc_checked(get_allocator_returns_installed_hook),
+        test_alloc_checked(incomplete_hook_restores_default),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -218,8 +218,8 @@ static void every_allocation_failure_is_reported_and_leaks_nothing(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(workload_without_failures_allocates_and_frees_everything),
-        cmocka_unit_test(every_allocation_failure_is_reported_and_leaks_nothing),
+        test_alloc_checked(workload_without_failures_allocates_and_frees_everything),
+        test_alloc_checked(every_allocation_failure_is_reported_and_leaks_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -92,10 +92,10 @@ static void version_matches_header(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(every_library_code_has_a_distinct_message),
-        cmocka_unit_test(every_negative_errno_is_named),
-        cmocka_unit_test(unknown_codes_across_the_int_range_are_unknown),
-        cmocka_unit_test(version_matches_header),
+        test_alloc_checked(every_library_code_has_a_distinct_message),
+        test_alloc_checked(every_negative_errno_is_named),
+        test_alloc_checked(unknown_codes_across_the_int_range_are_unknown),
+        test_alloc_checked(version_matches_header),
     };
-    return cmocka_run_group_tests(tests, test_alloc_setup, test_alloc_teardown);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }

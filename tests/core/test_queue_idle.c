@@ -52,21 +52,7 @@ static void push_and_write(qfx *f, size_t n)
 
 /* Each test below runs under the counting allocator, installed fresh (which
  * trims the thread's caches, so the array cache starts empty) and checked
- * for leaks after a final trim. */
-static int alloc_setup(void **state)
-{
-    (void)state;
-    test_alloc_install(0);
-    return 0;
-}
-
-static int alloc_teardown(void **state)
-{
-    (void)state;
-    test_alloc_finish();
-    return 0;
-}
-
+ * for leaks after a final trim (test_alloc_checked). */
 static void drained_queue_holds_no_heap_memory_and_trim_frees_what_it_gave_back(void **state)
 {
     (void)state;
@@ -303,7 +289,7 @@ static void a_threads_cached_arrays_are_freed_when_it_exits(void **state)
     qfx_free(f);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, alloc_setup, alloc_teardown)
+#define T(f) test_alloc_checked(f)
 
 int main(void)
 {

@@ -309,9 +309,9 @@ static void allocation_failure_at_every_index_keeps_the_queue_valid_and_frees_al
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(four_threads_submit_80k_slices_through_small_budgets_in_order),
-        cmocka_unit_test(wake_hook_runs_once_per_empty_inbox_and_close_cancels_inbox_items),
-        cmocka_unit_test(allocation_failure_at_every_index_keeps_the_queue_valid_and_frees_all),
+        test_alloc_checked(four_threads_submit_80k_slices_through_small_budgets_in_order),
+        test_alloc_checked(wake_hook_runs_once_per_empty_inbox_and_close_cancels_inbox_items),
+        test_alloc_checked(allocation_failure_at_every_index_keeps_the_queue_valid_and_frees_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -51,8 +51,8 @@ static void every_libuv_code_is_named_like_libuv_with_prefix(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(library_codes_do_not_collide_with_libuv_codes),
-        cmocka_unit_test(every_libuv_code_is_named_like_libuv_with_prefix),
+        test_alloc_checked(library_codes_do_not_collide_with_libuv_codes),
+        test_alloc_checked(every_libuv_code_is_named_like_libuv_with_prefix),
     };
-    return cmocka_run_group_tests(tests, test_alloc_setup, test_alloc_teardown);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }

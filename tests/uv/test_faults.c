@@ -1027,20 +1027,20 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(client_reset_during_route_phase_aborts_its_session_and_others_complete),
-        cmocka_unit_test(
+        test_alloc_checked(client_reset_during_route_phase_aborts_its_session_and_others_complete),
+        test_alloc_checked(
             destination_reset_during_tunnel_ends_that_client_and_proxy_keeps_serving),
-        cmocka_unit_test(
+        test_alloc_checked(
             half_close_while_the_proxy_holds_the_stream_delivers_every_byte_and_the_reply),
-        cmocka_unit_test(
+        test_alloc_checked(
             destination_that_stops_reading_keeps_the_proxy_within_its_budgets_and_loses_nothing),
-        cmocka_unit_test(client_reset_right_after_tunnel_data_reaches_the_sink_as_a_reset),
-        cmocka_unit_test(refused_destination_gets_err_line_and_proxy_keeps_serving),
-        cmocka_unit_test(close_with_1000_pending_tickets_completes_each_once_with_ecanceled),
-        cmocka_unit_test(slowloris_client_is_closed_at_the_header_deadline),
-        cmocka_unit_test(completed_header_is_not_subject_to_the_deadline),
-        cmocka_unit_test(idle_session_is_closed_by_the_idle_timeout),
-        cmocka_unit_test(destination_that_stops_reading_ends_the_session_by_write_stall),
+        test_alloc_checked(client_reset_right_after_tunnel_data_reaches_the_sink_as_a_reset),
+        test_alloc_checked(refused_destination_gets_err_line_and_proxy_keeps_serving),
+        test_alloc_checked(close_with_1000_pending_tickets_completes_each_once_with_ecanceled),
+        test_alloc_checked(slowloris_client_is_closed_at_the_header_deadline),
+        test_alloc_checked(completed_header_is_not_subject_to_the_deadline),
+        test_alloc_checked(idle_session_is_closed_by_the_idle_timeout),
+        test_alloc_checked(destination_that_stops_reading_ends_the_session_by_write_stall),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1077,7 +1077,6 @@ static void ring_growth_failure_refuses_with_enomem_and_caller_keeps_slice(void 
     (void)state;
     wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 64, 1u << 20, 4096);
     bh_bytes b = wq_pattern_slice(f->pattern, 0, 40);
-    test_alloc_install(0);
     test_alloc_fail_after(0);
     wq_ticket t = {0};
     assert_int_equal(bh_writeq_try_write(&f->q, &b, wq_ticket_cb, &t), BH_ENOMEM);
@@ -1091,7 +1090,6 @@ static void ring_growth_failure_refuses_with_enomem_and_caller_keeps_slice(void 
     wq_fx_run_until_settled(f, RUN_MS);
     assert_int_equal(t.calls, 1);
     wq_fx_free(f);
-    test_alloc_uninstall();
 }
 
 static void batch_array_growth_failure_still_writes_everything_in_order(void **state)
@@ -1204,42 +1202,42 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(config_default_is_1024_items_and_8_mib),
-        cmocka_unit_test(init_rejects_null_arguments_zero_budgets_and_foreign_loop),
-        cmocka_unit_test(idle_queue_allocates_nothing_until_first_write),
-        cmocka_unit_test(first_enqueue_allocates_a_small_ring_not_max_items),
-        cmocka_unit_test(item_budget_accepts_exactly_max_items_and_refuses_the_next),
-        cmocka_unit_test(byte_budget_accepts_exactly_max_bytes_and_refuses_one_more),
-        cmocka_unit_test(item_longer_than_max_bytes_is_refused_with_etoolong_even_when_idle),
-        cmocka_unit_test(refusal_leaves_slice_with_caller_and_refcount_unchanged),
-        cmocka_unit_test(accepted_slice_is_zeroed_and_its_reference_released_after_write),
-        cmocka_unit_test(ticket_never_completes_inside_try_write_and_completes_once_on_the_loop),
-        cmocka_unit_test(ff_on_idle_queue_is_queued_then_written_and_released_by_one_loop_iteration),
-        cmocka_unit_test(each_ticket_completes_once_with_zero_in_submission_order),
-        cmocka_unit_test(empty_slices_are_accepted_and_empty_tickets_complete_once),
-        cmocka_unit_test(order_is_preserved_across_batches_of_at_most_iov_max_items),
-        cmocka_unit_test(ring_grows_while_wrapped_and_keeps_order),
-        cmocka_unit_test(ticket_callback_may_enqueue_and_order_is_kept),
-        cmocka_unit_test(refused_producer_retries_from_drain_callback_below_low_water),
-        cmocka_unit_test(drain_callback_is_not_called_without_pressure),
-        cmocka_unit_test(shutdown_flushes_everything_then_peer_sees_all_bytes_and_eof),
-        cmocka_unit_test(shutdown_of_idle_queue_sends_eof_and_completes_once),
-        cmocka_unit_test(close_cancels_each_queued_ticket_once_and_releases_every_slice),
-        cmocka_unit_test(close_cancels_write_in_flight_with_ecanceled_when_stream_closes),
-        cmocka_unit_test(close_inside_ticket_callback_cancels_queued_items_once),
-        cmocka_unit_test(close_with_pending_shutdown_reports_ecanceled_once),
-        cmocka_unit_test(peer_close_fails_every_pending_ticket_once_and_later_writes_get_eclosed),
-        cmocka_unit_test(ff_to_a_dead_peer_is_accepted_then_the_flush_fails_the_queue_once),
-        cmocka_unit_test(stats_count_items_bytes_flushes_batches_hits_and_refusals),
-        cmocka_unit_test(ff_slices_enqueued_in_one_read_callback_go_out_in_one_writev_that_iteration),
-        cmocka_unit_test(tickets_completed_by_the_flush_run_once_in_order_never_inside_try_write),
-        cmocka_unit_test(enqueue_from_a_timer_is_flushed_before_the_loop_blocks_and_run_returns),
-        cmocka_unit_test(close_while_the_flush_is_armed_cancels_every_item_once_and_frees_it),
-        cmocka_unit_test(dispatcher_allocation_failure_falls_back_and_delivers_every_byte),
-        cmocka_unit_test(steady_state_fire_and_forget_enqueue_allocates_nothing),
-        cmocka_unit_test(ring_growth_failure_refuses_with_enomem_and_caller_keeps_slice),
-        cmocka_unit_test(batch_array_growth_failure_still_writes_everything_in_order),
-        cmocka_unit_test(slice_above_1_gib_is_cut_into_batches_and_resumed_at_the_exact_offset),
+        test_alloc_checked(config_default_is_1024_items_and_8_mib),
+        test_alloc_checked(init_rejects_null_arguments_zero_budgets_and_foreign_loop),
+        test_alloc_checked(idle_queue_allocates_nothing_until_first_write),
+        test_alloc_checked(first_enqueue_allocates_a_small_ring_not_max_items),
+        test_alloc_checked(item_budget_accepts_exactly_max_items_and_refuses_the_next),
+        test_alloc_checked(byte_budget_accepts_exactly_max_bytes_and_refuses_one_more),
+        test_alloc_checked(item_longer_than_max_bytes_is_refused_with_etoolong_even_when_idle),
+        test_alloc_checked(refusal_leaves_slice_with_caller_and_refcount_unchanged),
+        test_alloc_checked(accepted_slice_is_zeroed_and_its_reference_released_after_write),
+        test_alloc_checked(ticket_never_completes_inside_try_write_and_completes_once_on_the_loop),
+        test_alloc_checked(ff_on_idle_queue_is_queued_then_written_and_released_by_one_loop_iteration),
+        test_alloc_checked(each_ticket_completes_once_with_zero_in_submission_order),
+        test_alloc_checked(empty_slices_are_accepted_and_empty_tickets_complete_once),
+        test_alloc_checked(order_is_preserved_across_batches_of_at_most_iov_max_items),
+        test_alloc_checked(ring_grows_while_wrapped_and_keeps_order),
+        test_alloc_checked(ticket_callback_may_enqueue_and_order_is_kept),
+        test_alloc_checked(refused_producer_retries_from_drain_callback_below_low_water),
+        test_alloc_checked(drain_callback_is_not_called_without_pressure),
+        test_alloc_checked(shutdown_flushes_everything_then_peer_sees_all_bytes_and_eof),
+        test_alloc_checked(shutdown_of_idle_queue_sends_eof_and_completes_once),
+        test_alloc_checked(close_cancels_each_queued_ticket_once_and_releases_every_slice),
+        test_alloc_checked(close_cancels_write_in_flight_with_ecanceled_when_stream_closes),
+        test_alloc_checked(close_inside_ticket_callback_cancels_queued_items_once),
+        test_alloc_checked(close_with_pending_shutdown_reports_ecanceled_once),
+        test_alloc_checked(peer_close_fails_every_pending_ticket_once_and_later_writes_get_eclosed),
+        test_alloc_checked(ff_to_a_dead_peer_is_accepted_then_the_flush_fails_the_queue_once),
+        test_alloc_checked(stats_count_items_bytes_flushes_batches_hits_and_refusals),
+        test_alloc_checked(ff_slices_enqueued_in_one_read_callback_go_out_in_one_writev_that_iteration),
+        test_alloc_checked(tickets_completed_by_the_flush_run_once_in_order_never_inside_try_write),
+        test_alloc_checked(enqueue_from_a_timer_is_flushed_before_the_loop_blocks_and_run_returns),
+        test_alloc_checked(close_while_the_flush_is_armed_cancels_every_item_once_and_frees_it),
+        test_alloc_checked(dispatcher_allocation_failure_falls_back_and_delivers_every_byte),
+        test_alloc_checked(steady_state_fire_and_forget_enqueue_allocates_nothing),
+        test_alloc_checked(ring_growth_failure_refuses_with_enomem_and_caller_keeps_slice),
+        test_alloc_checked(batch_array_growth_failure_still_writes_everything_in_order),
+        test_alloc_checked(slice_above_1_gib_is_cut_into_batches_and_resumed_at_the_exact_offset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,7 +43,7 @@ static void idle_writeq_keeps_no_ring_after_direct_and_queued_writes(void **stat
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(idle_writeq_keeps_no_ring_after_direct_and_queued_writes),
+        test_alloc_checked(idle_writeq_keeps_no_ring_after_direct_and_queued_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

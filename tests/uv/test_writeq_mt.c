@@ -401,7 +401,6 @@ static void inbox_growth_failure_refuses_submit_with_enomem_and_caller_keeps_sli
 {
     (void)state;
     wq_fx *f = pfx_new(64, 1u << 20, 1);
-    test_alloc_install(0);
     bh_bytes b = bh_bytes_static(f->pattern, 10);
     test_alloc_fail_after(0);
     assert_int_equal(bh_writeq_submit_mt(&f->q, &b, NULL, NULL), BH_ENOMEM);
@@ -413,7 +412,6 @@ static void inbox_growth_failure_refuses_submit_with_enomem_and_caller_keeps_sli
     wq_sink_start(&f->sink);
     assert_int_equal(wq_run_until(&f->loop, wq_fx_received_all, f, RUN_MS), 0);
     wq_fx_free(f);
-    test_alloc_uninstall();
 }
 
 static void write_error_fails_ring_and_inbox_items_once(void **state)
@@ -446,15 +444,15 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(four_producers_submit_100k_slices_and_receiver_verifies_every_frame),
-        cmocka_unit_test(submit_without_enable_mt_is_einval_and_caller_keeps_slice),
-        cmocka_unit_test(budgets_count_inbox_items_exactly_at_the_boundary),
-        cmocka_unit_test(close_with_items_in_inbox_cancels_each_ticket_once_and_frees_everything),
-        cmocka_unit_test(shutdown_flushes_inbox_items_before_eof_and_refuses_later_submits),
-        cmocka_unit_test(ring_growth_failure_taking_inbox_items_fails_the_queue_once),
-        cmocka_unit_test(enable_mt_allocation_failure_leaves_queue_usable),
-        cmocka_unit_test(inbox_growth_failure_refuses_submit_with_enomem_and_caller_keeps_slice),
-        cmocka_unit_test(write_error_fails_ring_and_inbox_items_once),
+        test_alloc_checked(four_producers_submit_100k_slices_and_receiver_verifies_every_frame),
+        test_alloc_checked(submit_without_enable_mt_is_einval_and_caller_keeps_slice),
+        test_alloc_checked(budgets_count_inbox_items_exactly_at_the_boundary),
+        test_alloc_checked(close_with_items_in_inbox_cancels_each_ticket_once_and_frees_everything),
+        test_alloc_checked(shutdown_flushes_inbox_items_before_eof_and_refuses_later_submits),
+        test_alloc_checked(ring_growth_failure_taking_inbox_items_fails_the_queue_once),
+        test_alloc_checked(enable_mt_allocation_failure_leaves_queue_usable),
+        test_alloc_checked(inbox_growth_failure_refuses_submit_with_enomem_and_caller_keeps_slice),
+        test_alloc_checked(write_error_fails_ring_and_inbox_items_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -202,11 +202,11 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(stall_timeout_allocates_one_timer_block_only_while_enabled),
-        cmocka_unit_test(peer_that_stops_reading_fails_every_ticket_once_with_etimedout),
-        cmocka_unit_test(idle_queue_with_a_stall_timeout_lets_the_loop_end),
-        cmocka_unit_test(progress_of_the_write_in_flight_postpones_the_deadline),
-        cmocka_unit_test(completed_write_counts_as_progress),
+        test_alloc_checked(stall_timeout_allocates_one_timer_block_only_while_enabled),
+        test_alloc_checked(peer_that_stops_reading_fails_every_ticket_once_with_etimedout),
+        test_alloc_checked(idle_queue_with_a_stall_timeout_lets_the_loop_end),
+        test_alloc_checked(progress_of_the_write_in_flight_postpones_the_deadline),
+        test_alloc_checked(completed_write_counts_as_progress),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

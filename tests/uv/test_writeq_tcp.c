@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "test_alloc.h"
 #include "test_uv.h"
 #include "test_writeq_support.h"
 #include "uv/writeq_internal.h"
@@ -235,12 +236,12 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(paused_reader_forces_partial_writes_and_resume_delivers_every_byte),
-        cmocka_unit_test(reader_pausing_and_resuming_repeatedly_still_gets_every_byte),
-        cmocka_unit_test(
+        test_alloc_checked(paused_reader_forces_partial_writes_and_resume_delivers_every_byte),
+        test_alloc_checked(reader_pausing_and_resuming_repeatedly_still_gets_every_byte),
+        test_alloc_checked(
             peer_reset_mid_queue_fails_pending_tickets_once_and_later_writes_get_eclosed),
-        cmocka_unit_test(shutdown_over_tcp_flushes_every_byte_before_eof),
-        cmocka_unit_test(writes_before_connect_completes_are_queued_and_delivered),
+        test_alloc_checked(shutdown_over_tcp_flushes_every_byte_before_eof),
+        test_alloc_checked(writes_before_connect_completes_are_queued_and_delivered),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

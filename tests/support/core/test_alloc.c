@@ -20,7 +20,7 @@ static void bytes_add(size_t n)
         ;
 }
 
-static atomic_int g_fail_all;
+static atomic_int g_fail_all, g_installed;
 
 static int should_fail(size_t size)
 {
@@ -93,6 +93,7 @@ void test_alloc_install(size_t fail_at)
     atomic_store(&g_size_limit, 0);
     bh_allocator a = {t_malloc, t_realloc, t_free, NULL};
     bh_set_allocator(&a);
+    atomic_store(&g_installed, 1);
 }
 
 void test_alloc_fail_after(size_t after)
@@ -124,4 +125,10 @@ test_alloc_stats test_alloc_stats_now(void)
 
 void test_alloc_reset_peak(void) { atomic_store(&g_peak_bytes, atomic_load(&g_live_bytes)); }
 
-void test_alloc_uninstall(void) { bh_set_allocator(NULL); }
+void test_alloc_uninstall(void)
+{
+    bh_set_allocator(NULL);
+    atomic_store(&g_installed, 0);
+}
+
+int test_alloc_installed(void) { return atomic_load(&g_installed); }

@@ -49,5 +49,17 @@ int test_alloc_setup(void **state);
  * Unlike test_alloc_finish() it does not trim the block cache first, so a
  * block parked there counts as live. Returns 0. */
 int test_alloc_teardown(void **state);
+/* cmocka teardown pairing test_alloc_setup(): the end-of-test leak check of
+ * test_alloc_finish() (block cache trimmed first). A test that restored the
+ * default allocator itself is checked as the counters stood at that point.
+ * Returns 0. */
+int test_alloc_finish_teardown(void **state);
+/* 1 while the counting allocator is installed. */
+int test_alloc_installed(void);
+
+/* A cmocka test entry run under the counting allocator and ending with the
+ * leak check (test_alloc_setup / test_alloc_finish_teardown). */
+#define test_alloc_checked(f) cmocka_unit_test_setup_teardown(f, test_alloc_setup, \
+                                                              test_alloc_finish_teardown)
 
 #endif
