@@ -171,7 +171,7 @@ static void held_release(int i)
 {
     check_held(i);
     bh_bytes_release(&g_held[i].b);
-    CHECK(g_held[i].b.ptr == NULL && g_held[i].b.len == 0 && g_held[i].b.owner == NULL);
+    CHECK(g_held[i].b.ptr == NULL && g_held[i].b.len == 0 && bh_bytes_refcount(&g_held[i].b) == 0);
     free(g_held[i].copy);
     g_held[i].copy = NULL;
     g_held[i].used = 0;
@@ -204,11 +204,8 @@ static int pick_free_slot(void)
     return -1;
 }
 
-static int same_buf(const bh_buf *a, const bh_buf *b)
-{
-    return a->data == b->data && a->len == b->len && a->cap == b->cap &&
-           a->max_len == b->max_len && a->block == b->block;
-}
+/* Unchanged: the whole value, compared without naming its private fields. */
+static int same_buf(const bh_buf *a, const bh_buf *b) { return memcmp(a, b, sizeof *a) == 0; }
 
 FUZZ_NO_COVERAGE static void check_slot(const slot *s)
 {
@@ -279,7 +276,7 @@ static void op_append(slot *s, input *in)
     bh_buf before = s->buf;
     size_t spare = bh_buf_spare(&s->buf);
     size_t attempts = alloc_attempts(), failed = alloc_failed();
-    int fits = n <= s->buf.max_len - s->buf.len;
+    int fits = n <= bh_buf_max_len(&s->buf) - bh_buf_len(&s->buf);
     int rc = bh_buf_append(&s->buf, n ? p : NULL, n);
     check_growth_rc(rc, fits, failed, n);
     if (spare >= n || !fits)
@@ -293,12 +290,12 @@ static void op_append(slot *s, input *in)
 
 static void op_reserve_commit(slot *s, input *in)
 {
-    size_t n = in_len(in, 0, s->buf.max_len - s->buf.len);
+    size_t n = in_len(in, 0, bh_buf_max_len(&s->buf) - bh_buf_len(&s->buf));
     uint8_t fill = in_u8(in);
     bh_buf before = s->buf;
     size_t spare_before = bh_buf_spare(&s->buf);
     size_t attempts = alloc_attempts(), failed = alloc_failed();
-    int fits = n <= s->buf.max_len - s->buf.len;
+    int fits = n <= bh_buf_max_len(&s->buf) - bh_buf_len(&s->buf);
     uint8_t *spare = (uint8_t *)1;
     size_t spare_len = (size_t)-1;
 
@@ -312,11 +309,11 @@ static void op_reserve_commit(slot *s, input *in)
     }
     CHECK(spare_len >= n);
     CHECK(spare_len == bh_buf_spare(&s->buf));
-    CHECK(spare_len <= s->buf.max_len - s->buf.len);
+    CHECK(spare_len <= bh_buf_max_len(&s->buf) - bh_buf_len(&s->buf));
     CHECK(spare_len == 0 || spare == bh_buf_data(&s->buf) + bh_buf_len(&s->buf));
     check_spare_private(s, spare, spare_len);
 
-    size_t k = in_len(in, spare_len, s->buf.max_len);
+    size_t k = in_len(in, spare_len, bh_buf_max_len(&s->buf));
     /* Write what is committed and touch the last spare byte (ASan checks the
      * whole region is addressable); overlap is checked above by address. */
     if (k <= spare_len && k)
@@ -339,7 +336,7 @@ static void op_reserve_commit(slot *s, input *in)
 
 static void op_split_prefix(slot *s, input *in)
 {
-    size_t n = in_len(in, s->buf.len, s->buf.max_len);
+    size_t n = in_len(in, bh_buf_len(&s->buf), bh_buf_max_len(&s->buf));
     bh_buf before = s->buf;
     size_t attempts = alloc_attempts();
     bh_bytes out = {(const uint8_t *)1, 7, NULL};
@@ -364,7 +361,7 @@ static void op_split_prefix_mut(slot *s, input *in)
     if (d < 0)
         return;
     slot *t = &g_slots[d];
-    size_t n = in_len(in, s->buf.len, s->buf.max_len);
+    size_t n = in_len(in, bh_buf_len(&s->buf), bh_buf_max_len(&s->buf));
     bh_buf before = s->buf;
     size_t attempts = alloc_attempts();
     int rc = bh_buf_split_prefix_mut(&s->buf, n, &t->buf);
@@ -375,7 +372,7 @@ static void op_split_prefix_mut(slot *s, input *in)
         return;
     }
     CHECK(rc == BH_OK);
-    CHECK(t->buf.max_len == s->buf.max_len);
+    CHECK(bh_buf_max_len(&t->buf) == bh_buf_max_len(&s->buf));
     t->used = 1;
     t->model.len = 0;
     vec_push(&t->model, s->model.bytes, n);
@@ -384,7 +381,7 @@ static void op_split_prefix_mut(slot *s, input *in)
 
 static void op_advance(slot *s, input *in)
 {
-    size_t n = in_len(in, s->buf.len, s->buf.max_len);
+    size_t n = in_len(in, bh_buf_len(&s->buf), bh_buf_max_len(&s->buf));
     bh_buf before = s->buf;
     size_t attempts = alloc_attempts();
     int rc = bh_buf_advance(&s->buf, n);
@@ -412,8 +409,8 @@ static void op_recycle(slot *s)
         return;
     }
     CHECK(rc == BH_OK);
-    CHECK(s->buf.block == NULL && bh_buf_spare(&s->buf) == 0);
-    CHECK(s->buf.max_len == before.max_len);
+    CHECK(bh_buf_data(&s->buf) == NULL && bh_buf_spare(&s->buf) == 0); /* no block held */
+    CHECK(bh_buf_max_len(&s->buf) == bh_buf_max_len(&before));
 }
 
 static void op_take_tail(slot *s)
@@ -423,11 +420,11 @@ static void op_take_tail(slot *s)
         return;
     slot *t = &g_slots[d];
     size_t attempts = alloc_attempts();
-    size_t max_len = s->buf.max_len;
+    size_t max_len = bh_buf_max_len(&s->buf);
     CHECK(bh_buf_take_tail(&s->buf, &t->buf) == BH_OK);
     CHECK(alloc_attempts() == attempts);
     CHECK(bh_buf_len(&s->buf) == 0 && bh_buf_spare(&s->buf) == 0);
-    CHECK(s->buf.max_len == max_len && t->buf.max_len == max_len);
+    CHECK(bh_buf_max_len(&s->buf) == max_len && bh_buf_max_len(&t->buf) == max_len);
     t->used = 1;
     t->model.len = 0;
     vec_push(&t->model, s->model.bytes, s->model.len);
@@ -439,23 +436,24 @@ static void op_freeze(slot *s)
     if (held_free_slots() == 0)
         return;
     size_t attempts = alloc_attempts();
-    size_t spare = s->buf.cap - s->buf.len;
+    size_t spare = bh_buf_spare(&s->buf);
     bh_bytes out;
     CHECK(bh_buf_freeze(&s->buf, &out) == BH_OK);
     CHECK(alloc_attempts() == attempts);
     CHECK(out.len == s->model.len);
-    CHECK(s->buf.len == 0);
+    CHECK(bh_buf_len(&s->buf) == 0);
     /* The buffer keeps its spare capacity (rewinding may only add to it). */
-    CHECK(s->buf.cap >= spare);
+    CHECK(bh_buf_spare(&s->buf) >= spare);
     CHECK(held_add(out, s->model.bytes) >= 0);
     s->model.len = 0;
 }
 
 static void op_free(slot *s, int idx)
 {
-    size_t max_len = s->buf.max_len;
+    size_t max_len = bh_buf_max_len(&s->buf);
     bh_buf_free(&s->buf);
-    CHECK(s->buf.len == 0 && s->buf.data == NULL && s->buf.max_len == max_len);
+    CHECK(bh_buf_len(&s->buf) == 0 && bh_buf_data(&s->buf) == NULL &&
+          bh_buf_max_len(&s->buf) == max_len);
     s->model.len = 0;
     /* Keep slot 0 alive (reused empty); retire the others. */
     if (idx != 0)
@@ -465,7 +463,7 @@ static void op_free(slot *s, int idx)
 static void op_find(const slot *s, input *in)
 {
     uint8_t byte = in_u8(in);
-    size_t from = in_len(in, s->model.len, s->buf.max_len);
+    size_t from = in_len(in, s->model.len, bh_buf_max_len(&s->buf));
     size_t got = bh_buf_find(&s->buf, byte, from);
     size_t want = BH_NPOS;
     if (from < s->model.len) {
@@ -491,7 +489,7 @@ static void op_bytes_copy(input *in)
     int rc = bh_bytes_copy(&out, n ? p : NULL, n);
     if (rc == BH_ENOMEM) {
         CHECK(alloc_failed() > failed);
-        CHECK(out.ptr == NULL && out.len == 0 && out.owner == NULL);
+        CHECK(out.ptr == NULL && out.len == 0 && bh_bytes_refcount(&out) == 0);
         return;
     }
     CHECK(rc == BH_OK && out.len == n);
@@ -525,7 +523,7 @@ static void op_bytes_wrap(input *in)
     in->n -= n;
     if (sel & 0x80) {
         bh_bytes st = bh_bytes_static(p, n);
-        CHECK(st.ptr == p && st.len == n && st.owner == NULL);
+        CHECK(st.ptr == p && st.len == n && bh_bytes_refcount(&st) == 0);
         CHECK(bh_bytes_refcount(&st) == 0);
         CHECK(held_add(st, p) >= 0);
         return;
@@ -568,8 +566,7 @@ static void op_clone(input *in)
     bh_bytes c = bh_bytes_clone(&g_held[i].b);
     CHECK(alloc_attempts() == attempts);
     CHECK(c.ptr == g_held[i].b.ptr && c.len == g_held[i].b.len);
-    if (c.owner)
-        CHECK(bh_bytes_refcount(&c) == refs + 1);
+    CHECK(bh_bytes_refcount(&c) == (refs ? refs + 1 : 0)); /* no owner: nothing counted */
     CHECK(held_add(c, g_held[i].copy) >= 0);
 }
 
@@ -587,7 +584,7 @@ static void op_slice(input *in)
     CHECK(alloc_attempts() == attempts);
     if (off > len || n > len - off) {
         CHECK(rc == BH_ERANGE);
-        CHECK(out.ptr == (const uint8_t *)1 && out.len == 7 && out.owner == NULL);
+        CHECK(out.ptr == (const uint8_t *)1 && out.len == 7 && bh_bytes_refcount(&out) == 0);
         return;
     }
     CHECK(rc == BH_OK && out.len == n);

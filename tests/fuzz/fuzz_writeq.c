@@ -286,7 +286,7 @@ static void offer(size_t len, int with_ticket, uint8_t action)
     W.in_api--;
 
     if (rc == BH_OK) {
-        CHECK(data.ptr == NULL && data.len == 0 && data.owner == NULL);
+        CHECK(data.ptr == NULL && data.len == 0 && bh_bytes_refcount(&data) == 0);
         CHECK(!W.closed && !W.shut);
         CHECK(may_have_failed() || (st.queued_items < W.cfg.max_items &&
                                 len <= W.cfg.max_bytes - st.queued_bytes));
@@ -296,7 +296,7 @@ static void offer(size_t len, int with_ticket, uint8_t action)
         return;
     }
     /* Refused: the caller still owns exactly what it offered. */
-    CHECK(data.ptr == orig.ptr && data.len == orig.len && data.owner == orig.owner);
+    CHECK(memcmp(&data, &orig, sizeof data) == 0); /* the caller keeps it as it was */
     if (len)
         CHECK(bh_bytes_refcount(&data) == 1);
     bh_bytes_release(&data);
