@@ -50,31 +50,12 @@ static size_t alloc_failed(void)
     return st.failed;
 }
 
-/* ---- input reader -------------------------------------------------------- */
-
-typedef struct {
-    const uint8_t *p;
-    size_t n;
-} input;
-
-static uint8_t in_u8(input *in)
-{
-    if (in->n == 0)
-        return 0;
-    in->n--;
-    return *in->p++;
-}
-
-static size_t in_u16(input *in)
-{
-    size_t hi = in_u8(in);
-    return (hi << 8) | in_u8(in);
-}
+/* ---- input reader (fuzz_support.h) ----------------------------------------- */
 
 /* A length: mostly small, sometimes at the edges the model cares about. */
-static size_t in_len(input *in, size_t len, size_t max_len)
+static size_t in_len(fuzz_input *in, size_t len, size_t max_len)
 {
-    uint8_t sel = in_u8(in);
+    uint8_t sel = fuzz_u8(in);
     switch (sel & 7) {
     case 0:
         return len;
@@ -87,9 +68,9 @@ static size_t in_len(input *in, size_t len, size_t max_len)
     case 4:
         return max_len - (len < max_len ? len : max_len) + (sel >> 7);
     case 5:
-        return in_u16(in);
+        return fuzz_u16(in);
     default:
-        return in_u8(in) % 64;
+        return fuzz_u8(in) % 64;
     }
 }
 
@@ -185,9 +166,9 @@ static int held_free_slots(void)
     return n;
 }
 
-static int pick_used_held(input *in)
+static int pick_used_held(fuzz_input *in)
 {
-    int start = in_u8(in) % NHELD;
+    int start = fuzz_u8(in) % NHELD;
     for (int k = 0; k < NHELD; k++) {
         int i = (start + k) % NHELD;
         if (g_held[i].used)
@@ -264,9 +245,9 @@ static void check_growth_rc(int rc, int fits, size_t failed_before, size_t n)
 
 /* ---- operations ----------------------------------------------------------- */
 
-static void op_append(slot *s, input *in)
+static void op_append(slot *s, fuzz_input *in)
 {
-    size_t n = in_u8(in);
+    size_t n = fuzz_u8(in);
     if (n > in->n)
         n = in->n;
     const uint8_t *p = in->p;
@@ -288,10 +269,10 @@ static void op_append(slot *s, input *in)
     }
 }
 
-static void op_reserve_commit(slot *s, input *in)
+static void op_reserve_commit(slot *s, fuzz_input *in)
 {
     size_t n = in_len(in, 0, bh_buf_max_len(&s->buf) - bh_buf_len(&s->buf));
-    uint8_t fill = in_u8(in);
+    uint8_t fill = fuzz_u8(in);
     bh_buf before = s->buf;
     size_t spare_before = bh_buf_spare(&s->buf);
     size_t attempts = alloc_attempts(), failed = alloc_failed();
@@ -334,7 +315,7 @@ static void op_reserve_commit(slot *s, input *in)
         memset(vec_grow(&s->model, k), fill, k);
 }
 
-static void op_split_prefix(slot *s, input *in)
+static void op_split_prefix(slot *s, fuzz_input *in)
 {
     size_t n = in_len(in, bh_buf_len(&s->buf), bh_buf_max_len(&s->buf));
     bh_buf before = s->buf;
@@ -355,7 +336,7 @@ static void op_split_prefix(slot *s, input *in)
     vec_drop_front(&s->model, n);
 }
 
-static void op_split_prefix_mut(slot *s, input *in)
+static void op_split_prefix_mut(slot *s, fuzz_input *in)
 {
     int d = pick_free_slot();
     if (d < 0)
@@ -379,7 +360,7 @@ static void op_split_prefix_mut(slot *s, input *in)
     vec_drop_front(&s->model, n);
 }
 
-static void op_advance(slot *s, input *in)
+static void op_advance(slot *s, fuzz_input *in)
 {
     size_t n = in_len(in, bh_buf_len(&s->buf), bh_buf_max_len(&s->buf));
     bh_buf before = s->buf;
@@ -460,9 +441,9 @@ static void op_free(slot *s, int idx)
         s->used = 0;
 }
 
-static void op_find(const slot *s, input *in)
+static void op_find(const slot *s, fuzz_input *in)
 {
-    uint8_t byte = in_u8(in);
+    uint8_t byte = fuzz_u8(in);
     size_t from = in_len(in, s->model.len, bh_buf_max_len(&s->buf));
     size_t got = bh_buf_find(&s->buf, byte, from);
     size_t want = BH_NPOS;
@@ -474,11 +455,11 @@ static void op_find(const slot *s, input *in)
     CHECK(got == want);
 }
 
-static void op_bytes_copy(input *in)
+static void op_bytes_copy(fuzz_input *in)
 {
     if (held_free_slots() == 0)
         return;
-    size_t n = in_u8(in);
+    size_t n = fuzz_u8(in);
     if (n > in->n)
         n = in->n;
     const uint8_t *p = in->p;
@@ -510,11 +491,11 @@ static void owned_free(void *ctx, void *p)
 
 /* bh_bytes_from_owned (top bit of the length byte clear) or bh_bytes_static
  * over the input itself (set). */
-static void op_bytes_wrap(input *in)
+static void op_bytes_wrap(fuzz_input *in)
 {
     if (held_free_slots() == 0)
         return;
-    uint8_t sel = in_u8(in);
+    uint8_t sel = fuzz_u8(in);
     size_t n = sel & 0x7f;
     if (n > in->n)
         n = in->n;
@@ -546,7 +527,7 @@ static void op_bytes_wrap(input *in)
 }
 
 /* bh_bytes_equal between two held slices agrees with their recorded copies. */
-static void op_equal(input *in)
+static void op_equal(fuzz_input *in)
 {
     int i = pick_used_held(in), j = pick_used_held(in);
     if (i < 0 || j < 0)
@@ -556,7 +537,7 @@ static void op_equal(input *in)
     CHECK(bh_bytes_equal(&a->b, &b->b) == want);
 }
 
-static void op_clone(input *in)
+static void op_clone(fuzz_input *in)
 {
     int i = pick_used_held(in);
     if (i < 0 || held_free_slots() == 0)
@@ -570,7 +551,7 @@ static void op_clone(input *in)
     CHECK(held_add(c, g_held[i].copy) >= 0);
 }
 
-static void op_slice(input *in)
+static void op_slice(fuzz_input *in)
 {
     int i = pick_used_held(in);
     if (i < 0 || held_free_slots() == 0)
@@ -591,7 +572,7 @@ static void op_slice(input *in)
     CHECK(held_add(out, g_held[i].copy + off) >= 0);
 }
 
-static void op_release(input *in)
+static void op_release(fuzz_input *in)
 {
     int i = pick_used_held(in);
     if (i >= 0)
@@ -604,21 +585,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    input in = {data, size};
-    test_alloc_install(0);
+    fuzz_input in = {data, size};
+    fuzz_alloc_begin();
     test_alloc_limit_size(ALLOC_LIMIT);
 
-    uint8_t hdr = in_u8(&in);
-    size_t max_len = (hdr & 0x80) ? SIZE_MAX : in_u16(&in) + 1;
+    uint8_t hdr = fuzz_u8(&in);
+    size_t max_len = (hdr & 0x80) ? SIZE_MAX : fuzz_u16(&in) + 1;
     CHECK(bh_buf_init(&g_slots[0].buf, 0) == BH_EINVAL);
     CHECK(bh_buf_init(&g_slots[0].buf, max_len) == BH_OK);
     g_slots[0].used = 1;
 
     while (in.n > 0) {
-        uint8_t op = in_u8(&in);
+        uint8_t op = fuzz_u8(&in);
         slot *s = &g_slots[0];
         int idx = 0;
-        uint8_t which = in_u8(&in) % NBUF;
+        uint8_t which = fuzz_u8(&in) % NBUF;
         if (g_slots[which].used) {
             s = &g_slots[which];
             idx = which;
@@ -691,10 +672,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         g_slots[i].model = (vec){NULL, 0, 0};
     }
     bh_thread_cache_trim();
-    test_alloc_stats st;
-    test_alloc_stats_get(&st);
-    CHECK(st.live == 0);
     CHECK(g_owned_live == 0);
-    test_alloc_uninstall();
+    fuzz_alloc_end();
     return 0;
 }

@@ -231,18 +231,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     state s;
     memset(&s, 0, sizeof s);
-    test_alloc_install(0);
-    s.frame_mode = data[0] & 1;
-    size_t range = frag_range[(data[0] >> 1) & 3];
-    s.hold_limit = (data[0] & 8) ? HOLD : 0;
-    s.reset_scan = (data[0] & 16) != 0;
-    size_t slack = (size_t)(data[0] >> 5) * 37;
-    s.max = ((size_t)data[1] << 8 | data[2]);
+    fuzz_alloc_begin();
+    fuzz_input in = {data, size};
+    uint8_t h0 = fuzz_u8(&in);
+    s.frame_mode = h0 & 1;
+    size_t range = frag_range[(h0 >> 1) & 3];
+    s.hold_limit = (h0 & 8) ? HOLD : 0;
+    s.reset_scan = (h0 & 16) != 0;
+    size_t slack = (size_t)(h0 >> 5) * 37;
+    s.max = fuzz_u16(&in);
     if (s.max == 0)
         s.max = 1;
-    uint32_t seed = 0x9e3779b9u ^ data[3];
-    s.in = data + 4;
-    s.in_len = size - 4;
+    uint32_t seed = 0x9e3779b9u ^ fuzz_u8(&in);
+    s.in = in.p;
+    s.in_len = in.n;
 
     size_t max_len;
     if (s.frame_mode) {
@@ -290,9 +292,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < s.nheld; i++)
         bh_bytes_release(&s.held[i]);
     bh_buf_free(&s.buf);
-    test_alloc_stats st;
-    test_alloc_stats_get(&st);
-    CHECK(st.live == 0);
-    test_alloc_uninstall();
+    fuzz_alloc_end();
     return 0;
 }

@@ -12,7 +12,10 @@ typedef struct test_alloc_stats {
     size_t failed;   /* injected failures */
     size_t attempts; /* malloc + realloc calls, failed or not */
     size_t live_bytes; /* usable bytes of the live blocks (malloc_usable_size) */
-    size_t peak_bytes; /* highest live_bytes since install / test_alloc_reset_peak */
+    size_t peak_bytes; /* highest live_bytes since install / test_alloc_reset_peak; a
+                          realloc counts the old and the new block together, as a
+                          moving realloc needs both for a moment */
+    size_t max_request; /* largest size asked for by one malloc or realloc attempt */
 } test_alloc_stats;
 
 /* Installs the counting allocator and resets the counters (after trimming
