@@ -12,6 +12,7 @@
 #include <bytes_handoff.h>
 
 #include "test_alloc.h"
+#include "test_main.h"
 
 static void static_slice_has_no_owner_and_allocates_nothing(void **state)
 {
@@ -221,23 +222,17 @@ static void clones_released_on_other_threads_free_exactly_once(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, test_alloc_setup, test_alloc_teardown)
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        T(static_slice_has_no_owner_and_allocates_nothing),
-        T(copy_duplicates_bytes_in_one_allocation),
-        T(copy_of_zero_bytes_is_empty_without_allocation),
-        T(copy_rejects_null_arguments),
-        T(copy_failure_returns_enomem_and_empty_slice),
-        T(copy_of_huge_size_fails_cleanly),
-        T(from_owned_frees_through_callback_on_last_release),
-        T(from_owned_failure_leaves_memory_with_caller),
-        T(clone_shares_bytes_and_counts_references),
-        T(slice_out_of_range_fails_and_leaves_out_untouched),
-        T(slice_of_zero_bytes_is_empty_and_takes_no_reference),
-        T(release_zeroes_and_ignores_null_and_empty),
-        T(equal_compares_contents),
-        T(clones_released_on_other_threads_free_exactly_once),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(T(static_slice_has_no_owner_and_allocates_nothing),
+          T(copy_duplicates_bytes_in_one_allocation),
+          T(copy_of_zero_bytes_is_empty_without_allocation),
+          T(copy_rejects_null_arguments),
+          T(copy_failure_returns_enomem_and_empty_slice),
+          T(copy_of_huge_size_fails_cleanly),
+          T(from_owned_frees_through_callback_on_last_release),
+          T(from_owned_failure_leaves_memory_with_caller),
+          T(clone_shares_bytes_and_counts_references),
+          T(slice_out_of_range_fails_and_leaves_out_untouched),
+          T(slice_of_zero_bytes_is_empty_and_takes_no_reference),
+          T(release_zeroes_and_ignores_null_and_empty),
+          T(equal_compares_contents),
+          T(clones_released_on_other_threads_free_exactly_once))

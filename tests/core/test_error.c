@@ -15,6 +15,7 @@
 #include <bytes_handoff.h>
 
 #include "test_alloc.h"
+#include "test_main.h"
 
 static const int lib_codes[] = {BH_OK,      BH_ENOMEM,    BH_ETOOLONG, BH_ERANGE, BH_EFULL,
                                 BH_ECLOSED, BH_ECANCELED, BH_EINVAL,   BH_EIO};
@@ -89,13 +90,7 @@ static void version_matches_header(void **state)
     assert_string_equal(bh_version_string(), want);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        test_alloc_checked(every_library_code_has_a_distinct_message),
-        test_alloc_checked(every_negative_errno_is_named),
-        test_alloc_checked(unknown_codes_across_the_int_range_are_unknown),
-        test_alloc_checked(version_matches_header),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(every_library_code_has_a_distinct_message),
+          test_alloc_checked(every_negative_errno_is_named),
+          test_alloc_checked(unknown_codes_across_the_int_range_are_unknown),
+          test_alloc_checked(version_matches_header))

@@ -19,6 +19,7 @@
 
 #include "queue_internal.h"
 #include "test_alloc.h"
+#include "test_main.h"
 #include "test_queue_support.h"
 
 static void init_rejects_bad_arguments_and_allocates_nothing(void **state)
@@ -487,26 +488,20 @@ static void complete_hook_runs_every_ticket_instead_of_the_direct_call(void **st
     bh_queue_close(&q);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        test_alloc_checked(init_rejects_bad_arguments_and_allocates_nothing),
-        test_alloc_checked(budgets_accept_exactly_max_items_and_max_bytes_and_refuse_the_next),
-        test_alloc_checked(refused_slice_stays_with_the_caller_with_its_refcount),
-        test_alloc_checked(tickets_complete_once_in_order_and_never_inside_push),
-        test_alloc_checked(batch_covers_the_queued_slices_exactly_and_pins_them),
-        test_alloc_checked(batch_respects_max_iov_and_resumes_with_the_next_item),
-        test_alloc_checked(partial_writes_resume_at_the_exact_byte_offset),
-        test_alloc_checked(ring_grows_while_wrapped_and_keeps_order),
-        test_alloc_checked(slices_above_1_gib_span_several_iovecs_and_batches_stop_at_1_gib),
-        test_alloc_checked(drain_signal_comes_once_at_low_water_after_a_refusal),
-        test_alloc_checked(queue_above_the_mark_signals_drain_without_a_refusal),
-        test_alloc_checked(fail_completes_every_unpinned_ticket_once_and_refuses_later_items),
-        test_alloc_checked(close_inside_a_ticket_callback_cancels_the_rest_once),
-        test_alloc_checked(abandon_completes_the_batch_tickets_now_and_keeps_slices_until_its_end),
-        test_alloc_checked(seal_runs_the_empty_action_only_when_empty_and_a_failure_changes_nothing),
-        test_alloc_checked(direct_write_path_reserves_then_completes_or_queues_the_remainder),
-        test_alloc_checked(complete_hook_runs_every_ticket_instead_of_the_direct_call),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(init_rejects_bad_arguments_and_allocates_nothing),
+          test_alloc_checked(budgets_accept_exactly_max_items_and_max_bytes_and_refuse_the_next),
+          test_alloc_checked(refused_slice_stays_with_the_caller_with_its_refcount),
+          test_alloc_checked(tickets_complete_once_in_order_and_never_inside_push),
+          test_alloc_checked(batch_covers_the_queued_slices_exactly_and_pins_them),
+          test_alloc_checked(batch_respects_max_iov_and_resumes_with_the_next_item),
+          test_alloc_checked(partial_writes_resume_at_the_exact_byte_offset),
+          test_alloc_checked(ring_grows_while_wrapped_and_keeps_order),
+          test_alloc_checked(slices_above_1_gib_span_several_iovecs_and_batches_stop_at_1_gib),
+          test_alloc_checked(drain_signal_comes_once_at_low_water_after_a_refusal),
+          test_alloc_checked(queue_above_the_mark_signals_drain_without_a_refusal),
+          test_alloc_checked(fail_completes_every_unpinned_ticket_once_and_refuses_later_items),
+          test_alloc_checked(close_inside_a_ticket_callback_cancels_the_rest_once),
+          test_alloc_checked(abandon_completes_the_batch_tickets_now_and_keeps_slices_until_its_end),
+          test_alloc_checked(seal_runs_the_empty_action_only_when_empty_and_a_failure_changes_nothing),
+          test_alloc_checked(direct_write_path_reserves_then_completes_or_queues_the_remainder),
+          test_alloc_checked(complete_hook_runs_every_ticket_instead_of_the_direct_call))

@@ -21,6 +21,7 @@
 #include "array_cache_internal.h"
 #include "queue_internal.h"
 #include "test_alloc.h"
+#include "test_main.h"
 #include "test_queue_support.h"
 
 #define RING_ITEM (sizeof(bh_queue_item))
@@ -291,16 +292,10 @@ static void a_threads_cached_arrays_are_freed_when_it_exits(void **state)
 
 #define T(f) test_alloc_checked(f)
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        T(drained_queue_holds_no_heap_memory_and_trim_frees_what_it_gave_back),
-        T(direct_write_take_back_unreserve_and_fail_leave_the_queue_holding_nothing),
-        T(drained_queue_gives_a_burst_ring_back_shrunk_to_64_slots),
-        T(queues_that_drain_after_every_item_allocate_nothing_after_warm_up),
-        T(array_cache_keeps_at_most_its_bounds_and_frees_the_rest),
-        T(failure_while_retaking_arrays_refuses_the_push_and_keeps_the_queue_valid),
-        T(a_threads_cached_arrays_are_freed_when_it_exits),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(T(drained_queue_holds_no_heap_memory_and_trim_frees_what_it_gave_back),
+          T(direct_write_take_back_unreserve_and_fail_leave_the_queue_holding_nothing),
+          T(drained_queue_gives_a_burst_ring_back_shrunk_to_64_slots),
+          T(queues_that_drain_after_every_item_allocate_nothing_after_warm_up),
+          T(array_cache_keeps_at_most_its_bounds_and_frees_the_rest),
+          T(failure_while_retaking_arrays_refuses_the_push_and_keeps_the_queue_valid),
+          T(a_threads_cached_arrays_are_freed_when_it_exits))

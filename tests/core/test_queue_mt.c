@@ -18,6 +18,7 @@
 #include <bytes_handoff/queue.h>
 
 #include "test_alloc.h"
+#include "test_main.h"
 #include "test_queue_support.h"
 
 enum { PRODUCERS = 4, PER_PRODUCER = 20000, WAIT_MS = 200 };
@@ -306,12 +307,6 @@ static void allocation_failure_at_every_index_keeps_the_queue_valid_and_frees_al
     print_message("allocation points swept: %zu\n", n - 1);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        test_alloc_checked(four_threads_submit_80k_slices_through_small_budgets_in_order),
-        test_alloc_checked(wake_hook_runs_once_per_empty_inbox_and_close_cancels_inbox_items),
-        test_alloc_checked(allocation_failure_at_every_index_keeps_the_queue_valid_and_frees_all),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(four_threads_submit_80k_slices_through_small_budgets_in_order),
+          test_alloc_checked(wake_hook_runs_once_per_empty_inbox_and_close_cancels_inbox_items),
+          test_alloc_checked(allocation_failure_at_every_index_keeps_the_queue_valid_and_frees_all))

@@ -315,6 +315,20 @@ static void op_reserve_commit(slot *s, fuzz_input *in)
         memset(vec_grow(&s->model, k), fill, k);
 }
 
+/* A call taking n bytes off the front returned rc: without allocating, and
+ * past the end BH_ERANGE with the buffer unchanged (0), or else BH_OK (1). */
+static int front_call_ok(const slot *s, const bh_buf *before, size_t n, int rc, size_t attempts)
+{
+    CHECK(alloc_attempts() == attempts);
+    if (n > s->model.len) {
+        CHECK(rc == BH_ERANGE);
+        CHECK(same_buf(before, &s->buf));
+        return 0;
+    }
+    CHECK(rc == BH_OK);
+    return 1;
+}
+
 static void op_split_prefix(slot *s, fuzz_input *in)
 {
     size_t n = in_len(in, bh_buf_len(&s->buf), bh_buf_max_len(&s->buf));
@@ -324,13 +338,8 @@ static void op_split_prefix(slot *s, fuzz_input *in)
     if (held_free_slots() == 0)
         return;
     int rc = bh_buf_split_prefix(&s->buf, n, &out);
-    CHECK(alloc_attempts() == attempts);
-    if (n > s->model.len) {
-        CHECK(rc == BH_ERANGE);
-        CHECK(same_buf(&before, &s->buf));
+    if (!front_call_ok(s, &before, n, rc, attempts))
         return;
-    }
-    CHECK(rc == BH_OK);
     CHECK(out.len == n);
     CHECK(held_add(out, s->model.bytes) >= 0);
     vec_drop_front(&s->model, n);
@@ -346,13 +355,8 @@ static void op_split_prefix_mut(slot *s, fuzz_input *in)
     bh_buf before = s->buf;
     size_t attempts = alloc_attempts();
     int rc = bh_buf_split_prefix_mut(&s->buf, n, &t->buf);
-    CHECK(alloc_attempts() == attempts);
-    if (n > s->model.len) {
-        CHECK(rc == BH_ERANGE);
-        CHECK(same_buf(&before, &s->buf));
+    if (!front_call_ok(s, &before, n, rc, attempts))
         return;
-    }
-    CHECK(rc == BH_OK);
     CHECK(bh_buf_max_len(&t->buf) == bh_buf_max_len(&s->buf));
     t->used = 1;
     t->model.len = 0;
@@ -366,13 +370,8 @@ static void op_advance(slot *s, fuzz_input *in)
     bh_buf before = s->buf;
     size_t attempts = alloc_attempts();
     int rc = bh_buf_advance(&s->buf, n);
-    CHECK(alloc_attempts() == attempts);
-    if (n > s->model.len) {
-        CHECK(rc == BH_ERANGE);
-        CHECK(same_buf(&before, &s->buf));
+    if (!front_call_ok(s, &before, n, rc, attempts))
         return;
-    }
-    CHECK(rc == BH_OK);
     vec_drop_front(&s->model, n);
 }
 
@@ -394,8 +393,9 @@ static void op_recycle(slot *s)
     CHECK(bh_buf_max_len(&s->buf) == bh_buf_max_len(&before));
 }
 
-static void op_take_tail(slot *s)
+static void op_take_tail(slot *s, fuzz_input *in)
 {
+    (void)in;
     int d = pick_free_slot();
     if (d < 0)
         return;
@@ -412,8 +412,9 @@ static void op_take_tail(slot *s)
     s->model.len = 0;
 }
 
-static void op_freeze(slot *s)
+static void op_freeze(slot *s, fuzz_input *in)
 {
+    (void)in;
     if (held_free_slots() == 0)
         return;
     size_t attempts = alloc_attempts();
@@ -429,8 +430,10 @@ static void op_freeze(slot *s)
     s->model.len = 0;
 }
 
-static void op_free(slot *s, int idx)
+static void op_free(slot *s, fuzz_input *in)
 {
+    (void)in;
+    int idx = (int)(s - g_slots);
     size_t max_len = bh_buf_max_len(&s->buf);
     bh_buf_free(&s->buf);
     CHECK(bh_buf_len(&s->buf) == 0 && bh_buf_data(&s->buf) == NULL &&
@@ -441,7 +444,7 @@ static void op_free(slot *s, int idx)
         s->used = 0;
 }
 
-static void op_find(const slot *s, fuzz_input *in)
+static void op_find(slot *s, fuzz_input *in)
 {
     uint8_t byte = fuzz_u8(in);
     size_t from = in_len(in, s->model.len, bh_buf_max_len(&s->buf));
@@ -455,8 +458,9 @@ static void op_find(const slot *s, fuzz_input *in)
     CHECK(got == want);
 }
 
-static void op_bytes_copy(fuzz_input *in)
+static void op_bytes_copy(slot *s, fuzz_input *in)
 {
+    (void)s;
     if (held_free_slots() == 0)
         return;
     size_t n = fuzz_u8(in);
@@ -491,8 +495,9 @@ static void owned_free(void *ctx, void *p)
 
 /* bh_bytes_from_owned (top bit of the length byte clear) or bh_bytes_static
  * over the input itself (set). */
-static void op_bytes_wrap(fuzz_input *in)
+static void op_bytes_wrap(slot *s, fuzz_input *in)
 {
+    (void)s;
     if (held_free_slots() == 0)
         return;
     uint8_t sel = fuzz_u8(in);
@@ -527,8 +532,9 @@ static void op_bytes_wrap(fuzz_input *in)
 }
 
 /* bh_bytes_equal between two held slices agrees with their recorded copies. */
-static void op_equal(fuzz_input *in)
+static void op_equal(slot *s, fuzz_input *in)
 {
+    (void)s;
     int i = pick_used_held(in), j = pick_used_held(in);
     if (i < 0 || j < 0)
         return;
@@ -537,8 +543,9 @@ static void op_equal(fuzz_input *in)
     CHECK(bh_bytes_equal(&a->b, &b->b) == want);
 }
 
-static void op_clone(fuzz_input *in)
+static void op_clone(slot *s, fuzz_input *in)
 {
+    (void)s;
     int i = pick_used_held(in);
     if (i < 0 || held_free_slots() == 0)
         return;
@@ -551,8 +558,9 @@ static void op_clone(fuzz_input *in)
     CHECK(held_add(c, g_held[i].copy) >= 0);
 }
 
-static void op_slice(fuzz_input *in)
+static void op_slice(slot *s, fuzz_input *in)
 {
+    (void)s;
     int i = pick_used_held(in);
     if (i < 0 || held_free_slots() == 0)
         return;
@@ -572,14 +580,21 @@ static void op_slice(fuzz_input *in)
     CHECK(held_add(out, g_held[i].copy + off) >= 0);
 }
 
-static void op_release(fuzz_input *in)
+static void op_release(slot *s, fuzz_input *in)
 {
+    (void)s;
     int i = pick_used_held(in);
     if (i >= 0)
         held_release(i);
 }
 
 /* ---- driver --------------------------------------------------------------- */
+
+/* The operations by (op & 0x7f) % 16; 5 (advance) with bit 6 also recycles. */
+static void (*const ops[16])(slot *, fuzz_input *) = {
+    op_append, op_append, op_reserve_commit, op_split_prefix, op_split_prefix_mut, op_advance,
+    op_take_tail, op_freeze, op_free, op_find, op_bytes_copy, op_clone, op_slice,
+    op_bytes_wrap, op_equal, op_release};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -597,64 +612,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     while (in.n > 0) {
         uint8_t op = fuzz_u8(&in);
-        slot *s = &g_slots[0];
-        int idx = 0;
         uint8_t which = fuzz_u8(&in) % NBUF;
-        if (g_slots[which].used) {
-            s = &g_slots[which];
-            idx = which;
-        }
+        slot *s = g_slots[which].used ? &g_slots[which] : &g_slots[0];
         test_alloc_fail_all((op & 0x80) != 0);
-        switch ((op & 0x7f) % 16) {
-        case 0:
-        case 1:
-            op_append(s, &in);
-            break;
-        case 2:
-            op_reserve_commit(s, &in);
-            break;
-        case 3:
-            op_split_prefix(s, &in);
-            break;
-        case 4:
-            op_split_prefix_mut(s, &in);
-            break;
-        case 5:
-            op_advance(s, &in);
-            if (op & 0x40) /* bits 4-6 do not select the operation */
-                op_recycle(s);
-            break;
-        case 6:
-            op_take_tail(s);
-            break;
-        case 7:
-            op_freeze(s);
-            break;
-        case 8:
-            op_free(s, idx);
-            break;
-        case 9:
-            op_find(s, &in);
-            break;
-        case 10:
-            op_bytes_copy(&in);
-            break;
-        case 11:
-            op_clone(&in);
-            break;
-        case 12:
-            op_slice(&in);
-            break;
-        case 13:
-            op_bytes_wrap(&in);
-            break;
-        case 14:
-            op_equal(&in);
-            break;
-        default:
-            op_release(&in);
-            break;
-        }
+        unsigned sel = (op & 0x7fu) % 16;
+        ops[sel](s, &in);
+        if (sel == 5 && (op & 0x40)) /* bits 4-6 do not select the operation */
+            op_recycle(s);
         test_alloc_fail_all(0);
         if (s->used)
             check_slot(s);

@@ -12,6 +12,7 @@
 #include <bytes_handoff.h>
 
 #include "test_alloc.h"
+#include "test_main.h"
 
 static const int lib_codes[] = {BH_ENOMEM, BH_ETOOLONG, BH_ERANGE, BH_EFULL,
                                 BH_ECLOSED, BH_ECANCELED, BH_EINVAL, BH_EIO};
@@ -48,11 +49,5 @@ static void every_libuv_code_is_named_like_libuv_with_prefix(void **state)
     assert_string_equal(bh_err_name(UV_EAI_AGAIN), "UV_EAI_AGAIN");
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        test_alloc_checked(library_codes_do_not_collide_with_libuv_codes),
-        test_alloc_checked(every_libuv_code_is_named_like_libuv_with_prefix),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(library_codes_do_not_collide_with_libuv_codes),
+          test_alloc_checked(every_libuv_code_is_named_like_libuv_with_prefix))

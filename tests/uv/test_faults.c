@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "test_alloc.h"
+#include "test_main.h"
 #include "proxy_fixture.h"
 #include "test_uv.h"
 #include "test_writeq_support.h"
@@ -58,13 +59,7 @@ static void client_reset_during_route_phase_aborts_its_session_and_others_comple
     assert_int_equal(wq_run_until(&f->loop, proxy_forwarded, &u, RUN_MS), 0);
     assert_int_equal(uv_tcp_close_reset(&bad->tcp, tc_closed), 0); /* SO_LINGER {1, 0} */
 
-    run_good_client(f, good, 11);
-    assert_int_equal(wq_run_until(&f->loop, fx_idle, f, RUN_MS), 0);
-    struct cr_proxy_stats st = fx_stats(f);
-    assert_int_equal(st.accepted, 2);
-    assert_int_equal(st.completed, 1);
-    assert_int_equal(st.aborted, 1);
-    assert_int_equal(st.rejected, 0);
+    fx_serve_good_client(f, good, 11, 0, 1);
     /* The aborted stream reached the sink as a reset, or (see the caveat in
      * content_routing.c) as an EOF inside a frame: never as a good stream. */
     size_t n;
@@ -74,8 +69,7 @@ static void client_reset_during_route_phase_aborts_its_session_and_others_comple
         truncated += !r[i].parse_ok;
     assert_int_equal(cr_sink_aborted(f->alpha) + truncated, 1);
     assert_sink_got(f, good);
-    assert_tickets_balanced(f);
-    fx_end_with_clients(f, bad, good);
+    fx_end_balanced(f, bad, good);
 }
 
 /* The client writes its route frames and 40 KiB of tunnel data and resets
@@ -95,11 +89,7 @@ static void client_reset_right_after_tunnel_data_reaches_the_sink_as_a_reset(voi
     assert_int_equal(uv_try_write((uv_stream_t *)&bad->tcp, &b, 1), (int)bad->len);
     assert_int_equal(uv_tcp_close_reset(&bad->tcp, tc_closed), 0);
 
-    run_good_client(f, good, 22);
-    assert_int_equal(wq_run_until(&f->loop, fx_idle, f, RUN_MS), 0);
-    struct cr_proxy_stats st = fx_stats(f);
-    assert_int_equal(st.completed, 1);
-    assert_int_equal(st.aborted, 1);
+    fx_serve_good_client(f, good, 22, 0, 1);
     size_t n;
     (void)cr_sink_records(f->alpha, &n);
     assert_int_equal(n, 1); /* the good client's stream only */
@@ -176,15 +166,9 @@ static void destination_reset_during_tunnel_ends_that_client_and_proxy_keeps_ser
     assert_true(d->got < bad->len);
     assert_int_equal(bad->reply_len, 0); /* no reply: the stream did not complete */
 
-    run_good_client(g, good, 5);
-    assert_int_equal(wq_run_until(&g->loop, fx_idle, g, RUN_MS), 0);
-    struct cr_proxy_stats st = fx_stats(g);
-    assert_int_equal(st.accepted, 2);
-    assert_int_equal(st.completed, 1);
-    assert_int_equal(st.aborted, 1);
+    fx_serve_good_client(g, good, 5, 0, 1);
     assert_sink_got(g, good);
-    assert_tickets_balanced(g);
-    fx_end_with_clients(g, bad, good);
+    fx_end_balanced(g, bad, good);
     free(d);
 }
 
@@ -314,15 +298,12 @@ static void gate_open_and_expect_completion(fx *f, gate_dest *d, tclient *c)
     assert_int_equal(c->eof, 1);
     assert_int_equal(d->eof, 1);
     assert_int_equal(d->got, c->len);
-    assert_int_equal(c->reply_len, strlen(c->expect));
-    assert_memory_equal(c->reply, c->expect, c->reply_len);
-    assert_int_equal(wq_run_until(&f->loop, fx_idle, f, RUN_MS), 0);
-    struct cr_proxy_stats st = fx_stats(f);
+    tc_expect_reply(c);
+    struct cr_proxy_stats st = fx_settle(f);
     assert_int_equal(st.completed, 1);
     assert_int_equal(st.aborted, 0);
     assert_int_equal(st.bytes_up, c->len);
-    assert_tickets_balanced(f);
-    fx_end_with_clients(f, c, NULL);
+    fx_end_balanced(f, c, NULL);
     free(d);
 }
 
@@ -426,31 +407,17 @@ static void refused_destination_gets_err_line_and_proxy_keeps_serving(void **sta
     assert_int_equal(bad->reply_len, strlen(err));
     assert_memory_equal(bad->reply, err, strlen(err));
 
-    run_good_client(f, good, 2);
-    assert_int_equal(wq_run_until(&f->loop, fx_idle, f, RUN_MS), 0);
-    struct cr_proxy_stats st = fx_stats(f);
-    assert_int_equal(st.accepted, 2);
-    assert_int_equal(st.rejected, 1);
-    assert_int_equal(st.completed, 1);
-    assert_int_equal(st.aborted, 0);
+    fx_serve_good_client(f, good, 2, 1, 0);
     assert_sink_got(f, good);
-    assert_tickets_balanced(f);
-    fx_end_with_clients(f, bad, good);
+    fx_end_balanced(f, bad, good);
 }
 
-int main(void)
-{
-    signal(SIGPIPE, SIG_IGN);
-    const struct CMUnitTest tests[] = {
-        test_alloc_checked(client_reset_during_route_phase_aborts_its_session_and_others_complete),
-        test_alloc_checked(
-            destination_reset_during_tunnel_ends_that_client_and_proxy_keeps_serving),
-        test_alloc_checked(
-            half_close_while_the_proxy_holds_the_stream_delivers_every_byte_and_the_reply),
-        test_alloc_checked(
-            destination_that_stops_reading_keeps_the_proxy_within_its_budgets_and_loses_nothing),
-        test_alloc_checked(client_reset_right_after_tunnel_data_reaches_the_sink_as_a_reset),
-        test_alloc_checked(refused_destination_gets_err_line_and_proxy_keeps_serving),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(client_reset_during_route_phase_aborts_its_session_and_others_complete),
+          test_alloc_checked(
+              destination_reset_during_tunnel_ends_that_client_and_proxy_keeps_serving),
+          test_alloc_checked(
+              half_close_while_the_proxy_holds_the_stream_delivers_every_byte_and_the_reply),
+          test_alloc_checked(
+              destination_that_stops_reading_keeps_the_proxy_within_its_budgets_and_loses_nothing),
+          test_alloc_checked(client_reset_right_after_tunnel_data_reaches_the_sink_as_a_reset),
+          test_alloc_checked(refused_destination_gets_err_line_and_proxy_keeps_serving))

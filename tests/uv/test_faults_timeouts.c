@@ -13,6 +13,7 @@
 
 #include "proxy_fixture.h"
 #include "test_alloc.h"
+#include "test_main.h"
 #include "test_writeq_support.h"
 
 #define RUN_MS 20000
@@ -78,14 +79,12 @@ static void slowloris_client_is_closed_at_the_header_deadline(void **state)
     uv_update_time(&f->loop);
     assert_true(uv_now(&f->loop) - t0 >= 200);
     uv_close((uv_handle_t *)&t->timer, NULL);
-    assert_int_equal(wq_run_until(&f->loop, fx_idle, f, RUN_MS), 0);
-    struct cr_proxy_stats st = fx_stats(f);
+    struct cr_proxy_stats st = fx_settle(f);
     assert_int_equal(st.header_timeouts, 1);
     assert_int_equal(st.idle_timeouts, 0);
     assert_int_equal(st.aborted, 1);
     assert_int_equal(c->reply_len, 0);
-    assert_tickets_balanced(f);
-    fx_end_with_clients(f, c, NULL);
+    fx_end_balanced(f, c, NULL);
     free(t);
 }
 
@@ -123,10 +122,8 @@ static void completed_header_is_not_subject_to_the_deadline(void **state)
     tc_write(c, head, c->len - head);
     tc_shutdown(c);
     assert_int_equal(wq_run_until(&f->loop, tc_ended, c, RUN_MS), 0);
-    assert_int_equal(c->reply_len, strlen(c->expect));
-    assert_memory_equal(c->reply, c->expect, c->reply_len);
-    assert_int_equal(wq_run_until(&f->loop, fx_idle, f, RUN_MS), 0);
-    struct cr_proxy_stats st = fx_stats(f);
+    tc_expect_reply(c);
+    struct cr_proxy_stats st = fx_settle(f);
     assert_int_equal(st.completed, 1);
     assert_int_equal(st.header_timeouts, 0);
     assert_sink_got(f, c);
@@ -146,13 +143,11 @@ static void idle_session_is_closed_by_the_idle_timeout(void **state)
     assert_int_equal(wq_run_until(&f->loop, tc_ended, c, RUN_MS), 0);
     uv_update_time(&f->loop);
     assert_true(uv_now(&f->loop) - t0 >= 100);
-    assert_int_equal(wq_run_until(&f->loop, fx_idle, f, RUN_MS), 0);
-    struct cr_proxy_stats st = fx_stats(f);
+    struct cr_proxy_stats st = fx_settle(f);
     assert_int_equal(st.idle_timeouts, 1);
     assert_int_equal(st.header_timeouts, 0);
     assert_int_equal(st.aborted, 1);
-    assert_tickets_balanced(f);
-    fx_end_with_clients(f, c, NULL);
+    fx_end_balanced(f, c, NULL);
 }
 
 /* The destination stops reading: the upstream queue makes no progress with
@@ -179,14 +174,7 @@ static void destination_that_stops_reading_ends_the_session_by_write_stall(void 
     fx_end_with_clients(f, c, NULL);
 }
 
-int main(void)
-{
-    signal(SIGPIPE, SIG_IGN);
-    const struct CMUnitTest tests[] = {
-        test_alloc_checked(slowloris_client_is_closed_at_the_header_deadline),
-        test_alloc_checked(completed_header_is_not_subject_to_the_deadline),
-        test_alloc_checked(idle_session_is_closed_by_the_idle_timeout),
-        test_alloc_checked(destination_that_stops_reading_ends_the_session_by_write_stall),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(slowloris_client_is_closed_at_the_header_deadline),
+          test_alloc_checked(completed_header_is_not_subject_to_the_deadline),
+          test_alloc_checked(idle_session_is_closed_by_the_idle_timeout),
+          test_alloc_checked(destination_that_stops_reading_ends_the_session_by_write_stall))

@@ -19,6 +19,7 @@
 #include "frame_parser.h"
 #include "line_parser.h"
 #include "test_alloc.h"
+#include "test_main.h"
 #include "test_uv.h"
 
 #define RUN_TIMEOUT_MS 60000
@@ -354,6 +355,26 @@ static void endless_line_reports_etoolong_once_and_never_grows_past_max_len(void
     hostile_free(h);
 }
 
+/* After a one-byte-per-read run of `units` lines or frames: every one arrived
+ * intact, each read carried exactly one byte, no final status, and memory
+ * stayed within two max_len blocks with a bounded number of allocations.
+ * Frees h. */
+static void expect_trickled_intact(hostile *h, size_t units, size_t max_len)
+{
+    assert_int_equal(h->mismatch, 0);
+    assert_int_equal(h->parser_too_long, 0);
+    assert_int_equal(h->final_calls, 0);
+    assert_int_equal(h->frames, units);
+    assert_int_equal(h->consumed, h->stream_len);
+    assert_int_equal(h->ok_calls, h->stream_len); /* one byte per read */
+    assert_true(h->max_seen_len <= max_len);
+    test_alloc_stats st = test_alloc_stats_now();
+    assert_true(st.max_request <= max_len + BLOCK_OVERHEAD);
+    assert_true(st.peak_bytes <= 2 * (max_len + BLOCK_OVERHEAD));
+    assert_true(st.allocs <= 16);
+    hostile_free(h);
+}
+
 /* A line peer trickles a long valid stream one byte per read: every line
  * arrives intact, each read carried exactly one byte, and memory stays
  * within two max_len blocks (the one read into, and its predecessor while a
@@ -368,17 +389,7 @@ static void slowloris_lines_one_byte_per_read_keep_memory_bounded(void **state)
     h->stream = make_lines(240, max_line, &h->stream_len);
     hostile_run(h, 1);
 
-    assert_int_equal(h->mismatch, 0);
-    assert_int_equal(h->parser_too_long, 0);
-    assert_int_equal(h->final_calls, 0);
-    assert_int_equal(h->frames, 240);
-    assert_int_equal(h->consumed, h->stream_len);
-    assert_int_equal(h->ok_calls, h->stream_len); /* one byte per read */
-    assert_true(h->max_seen_len <= max_len);
-    assert_true(test_alloc_stats_now().max_request <= max_len + BLOCK_OVERHEAD);
-    assert_true(test_alloc_stats_now().peak_bytes <= 2 * (max_len + BLOCK_OVERHEAD));
-    assert_true(test_alloc_stats_now().allocs <= 16);
-    hostile_free(h);
+    expect_trickled_intact(h, 240, max_len);
 }
 
 /* The same for length-prefixed frames: headers and payloads split across
@@ -395,26 +406,10 @@ static void slowloris_frames_one_byte_per_read_keep_memory_bounded(void **state)
     h->stream = make_frames(120, max_frame, 0, &h->stream_len, &frames_len);
     hostile_run(h, 1);
 
-    assert_int_equal(h->mismatch, 0);
-    assert_int_equal(h->parser_too_long, 0);
-    assert_int_equal(h->final_calls, 0);
-    assert_int_equal(h->frames, 120);
-    assert_int_equal(h->consumed, h->stream_len);
-    assert_int_equal(h->ok_calls, h->stream_len);
-    assert_true(h->max_seen_len <= max_len);
-    assert_true(test_alloc_stats_now().max_request <= max_len + BLOCK_OVERHEAD);
-    assert_true(test_alloc_stats_now().peak_bytes <= 2 * (max_len + BLOCK_OVERHEAD));
-    assert_true(test_alloc_stats_now().allocs <= 16);
-    hostile_free(h);
+    expect_trickled_intact(h, 120, max_len);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        test_alloc_checked(four_gib_length_prefix_is_rejected_without_allocating_beyond_max_len),
-        test_alloc_checked(endless_line_reports_etoolong_once_and_never_grows_past_max_len),
-        test_alloc_checked(slowloris_lines_one_byte_per_read_keep_memory_bounded),
-        test_alloc_checked(slowloris_frames_one_byte_per_read_keep_memory_bounded),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(four_gib_length_prefix_is_rejected_without_allocating_beyond_max_len),
+          test_alloc_checked(endless_line_reports_etoolong_once_and_never_grows_past_max_len),
+          test_alloc_checked(slowloris_lines_one_byte_per_read_keep_memory_bounded),
+          test_alloc_checked(slowloris_frames_one_byte_per_read_keep_memory_bounded))

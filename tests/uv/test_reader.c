@@ -16,6 +16,7 @@
 
 #include "reader_fixture.h"
 #include "test_alloc.h"
+#include "test_main.h"
 #include "test_uv.h"
 
 #define RUN_TIMEOUT_MS 20000
@@ -645,29 +646,22 @@ static void tty_stream_yields_the_same_lines(void **state)
     free(input);
 }
 
-int main(void)
-{
-    signal(SIGPIPE, SIG_IGN);
-    const struct CMUnitTest tests[] = {
-        test_alloc_checked(one_byte_writes_yield_the_same_lines_byte_exact),
-        test_alloc_checked(random_size_writes_yield_the_same_lines_byte_exact),
-        test_alloc_checked(single_write_yields_the_same_lines_byte_exact),
-        test_alloc_checked(unsynchronised_random_writes_yield_the_same_lines_byte_exact),
-        test_alloc_checked(init_rejects_null_arguments_and_stores_reader_in_stream_data),
-        test_alloc_checked(eof_is_delivered_once_with_the_partial_tail_readable),
-        test_alloc_checked(full_buffer_without_progress_reports_etoolong_once_and_stops),
-        test_alloc_checked(full_buffer_is_reported_without_waiting_for_more_input),
-        test_alloc_checked(full_buffer_at_the_end_of_a_read_burst_is_reported_without_more_input),
-        test_alloc_checked(restart_with_a_full_buffer_reports_etoolong_on_the_next_read),
-        test_alloc_checked(stop_inside_callback_pauses_until_started_again),
-        test_alloc_checked(stop_and_start_inside_callback_keeps_reading),
-        test_alloc_checked(take_tail_inside_callback_leaves_the_buffer_empty_and_usable),
-        test_alloc_checked(uv_close_inside_callback_ends_reading_safely),
-        test_alloc_checked(enomem_reaches_the_callback_once_and_stops_reading),
-        test_alloc_checked(enomem_on_the_first_read_reaches_the_callback_with_nothing_read),
-        test_alloc_checked(steady_state_reads_allocate_nothing),
-        test_alloc_checked(pipe_fd_stream_yields_the_same_lines),
-        test_alloc_checked(tty_stream_yields_the_same_lines),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(one_byte_writes_yield_the_same_lines_byte_exact),
+          test_alloc_checked(random_size_writes_yield_the_same_lines_byte_exact),
+          test_alloc_checked(single_write_yields_the_same_lines_byte_exact),
+          test_alloc_checked(unsynchronised_random_writes_yield_the_same_lines_byte_exact),
+          test_alloc_checked(init_rejects_null_arguments_and_stores_reader_in_stream_data),
+          test_alloc_checked(eof_is_delivered_once_with_the_partial_tail_readable),
+          test_alloc_checked(full_buffer_without_progress_reports_etoolong_once_and_stops),
+          test_alloc_checked(full_buffer_is_reported_without_waiting_for_more_input),
+          test_alloc_checked(full_buffer_at_the_end_of_a_read_burst_is_reported_without_more_input),
+          test_alloc_checked(restart_with_a_full_buffer_reports_etoolong_on_the_next_read),
+          test_alloc_checked(stop_inside_callback_pauses_until_started_again),
+          test_alloc_checked(stop_and_start_inside_callback_keeps_reading),
+          test_alloc_checked(take_tail_inside_callback_leaves_the_buffer_empty_and_usable),
+          test_alloc_checked(uv_close_inside_callback_ends_reading_safely),
+          test_alloc_checked(enomem_reaches_the_callback_once_and_stops_reading),
+          test_alloc_checked(enomem_on_the_first_read_reaches_the_callback_with_nothing_read),
+          test_alloc_checked(steady_state_reads_allocate_nothing),
+          test_alloc_checked(pipe_fd_stream_yields_the_same_lines),
+          test_alloc_checked(tty_stream_yields_the_same_lines))

@@ -19,6 +19,7 @@
 #include <bytes_handoff/uv.h>
 
 #include "test_alloc.h"
+#include "test_main.h"
 #include "tunnel_fixture.h"
 
 #define RUN_MS 240000u /* a safety bound only: nothing is timed */
@@ -510,29 +511,23 @@ static void start_rejects_bad_arguments_and_changes_nothing(void **state)
     assert_int_equal(tf_run(&t, RUN_MS), 0);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        test_alloc_checked(tails_are_written_first_byte_exact),
-        test_alloc_checked(tail_longer_than_the_budget_goes_out_in_pieces),
-        test_alloc_checked(relays_byte_exact_with_random_fragmentation_buffers_only),
-        test_alloc_checked(relays_byte_exact_with_random_fragmentation_splice_on),
-        test_alloc_checked(splice_on_and_off_deliver_identical_bytes),
-        test_alloc_checked(sixty_four_mib_each_way_through_tiny_budgets_stays_bounded),
-        test_alloc_checked(half_close_by_a_first_passes_eof_and_keeps_b_to_a_open),
-        test_alloc_checked(half_close_by_b_first_passes_eof_and_keeps_a_to_b_open),
-        test_alloc_checked(reset_by_a_right_after_its_data_resets_b),
-        test_alloc_checked(reset_by_b_right_after_its_data_resets_a),
-        test_alloc_checked(reset_mid_stream_while_splicing_resets_the_other_side),
-        test_alloc_checked(reset_queued_right_behind_data_reaches_b_as_a_reset),
-        test_alloc_checked(reset_queued_behind_data_and_fin_reaches_b_as_a_reset),
-        test_alloc_checked(idle_tunnel_times_out_and_resets_both_sides),
-        test_alloc_checked(abort_resets_both_sides_and_reports_canceled_once),
-        test_alloc_checked(splice_unavailable_for_lack_of_fds_falls_back_to_buffers),
-        test_alloc_checked(allocation_failures_end_with_enomem_and_reset_never_short),
-        test_alloc_checked(allocation_failure_while_queueing_the_tails_releases_them),
-        test_alloc_checked(stats_are_readable_while_running),
-        test_alloc_checked(start_rejects_bad_arguments_and_changes_nothing),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(tails_are_written_first_byte_exact),
+          test_alloc_checked(tail_longer_than_the_budget_goes_out_in_pieces),
+          test_alloc_checked(relays_byte_exact_with_random_fragmentation_buffers_only),
+          test_alloc_checked(relays_byte_exact_with_random_fragmentation_splice_on),
+          test_alloc_checked(splice_on_and_off_deliver_identical_bytes),
+          test_alloc_checked(sixty_four_mib_each_way_through_tiny_budgets_stays_bounded),
+          test_alloc_checked(half_close_by_a_first_passes_eof_and_keeps_b_to_a_open),
+          test_alloc_checked(half_close_by_b_first_passes_eof_and_keeps_a_to_b_open),
+          test_alloc_checked(reset_by_a_right_after_its_data_resets_b),
+          test_alloc_checked(reset_by_b_right_after_its_data_resets_a),
+          test_alloc_checked(reset_mid_stream_while_splicing_resets_the_other_side),
+          test_alloc_checked(reset_queued_right_behind_data_reaches_b_as_a_reset),
+          test_alloc_checked(reset_queued_behind_data_and_fin_reaches_b_as_a_reset),
+          test_alloc_checked(idle_tunnel_times_out_and_resets_both_sides),
+          test_alloc_checked(abort_resets_both_sides_and_reports_canceled_once),
+          test_alloc_checked(splice_unavailable_for_lack_of_fds_falls_back_to_buffers),
+          test_alloc_checked(allocation_failures_end_with_enomem_and_reset_never_short),
+          test_alloc_checked(allocation_failure_while_queueing_the_tails_releases_them),
+          test_alloc_checked(stats_are_readable_while_running),
+          test_alloc_checked(start_rejects_bad_arguments_and_changes_nothing))

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "test_alloc.h"
+#include "test_main.h"
 #include "test_uv.h"
 #include "test_writeq_support.h"
 #include "uv/writeq_internal.h"
@@ -492,28 +493,21 @@ static void drain_callback_is_not_called_without_pressure(void **state)
     wq_fx_free(f);
 }
 
-int main(void)
-{
-    signal(SIGPIPE, SIG_IGN);
-    const struct CMUnitTest tests[] = {
-        test_alloc_checked(config_default_is_1024_items_and_8_mib),
-        test_alloc_checked(init_rejects_null_arguments_zero_budgets_and_foreign_loop),
-        test_alloc_checked(idle_queue_allocates_nothing_until_first_write),
-        test_alloc_checked(first_enqueue_allocates_a_small_ring_not_max_items),
-        test_alloc_checked(item_budget_accepts_exactly_max_items_and_refuses_the_next),
-        test_alloc_checked(byte_budget_accepts_exactly_max_bytes_and_refuses_one_more),
-        test_alloc_checked(item_longer_than_max_bytes_is_refused_with_etoolong_even_when_idle),
-        test_alloc_checked(refusal_leaves_slice_with_caller_and_refcount_unchanged),
-        test_alloc_checked(accepted_slice_is_zeroed_and_its_reference_released_after_write),
-        test_alloc_checked(ticket_never_completes_inside_try_write_and_completes_once_on_the_loop),
-        test_alloc_checked(ff_on_idle_queue_is_queued_then_written_and_released_by_one_loop_iteration),
-        test_alloc_checked(each_ticket_completes_once_with_zero_in_submission_order),
-        test_alloc_checked(empty_slices_are_accepted_and_empty_tickets_complete_once),
-        test_alloc_checked(order_is_preserved_across_batches_of_at_most_iov_max_items),
-        test_alloc_checked(ring_grows_while_wrapped_and_keeps_order),
-        test_alloc_checked(ticket_callback_may_enqueue_and_order_is_kept),
-        test_alloc_checked(refused_producer_retries_from_drain_callback_below_low_water),
-        test_alloc_checked(drain_callback_is_not_called_without_pressure),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(config_default_is_1024_items_and_8_mib),
+          test_alloc_checked(init_rejects_null_arguments_zero_budgets_and_foreign_loop),
+          test_alloc_checked(idle_queue_allocates_nothing_until_first_write),
+          test_alloc_checked(first_enqueue_allocates_a_small_ring_not_max_items),
+          test_alloc_checked(item_budget_accepts_exactly_max_items_and_refuses_the_next),
+          test_alloc_checked(byte_budget_accepts_exactly_max_bytes_and_refuses_one_more),
+          test_alloc_checked(item_longer_than_max_bytes_is_refused_with_etoolong_even_when_idle),
+          test_alloc_checked(refusal_leaves_slice_with_caller_and_refcount_unchanged),
+          test_alloc_checked(accepted_slice_is_zeroed_and_its_reference_released_after_write),
+          test_alloc_checked(ticket_never_completes_inside_try_write_and_completes_once_on_the_loop),
+          test_alloc_checked(ff_on_idle_queue_is_queued_then_written_and_released_by_one_loop_iteration),
+          test_alloc_checked(each_ticket_completes_once_with_zero_in_submission_order),
+          test_alloc_checked(empty_slices_are_accepted_and_empty_tickets_complete_once),
+          test_alloc_checked(order_is_preserved_across_batches_of_at_most_iov_max_items),
+          test_alloc_checked(ring_grows_while_wrapped_and_keeps_order),
+          test_alloc_checked(ticket_callback_may_enqueue_and_order_is_kept),
+          test_alloc_checked(refused_producer_retries_from_drain_callback_below_low_water),
+          test_alloc_checked(drain_callback_is_not_called_without_pressure))

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "test_alloc.h"
+#include "test_main.h"
 #include "test_uv.h"
 #include "test_writeq_support.h"
 #include "uv/writeq_internal.h"
@@ -231,15 +232,8 @@ static void slice_above_1_gib_is_cut_into_batches_and_resumed_at_the_exact_offse
     munmap(m, big);
 }
 
-int main(void)
-{
-    signal(SIGPIPE, SIG_IGN);
-    const struct CMUnitTest tests[] = {
-        test_alloc_checked(stats_count_items_bytes_flushes_batches_hits_and_refusals),
-        test_alloc_checked(steady_state_fire_and_forget_enqueue_allocates_nothing),
-        test_alloc_checked(ring_growth_failure_refuses_with_enomem_and_caller_keeps_slice),
-        test_alloc_checked(batch_array_growth_failure_still_writes_everything_in_order),
-        test_alloc_checked(slice_above_1_gib_is_cut_into_batches_and_resumed_at_the_exact_offset),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(stats_count_items_bytes_flushes_batches_hits_and_refusals),
+          test_alloc_checked(steady_state_fire_and_forget_enqueue_allocates_nothing),
+          test_alloc_checked(ring_growth_failure_refuses_with_enomem_and_caller_keeps_slice),
+          test_alloc_checked(batch_array_growth_failure_still_writes_everything_in_order),
+          test_alloc_checked(slice_above_1_gib_is_cut_into_batches_and_resumed_at_the_exact_offset))

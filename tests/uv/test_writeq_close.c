@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "test_alloc.h"
+#include "test_main.h"
 #include "test_uv.h"
 #include "test_writeq_support.h"
 #include "uv/writeq_internal.h"
@@ -368,19 +369,12 @@ static void close_with_1000_pending_tickets_completes_each_once_with_ecanceled(v
     free(refs);
 }
 
-int main(void)
-{
-    signal(SIGPIPE, SIG_IGN);
-    const struct CMUnitTest tests[] = {
-        test_alloc_checked(shutdown_flushes_everything_then_peer_sees_all_bytes_and_eof),
-        test_alloc_checked(shutdown_of_idle_queue_sends_eof_and_completes_once),
-        test_alloc_checked(close_cancels_each_queued_ticket_once_and_releases_every_slice),
-        test_alloc_checked(close_cancels_write_in_flight_with_ecanceled_when_stream_closes),
-        test_alloc_checked(close_inside_ticket_callback_cancels_queued_items_once),
-        test_alloc_checked(close_with_pending_shutdown_reports_ecanceled_once),
-        test_alloc_checked(peer_close_fails_every_pending_ticket_once_and_later_writes_get_eclosed),
-        test_alloc_checked(ff_to_a_dead_peer_is_accepted_then_the_flush_fails_the_queue_once),
-        test_alloc_checked(close_with_1000_pending_tickets_completes_each_once_with_ecanceled),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(shutdown_flushes_everything_then_peer_sees_all_bytes_and_eof),
+          test_alloc_checked(shutdown_of_idle_queue_sends_eof_and_completes_once),
+          test_alloc_checked(close_cancels_each_queued_ticket_once_and_releases_every_slice),
+          test_alloc_checked(close_cancels_write_in_flight_with_ecanceled_when_stream_closes),
+          test_alloc_checked(close_inside_ticket_callback_cancels_queued_items_once),
+          test_alloc_checked(close_with_pending_shutdown_reports_ecanceled_once),
+          test_alloc_checked(peer_close_fails_every_pending_ticket_once_and_later_writes_get_eclosed),
+          test_alloc_checked(ff_to_a_dead_peer_is_accepted_then_the_flush_fails_the_queue_once),
+          test_alloc_checked(close_with_1000_pending_tickets_completes_each_once_with_ecanceled))

@@ -16,6 +16,7 @@
 #include <pthread.h>
 
 #include "test_alloc.h"
+#include "test_main.h"
 #include "test_uv.h"
 #include "test_writeq_support.h"
 #include "uv/writeq_internal.h"
@@ -442,15 +443,9 @@ static void loops_on_two_threads_each_get_their_own_dispatcher(void **state)
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        test_alloc_checked(queues_of_one_loop_share_one_dispatcher_taken_on_first_enqueue),
-        test_alloc_checked(only_the_first_queue_of_a_loop_allocates_the_dispatcher),
-        test_alloc_checked(enqueues_to_100_queues_from_one_read_callback_are_written_by_one_pass),
-        test_alloc_checked(closing_queues_from_tickets_during_a_pass_never_touches_them_again),
-        test_alloc_checked(last_queue_closing_itself_inside_the_pass_lets_the_loop_close),
-        test_alloc_checked(loops_on_two_threads_each_get_their_own_dispatcher),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(queues_of_one_loop_share_one_dispatcher_taken_on_first_enqueue),
+          test_alloc_checked(only_the_first_queue_of_a_loop_allocates_the_dispatcher),
+          test_alloc_checked(enqueues_to_100_queues_from_one_read_callback_are_written_by_one_pass),
+          test_alloc_checked(closing_queues_from_tickets_during_a_pass_never_touches_them_again),
+          test_alloc_checked(last_queue_closing_itself_inside_the_pass_lets_the_loop_close),
+          test_alloc_checked(loops_on_two_threads_each_get_their_own_dispatcher))

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "test_alloc.h"
+#include "test_main.h"
 #include "test_uv.h"
 #include "test_writeq_support.h"
 #include "uv/writeq_internal.h"
@@ -278,15 +279,8 @@ static void dispatcher_allocation_failure_falls_back_and_delivers_every_byte(voi
     test_alloc_finish();
 }
 
-int main(void)
-{
-    signal(SIGPIPE, SIG_IGN);
-    const struct CMUnitTest tests[] = {
-        test_alloc_checked(ff_slices_enqueued_in_one_read_callback_go_out_in_one_writev_that_iteration),
-        test_alloc_checked(tickets_completed_by_the_flush_run_once_in_order_never_inside_try_write),
-        test_alloc_checked(enqueue_from_a_timer_is_flushed_before_the_loop_blocks_and_run_returns),
-        test_alloc_checked(close_while_the_flush_is_armed_cancels_every_item_once_and_frees_it),
-        test_alloc_checked(dispatcher_allocation_failure_falls_back_and_delivers_every_byte),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(ff_slices_enqueued_in_one_read_callback_go_out_in_one_writev_that_iteration),
+          test_alloc_checked(tickets_completed_by_the_flush_run_once_in_order_never_inside_try_write),
+          test_alloc_checked(enqueue_from_a_timer_is_flushed_before_the_loop_blocks_and_run_returns),
+          test_alloc_checked(close_while_the_flush_is_armed_cancels_every_item_once_and_frees_it),
+          test_alloc_checked(dispatcher_allocation_failure_falls_back_and_delivers_every_byte))

@@ -9,6 +9,7 @@
 #include <bytes_handoff.h>
 
 #include "test_alloc.h"
+#include "test_main.h"
 #include "test_writeq_support.h"
 #include "uv/writeq_internal.h"
 
@@ -40,10 +41,4 @@ static void idle_writeq_keeps_no_ring_after_direct_and_queued_writes(void **stat
     test_alloc_finish();
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        test_alloc_checked(idle_writeq_keeps_no_ring_after_direct_and_queued_writes),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(idle_writeq_keeps_no_ring_after_direct_and_queued_writes))

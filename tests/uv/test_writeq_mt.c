@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "test_alloc.h"
+#include "test_main.h"
 #include "test_uv.h"
 #include "test_writeq_support.h"
 
@@ -440,19 +441,12 @@ static void write_error_fails_ring_and_inbox_items_once(void **state)
     wq_fx_free(f);
 }
 
-int main(void)
-{
-    signal(SIGPIPE, SIG_IGN);
-    const struct CMUnitTest tests[] = {
-        test_alloc_checked(four_producers_submit_100k_slices_and_receiver_verifies_every_frame),
-        test_alloc_checked(submit_without_enable_mt_is_einval_and_caller_keeps_slice),
-        test_alloc_checked(budgets_count_inbox_items_exactly_at_the_boundary),
-        test_alloc_checked(close_with_items_in_inbox_cancels_each_ticket_once_and_frees_everything),
-        test_alloc_checked(shutdown_flushes_inbox_items_before_eof_and_refuses_later_submits),
-        test_alloc_checked(ring_growth_failure_taking_inbox_items_fails_the_queue_once),
-        test_alloc_checked(enable_mt_allocation_failure_leaves_queue_usable),
-        test_alloc_checked(inbox_growth_failure_refuses_submit_with_enomem_and_caller_keeps_slice),
-        test_alloc_checked(write_error_fails_ring_and_inbox_items_once),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(four_producers_submit_100k_slices_and_receiver_verifies_every_frame),
+          test_alloc_checked(submit_without_enable_mt_is_einval_and_caller_keeps_slice),
+          test_alloc_checked(budgets_count_inbox_items_exactly_at_the_boundary),
+          test_alloc_checked(close_with_items_in_inbox_cancels_each_ticket_once_and_frees_everything),
+          test_alloc_checked(shutdown_flushes_inbox_items_before_eof_and_refuses_later_submits),
+          test_alloc_checked(ring_growth_failure_taking_inbox_items_fails_the_queue_once),
+          test_alloc_checked(enable_mt_allocation_failure_leaves_queue_usable),
+          test_alloc_checked(inbox_growth_failure_refuses_submit_with_enomem_and_caller_keeps_slice),
+          test_alloc_checked(write_error_fails_ring_and_inbox_items_once))

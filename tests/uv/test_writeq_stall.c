@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "test_alloc.h"
+#include "test_main.h"
 #include "test_uv.h"
 #include "test_writeq_support.h"
 #include "uv/writeq_internal.h"
@@ -198,15 +199,8 @@ static void completed_write_counts_as_progress(void **state)
     wq_fx_free(f);
 }
 
-int main(void)
-{
-    signal(SIGPIPE, SIG_IGN);
-    const struct CMUnitTest tests[] = {
-        test_alloc_checked(stall_timeout_allocates_one_timer_block_only_while_enabled),
-        test_alloc_checked(peer_that_stops_reading_fails_every_ticket_once_with_etimedout),
-        test_alloc_checked(idle_queue_with_a_stall_timeout_lets_the_loop_end),
-        test_alloc_checked(progress_of_the_write_in_flight_postpones_the_deadline),
-        test_alloc_checked(completed_write_counts_as_progress),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(stall_timeout_allocates_one_timer_block_only_while_enabled),
+          test_alloc_checked(peer_that_stops_reading_fails_every_ticket_once_with_etimedout),
+          test_alloc_checked(idle_queue_with_a_stall_timeout_lets_the_loop_end),
+          test_alloc_checked(progress_of_the_write_in_flight_postpones_the_deadline),
+          test_alloc_checked(completed_write_counts_as_progress))

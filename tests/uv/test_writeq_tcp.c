@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "test_alloc.h"
+#include "test_main.h"
 #include "test_uv.h"
 #include "test_writeq_support.h"
 #include "uv/writeq_internal.h"
@@ -232,16 +233,9 @@ static void writes_before_connect_completes_are_queued_and_delivered(void **stat
     free(pattern);
 }
 
-int main(void)
-{
-    signal(SIGPIPE, SIG_IGN);
-    const struct CMUnitTest tests[] = {
-        test_alloc_checked(paused_reader_forces_partial_writes_and_resume_delivers_every_byte),
-        test_alloc_checked(reader_pausing_and_resuming_repeatedly_still_gets_every_byte),
-        test_alloc_checked(
-            peer_reset_mid_queue_fails_pending_tickets_once_and_later_writes_get_eclosed),
-        test_alloc_checked(shutdown_over_tcp_flushes_every_byte_before_eof),
-        test_alloc_checked(writes_before_connect_completes_are_queued_and_delivered),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(paused_reader_forces_partial_writes_and_resume_delivers_every_byte),
+          test_alloc_checked(reader_pausing_and_resuming_repeatedly_still_gets_every_byte),
+          test_alloc_checked(
+              peer_reset_mid_queue_fails_pending_tickets_once_and_later_writes_get_eclosed),
+          test_alloc_checked(shutdown_over_tcp_flushes_every_byte_before_eof),
+          test_alloc_checked(writes_before_connect_completes_are_queued_and_delivered))

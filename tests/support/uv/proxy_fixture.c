@@ -287,6 +287,24 @@ void fx_end_with_clients(fx *f, tclient *a, tclient *b)
     free(b);
 }
 
+struct cr_proxy_stats fx_settle(fx *f)
+{
+    assert_int_equal(wq_run_until(&f->loop, fx_idle, f, RUN_MS), 0);
+    return fx_stats(f);
+}
+
+void tc_expect_reply(const tclient *c)
+{
+    assert_int_equal(c->reply_len, strlen(c->expect));
+    assert_memory_equal(c->reply, c->expect, c->reply_len);
+}
+
+void fx_end_balanced(fx *f, tclient *a, tclient *b)
+{
+    assert_tickets_balanced(f);
+    fx_end_with_clients(f, a, b);
+}
+
 /* A good client to alpha: sends everything, half-closes, gets its reply. */
 void run_good_client(fx *f, tclient *c, uint64_t seed)
 {
@@ -296,7 +314,17 @@ void run_good_client(fx *f, tclient *c, uint64_t seed)
     tc_shutdown(c);
     assert_int_equal(wq_run_until(&f->loop, tc_ended, c, RUN_MS), 0);
     assert_int_equal(c->eof, 1);
-    assert_int_equal(c->reply_len, strlen(c->expect));
-    assert_memory_equal(c->reply, c->expect, c->reply_len);
+    tc_expect_reply(c);
 }
 
+
+void fx_serve_good_client(fx *f, tclient *good, uint64_t seed, uint64_t rejected,
+                          uint64_t aborted)
+{
+    run_good_client(f, good, seed);
+    struct cr_proxy_stats st = fx_settle(f);
+    assert_int_equal(st.accepted, 2);
+    assert_int_equal(st.rejected, rejected);
+    assert_int_equal(st.completed, 1);
+    assert_int_equal(st.aborted, aborted);
+}

@@ -71,4 +71,17 @@ void fx_end_with_clients(fx *f, tclient *a, tclient *b);
 /* A good client to alpha: sends everything, half-closes, gets its reply. */
 void run_good_client(fx *f, tclient *c, uint64_t seed);
 
+/* Runs the loop until every session and sink connection is freed (fx_idle);
+ * returns the proxy's counters. */
+struct cr_proxy_stats fx_settle(fx *f);
+/* The client's reply is exactly the sink's reply for its stream. */
+void tc_expect_reply(const tclient *c);
+/* assert_tickets_balanced(f), then fx_end_with_clients(f, a, b). */
+void fx_end_balanced(fx *f, tclient *a, tclient *b);
+/* After one other client (rejected or aborted as the counts say), a good
+ * client (run_good_client) is served: the proxy accepted both, completed the
+ * good one, and rejected and aborted as many sessions as given. */
+void fx_serve_good_client(fx *f, tclient *good, uint64_t seed, uint64_t rejected,
+                          uint64_t aborted);
+
 #endif
