@@ -91,8 +91,7 @@ static void tickets_complete_once_in_order_and_never_inside_push(void **state)
     (void)state;
     enum { N = 50 };
     qfx *f = qfx_new(N, 1u << 20);
-    qt_ticket t[N];
-    memset(t, 0, sizeof t);
+    qt_ticket t[N] = {0};
     for (int i = 0; i < N; i++) {
         assert_int_equal(qfx_push(f, 1 + (size_t)i, &t[i]), BH_OK);
         assert_int_equal(t[i].calls, 0);
@@ -106,8 +105,7 @@ static void batch_covers_the_queued_slices_exactly_and_pins_them(void **state)
 {
     (void)state;
     qfx *f = qfx_new(8, 1000);
-    qt_ticket t[3];
-    memset(t, 0, sizeof t);
+    qt_ticket t[3] = {0};
     assert_int_equal(qfx_push(f, 10, &t[0]), BH_OK);
     assert_int_equal(qfx_push(f, 0, &t[1]), BH_OK);
     assert_int_equal(qfx_push(f, 30, &t[2]), BH_OK);
@@ -159,8 +157,7 @@ static void partial_writes_resume_at_the_exact_byte_offset(void **state)
     (void)state;
     enum { N = 40 };
     qfx *f = qfx_new(N, 1u << 20);
-    qt_ticket t[N];
-    memset(t, 0, sizeof t);
+    qt_ticket t[N] = {0};
     size_t total = 0;
     for (int i = 0; i < N; i++) {
         size_t n = 1 + (size_t)(i * 37) % 300;
@@ -233,8 +230,7 @@ static void slices_above_1_gib_span_several_iovecs_and_batches_stop_at_1_gib(voi
     bh_queue q;
     bh_queue_config cfg = {8, 3 * gib};
     assert_int_equal(bh_queue_init(&q, &cfg, NULL), BH_OK);
-    qt_ticket t[2];
-    memset(t, 0, sizeof t);
+    qt_ticket t[2] = {0};
     bh_bytes b1 = bh_bytes_static(m, big);
     bh_bytes b2 = bh_bytes_static(m, 10);
     assert_int_equal(bh_queue_push(&q, &b1, qt_ticket_cb, &t[0]), BH_OK);
@@ -314,8 +310,7 @@ static void fail_completes_every_unpinned_ticket_once_and_refuses_later_items(vo
 {
     (void)state;
     qfx *f = qfx_new(16, 1000);
-    qt_ticket t[6];
-    memset(t, 0, sizeof t);
+    qt_ticket t[6] = {0};
     for (int i = 0; i < 6; i++)
         assert_int_equal(qfx_push(f, 10, &t[i]), BH_OK);
     bh_queue_batch b;
@@ -352,8 +347,7 @@ static void close_inside_a_ticket_callback_cancels_the_rest_once(void **state)
 {
     (void)state;
     qfx *f = qfx_new(16, 1000);
-    qt_ticket t[6];
-    memset(t, 0, sizeof t);
+    qt_ticket t[6] = {0};
     bh_bytes first = qfx_slice(f, 10);
     assert_int_equal(bh_queue_push(&f->q, &first, close_in_cb, &t[0]), BH_OK);
     for (int i = 1; i < 6; i++)
@@ -376,8 +370,7 @@ static void abandon_completes_the_batch_tickets_now_and_keeps_slices_until_its_e
 {
     (void)state;
     qfx *f = qfx_new(16, 1000);
-    qt_ticket t[4];
-    memset(t, 0, sizeof t);
+    qt_ticket t[4] = {0};
     bh_bytes held = qfx_slice(f, 10);
     bh_bytes mine = bh_bytes_clone(&held);
     assert_int_equal(bh_queue_push(&f->q, &held, qt_ticket_cb, &t[0]), BH_OK);

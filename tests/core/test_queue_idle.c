@@ -246,8 +246,7 @@ static void failure_while_retaking_arrays_refuses_the_push_and_keeps_the_queue_v
     assert_int_equal(bh_queue_state(&f->q), BH_QUEUE_OPEN);
     expect_holds_nothing(&f->q);
     /* The batch array cannot be taken either: one iovec at a time. */
-    qt_ticket t[3];
-    memset(t, 0, sizeof t);
+    qt_ticket t[3] = {0};
     for (int i = 0; i < 3; i++)
         assert_int_equal(qfx_push(f, 5, &t[i]), BH_OK);
     test_alloc_fail_after(0);

@@ -248,11 +248,7 @@ static void check_growth_rc(int rc, int fits, size_t failed_before, size_t n)
 static void op_append(slot *s, fuzz_input *in)
 {
     size_t n = fuzz_u8(in);
-    if (n > in->n)
-        n = in->n;
-    const uint8_t *p = in->p;
-    in->p += n;
-    in->n -= n;
+    const uint8_t *p = fuzz_take(in, &n);
 
     bh_buf before = s->buf;
     size_t spare = bh_buf_spare(&s->buf);
@@ -464,11 +460,7 @@ static void op_bytes_copy(slot *s, fuzz_input *in)
     if (held_free_slots() == 0)
         return;
     size_t n = fuzz_u8(in);
-    if (n > in->n)
-        n = in->n;
-    const uint8_t *p = in->p;
-    in->p += n;
-    in->n -= n;
+    const uint8_t *p = fuzz_take(in, &n);
     size_t failed = alloc_failed();
     bh_bytes out;
     int rc = bh_bytes_copy(&out, n ? p : NULL, n);

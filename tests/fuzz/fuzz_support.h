@@ -46,6 +46,18 @@ static inline size_t fuzz_u16(fuzz_input *in)
     return (hi << 8) | fuzz_u8(in);
 }
 
+/* Up to n bytes (fewer at the end of the input) taken from the front:
+ * returns where they start and sets *n to how many there are. */
+static inline const uint8_t *fuzz_take(fuzz_input *in, size_t *n)
+{
+    if (*n > in->n)
+        *n = in->n;
+    const uint8_t *p = in->p;
+    in->p += *n;
+    in->n -= *n;
+    return p;
+}
+
 /* Starts an input under the counting, failure-injecting allocator. */
 static inline void fuzz_alloc_begin(void) { test_alloc_install(0); }
 

@@ -51,8 +51,7 @@ static void client_reset_during_route_phase_aborts_its_session_and_others_comple
     fx *f = fx_new(NULL, 0);
     tclient *bad = tc_new(), *good = tc_new();
     /* ROUTE line and one frame, then half of a second frame. */
-    tc_build(bad, "alpha", 2, 100, 0, 7);
-    tc_connect(&f->loop, bad, f->port);
+    tc_start(f, bad, "alpha", 2, 100, 0, 7);
     size_t cut = strlen("ROUTE alpha\n") + 4 + 100 + 4 + 50;
     tc_write(bad, 0, cut);
     up_ctx u = {f, strlen("ROUTE alpha\n") + 4 + 100};
@@ -83,8 +82,7 @@ static void client_reset_right_after_tunnel_data_reaches_the_sink_as_a_reset(voi
     (void)state;
     fx *f = fx_new(NULL, 0);
     tclient *bad = tc_new(), *good = tc_new();
-    tc_build(bad, "alpha", 4, 63, 40 * 1024, 21); /* more than one read */
-    tc_connect(&f->loop, bad, f->port);
+    tc_start(f, bad, "alpha", 4, 63, 40 * 1024, 21); /* more than one read */
     uv_buf_t b = uv_buf_init((char *)bad->data, (unsigned)bad->len);
     assert_int_equal(uv_try_write((uv_stream_t *)&bad->tcp, &b, 1), (int)bad->len);
     assert_int_equal(uv_tcp_close_reset(&bad->tcp, tc_closed), 0);
@@ -157,8 +155,7 @@ static void destination_reset_during_tunnel_ends_that_client_and_proxy_keeps_ser
     fx *g = fx_new_with_dest(&d->listener, d, rd_accept, 0, "rst", 0);
 
     tclient *bad = tc_new(), *good = tc_new();
-    tc_build(bad, "rst", 4, 63, 4u << 20, 3); /* the reset comes 256 KiB into the tunnel */
-    tc_connect(&g->loop, bad, g->port);
+    tc_start(g, bad, "rst", 4, 63, 4u << 20, 3); /* the reset comes 256 KiB into the tunnel */
     tc_write(bad, 0, bad->len);
     tc_shutdown(bad);
     assert_int_equal(wq_run_until(&g->loop, tc_ended, bad, RUN_MS), 0);
@@ -283,8 +280,7 @@ static tclient *gated_client_sending(fx **f, gate_dest **d, size_t tunnel, uint6
     assert_non_null(*d);
     *f = fx_new_gated(*d);
     tclient *c = tc_new();
-    tc_build(c, "gate", 16, 1000, tunnel, seed);
-    tc_connect(&(*f)->loop, c, (*f)->port);
+    tc_start(*f, c, "gate", 16, 1000, tunnel, seed);
     tc_write(c, 0, c->len);
     return c;
 }
@@ -397,8 +393,7 @@ static void refused_destination_gets_err_line_and_proxy_keeps_serving(void **sta
     (void)state;
     fx *f = fx_new("closed", closed_port());
     tclient *bad = tc_new(), *good = tc_new();
-    tc_build(bad, "closed", 3, 63, 1000, 1);
-    tc_connect(&f->loop, bad, f->port);
+    tc_start(f, bad, "closed", 3, 63, 1000, 1);
     tc_write(bad, 0, bad->len);
     tc_shutdown(bad);
     assert_int_equal(wq_run_until(&f->loop, tc_ended, bad, RUN_MS), 0);

@@ -113,8 +113,7 @@ static void completed_header_is_not_subject_to_the_deadline(void **state)
     (void)state;
     fx *f = fx_new_timeouts(100, 0);
     tclient *c = tc_new();
-    tc_build(c, "alpha", 2, 63, 1024, 9);
-    tc_connect(&f->loop, c, f->port);
+    tc_start(f, c, "alpha", 2, 63, 1024, 9);
     size_t head = strlen("ROUTE alpha\n");
     tc_write(c, 0, head);
     run_for(f, 300); /* three deadlines, with the header complete */
@@ -135,8 +134,7 @@ static void idle_session_is_closed_by_the_idle_timeout(void **state)
     (void)state;
     fx *f = fx_new_timeouts(0, 100);
     tclient *c = tc_new();
-    tc_build(c, "alpha", 1, 63, 0, 4);
-    tc_connect(&f->loop, c, f->port);
+    tc_start(f, c, "alpha", 1, 63, 0, 4);
     size_t part = strlen("ROUTE alpha\n") + 3 + 63; /* route line and one frame */
     tc_write(c, 0, part);
     uint64_t t0 = uv_now(&f->loop);
@@ -163,8 +161,7 @@ static void destination_that_stops_reading_ends_the_session_by_write_stall(void 
     pc.upstream_sndbuf = 4096;
     fx_start_proxy(f, &pc);
     tclient *c = tc_new();
-    tc_build(c, "alpha", 128, 65536, 0, 6);
-    tc_connect(&f->loop, c, f->port);
+    tc_start(f, c, "alpha", 128, 65536, 0, 6);
     tc_write(c, 0, c->len - strlen("TUNNEL\n")); /* frames only: the queue path */
     assert_int_equal(wq_run_until(&f->loop, tc_ended, c, RUN_MS), 0);
     assert_int_equal(c->reply_len, 0);

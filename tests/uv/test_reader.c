@@ -59,10 +59,23 @@ static void pair_free(pair_fixture *p)
     free(p);
 }
 
+/* How the input is written: fragmentation, and whether each fragment waits
+ * for the previous one to be read (lockstep). */
+typedef struct feeding {
+    feed_mode mode;
+    int lockstep;
+} feeding;
+
+static const feeding ONE_BYTE_LOCKSTEP = {FEED_ONE_BYTE, 1}, RANDOM_LOCKSTEP = {FEED_RANDOM, 1},
+                     ALL_AT_ONCE = {FEED_ALL, 1}, RANDOM_UNSYNCHRONISED = {FEED_RANDOM, 0};
+
 /* Runs the whole input through a socketpair in the given fragmentation and
  * checks every line and the partial tail byte for byte. */
-static void lines_survive_fragmentation(feed_mode mode, int lockstep)
+static void lines_survive_fragmentation(void **state)
 {
+    const feeding *how = *state;
+    feed_mode mode = how->mode;
+    int lockstep = how->lockstep;
     pair_fixture *p = pair_new(4096, 0);
     p->input = make_lines(7, 300, 60, 17, &p->input_len);
     pair_feed(p, mode, lockstep);
@@ -78,30 +91,6 @@ static void lines_survive_fragmentation(feed_mode mode, int lockstep)
     if (lockstep && mode != FEED_ALL) /* each fragment fits one read */
         assert_int_equal(p->c.ok_calls, p->f.writes);
     pair_free(p);
-}
-
-static void one_byte_writes_yield_the_same_lines_byte_exact(void **state)
-{
-    (void)state;
-    lines_survive_fragmentation(FEED_ONE_BYTE, 1);
-}
-
-static void random_size_writes_yield_the_same_lines_byte_exact(void **state)
-{
-    (void)state;
-    lines_survive_fragmentation(FEED_RANDOM, 1);
-}
-
-static void single_write_yields_the_same_lines_byte_exact(void **state)
-{
-    (void)state;
-    lines_survive_fragmentation(FEED_ALL, 1);
-}
-
-static void unsynchronised_random_writes_yield_the_same_lines_byte_exact(void **state)
-{
-    (void)state;
-    lines_survive_fragmentation(FEED_RANDOM, 0);
 }
 
 static void never_called(bh_reader *r, int status, void *ctx)
@@ -646,10 +635,10 @@ static void tty_stream_yields_the_same_lines(void **state)
     free(input);
 }
 
-TEST_MAIN(test_alloc_checked(one_byte_writes_yield_the_same_lines_byte_exact),
-          test_alloc_checked(random_size_writes_yield_the_same_lines_byte_exact),
-          test_alloc_checked(single_write_yields_the_same_lines_byte_exact),
-          test_alloc_checked(unsynchronised_random_writes_yield_the_same_lines_byte_exact),
+TEST_MAIN(test_alloc_checked_case(one_byte_writes_yield_the_same_lines_byte_exact, lines_survive_fragmentation, &ONE_BYTE_LOCKSTEP),
+          test_alloc_checked_case(random_size_writes_yield_the_same_lines_byte_exact, lines_survive_fragmentation, &RANDOM_LOCKSTEP),
+          test_alloc_checked_case(single_write_yields_the_same_lines_byte_exact, lines_survive_fragmentation, &ALL_AT_ONCE),
+          test_alloc_checked_case(unsynchronised_random_writes_yield_the_same_lines_byte_exact, lines_survive_fragmentation, &RANDOM_UNSYNCHRONISED),
           test_alloc_checked(init_rejects_null_arguments_and_stores_reader_in_stream_data),
           test_alloc_checked(eof_is_delivered_once_with_the_partial_tail_readable),
           test_alloc_checked(full_buffer_without_progress_reports_etoolong_once_and_stops),

@@ -209,8 +209,9 @@ static void sixty_four_mib_each_way_through_tiny_budgets_stays_bounded(void **st
 
 /* One peer half-closes first and keeps reading; the other keeps sending,
  * sees the EOF, then sends more and half-closes. */
-static void half_close(int first)
+static void half_close(void **state)
 {
+    int first = *(const int *)*state;
     tf t;
     tf_setup(&t);
     t.peer[first].send_len = 200000;
@@ -224,18 +225,6 @@ static void half_close(int first)
     assert_peer_got_all(&t.peer[first], 300000);
     assert_int_equal(t.final.eof[0], 1);
     assert_int_equal(t.final.eof[1], 1);
-}
-
-static void half_close_by_a_first_passes_eof_and_keeps_b_to_a_open(void **state)
-{
-    (void)state;
-    half_close(0);
-}
-
-static void half_close_by_b_first_passes_eof_and_keeps_a_to_b_open(void **state)
-{
-    (void)state;
-    half_close(1);
 }
 
 /* The resetting peer sends len bytes and closes with SO_LINGER 0 at once
@@ -287,8 +276,9 @@ static void reset_mid_stream_while_splicing_resets_the_other_side(void **state)
 /* Data and the RST (after a FIN when fin_first) are already queued on side
  * a when the tunnel starts: libuv reads the data and reports EOF (its
  * POLLHUP shortcut, or the FIN); SO_ERROR tells the reset, so B sees one. */
-static void reset_queued_behind_data(int fin_first)
+static void reset_queued_behind_data(void **state)
 {
+    int fin_first = *(const int *)*state;
     tf t;
     tf_setup(&t);
     uint8_t buf[32768];
@@ -310,18 +300,6 @@ static void reset_queued_behind_data(int fin_first)
     assert_int_equal(t.peer[1].mismatch_at, SIZE_MAX);
     assert_int_equal(t.final.reset[0], 1);
     assert_int_equal(t.final.eof[0], 0);
-}
-
-static void reset_queued_right_behind_data_reaches_b_as_a_reset(void **state)
-{
-    (void)state;
-    reset_queued_behind_data(0);
-}
-
-static void reset_queued_behind_data_and_fin_reaches_b_as_a_reset(void **state)
-{
-    (void)state;
-    reset_queued_behind_data(1);
 }
 
 static void idle_tunnel_times_out_and_resets_both_sides(void **state)
@@ -511,19 +489,23 @@ static void start_rejects_bad_arguments_and_changes_nothing(void **state)
     assert_int_equal(tf_run(&t, RUN_MS), 0);
 }
 
+/* Parameters of the parameterised tests: the side that half-closes first,
+ * and whether a FIN precedes the queued reset. */
+static const int A_SIDE = 0, B_SIDE = 1, RST_ONLY = 0, FIN_FIRST = 1;
+
 TEST_MAIN(test_alloc_checked(tails_are_written_first_byte_exact),
           test_alloc_checked(tail_longer_than_the_budget_goes_out_in_pieces),
           test_alloc_checked(relays_byte_exact_with_random_fragmentation_buffers_only),
           test_alloc_checked(relays_byte_exact_with_random_fragmentation_splice_on),
           test_alloc_checked(splice_on_and_off_deliver_identical_bytes),
           test_alloc_checked(sixty_four_mib_each_way_through_tiny_budgets_stays_bounded),
-          test_alloc_checked(half_close_by_a_first_passes_eof_and_keeps_b_to_a_open),
-          test_alloc_checked(half_close_by_b_first_passes_eof_and_keeps_a_to_b_open),
+          test_alloc_checked_case(half_close_by_a_first_passes_eof_and_keeps_b_to_a_open, half_close, &A_SIDE),
+          test_alloc_checked_case(half_close_by_b_first_passes_eof_and_keeps_a_to_b_open, half_close, &B_SIDE),
           test_alloc_checked(reset_by_a_right_after_its_data_resets_b),
           test_alloc_checked(reset_by_b_right_after_its_data_resets_a),
           test_alloc_checked(reset_mid_stream_while_splicing_resets_the_other_side),
-          test_alloc_checked(reset_queued_right_behind_data_reaches_b_as_a_reset),
-          test_alloc_checked(reset_queued_behind_data_and_fin_reaches_b_as_a_reset),
+          test_alloc_checked_case(reset_queued_right_behind_data_reaches_b_as_a_reset, reset_queued_behind_data, &RST_ONLY),
+          test_alloc_checked_case(reset_queued_behind_data_and_fin_reaches_b_as_a_reset, reset_queued_behind_data, &FIN_FIRST),
           test_alloc_checked(idle_tunnel_times_out_and_resets_both_sides),
           test_alloc_checked(abort_resets_both_sides_and_reports_canceled_once),
           test_alloc_checked(splice_unavailable_for_lack_of_fds_falls_back_to_buffers),

@@ -266,8 +266,7 @@ static void each_ticket_completes_once_with_zero_in_submission_order(void **stat
     (void)state;
     enum { N = 200 };
     wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, N, 1u << 20, 64 * 1024);
-    wq_ticket t[N];
-    memset(t, 0, sizeof t);
+    wq_ticket t[N] = {0};
     for (int i = 0; i < N; i++)
         assert_int_equal(wq_fx_ticket(f, 1 + (size_t)i % 50, &t[i]), BH_OK);
     wq_fx_run_until_settled(f, RUN_MS);
@@ -453,9 +452,7 @@ static void refused_producer_retries_from_drain_callback_below_low_water(void **
 {
     (void)state;
     wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 32, 32 * 1024, 4u << 20);
-    producer p;
-    memset(&p, 0, sizeof p);
-    p.f = f;
+    producer p = {.f = f};
     p.total_items = 1500;
     p.low_water = 8 * 1024;
     bh_writeq_set_drain_cb(&f->q, p.low_water, on_drain, &p);
@@ -481,9 +478,7 @@ static void drain_callback_is_not_called_without_pressure(void **state)
 {
     (void)state;
     wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 32, 1u << 20, 4096);
-    producer p;
-    memset(&p, 0, sizeof p);
-    p.f = f;
+    producer p = {.f = f};
     bh_writeq_set_drain_cb(&f->q, 1u << 20, on_drain, &p); /* mark above the budget */
     wq_ticket t = {0};
     assert_int_equal(wq_fx_ticket(f, 100, &t), BH_OK);

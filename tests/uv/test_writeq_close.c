@@ -25,8 +25,7 @@ static void shutdown_flushes_everything_then_peer_sees_all_bytes_and_eof(void **
 {
     (void)state;
     wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 256, 1u << 20, 256 * 1024);
-    wq_ticket t[10];
-    memset(t, 0, sizeof t);
+    wq_ticket t[10] = {0};
     for (int i = 0; i < 200; i++) {
         if (i % 20 == 0)
             assert_int_equal(wq_fx_ticket(f, 500, &t[i / 20]), BH_OK);
@@ -69,8 +68,7 @@ static void close_cancels_each_queued_ticket_once_and_releases_every_slice(void 
     test_alloc_install(0);
     wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 64, 1u << 20, 64 * 1024);
     wq_ticket first = {0};
-    wq_ticket t[20];
-    memset(t, 0, sizeof t);
+    wq_ticket t[20] = {0};
     assert_int_equal(wq_fx_ticket(f, 10, &first), BH_OK); /* waits for the flush */
     for (int i = 0; i < 20; i++) {
         assert_int_equal(wq_fx_ticket(f, 100, &t[i]), BH_OK);
@@ -145,9 +143,7 @@ static void close_inside_ticket_callback_cancels_queued_items_once(void **state)
 {
     (void)state;
     wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 16, 1u << 20, 4096);
-    closer c;
-    memset(&c, 0, sizeof c);
-    c.f = f;
+    closer c = {.f = f};
     bh_bytes b = wq_pattern_slice(f->pattern, 0, 10);
     assert_int_equal(bh_writeq_try_write(&f->q, &b, close_from_callback, &c), BH_OK);
     f->off = 10;
@@ -200,8 +196,7 @@ static void peer_close_fails_every_pending_ticket_once_and_later_writes_get_eclo
     enum { N = 40 };
     wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, N, 8u << 20, 4u << 20);
     wq_fx_sockbuf(f, 4096, 4096);
-    wq_ticket t[N];
-    memset(t, 0, sizeof t);
+    wq_ticket t[N] = {0};
     for (int i = 0; i < N; i++)
         assert_int_equal(wq_fx_ticket(f, 64 * 1024, &t[i]), BH_OK);
     wq_shut_rec sr = {0, 0, 0};

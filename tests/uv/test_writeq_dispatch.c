@@ -242,8 +242,7 @@ static void enqueues_to_100_queues_from_one_read_callback_are_written_by_one_pas
 {
     (void)state;
     enum { N = 100 };
-    fanout f;
-    memset(&f, 0, sizeof f);
+    fanout f = {0};
     f.m = mq_new(N);
     assert_int_equal(test_uv_socketpair(&f.m->loop, &f.a, &f.b), 0);
     f.a.data = &f;
@@ -416,8 +415,7 @@ static void loops_on_two_threads_each_get_their_own_dispatcher(void **state)
     (void)state;
     pthread_barrier_t both;
     assert_int_equal(pthread_barrier_init(&both, NULL, 2), 0);
-    loop_thread lt[2];
-    memset(lt, 0, sizeof lt);
+    loop_thread lt[2] = {0};
     for (int k = 0; k < 2; k++) {
         lt[k].both = &both;
         lt[k].m = mq_new(4);

@@ -92,6 +92,7 @@ static void burst_start(burst *u, wq_fx *f, int n, int tickets)
     for (int i = 0; i < 1000 && !u->fired; i++)
         uv_run(&f->loop, UV_RUN_ONCE);
     assert_true(u->fired);
+    assert_int_equal(u->written_in_cb, 0); /* nothing written inside the callback */
 }
 
 static void ff_slices_enqueued_in_one_read_callback_go_out_in_one_writev_that_iteration(
@@ -102,7 +103,6 @@ static void ff_slices_enqueued_in_one_read_callback_go_out_in_one_writev_that_it
     wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, N, 1u << 20, 4096);
     burst u;
     burst_start(&u, f, N, 0);
-    assert_int_equal(u.written_in_cb, 0); /* nothing written inside the callback */
     struct bh_writeq_stats s;
     bh_writeq_stats(&f->q, &s); /* the same iteration's check phase flushed */
     assert_int_equal(s.written_bytes, N * 16);
@@ -123,7 +123,6 @@ static void tickets_completed_by_the_flush_run_once_in_order_never_inside_try_wr
     wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, N, 1u << 20, 4096);
     burst u;
     burst_start(&u, f, N, 1);
-    assert_int_equal(u.written_in_cb, 0);
     /* Completed in the iteration of the read callback, from the flush. */
     test_tickets_expect_in_order(u.t, N, 0);
     assert_int_equal(u.inside_calls, 0);
@@ -194,8 +193,7 @@ static void close_while_the_flush_is_armed_cancels_every_item_once_and_frees_it(
     (void)state;
     test_alloc_install(0);
     wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 64, 1u << 20, 4096);
-    wq_ticket t[10];
-    memset(t, 0, sizeof t);
+    wq_ticket t[10] = {0};
     bh_bytes held[10];
     for (int i = 0; i < 10; i++) {
         bh_bytes b = wq_pattern_slice(f->pattern, f->off, 10);
@@ -232,8 +230,7 @@ static void dispatcher_allocation_failure_falls_back_and_delivers_every_byte(voi
     (void)state;
     enum { N = 8 }; /* the first ring holds 8: no growth while allocations fail */
     wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, N, 1u << 20, 4096);
-    wq_ticket t[N + 1];
-    memset(t, 0, sizeof t);
+    wq_ticket t[N + 1] = {0};
     test_alloc_install(0);
     /* Static slices allocate nothing: attempt 1 is the ring, attempt 2 the
      * loop's flush dispatcher, which fails: the queue writes at once. */

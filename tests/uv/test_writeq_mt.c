@@ -207,8 +207,7 @@ static int all_frames_in(void *arg)
 static void four_producers_submit_100k_slices_and_receiver_verifies_every_frame(void **state)
 {
     (void)state;
-    mt_fx m;
-    memset(&m, 0, sizeof m);
+    mt_fx m = {0};
     wq_fx *f = m.fx = wq_fx_new(WQ_TCP, 256, 64 * 1024, 0);
     wq_fx_sockbuf(f, 32 * 1024, 0);
     assert_int_equal(bh_writeq_enable_mt(&f->q), BH_OK);
@@ -224,8 +223,7 @@ static void four_producers_submit_100k_slices_and_receiver_verifies_every_frame(
     assert_int_equal(uv_mutex_init(&sh->m), 0);
     assert_int_equal(uv_cond_init(&sh->cond), 0);
     bh_writeq_set_drain_cb(&f->q, 16 * 1024, on_drain, sh);
-    producer p[PRODUCERS];
-    memset(p, 0, sizeof p);
+    producer p[PRODUCERS] = {0};
     for (unsigned i = 0; i < PRODUCERS; i++) {
         g_tctx[i].sh = sh;
         g_tctx[i].id = i;
@@ -421,8 +419,7 @@ static void write_error_fails_ring_and_inbox_items_once(void **state)
     enum { N = 12 };
     wq_fx *f = pfx_new(N, 4u << 20, 1);
     wq_fx_sockbuf(f, 4096, 4096);
-    wq_ticket t[N];
-    memset(t, 0, sizeof t);
+    wq_ticket t[N] = {0};
     bh_bytes big = wq_pattern_slice(f->pattern, 0, 512 * 1024);
     assert_int_equal(bh_writeq_try_write(&f->q, &big, wq_ticket_cb, &t[0]), BH_OK);
     for (int i = 1; i < N; i++)

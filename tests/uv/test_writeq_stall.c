@@ -75,8 +75,7 @@ static void peer_that_stops_reading_fails_every_ticket_once_with_etimedout(void 
     (void)state;
     enum { N = 5 };
     test_alloc_install(0);
-    wq_ticket t[N + 1];
-    memset(t, 0, sizeof t);
+    wq_ticket t[N + 1] = {0};
     wq_fx *f = stalled_new(t, N);
     assert_int_equal(wq_fx_ff(f, 100), BH_OK);
     wq_shut_rec sr = {0, 0, 0};
@@ -123,8 +122,7 @@ static int sink_has_64k(void *arg)
 static void progress_of_the_write_in_flight_postpones_the_deadline(void **state)
 {
     (void)state;
-    wq_ticket t[2];
-    memset(t, 0, sizeof t);
+    wq_ticket t[2] = {0};
     wq_fx *f = stalled_new(t, 1);
     assert_int_equal(bh_writeq_set_stall_timeout(&f->q, 60000), BH_OK);
     uint64_t d1 = bh__writeq_stall_deadline(&f->q);

@@ -44,8 +44,7 @@ static void paused_reader_forces_partial_writes_and_resume_delivers_every_byte(v
     enum { BIG = (4 << 20) + 7, ITEM = 65537, N = 24 };
     const size_t total = (size_t)BIG + (size_t)ITEM * N;
     wq_fx *f = tfx_new(256, 16u << 20, total);
-    wq_ticket t[N];
-    memset(t, 0, sizeof t);
+    wq_ticket t[N] = {0};
     /* A fire-and-forget slice larger than the kernel can take at once, on an
      * idle queue: being above WQ_EAGER_BYTES it is written at once with
      * uv_try_write, which takes a prefix, and the queue keeps exactly the
@@ -122,8 +121,7 @@ static void peer_reset_mid_queue_fails_pending_tickets_once_and_later_writes_get
     (void)state;
     enum { N = 32 };
     wq_fx *f = tfx_new(N, 8u << 20, 64u * 1024 * N + 4096);
-    wq_ticket t[N];
-    memset(t, 0, sizeof t);
+    wq_ticket t[N] = {0};
     for (int i = 0; i < N; i++)
         assert_int_equal(tfx_offer(f, 64 * 1024, &t[i]), BH_OK);
     wq_run_nowait(&f->loop, 2);
@@ -148,8 +146,7 @@ static void shutdown_over_tcp_flushes_every_byte_before_eof(void **state)
     (void)state;
     enum { N = 64 };
     wq_fx *f = tfx_new(N, 8u << 20, 48u * 1024 * N);
-    wq_ticket t[N];
-    memset(t, 0, sizeof t);
+    wq_ticket t[N] = {0};
     for (int i = 0; i < N; i++)
         assert_int_equal(tfx_offer(f, 48 * 1024 - (size_t)i, i % 2 ? &t[i] : NULL), BH_OK);
     wq_shut_rec sr = {0, 0, 0};

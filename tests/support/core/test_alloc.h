@@ -64,5 +64,9 @@ int test_alloc_installed(void);
  * leak check (test_alloc_setup / test_alloc_finish_teardown). */
 #define test_alloc_checked(f) cmocka_unit_test_setup_teardown(f, test_alloc_setup, \
                                                               test_alloc_finish_teardown)
+/* The same for one case of a parameterised test: the entry is named `name`
+ * (its specification) and runs f with *state == param (a pointer). */
+#define test_alloc_checked_case(name, f, param) \
+    {#name, f, test_alloc_setup, test_alloc_finish_teardown, (void *)(param)}
 
 #endif

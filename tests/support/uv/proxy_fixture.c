@@ -305,11 +305,17 @@ void fx_end_balanced(fx *f, tclient *a, tclient *b)
     fx_end_with_clients(f, a, b);
 }
 
+void tc_start(fx *f, tclient *c, const char *dest, size_t frames, size_t frame_bytes,
+              size_t tunnel, uint64_t seed)
+{
+    tc_build(c, dest, frames, frame_bytes, tunnel, seed);
+    tc_connect(&f->loop, c, f->port);
+}
+
 /* A good client to alpha: sends everything, half-closes, gets its reply. */
 void run_good_client(fx *f, tclient *c, uint64_t seed)
 {
-    tc_build(c, "alpha", 8, 63, 64 * 1024, seed);
-    tc_connect(&f->loop, c, f->port);
+    tc_start(f, c, "alpha", 8, 63, 64 * 1024, seed);
     tc_write(c, 0, c->len);
     tc_shutdown(c);
     assert_int_equal(wq_run_until(&f->loop, tc_ended, c, RUN_MS), 0);

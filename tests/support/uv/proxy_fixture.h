@@ -83,5 +83,8 @@ void fx_end_balanced(fx *f, tclient *a, tclient *b);
  * good one, and rejected and aborted as many sessions as given. */
 void fx_serve_good_client(fx *f, tclient *good, uint64_t seed, uint64_t rejected,
                           uint64_t aborted);
+/* tc_build, then tc_connect to the fixture's proxy. */
+void tc_start(fx *f, tclient *c, const char *dest, size_t frames, size_t frame_bytes,
+              size_t tunnel, uint64_t seed);
 
 #endif
