@@ -635,10 +635,14 @@ static void tty_stream_yields_the_same_lines(void **state)
     free(input);
 }
 
-TEST_MAIN(test_alloc_checked_case(one_byte_writes_yield_the_same_lines_byte_exact, lines_survive_fragmentation, &ONE_BYTE_LOCKSTEP),
-          test_alloc_checked_case(random_size_writes_yield_the_same_lines_byte_exact, lines_survive_fragmentation, &RANDOM_LOCKSTEP),
-          test_alloc_checked_case(single_write_yields_the_same_lines_byte_exact, lines_survive_fragmentation, &ALL_AT_ONCE),
-          test_alloc_checked_case(unsynchronised_random_writes_yield_the_same_lines_byte_exact, lines_survive_fragmentation, &RANDOM_UNSYNCHRONISED),
+TEST_MAIN(test_alloc_checked_case(one_byte_writes_yield_the_same_lines_byte_exact,
+                                  lines_survive_fragmentation, &ONE_BYTE_LOCKSTEP),
+          test_alloc_checked_case(random_size_writes_yield_the_same_lines_byte_exact,
+                                  lines_survive_fragmentation, &RANDOM_LOCKSTEP),
+          test_alloc_checked_case(single_write_yields_the_same_lines_byte_exact,
+                                  lines_survive_fragmentation, &ALL_AT_ONCE),
+          test_alloc_checked_case(unsynchronised_random_writes_yield_the_same_lines_byte_exact,
+                                  lines_survive_fragmentation, &RANDOM_UNSYNCHRONISED),
           test_alloc_checked(init_rejects_null_arguments_and_stores_reader_in_stream_data),
           test_alloc_checked(eof_is_delivered_once_with_the_partial_tail_readable),
           test_alloc_checked(full_buffer_without_progress_reports_etoolong_once_and_stops),

@@ -44,6 +44,15 @@ static void start(tf *t, const bh_tunnel_config *c, bh_buf *a_tail, bh_buf *b_ta
     tf_start_peers(t);
 }
 
+/* Starts the tunnel without tails and runs it to its end, which must come
+ * with status. */
+static void run_to_status(tf *t, const bh_tunnel_config *c, int status)
+{
+    start(t, c, NULL, NULL);
+    assert_int_equal(tf_run(t, RUN_MS), 0);
+    assert_int_equal(t->status, status);
+}
+
 static void assert_peer_got_all(const tf_peer *p, size_t expected)
 {
     assert_int_equal(p->mismatch_at, SIZE_MAX);
@@ -218,9 +227,7 @@ static void half_close(void **state)
     t.peer[1 - first].send_len = 300000;
     t.peer[1 - first].wait_for_eof = 1; /* sends only after the EOF arrived */
     bh_tunnel_config c = config(1);
-    start(&t, &c, NULL, NULL);
-    assert_int_equal(tf_run(&t, RUN_MS), 0);
-    assert_int_equal(t.status, 0);
+    run_to_status(&t, &c, 0);
     assert_peer_got_all(&t.peer[1 - first], 200000);
     assert_peer_got_all(&t.peer[first], 300000);
     assert_int_equal(t.final.eof[0], 1);
@@ -293,9 +300,7 @@ static void reset_queued_behind_data(void **state)
     t.peer[0].fd = -1; /* its thread has nothing to do */
     t.peer[1].end = PEER_STAY;
     bh_tunnel_config c = config(1);
-    start(&t, &c, NULL, NULL);
-    assert_int_equal(tf_run(&t, RUN_MS), 0);
-    assert_int_equal(t.status, UV_ECONNRESET);
+    run_to_status(&t, &c, UV_ECONNRESET);
     assert_int_equal(t.peer[1].recv_end, ECONNRESET);
     assert_int_equal(t.peer[1].mismatch_at, SIZE_MAX);
     assert_int_equal(t.final.reset[0], 1);
@@ -311,9 +316,7 @@ static void idle_tunnel_times_out_and_resets_both_sides(void **state)
     t.peer[0].send_len = 1000;
     bh_tunnel_config c = config(1);
     c.idle_timeout_ms = 50; /* ends the test whenever the bytes came */
-    start(&t, &c, NULL, NULL);
-    assert_int_equal(tf_run(&t, RUN_MS), 0);
-    assert_int_equal(t.status, UV_ETIMEDOUT);
+    run_to_status(&t, &c, UV_ETIMEDOUT);
     assert_int_equal(t.peer[0].recv_end, ECONNRESET);
     assert_int_equal(t.peer[1].recv_end, ECONNRESET);
     assert_true(t.final.bytes[0] <= 1000);
@@ -499,13 +502,17 @@ TEST_MAIN(test_alloc_checked(tails_are_written_first_byte_exact),
           test_alloc_checked(relays_byte_exact_with_random_fragmentation_splice_on),
           test_alloc_checked(splice_on_and_off_deliver_identical_bytes),
           test_alloc_checked(sixty_four_mib_each_way_through_tiny_budgets_stays_bounded),
-          test_alloc_checked_case(half_close_by_a_first_passes_eof_and_keeps_b_to_a_open, half_close, &A_SIDE),
-          test_alloc_checked_case(half_close_by_b_first_passes_eof_and_keeps_a_to_b_open, half_close, &B_SIDE),
+          test_alloc_checked_case(half_close_by_a_first_passes_eof_and_keeps_b_to_a_open,
+                                  half_close, &A_SIDE),
+          test_alloc_checked_case(half_close_by_b_first_passes_eof_and_keeps_a_to_b_open,
+                                  half_close, &B_SIDE),
           test_alloc_checked(reset_by_a_right_after_its_data_resets_b),
           test_alloc_checked(reset_by_b_right_after_its_data_resets_a),
           test_alloc_checked(reset_mid_stream_while_splicing_resets_the_other_side),
-          test_alloc_checked_case(reset_queued_right_behind_data_reaches_b_as_a_reset, reset_queued_behind_data, &RST_ONLY),
-          test_alloc_checked_case(reset_queued_behind_data_and_fin_reaches_b_as_a_reset, reset_queued_behind_data, &FIN_FIRST),
+          test_alloc_checked_case(reset_queued_right_behind_data_reaches_b_as_a_reset,
+                                  reset_queued_behind_data, &RST_ONLY),
+          test_alloc_checked_case(reset_queued_behind_data_and_fin_reaches_b_as_a_reset,
+                                  reset_queued_behind_data, &FIN_FIRST),
           test_alloc_checked(idle_tunnel_times_out_and_resets_both_sides),
           test_alloc_checked(abort_resets_both_sides_and_reports_canceled_once),
           test_alloc_checked(splice_unavailable_for_lack_of_fds_falls_back_to_buffers),
