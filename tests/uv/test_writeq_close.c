@@ -15,7 +15,6 @@
 #include "test_main.h"
 #include "test_uv.h"
 #include "test_writeq_support.h"
-#include "uv/writeq_internal.h"
 
 #define RUN_MS 20000
 
