@@ -189,6 +189,30 @@ static void partial_writes_resume_at_the_exact_byte_offset(void **state)
     qfx_free(f);
 }
 
+static void first_push_allocates_a_small_ring_not_max_items(void **state)
+{
+    (void)state;
+    bh_thread_cache_trim(); /* no cached ring */
+    qfx *f = qfx_new(1024, 8u << 20);
+    assert_int_equal(qfx_push(f, 100, NULL), BH_OK);
+    assert_true(bh__queue_ring_cap(&f->q) >= 1);
+    assert_true(bh__queue_ring_cap(&f->q) <= 16);
+    assert_int_equal(qfx_write_all(f), 1);
+    qfx_free(f);
+}
+
+static void ring_grows_up_to_max_items_and_not_beyond(void **state)
+{
+    (void)state;
+    qfx *f = qfx_new(4, 1u << 20);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(qfx_push(f, 10, NULL), BH_OK);
+    assert_int_equal(qfx_push(f, 1, NULL), BH_EFULL);
+    assert_int_equal(bh__queue_ring_cap(&f->q), 4);
+    assert_int_equal(qfx_write_all(f), 4);
+    qfx_free(f);
+}
+
 static void ring_grows_while_wrapped_and_keeps_order(void **state)
 {
     (void)state;
@@ -488,6 +512,8 @@ TEST_MAIN(test_alloc_checked(init_rejects_bad_arguments_and_allocates_nothing),
           test_alloc_checked(batch_covers_the_queued_slices_exactly_and_pins_them),
           test_alloc_checked(batch_respects_max_iov_and_resumes_with_the_next_item),
           test_alloc_checked(partial_writes_resume_at_the_exact_byte_offset),
+          test_alloc_checked(first_push_allocates_a_small_ring_not_max_items),
+          test_alloc_checked(ring_grows_up_to_max_items_and_not_beyond),
           test_alloc_checked(ring_grows_while_wrapped_and_keeps_order),
           test_alloc_checked(slices_above_1_gib_span_several_iovecs_and_batches_stop_at_1_gib),
           test_alloc_checked(drain_signal_comes_once_at_low_water_after_a_refusal),
