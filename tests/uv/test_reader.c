@@ -120,11 +120,45 @@ static void init_rejects_null_arguments_and_stores_reader_in_stream_data(void **
     a.data = NULL;
     assert_int_equal(bh_reader_init(&r, (uv_stream_t *)&a, &buf, 0, cb, NULL), BH_OK);
     assert_ptr_equal(a.data, &r);
-    assert_int_equal(r.read_reserve, BH_READ_RESERVE_DEFAULT);
     assert_int_equal(bh_reader_start(NULL), BH_EINVAL);
     assert_int_equal(bh_reader_stop(NULL), BH_EINVAL);
     assert_int_equal(bh_reader_stop(&r), BH_OK); /* not started: nothing to do */
 
+    bh_buf_free(&buf);
+    assert_int_equal(test_uv_loop_teardown(&loop), 0);
+}
+
+static void stop_on_first_read(bh_reader *r, int status, void *ctx)
+{
+    assert_int_equal(status, BH_OK);
+    ++*(int *)ctx;
+    assert_int_equal(bh_reader_stop(r), BH_OK);
+}
+
+/* read_reserve 0 selects BH_READ_RESERVE_DEFAULT: the first read's block is
+ * that large (plus its header), in a buffer that could hold far more. */
+static void zero_read_reserve_selects_the_default(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_pipe_t a, b;
+    bh_buf buf;
+    bh_reader r;
+    int reads = 0;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(test_uv_socketpair(&loop, &a, &b), 0);
+    assert_int_equal(bh_buf_init(&buf, 1u << 20), BH_OK);
+    assert_int_equal(bh_reader_init(&r, (uv_stream_t *)&a, &buf, 0, stop_on_first_read, &reads),
+                     BH_OK);
+    assert_int_equal(bh_reader_start(&r), BH_OK);
+    uv_buf_t one = uv_buf_init((char *)"x", 1);
+    assert_int_equal(uv_try_write((uv_stream_t *)&b, &one, 1), 1);
+    for (int i = 0; i < 1000 && reads == 0; i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(reads, 1);
+    test_alloc_stats st = test_alloc_stats_now();
+    assert_true(st.max_request >= BH_READ_RESERVE_DEFAULT);
+    assert_true(st.max_request <= BH_READ_RESERVE_DEFAULT + 64);
     bh_buf_free(&buf);
     assert_int_equal(test_uv_loop_teardown(&loop), 0);
 }
@@ -587,21 +621,25 @@ static void pipe_fd_stream_yields_the_same_lines(void **state)
     free(input);
 }
 
+typedef struct tty_ctx {
+    uv_tty_t tty;
+    size_t len; /* bytes written to it */
+} tty_ctx;
+
 static void close_tty_once_all_read(collector *c, int status)
 {
-    size_t *input_len = c->test_ctx;
-    if (status == BH_OK && c->received == *input_len)
-        uv_close((uv_handle_t *)c->reader.stream, NULL);
+    tty_ctx *t = c->test_ctx;
+    if (status == BH_OK && c->received == t->len)
+        uv_close((uv_handle_t *)&t->tty, NULL);
 }
 
 static void tty_stream_yields_the_same_lines(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    uv_tty_t tty;
+    tty_ctx t;
     collector c;
     struct termios raw;
-    size_t len;
     int master = posix_openpt(O_RDWR | O_NOCTTY);
     if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0) {
         if (master >= 0)
@@ -613,14 +651,15 @@ static void tty_stream_yields_the_same_lines(void **state)
     assert_int_equal(tcgetattr(slave, &raw), 0);
     cfmakeraw(&raw); /* bytes pass unchanged, no echo */
     assert_int_equal(tcsetattr(slave, TCSANOW, &raw), 0);
-    uint8_t *input = make_lines(17, 40, 40, 6, &len); /* fits the pty buffer */
+    uint8_t *input = make_lines(17, 40, 40, 6, &t.len); /* fits the pty buffer */
+    size_t len = t.len;
     assert_true(len < 2048);
 
     assert_int_equal(uv_loop_init(&loop), 0);
-    assert_int_equal(uv_tty_init(&loop, &tty, slave, 1), 0);
-    collector_init(&c, (uv_stream_t *)&tty, 4096, 0);
+    assert_int_equal(uv_tty_init(&loop, &t.tty, slave, 1), 0);
+    collector_init(&c, (uv_stream_t *)&t.tty, 4096, 0);
     c.hook = close_tty_once_all_read;
-    c.test_ctx = &len;
+    c.test_ctx = &t;
     assert_int_equal(bh_reader_start(&c.reader), BH_OK);
     assert_int_equal(write(master, input, len), (ssize_t)len);
     assert_int_equal(test_uv_run(&loop, RUN_TIMEOUT_MS), 0);
@@ -644,6 +683,7 @@ TEST_MAIN(test_alloc_checked_case(one_byte_writes_yield_the_same_lines_byte_exac
           test_alloc_checked_case(unsynchronised_random_writes_yield_the_same_lines_byte_exact,
                                   lines_survive_fragmentation, &RANDOM_UNSYNCHRONISED),
           test_alloc_checked(init_rejects_null_arguments_and_stores_reader_in_stream_data),
+          test_alloc_checked(zero_read_reserve_selects_the_default),
           test_alloc_checked(eof_is_delivered_once_with_the_partial_tail_readable),
           test_alloc_checked(full_buffer_without_progress_reports_etoolong_once_and_stops),
           test_alloc_checked(full_buffer_is_reported_without_waiting_for_more_input),
