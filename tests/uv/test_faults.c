@@ -34,17 +34,6 @@
 
 /* ---- tests ---------------------------------------------------------------- */
 
-typedef struct up_ctx {
-    fx *f;
-    uint64_t bytes;
-} up_ctx;
-
-static int proxy_forwarded(void *arg)
-{
-    up_ctx *u = arg;
-    return fx_stats(u->f).bytes_up >= u->bytes && cr_sink_live(u->f->alpha) >= 1;
-}
-
 static void client_reset_during_route_phase_aborts_its_session_and_others_complete(void **state)
 {
     (void)state;
@@ -54,8 +43,7 @@ static void client_reset_during_route_phase_aborts_its_session_and_others_comple
     tc_start(f, bad, "alpha", 2, 100, 0, 7);
     size_t cut = strlen("ROUTE alpha\n") + 4 + 100 + 4 + 50;
     tc_write(bad, 0, cut);
-    up_ctx u = {f, strlen("ROUTE alpha\n") + 4 + 100};
-    assert_int_equal(wq_run_until(&f->loop, proxy_forwarded, &u, RUN_MS), 0);
+    fx_run_until_forwarded(f, strlen("ROUTE alpha\n") + 4 + 100);
     assert_int_equal(uv_tcp_close_reset(&bad->tcp, tc_closed), 0); /* SO_LINGER {1, 0} */
 
     fx_serve_good_client(f, good, 11, 0, 1);

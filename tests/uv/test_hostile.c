@@ -186,6 +186,13 @@ static hostile *hostile_new(size_t max_len, int use_frames, size_t max_frame, bh
 
 /* Sends the whole stream with one uv_write (libuv writes it as the socket
  * drains) or, in lockstep, one byte per read callback. */
+/* A line peer: a line of at most max_line bytes and its '\n' fill the
+ * buffer (max_len = max_line + 1). */
+static hostile *hostile_new_lines(size_t max_line, bh_read_cb cb)
+{
+    return hostile_new(max_line + 1, 0, max_line, cb);
+}
+
 static void hostile_run(hostile *h, int lockstep)
 {
     h->lockstep = lockstep;
@@ -315,9 +322,8 @@ static void on_read_record_only(bh_reader *r, int status, void *ctx)
 static void endless_line_reports_etoolong_once_and_never_grows_past_max_len(void **state)
 {
     (void)state;
-    const size_t max_line = 4096;
-    const size_t max_len = max_line + 1;
-    hostile *h = hostile_new(max_len, 0, max_line, on_read_record_only);
+    hostile *h = hostile_new_lines(4096, on_read_record_only);
+    const size_t max_len = h->max_len;
     h->stream_len = 1024 * 1024; /* far more than the socketpair buffers hold */
     h->stream = malloc(h->stream_len);
     assert_non_null(h->stream);
@@ -383,10 +389,9 @@ static void expect_trickled_intact(hostile *h, size_t units, size_t max_len)
 static void slowloris_lines_one_byte_per_read_keep_memory_bounded(void **state)
 {
     (void)state;
-    const size_t max_line = 512;
-    const size_t max_len = max_line + 1;
-    hostile *h = hostile_new(max_len, 0, max_line, on_read_close_on_reject);
-    h->stream = make_lines(240, max_line, &h->stream_len);
+    hostile *h = hostile_new_lines(512, on_read_close_on_reject);
+    const size_t max_len = h->max_len;
+    h->stream = make_lines(240, max_len - 1, &h->stream_len);
     hostile_run(h, 1);
 
     expect_trickled_intact(h, 240, max_len);

@@ -75,8 +75,12 @@ static void burst_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     u->fired = 1;
 }
 
-static void burst_start(burst *u, wq_fx *f, int n, int tickets)
+/* A new fixture whose queue takes n items; a read callback on it enqueues n
+ * 16-byte slices (tickets when tickets is set) on its queue; runs the loop
+ * until the iteration in which that callback ran. */
+static wq_fx *burst_new(burst *u, int n, int tickets)
 {
+    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, (size_t)n, 1u << 20, 4096);
     memset(u, 0, sizeof *u);
     u->f = f;
     u->n = n;
@@ -92,6 +96,7 @@ static void burst_start(burst *u, wq_fx *f, int n, int tickets)
         uv_run(&f->loop, UV_RUN_ONCE);
     assert_true(u->fired);
     assert_int_equal(u->written_in_cb, 0); /* nothing written inside the callback */
+    return f;
 }
 
 static void ff_slices_enqueued_in_one_read_callback_go_out_in_one_writev_that_iteration(
@@ -99,9 +104,8 @@ static void ff_slices_enqueued_in_one_read_callback_go_out_in_one_writev_that_it
 {
     (void)state;
     enum { N = 64 };
-    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, N, 1u << 20, 4096);
     burst u;
-    burst_start(&u, f, N, 0);
+    wq_fx *f = burst_new(&u, N, 0);
     struct bh_writeq_stats s;
     bh_writeq_stats(&f->q, &s); /* the same iteration's check phase flushed */
     assert_int_equal(s.written_bytes, N * 16);
@@ -119,9 +123,8 @@ static void tickets_completed_by_the_flush_run_once_in_order_never_inside_try_wr
 {
     (void)state;
     enum { N = 40 };
-    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, N, 1u << 20, 4096);
     burst u;
-    burst_start(&u, f, N, 1);
+    wq_fx *f = burst_new(&u, N, 1);
     /* Completed in the iteration of the read callback, from the flush. */
     test_tickets_expect_in_order(u.t, N, 0);
     assert_int_equal(u.inside_calls, 0);

@@ -334,3 +334,15 @@ void fx_serve_good_client(fx *f, tclient *good, uint64_t seed, uint64_t rejected
     assert_int_equal(st.completed, 1);
     assert_int_equal(st.aborted, aborted);
 }
+
+static int forwarded(void *arg)
+{
+    fx *f = arg;
+    return fx_stats(f).bytes_up >= f->wait_bytes && cr_sink_live(f->alpha) >= 1;
+}
+
+void fx_run_until_forwarded(fx *f, uint64_t bytes)
+{
+    f->wait_bytes = bytes;
+    assert_int_equal(wq_run_until(&f->loop, forwarded, f, RUN_MS), 0);
+}

@@ -33,6 +33,7 @@ typedef struct fx {
     cr_sink *alpha;
     cr_proxy *px;
     int port;
+    uint64_t wait_bytes; /* fx_run_until_forwarded's goal */
 } fx;
 
 /* "ROUTE <dest>\n", frames payload frames of frame_bytes random bytes,
@@ -86,5 +87,8 @@ void fx_serve_good_client(fx *f, tclient *good, uint64_t seed, uint64_t rejected
 /* tc_build, then tc_connect to the fixture's proxy. */
 void tc_start(fx *f, tclient *c, const char *dest, size_t frames, size_t frame_bytes,
               size_t tunnel, uint64_t seed);
+/* Runs the loop until the proxy forwarded at least bytes upstream and the
+ * sink holds a connection. */
+void fx_run_until_forwarded(fx *f, uint64_t bytes);
 
 #endif
