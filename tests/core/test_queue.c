@@ -152,17 +152,19 @@ static void batch_respects_max_iov_and_resumes_with_the_next_item(void **state)
     qfx_free(f);
 }
 
+/* Item i's length in the partial-write test: 1 to 300 bytes. */
+static size_t item_len(int i) { return 1 + (size_t)(i * 37) % 300; }
+
 static void partial_writes_resume_at_the_exact_byte_offset(void **state)
 {
     (void)state;
     enum { N = 40 };
-    qfx *f = qfx_new(N, 1u << 20);
-    qt_ticket t[N] = {0};
     size_t total = 0;
+    qfx *f = qfx_new(N, 1u << 20);
+    qt_ticket t[N] = {0}; /* every third item has a ticket */
     for (int i = 0; i < N; i++) {
-        size_t n = 1 + (size_t)(i * 37) % 300;
-        assert_int_equal(qfx_push(f, n, i % 3 ? NULL : &t[i]), BH_OK);
-        total += n;
+        assert_int_equal(qfx_push(f, item_len(i), i % 3 ? NULL : &t[i]), BH_OK);
+        total += item_len(i);
     }
     /* Write in odd-sized steps; every batch must start at the next unwritten
      * byte of the stream and every ticket completes when its last byte went. */
@@ -176,7 +178,7 @@ static void partial_writes_resume_at_the_exact_byte_offset(void **state)
         step = step * 3 % 97 + 1;
         size_t done_to = 0;
         for (int i = 0; i < N; i++) {
-            done_to += 1 + (size_t)(i * 37) % 300;
+            done_to += item_len(i);
             if (i % 3 == 0)
                 assert_int_equal(t[i].calls, done_to <= pos ? 1 : 0);
         }

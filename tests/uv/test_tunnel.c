@@ -307,18 +307,30 @@ static void reset_queued_behind_data(void **state)
     assert_int_equal(t.final.eof[0], 0);
 }
 
+/* Peers that neither close nor reset: only the tunnel ends the test. */
+static void setup_staying_peers(tf *t)
+{
+    tf_setup(t);
+    t->peer[0].end = t->peer[1].end = PEER_STAY;
+}
+
+/* Both peers' reads ended in a reset. */
+static void assert_both_peers_reset(const tf *t)
+{
+    assert_int_equal(t->peer[0].recv_end, ECONNRESET);
+    assert_int_equal(t->peer[1].recv_end, ECONNRESET);
+}
+
 static void idle_tunnel_times_out_and_resets_both_sides(void **state)
 {
     (void)state;
     tf t;
-    tf_setup(&t);
-    t.peer[0].end = t.peer[1].end = PEER_STAY;
+    setup_staying_peers(&t);
     t.peer[0].send_len = 1000;
     bh_tunnel_config c = config(1);
     c.idle_timeout_ms = 50; /* ends the test whenever the bytes came */
     run_to_status(&t, &c, UV_ETIMEDOUT);
-    assert_int_equal(t.peer[0].recv_end, ECONNRESET);
-    assert_int_equal(t.peer[1].recv_end, ECONNRESET);
+    assert_both_peers_reset(&t);
     assert_true(t.final.bytes[0] <= 1000);
     assert_int_equal(t.final.reset[0], 1);
     assert_int_equal(t.final.reset[1], 1);
@@ -328,8 +340,7 @@ static void abort_resets_both_sides_and_reports_canceled_once(void **state)
 {
     (void)state;
     tf t;
-    tf_setup(&t);
-    t.peer[0].end = t.peer[1].end = PEER_STAY;
+    setup_staying_peers(&t);
     bh_tunnel_config c = config(1);
     start(&t, &c, NULL, NULL);
     bh_tunnel_abort(&t.tunnel);
@@ -338,8 +349,7 @@ static void abort_resets_both_sides_and_reports_canceled_once(void **state)
     assert_int_equal(tf_run(&t, RUN_MS), 0);
     assert_int_equal(t.done_calls, 1);
     assert_int_equal(t.status, BH_ECANCELED);
-    assert_int_equal(t.peer[0].recv_end, ECONNRESET);
-    assert_int_equal(t.peer[1].recv_end, ECONNRESET);
+    assert_both_peers_reset(&t);
 }
 
 /* With every new fd refused (RLIMIT_NOFILE at the current highest fd), no
