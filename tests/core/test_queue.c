@@ -324,10 +324,10 @@ static void queue_above_the_mark_signals_drain_without_a_refusal(void **state)
     qfx *f = qfx_new(100, 1000);
     bh_queue_set_low_water(&f->q, 100);
     assert_int_equal(qfx_push(f, 80, NULL), BH_OK);
-    qfx_write_all(f);
+    assert_int_equal(qfx_write_all(f), 1);
     assert_int_equal(bh_queue_take_drain(&f->q), 0); /* never above the mark */
     assert_int_equal(qfx_push(f, 150, NULL), BH_OK);
-    qfx_write_all(f);
+    assert_int_equal(qfx_write_all(f), 1);
     assert_int_equal(bh_queue_take_drain(&f->q), 1);
     qfx_free(f);
 }
