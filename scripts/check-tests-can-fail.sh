@@ -63,12 +63,12 @@ fault "a ticket callback is dropped" \
     'src/core/queue*.c' \
     $'    if (q->complete)\n        q->complete(q, cb, ctx, status);\n    else\n        cb(q, status, ctx);' \
     $'    (void)ctx;' \
-    "test_queue test_writeq test_faults"
+    "test_queue test_writeq test_writeq_close test_faults"
 fault "a ticket callback runs twice" \
     'src/core/queue*.c' \
     $'        q->complete(q, cb, ctx, status);\n    else\n        cb(q, status, ctx);' \
     $'        q->complete(q, cb, ctx, status), q->complete(q, cb, ctx, status);\n    else\n        cb(q, status, ctx), cb(q, status, ctx);' \
-    "test_queue test_writeq test_faults"
+    "test_queue test_writeq test_writeq_close test_faults"
 fault "each iovec of a batch writes one byte less" \
     'src/core/queue_batch.c' \
     '            q->iov[nb].iov_len = n;' \
@@ -83,12 +83,12 @@ fault "close completes the tickets of the write in flight at once" \
     'src/core/queue*.c' \
     '    bh__queue_complete_tail(q, q->pinned, BH_ECANCELED);' \
     '    bh__queue_complete_tail(q, 0, BH_ECANCELED);' \
-    "test_faults test_queue"
+    "test_writeq_close test_queue"
 fault "shutdown is sent while slices are still queued" \
     'src/core/queue*.c' \
     'rc = empty && if_empty ? if_empty(ctx) : 0;' \
     'rc = (empty | 1) && if_empty ? if_empty(ctx) : 0;' \
-    "test_queue test_writeq test_faults"
+    "test_queue test_writeq_close test_faults"
 
 # Applies fault i to the scratch tree. Fails (exit 2) unless OLD occurs
 # exactly once in exactly one file matching GLOB.

@@ -50,31 +50,12 @@ static size_t alloc_failed(void)
     return st.failed;
 }
 
-/* ---- input reader -------------------------------------------------------- */
-
-typedef struct {
-    const uint8_t *p;
-    size_t n;
-} input;
-
-static uint8_t in_u8(input *in)
-{
-    if (in->n == 0)
-        return 0;
-    in->n--;
-    return *in->p++;
-}
-
-static size_t in_u16(input *in)
-{
-    size_t hi = in_u8(in);
-    return (hi << 8) | in_u8(in);
-}
+/* ---- input reader (fuzz_support.h) ----------------------------------------- */
 
 /* A length: mostly small, sometimes at the edges the model cares about. */
-static size_t in_len(input *in, size_t len, size_t max_len)
+static size_t in_len(fuzz_input *in, size_t len, size_t max_len)
 {
-    uint8_t sel = in_u8(in);
+    uint8_t sel = fuzz_u8(in);
     switch (sel & 7) {
     case 0:
         return len;
@@ -87,9 +68,9 @@ static size_t in_len(input *in, size_t len, size_t max_len)
     case 4:
         return max_len - (len < max_len ? len : max_len) + (sel >> 7);
     case 5:
-        return in_u16(in);
+        return fuzz_u16(in);
     default:
-        return in_u8(in) % 64;
+        return fuzz_u8(in) % 64;
     }
 }
 
@@ -171,7 +152,7 @@ static void held_release(int i)
 {
     check_held(i);
     bh_bytes_release(&g_held[i].b);
-    CHECK(g_held[i].b.ptr == NULL && g_held[i].b.len == 0 && g_held[i].b.owner == NULL);
+    CHECK(g_held[i].b.ptr == NULL && g_held[i].b.len == 0 && bh_bytes_refcount(&g_held[i].b) == 0);
     free(g_held[i].copy);
     g_held[i].copy = NULL;
     g_held[i].used = 0;
@@ -185,9 +166,9 @@ static int held_free_slots(void)
     return n;
 }
 
-static int pick_used_held(input *in)
+static int pick_used_held(fuzz_input *in)
 {
-    int start = in_u8(in) % NHELD;
+    int start = fuzz_u8(in) % NHELD;
     for (int k = 0; k < NHELD; k++) {
         int i = (start + k) % NHELD;
         if (g_held[i].used)
@@ -204,11 +185,8 @@ static int pick_free_slot(void)
     return -1;
 }
 
-static int same_buf(const bh_buf *a, const bh_buf *b)
-{
-    return a->data == b->data && a->len == b->len && a->cap == b->cap &&
-           a->max_len == b->max_len && a->block == b->block;
-}
+/* Unchanged: the whole value, compared without naming its private fields. */
+static int same_buf(const bh_buf *a, const bh_buf *b) { return memcmp(a, b, sizeof *a) == 0; }
 
 FUZZ_NO_COVERAGE static void check_slot(const slot *s)
 {
@@ -267,19 +245,15 @@ static void check_growth_rc(int rc, int fits, size_t failed_before, size_t n)
 
 /* ---- operations ----------------------------------------------------------- */
 
-static void op_append(slot *s, input *in)
+static void op_append(slot *s, fuzz_input *in)
 {
-    size_t n = in_u8(in);
-    if (n > in->n)
-        n = in->n;
-    const uint8_t *p = in->p;
-    in->p += n;
-    in->n -= n;
+    size_t n = fuzz_u8(in);
+    const uint8_t *p = fuzz_take(in, &n);
 
     bh_buf before = s->buf;
     size_t spare = bh_buf_spare(&s->buf);
     size_t attempts = alloc_attempts(), failed = alloc_failed();
-    int fits = n <= s->buf.max_len - s->buf.len;
+    int fits = n <= bh_buf_max_len(&s->buf) - bh_buf_len(&s->buf);
     int rc = bh_buf_append(&s->buf, n ? p : NULL, n);
     check_growth_rc(rc, fits, failed, n);
     if (spare >= n || !fits)
@@ -291,14 +265,14 @@ static void op_append(slot *s, input *in)
     }
 }
 
-static void op_reserve_commit(slot *s, input *in)
+static void op_reserve_commit(slot *s, fuzz_input *in)
 {
-    size_t n = in_len(in, 0, s->buf.max_len - s->buf.len);
-    uint8_t fill = in_u8(in);
+    size_t n = in_len(in, 0, bh_buf_max_len(&s->buf) - bh_buf_len(&s->buf));
+    uint8_t fill = fuzz_u8(in);
     bh_buf before = s->buf;
     size_t spare_before = bh_buf_spare(&s->buf);
     size_t attempts = alloc_attempts(), failed = alloc_failed();
-    int fits = n <= s->buf.max_len - s->buf.len;
+    int fits = n <= bh_buf_max_len(&s->buf) - bh_buf_len(&s->buf);
     uint8_t *spare = (uint8_t *)1;
     size_t spare_len = (size_t)-1;
 
@@ -312,11 +286,11 @@ static void op_reserve_commit(slot *s, input *in)
     }
     CHECK(spare_len >= n);
     CHECK(spare_len == bh_buf_spare(&s->buf));
-    CHECK(spare_len <= s->buf.max_len - s->buf.len);
+    CHECK(spare_len <= bh_buf_max_len(&s->buf) - bh_buf_len(&s->buf));
     CHECK(spare_len == 0 || spare == bh_buf_data(&s->buf) + bh_buf_len(&s->buf));
     check_spare_private(s, spare, spare_len);
 
-    size_t k = in_len(in, spare_len, s->buf.max_len);
+    size_t k = in_len(in, spare_len, bh_buf_max_len(&s->buf));
     /* Write what is committed and touch the last spare byte (ASan checks the
      * whole region is addressable); overlap is checked above by address. */
     if (k <= spare_len && k)
@@ -337,64 +311,63 @@ static void op_reserve_commit(slot *s, input *in)
         memset(vec_grow(&s->model, k), fill, k);
 }
 
-static void op_split_prefix(slot *s, input *in)
+/* A call taking n bytes off the front returned rc: without allocating, and
+ * past the end BH_ERANGE with the buffer unchanged (0), or else BH_OK (1). */
+static int front_call_ok(const slot *s, const bh_buf *before, size_t n, int rc, size_t attempts)
 {
-    size_t n = in_len(in, s->buf.len, s->buf.max_len);
+    CHECK(alloc_attempts() == attempts);
+    if (n > s->model.len) {
+        CHECK(rc == BH_ERANGE);
+        CHECK(same_buf(before, &s->buf));
+        return 0;
+    }
+    CHECK(rc == BH_OK);
+    return 1;
+}
+
+static void op_split_prefix(slot *s, fuzz_input *in)
+{
+    size_t n = in_len(in, bh_buf_len(&s->buf), bh_buf_max_len(&s->buf));
     bh_buf before = s->buf;
     size_t attempts = alloc_attempts();
     bh_bytes out = {(const uint8_t *)1, 7, NULL};
     if (held_free_slots() == 0)
         return;
     int rc = bh_buf_split_prefix(&s->buf, n, &out);
-    CHECK(alloc_attempts() == attempts);
-    if (n > s->model.len) {
-        CHECK(rc == BH_ERANGE);
-        CHECK(same_buf(&before, &s->buf));
+    if (!front_call_ok(s, &before, n, rc, attempts))
         return;
-    }
-    CHECK(rc == BH_OK);
     CHECK(out.len == n);
     CHECK(held_add(out, s->model.bytes) >= 0);
     vec_drop_front(&s->model, n);
 }
 
-static void op_split_prefix_mut(slot *s, input *in)
+static void op_split_prefix_mut(slot *s, fuzz_input *in)
 {
     int d = pick_free_slot();
     if (d < 0)
         return;
     slot *t = &g_slots[d];
-    size_t n = in_len(in, s->buf.len, s->buf.max_len);
+    size_t n = in_len(in, bh_buf_len(&s->buf), bh_buf_max_len(&s->buf));
     bh_buf before = s->buf;
     size_t attempts = alloc_attempts();
     int rc = bh_buf_split_prefix_mut(&s->buf, n, &t->buf);
-    CHECK(alloc_attempts() == attempts);
-    if (n > s->model.len) {
-        CHECK(rc == BH_ERANGE);
-        CHECK(same_buf(&before, &s->buf));
+    if (!front_call_ok(s, &before, n, rc, attempts))
         return;
-    }
-    CHECK(rc == BH_OK);
-    CHECK(t->buf.max_len == s->buf.max_len);
+    CHECK(bh_buf_max_len(&t->buf) == bh_buf_max_len(&s->buf));
     t->used = 1;
     t->model.len = 0;
     vec_push(&t->model, s->model.bytes, n);
     vec_drop_front(&s->model, n);
 }
 
-static void op_advance(slot *s, input *in)
+static void op_advance(slot *s, fuzz_input *in)
 {
-    size_t n = in_len(in, s->buf.len, s->buf.max_len);
+    size_t n = in_len(in, bh_buf_len(&s->buf), bh_buf_max_len(&s->buf));
     bh_buf before = s->buf;
     size_t attempts = alloc_attempts();
     int rc = bh_buf_advance(&s->buf, n);
-    CHECK(alloc_attempts() == attempts);
-    if (n > s->model.len) {
-        CHECK(rc == BH_ERANGE);
-        CHECK(same_buf(&before, &s->buf));
+    if (!front_call_ok(s, &before, n, rc, attempts))
         return;
-    }
-    CHECK(rc == BH_OK);
     vec_drop_front(&s->model, n);
 }
 
@@ -412,60 +385,65 @@ static void op_recycle(slot *s)
         return;
     }
     CHECK(rc == BH_OK);
-    CHECK(s->buf.block == NULL && bh_buf_spare(&s->buf) == 0);
-    CHECK(s->buf.max_len == before.max_len);
+    CHECK(bh_buf_data(&s->buf) == NULL && bh_buf_spare(&s->buf) == 0); /* no block held */
+    CHECK(bh_buf_max_len(&s->buf) == bh_buf_max_len(&before));
 }
 
-static void op_take_tail(slot *s)
+static void op_take_tail(slot *s, fuzz_input *in)
 {
+    (void)in;
     int d = pick_free_slot();
     if (d < 0)
         return;
     slot *t = &g_slots[d];
     size_t attempts = alloc_attempts();
-    size_t max_len = s->buf.max_len;
+    size_t max_len = bh_buf_max_len(&s->buf);
     CHECK(bh_buf_take_tail(&s->buf, &t->buf) == BH_OK);
     CHECK(alloc_attempts() == attempts);
     CHECK(bh_buf_len(&s->buf) == 0 && bh_buf_spare(&s->buf) == 0);
-    CHECK(s->buf.max_len == max_len && t->buf.max_len == max_len);
+    CHECK(bh_buf_max_len(&s->buf) == max_len && bh_buf_max_len(&t->buf) == max_len);
     t->used = 1;
     t->model.len = 0;
     vec_push(&t->model, s->model.bytes, s->model.len);
     s->model.len = 0;
 }
 
-static void op_freeze(slot *s)
+static void op_freeze(slot *s, fuzz_input *in)
 {
+    (void)in;
     if (held_free_slots() == 0)
         return;
     size_t attempts = alloc_attempts();
-    size_t spare = s->buf.cap - s->buf.len;
+    size_t spare = bh_buf_spare(&s->buf);
     bh_bytes out;
     CHECK(bh_buf_freeze(&s->buf, &out) == BH_OK);
     CHECK(alloc_attempts() == attempts);
     CHECK(out.len == s->model.len);
-    CHECK(s->buf.len == 0);
+    CHECK(bh_buf_len(&s->buf) == 0);
     /* The buffer keeps its spare capacity (rewinding may only add to it). */
-    CHECK(s->buf.cap >= spare);
+    CHECK(bh_buf_spare(&s->buf) >= spare);
     CHECK(held_add(out, s->model.bytes) >= 0);
     s->model.len = 0;
 }
 
-static void op_free(slot *s, int idx)
+static void op_free(slot *s, fuzz_input *in)
 {
-    size_t max_len = s->buf.max_len;
+    (void)in;
+    int idx = (int)(s - g_slots);
+    size_t max_len = bh_buf_max_len(&s->buf);
     bh_buf_free(&s->buf);
-    CHECK(s->buf.len == 0 && s->buf.data == NULL && s->buf.max_len == max_len);
+    CHECK(bh_buf_len(&s->buf) == 0 && bh_buf_data(&s->buf) == NULL &&
+          bh_buf_max_len(&s->buf) == max_len);
     s->model.len = 0;
     /* Keep slot 0 alive (reused empty); retire the others. */
     if (idx != 0)
         s->used = 0;
 }
 
-static void op_find(const slot *s, input *in)
+static void op_find(slot *s, fuzz_input *in)
 {
-    uint8_t byte = in_u8(in);
-    size_t from = in_len(in, s->model.len, s->buf.max_len);
+    uint8_t byte = fuzz_u8(in);
+    size_t from = in_len(in, s->model.len, bh_buf_max_len(&s->buf));
     size_t got = bh_buf_find(&s->buf, byte, from);
     size_t want = BH_NPOS;
     if (from < s->model.len) {
@@ -476,22 +454,19 @@ static void op_find(const slot *s, input *in)
     CHECK(got == want);
 }
 
-static void op_bytes_copy(input *in)
+static void op_bytes_copy(slot *s, fuzz_input *in)
 {
+    (void)s;
     if (held_free_slots() == 0)
         return;
-    size_t n = in_u8(in);
-    if (n > in->n)
-        n = in->n;
-    const uint8_t *p = in->p;
-    in->p += n;
-    in->n -= n;
+    size_t n = fuzz_u8(in);
+    const uint8_t *p = fuzz_take(in, &n);
     size_t failed = alloc_failed();
     bh_bytes out;
     int rc = bh_bytes_copy(&out, n ? p : NULL, n);
     if (rc == BH_ENOMEM) {
         CHECK(alloc_failed() > failed);
-        CHECK(out.ptr == NULL && out.len == 0 && out.owner == NULL);
+        CHECK(out.ptr == NULL && out.len == 0 && bh_bytes_refcount(&out) == 0);
         return;
     }
     CHECK(rc == BH_OK && out.len == n);
@@ -512,11 +487,12 @@ static void owned_free(void *ctx, void *p)
 
 /* bh_bytes_from_owned (top bit of the length byte clear) or bh_bytes_static
  * over the input itself (set). */
-static void op_bytes_wrap(input *in)
+static void op_bytes_wrap(slot *s, fuzz_input *in)
 {
+    (void)s;
     if (held_free_slots() == 0)
         return;
-    uint8_t sel = in_u8(in);
+    uint8_t sel = fuzz_u8(in);
     size_t n = sel & 0x7f;
     if (n > in->n)
         n = in->n;
@@ -525,7 +501,7 @@ static void op_bytes_wrap(input *in)
     in->n -= n;
     if (sel & 0x80) {
         bh_bytes st = bh_bytes_static(p, n);
-        CHECK(st.ptr == p && st.len == n && st.owner == NULL);
+        CHECK(st.ptr == p && st.len == n && bh_bytes_refcount(&st) == 0);
         CHECK(bh_bytes_refcount(&st) == 0);
         CHECK(held_add(st, p) >= 0);
         return;
@@ -548,8 +524,9 @@ static void op_bytes_wrap(input *in)
 }
 
 /* bh_bytes_equal between two held slices agrees with their recorded copies. */
-static void op_equal(input *in)
+static void op_equal(slot *s, fuzz_input *in)
 {
+    (void)s;
     int i = pick_used_held(in), j = pick_used_held(in);
     if (i < 0 || j < 0)
         return;
@@ -558,8 +535,9 @@ static void op_equal(input *in)
     CHECK(bh_bytes_equal(&a->b, &b->b) == want);
 }
 
-static void op_clone(input *in)
+static void op_clone(slot *s, fuzz_input *in)
 {
+    (void)s;
     int i = pick_used_held(in);
     if (i < 0 || held_free_slots() == 0)
         return;
@@ -568,13 +546,13 @@ static void op_clone(input *in)
     bh_bytes c = bh_bytes_clone(&g_held[i].b);
     CHECK(alloc_attempts() == attempts);
     CHECK(c.ptr == g_held[i].b.ptr && c.len == g_held[i].b.len);
-    if (c.owner)
-        CHECK(bh_bytes_refcount(&c) == refs + 1);
+    CHECK(bh_bytes_refcount(&c) == (refs ? refs + 1 : 0)); /* no owner: nothing counted */
     CHECK(held_add(c, g_held[i].copy) >= 0);
 }
 
-static void op_slice(input *in)
+static void op_slice(slot *s, fuzz_input *in)
 {
+    (void)s;
     int i = pick_used_held(in);
     if (i < 0 || held_free_slots() == 0)
         return;
@@ -587,15 +565,16 @@ static void op_slice(input *in)
     CHECK(alloc_attempts() == attempts);
     if (off > len || n > len - off) {
         CHECK(rc == BH_ERANGE);
-        CHECK(out.ptr == (const uint8_t *)1 && out.len == 7 && out.owner == NULL);
+        CHECK(out.ptr == (const uint8_t *)1 && out.len == 7 && bh_bytes_refcount(&out) == 0);
         return;
     }
     CHECK(rc == BH_OK && out.len == n);
     CHECK(held_add(out, g_held[i].copy + off) >= 0);
 }
 
-static void op_release(input *in)
+static void op_release(slot *s, fuzz_input *in)
 {
+    (void)s;
     int i = pick_used_held(in);
     if (i >= 0)
         held_release(i);
@@ -603,80 +582,35 @@ static void op_release(input *in)
 
 /* ---- driver --------------------------------------------------------------- */
 
+/* The operations by (op & 0x7f) % 16; 5 (advance) with bit 6 also recycles. */
+static void (*const ops[16])(slot *, fuzz_input *) = {
+    op_append, op_append, op_reserve_commit, op_split_prefix, op_split_prefix_mut, op_advance,
+    op_take_tail, op_freeze, op_free, op_find, op_bytes_copy, op_clone, op_slice,
+    op_bytes_wrap, op_equal, op_release};
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    input in = {data, size};
-    test_alloc_install(0);
+    fuzz_input in = {data, size};
+    fuzz_alloc_begin();
     test_alloc_limit_size(ALLOC_LIMIT);
 
-    uint8_t hdr = in_u8(&in);
-    size_t max_len = (hdr & 0x80) ? SIZE_MAX : in_u16(&in) + 1;
+    uint8_t hdr = fuzz_u8(&in);
+    size_t max_len = (hdr & 0x80) ? SIZE_MAX : fuzz_u16(&in) + 1;
     CHECK(bh_buf_init(&g_slots[0].buf, 0) == BH_EINVAL);
     CHECK(bh_buf_init(&g_slots[0].buf, max_len) == BH_OK);
     g_slots[0].used = 1;
 
     while (in.n > 0) {
-        uint8_t op = in_u8(&in);
-        slot *s = &g_slots[0];
-        int idx = 0;
-        uint8_t which = in_u8(&in) % NBUF;
-        if (g_slots[which].used) {
-            s = &g_slots[which];
-            idx = which;
-        }
+        uint8_t op = fuzz_u8(&in);
+        uint8_t which = fuzz_u8(&in) % NBUF;
+        slot *s = g_slots[which].used ? &g_slots[which] : &g_slots[0];
         test_alloc_fail_all((op & 0x80) != 0);
-        switch ((op & 0x7f) % 16) {
-        case 0:
-        case 1:
-            op_append(s, &in);
-            break;
-        case 2:
-            op_reserve_commit(s, &in);
-            break;
-        case 3:
-            op_split_prefix(s, &in);
-            break;
-        case 4:
-            op_split_prefix_mut(s, &in);
-            break;
-        case 5:
-            op_advance(s, &in);
-            if (op & 0x40) /* bits 4-6 do not select the operation */
-                op_recycle(s);
-            break;
-        case 6:
-            op_take_tail(s);
-            break;
-        case 7:
-            op_freeze(s);
-            break;
-        case 8:
-            op_free(s, idx);
-            break;
-        case 9:
-            op_find(s, &in);
-            break;
-        case 10:
-            op_bytes_copy(&in);
-            break;
-        case 11:
-            op_clone(&in);
-            break;
-        case 12:
-            op_slice(&in);
-            break;
-        case 13:
-            op_bytes_wrap(&in);
-            break;
-        case 14:
-            op_equal(&in);
-            break;
-        default:
-            op_release(&in);
-            break;
-        }
+        unsigned sel = (op & 0x7fu) % 16;
+        ops[sel](s, &in);
+        if (sel == 5 && (op & 0x40)) /* bits 4-6 do not select the operation */
+            op_recycle(s);
         test_alloc_fail_all(0);
         if (s->used)
             check_slot(s);
@@ -694,10 +628,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         g_slots[i].model = (vec){NULL, 0, 0};
     }
     bh_thread_cache_trim();
-    test_alloc_stats st;
-    test_alloc_stats_get(&st);
-    CHECK(st.live == 0);
     CHECK(g_owned_live == 0);
-    test_alloc_uninstall();
+    fuzz_alloc_end();
     return 0;
 }

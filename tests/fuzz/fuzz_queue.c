@@ -525,17 +525,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t *map = M.map;
     memset(&M, 0, sizeof M);
     M.map = map;
-    M.cfg.max_items = 1 + data[0] % 32;
-    M.cfg.max_bytes = (size_t)1 << (data[1] % 34);
-    M.low = (size_t)data[2] << (data[3] % 32);
+    fuzz_input in = {data, size};
+    M.cfg.max_items = 1 + fuzz_u8(&in) % 32;
+    M.cfg.max_bytes = (size_t)1 << (fuzz_u8(&in) % 34);
+    size_t low = fuzz_u8(&in);
+    M.low = low << (fuzz_u8(&in) % 32);
     if (M.low > M.cfg.max_bytes)
         M.low = M.cfg.max_bytes;
-    test_alloc_install(0);
+    fuzz_alloc_begin();
     CHECK(bh_queue_init(&M.q, &M.cfg, NULL) == BH_OK);
     bh_queue_set_low_water(&M.q, M.low);
     M.state = BH_QUEUE_OPEN;
-    for (size_t i = 4; i + 2 < size; i += 3) {
-        uint8_t op = data[i], a = data[i + 1], b = data[i + 2];
+    while (in.n >= 3) {
+        uint8_t op = fuzz_u8(&in), a = fuzz_u8(&in), b = fuzz_u8(&in);
         test_alloc_stats st;
         test_alloc_stats_get(&st);
         size_t failed_before = st.failed;
@@ -606,9 +608,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int i = 0; i < M.n; i++)
         CHECK(M.it[i].calls == (M.it[i].ticket ? 1 : 0));
     bh_thread_cache_trim(); /* the arrays the drained queue gave back */
-    test_alloc_stats st;
-    test_alloc_stats_get(&st);
-    CHECK(st.live == 0);
-    test_alloc_uninstall();
+    fuzz_alloc_end();
     return 0;
 }

@@ -22,18 +22,10 @@
 
 #include <bytes_handoff.h>
 
+#include "fuzz_support.h"
 #include "hello.h"
 
 #define MAX_HELLO 16384
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "fuzz_sni_hello: check failed at %s:%d: %s\n", __FILE__, \
-                    __LINE__, #cond);                                                \
-            abort();                                                                 \
-        }                                                                            \
-    } while (0)
 
 static void check_result(const sni_hello *h, size_t len)
 {
@@ -102,9 +94,7 @@ static size_t reframe(const uint8_t *data, size_t end, size_t rec, uint8_t *out)
     return o;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void check_input(const uint8_t *data, size_t size)
 {
     sni_hello whole, frag;
     sni_hello_init(&whole, MAX_HELLO);
@@ -112,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc2 = parse_fragmented(data, size, MAX_HELLO, &frag);
     CHECK(rc == rc2);
     if (rc != SNI_HELLO_DONE)
-        return 0;
+        return;
     check_result(&whole, size);
     same_result(&whole, &frag);
     CHECK(whole.hello_end == frag.hello_end);
@@ -129,5 +119,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sni_hello small;
     sni_hello_init(&small, whole.hello_end - 1);
     CHECK(sni_hello_parse(&small, data, size) == SNI_HELLO_TOO_LARGE);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_alloc_begin();
+    check_input(data, size);
+    bh_thread_cache_trim(); /* the fragmented parse's buffer block */
+    fuzz_alloc_end();
     return 0;
 }

@@ -73,43 +73,6 @@
  * pipe per direction and dup per socket. */
 #define INPUT_FDS 10
 
-/* ---- allocator hook ------------------------------------------------------- */
-
-static struct {
-    int fail;
-    size_t live;
-} g_hook;
-
-FUZZ_NO_COVERAGE static void *hook_malloc(void *ctx, size_t n)
-{
-    (void)ctx;
-    if (g_hook.fail)
-        return NULL;
-    void *p = malloc(n);
-    if (p)
-        g_hook.live++;
-    return p;
-}
-
-FUZZ_NO_COVERAGE static void *hook_realloc(void *ctx, void *p, size_t n)
-{
-    (void)ctx;
-    if (g_hook.fail)
-        return NULL;
-    void *q = realloc(p, n);
-    if (q && !p)
-        g_hook.live++;
-    return q;
-}
-
-FUZZ_NO_COVERAGE static void hook_free(void *ctx, void *p)
-{
-    (void)ctx;
-    if (p)
-        g_hook.live--;
-    free(p);
-}
-
 /* ---- peers ------------------------------------------------------------------ */
 
 /* Peer s's stream (computed once): byte i is (s + 1) * 31 + i * 7 + (i >> 8) * 13. */
@@ -392,28 +355,28 @@ FUZZ_NO_COVERAGE static void check_no_leak(const int fds[INPUT_FDS], int nfds)
     for (int i = 0; i < nfds; i++)
         CHECK(fcntl(fds[i], F_GETFD) == -1 && errno == EBADF);
     bh_thread_cache_trim(); /* blocks the readers gave back to the thread's cache */
-    CHECK(g_hook.live == 0);
+    fuzz_alloc_end();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 4)
         return 0;
-    static const bh_allocator hook = {hook_malloc, hook_realloc, hook_free, NULL};
     static uint8_t tails[2][64];
     if (!IO.ready)
         io_init();
-    bh_set_allocator(&hook);
-    memset(&g_hook, 0, sizeof g_hook);
+    fuzz_alloc_begin();
 
     static fx fixture;
     fx *f = &fixture;
     memset(f, 0, sizeof *f);
     bh_tunnel_config cfg = bh_tunnel_config_default();
-    cfg.read_reserve = 1 + (size_t)data[0] * 16;
-    cfg.max_bytes = 64 + (size_t)data[1] * 32; /* 1 would move a byte per loop run */
-    cfg.splice = data[2] & 1;
-    int transport = data[2] >> 1 & 7;
+    fuzz_input in = {data, size};
+    cfg.read_reserve = 1 + (size_t)fuzz_u8(&in) * 16;
+    cfg.max_bytes = 64 + (size_t)fuzz_u8(&in) * 32; /* 1 would move a byte per loop run */
+    uint8_t h2 = fuzz_u8(&in);
+    cfg.splice = h2 & 1;
+    int transport = h2 >> 1 & 7;
     /* The fds the input may open: the 4 sockets, or where the tunnel may
      * splice, the INPUT_FDS lowest free ones. */
     int can_splice = transport == 0 && cfg.splice;
@@ -422,9 +385,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         nfds = INPUT_FDS;
         free_fds(fds, nfds);
     }
-    size_t tail_len[2] = {(size_t)(data[3] & 63), (size_t)(data[3] >> 2 & 63)};
-    data += 4;
-    size -= 4;
+    uint8_t h3 = fuzz_u8(&in);
+    size_t tail_len[2] = {(size_t)(h3 & 63), (size_t)(h3 >> 2 & 63)};
 
     bh_buf tb[2];
     for (int s = 0; s < 2; s++) {
@@ -458,11 +420,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     int aborted = 0;
-    for (size_t i = 0; i + 1 < size && !f->done_calls; i += 2) {
-        uint8_t op = data[i], arg = data[i + 1];
+    while (in.n >= 2 && !f->done_calls) {
+        uint8_t op = fuzz_u8(&in), arg = fuzz_u8(&in);
         int s = arg & 1;
         size_t n = 1 + (size_t)arg * 64;
-        g_hook.fail = (op & 0x80) != 0;
+        test_alloc_fail_all((op & 0x80) != 0);
         switch (op & 7) {
         case 0:
             peer_send(&f->peer[s], n);
@@ -492,7 +454,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             run_once();
             break;
         }
-        g_hook.fail = 0;
+        test_alloc_fail_all(0);
     }
 
     /* Wind down: both peers half-close and read until their input ends. */

@@ -286,7 +286,7 @@ static void offer(size_t len, int with_ticket, uint8_t action)
     W.in_api--;
 
     if (rc == BH_OK) {
-        CHECK(data.ptr == NULL && data.len == 0 && data.owner == NULL);
+        CHECK(data.ptr == NULL && data.len == 0 && bh_bytes_refcount(&data) == 0);
         CHECK(!W.closed && !W.shut);
         CHECK(may_have_failed() || (st.queued_items < W.cfg.max_items &&
                                 len <= W.cfg.max_bytes - st.queued_bytes));
@@ -296,7 +296,7 @@ static void offer(size_t len, int with_ticket, uint8_t action)
         return;
     }
     /* Refused: the caller still owns exactly what it offered. */
-    CHECK(data.ptr == orig.ptr && data.len == orig.len && data.owner == orig.owner);
+    CHECK(memcmp(&data, &orig, sizeof data) == 0); /* the caller keeps it as it was */
     if (len)
         CHECK(bh_bytes_refcount(&data) == 1);
     bh_bytes_release(&data);
@@ -372,19 +372,6 @@ static int all_tickets_done(void)
 
 /* ---- driver --------------------------------------------------------------- */
 
-typedef struct {
-    const uint8_t *p;
-    size_t n;
-} input;
-
-static uint8_t in_u8(input *in)
-{
-    if (in->n == 0)
-        return 0;
-    in->n--;
-    return *in->p++;
-}
-
 /* A slice length from its input byte: 0..255, or with bit 6 of the opcode
  * multiples of 17 up to 4080 and, for 255, 4096 (the largest slice: a whole
  * byte budget, and the size from which an idle queue writes a
@@ -445,14 +432,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(uv_loop_init(&IO.loop) == 0);
         IO.ready = 1;
     }
-    input in = {data, size};
+    fuzz_input in = {data, size};
     memset(&W, 0, sizeof W);
-    test_alloc_install(0);
+    fuzz_alloc_begin();
 
-    uint8_t h0 = in_u8(&in);
+    uint8_t h0 = fuzz_u8(&in);
     W.mt = (h0 & 0x80) != 0;
     W.cfg.max_items = 1 + h0 % 16;
-    W.cfg.max_bytes = 1 + (((size_t)in_u8(&in) << 8 | in_u8(&in)) % 4096);
+    W.cfg.max_bytes = 1 + (((size_t)fuzz_u8(&in) << 8 | fuzz_u8(&in)) % 4096);
 
     if (IO.open) {
         /* Left by the previous input: nothing may arrive or be pending. */
@@ -468,22 +455,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(bh_writeq_enable_mt(&W.q) == BH_OK);
 
     while (in.n > 0) {
-        uint8_t op = in_u8(&in);
+        uint8_t op = fuzz_u8(&in);
         check_before(op);
         set_fail_all((op & 0x80) != 0);
         switch ((op & 0x7f) % 10) {
         case 0:
         case 1: {
-            size_t len = slice_len(op, in_u8(&in));
-            offer(len, 1, in_u8(&in) % 8);
+            size_t len = slice_len(op, fuzz_u8(&in));
+            offer(len, 1, fuzz_u8(&in) % 8);
             break;
         }
         case 2:
         case 3:
-            offer(slice_len(op, in_u8(&in)), 0, 0);
+            offer(slice_len(op, fuzz_u8(&in)), 0, 0);
             break;
         case 4:
-            drain_peer((size_t)in_u8(&in) * 64 + 1);
+            drain_peer((size_t)fuzz_u8(&in) * 64 + 1);
             break;
         case 5:
         case 6:
@@ -492,10 +479,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         case 7:
             if (!W.closed)
-                bh_writeq_set_drain_cb(&W.q, (size_t)in_u8(&in) * 16, on_drain, &W);
+                bh_writeq_set_drain_cb(&W.q, (size_t)fuzz_u8(&in) * 16, on_drain, &W);
             break;
         case 8:
-            if (in_u8(&in) & 1) {
+            if (fuzz_u8(&in) & 1) {
                 close_queue();
             } else if (!W.closed) {
                 W.in_api++;
@@ -513,7 +500,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             W.unchecked = 1;
             break;
         default:
-            if (in_u8(&in) == 0xAA && !W.peer_closed) {
+            if (fuzz_u8(&in) == 0xAA && !W.peer_closed) {
                 close(IO.peer_fd);
                 W.peer_closed = 1;
             }
@@ -570,9 +557,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         IO.open = 0;
     }
     bh_thread_cache_trim(); /* the arrays the drained queue gave back */
-    test_alloc_stats st;
-    test_alloc_stats_get(&st);
-    CHECK(st.live == 0);
-    test_alloc_uninstall();
+    fuzz_alloc_end();
     return 0;
 }

@@ -122,7 +122,6 @@ static void a_refused_host_name_keeps_no_byte_that_could_forge_a_log_line(void *
     ext[k++] = 0, ext[k++] = 0, ext[k++] = (uint8_t)n;
     memcpy(ext + k, forged, n), k += n;
     sni_hello h;
-    test_alloc_install(0);
     assert_int_equal(parse_ext(ext, k, &h), SNI_HELLO_BAD_NAME);
     assert_true(h.has_sni);
     assert_int_equal(strlen(h.sni), n);
@@ -136,15 +135,14 @@ static void a_refused_host_name_keeps_no_byte_that_could_forge_a_log_line(void *
     test_alloc_stats st;
     test_alloc_stats_get(&st);
     assert_int_equal(st.attempts, 0);
-    test_alloc_finish();
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(a_duplicate_server_name_extension_is_refused_whatever_the_first_held),
-        cmocka_unit_test(an_empty_server_name_list_is_malformed),
-        cmocka_unit_test(a_refused_host_name_keeps_no_byte_that_could_forge_a_log_line),
+        test_alloc_checked(a_duplicate_server_name_extension_is_refused_whatever_the_first_held),
+        test_alloc_checked(an_empty_server_name_list_is_malformed),
+        test_alloc_checked(a_refused_host_name_keeps_no_byte_that_could_forge_a_log_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,8 +4,7 @@
  * the allocator, the cache stays within its bounds, bh_thread_cache_trim()
  * empties it, and an allocation failure while a queue re-takes arrays
  * refuses the push like ring growth always did, and a thread's cache is freed
- * when it exits. Also the libuv adapter: an
- * idle bh_writeq keeps no ring after a direct or a queued write. */
+ * when it exits. The libuv adapter's side: uv/test_writeq_idle.c. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,14 +18,12 @@
 #include <bytes_handoff.h>
 #include <bytes_handoff/queue.h>
 
-#include "core/array_cache_internal.h"
-#include "core/queue_internal.h"
+#include "array_cache_internal.h"
+#include "queue_internal.h"
 #include "test_alloc.h"
+#include "test_main.h"
 #include "test_queue_support.h"
-#include "test_writeq_support.h"
-#include "uv/writeq_internal.h"
 
-#define RUN_MS 20000
 #define RING_ITEM (sizeof(bh_queue_item))
 #define IOV_ITEM (sizeof(struct iovec))
 
@@ -56,21 +53,7 @@ static void push_and_write(qfx *f, size_t n)
 
 /* Each test below runs under the counting allocator, installed fresh (which
  * trims the thread's caches, so the array cache starts empty) and checked
- * for leaks after a final trim. */
-static int alloc_setup(void **state)
-{
-    (void)state;
-    test_alloc_install(0);
-    return 0;
-}
-
-static int alloc_teardown(void **state)
-{
-    (void)state;
-    test_alloc_finish();
-    return 0;
-}
-
+ * for leaks after a final trim (test_alloc_checked). */
 static void drained_queue_holds_no_heap_memory_and_trim_frees_what_it_gave_back(void **state)
 {
     (void)state;
@@ -263,8 +246,7 @@ static void failure_while_retaking_arrays_refuses_the_push_and_keeps_the_queue_v
     assert_int_equal(bh_queue_state(&f->q), BH_QUEUE_OPEN);
     expect_holds_nothing(&f->q);
     /* The batch array cannot be taken either: one iovec at a time. */
-    qt_ticket t[3];
-    memset(t, 0, sizeof t);
+    qt_ticket t[3] = {0};
     for (int i = 0; i < 3; i++)
         assert_int_equal(qfx_push(f, 5, &t[i]), BH_OK);
     test_alloc_fail_after(0);
@@ -307,47 +289,12 @@ static void a_threads_cached_arrays_are_freed_when_it_exits(void **state)
     qfx_free(f);
 }
 
-/* ---- the libuv adapter ---------------------------------------------------- */
+#define T(f) test_alloc_checked(f)
 
-static int tickets_done(void *arg) { return ((wq_ticket *)arg)->calls == 1; }
-
-static void idle_writeq_keeps_no_ring_after_direct_and_queued_writes(void **state)
-{
-    (void)state;
-    wq_fx *f = wq_fx_new(WQ_SOCKETPAIR, 64, 1u << 20, 64 * 1024);
-    wq_sink_start(&f->sink);
-    test_alloc_install(0);
-    /* Fire-and-forget on an idle queue (written at once or by the flush). */
-    assert_int_equal(wq_fx_ff(f, 4096), BH_OK);
-    wq_fx_run_until_received(f, RUN_MS);
-    assert_int_equal(bh__writeq_ring_cap(&f->q), 0);
-    /* A ticket: queued, written by the loop, then idle again. */
-    wq_ticket t = {0};
-    assert_int_equal(wq_fx_ticket(f, 100, &t), BH_OK);
-    for (int i = 0; i < 10; i++)
-        assert_int_equal(wq_fx_ff(f, 10), BH_OK);
-    assert_int_equal(wq_run_until(&f->loop, tickets_done, &t, RUN_MS), 0);
-    wq_fx_run_until_received(f, RUN_MS);
-    assert_int_equal(t.status, 0);
-    assert_int_equal(bh__writeq_ring_cap(&f->q), 0);
-    assert_int_equal(f->sink.mismatches, 0);
-    wq_fx_free(f);
-    test_alloc_finish();
-}
-
-#define T(f) cmocka_unit_test_setup_teardown(f, alloc_setup, alloc_teardown)
-
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        T(drained_queue_holds_no_heap_memory_and_trim_frees_what_it_gave_back),
-        T(direct_write_take_back_unreserve_and_fail_leave_the_queue_holding_nothing),
-        T(drained_queue_gives_a_burst_ring_back_shrunk_to_64_slots),
-        T(queues_that_drain_after_every_item_allocate_nothing_after_warm_up),
-        T(array_cache_keeps_at_most_its_bounds_and_frees_the_rest),
-        T(failure_while_retaking_arrays_refuses_the_push_and_keeps_the_queue_valid),
-        T(a_threads_cached_arrays_are_freed_when_it_exits),
-        cmocka_unit_test(idle_writeq_keeps_no_ring_after_direct_and_queued_writes),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(T(drained_queue_holds_no_heap_memory_and_trim_frees_what_it_gave_back),
+          T(direct_write_take_back_unreserve_and_fail_leave_the_queue_holding_nothing),
+          T(drained_queue_gives_a_burst_ring_back_shrunk_to_64_slots),
+          T(queues_that_drain_after_every_item_allocate_nothing_after_warm_up),
+          T(array_cache_keeps_at_most_its_bounds_and_frees_the_rest),
+          T(failure_while_retaking_arrays_refuses_the_push_and_keeps_the_queue_valid),
+          T(a_threads_cached_arrays_are_freed_when_it_exits))

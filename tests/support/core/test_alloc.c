@@ -9,7 +9,7 @@
 #include <bytes_handoff.h>
 
 static atomic_size_t g_allocs, g_frees, g_live, g_failed, g_attempts;
-static atomic_size_t g_live_bytes, g_peak_bytes;
+static atomic_size_t g_live_bytes, g_peak_bytes, g_max_request;
 static atomic_size_t g_fail_at, g_size_limit;
 
 static void bytes_add(size_t n)
@@ -20,11 +20,14 @@ static void bytes_add(size_t n)
         ;
 }
 
-static atomic_int g_fail_all;
+static atomic_int g_fail_all, g_installed;
 
 static int should_fail(size_t size)
 {
     size_t n = atomic_fetch_add(&g_attempts, 1) + 1;
+    size_t max = atomic_load(&g_max_request);
+    while (size > max && !atomic_compare_exchange_weak(&g_max_request, &max, size))
+        ;
     size_t at = atomic_load(&g_fail_at);
     size_t limit = atomic_load(&g_size_limit);
     if (atomic_load(&g_fail_all) || (at != 0 && n == at) || (limit != 0 && size > limit)) {
@@ -59,8 +62,8 @@ static void *t_realloc(void *ctx, void *old, size_t n)
         atomic_fetch_add(&g_allocs, 1);
         if (!old)
             atomic_fetch_add(&g_live, 1);
+        bytes_add(malloc_usable_size(p)); /* the old block still counts here */
         atomic_fetch_sub(&g_live_bytes, before);
-        bytes_add(malloc_usable_size(p));
     }
     return p;
 }
@@ -88,11 +91,13 @@ void test_alloc_install(size_t fail_at)
     atomic_store(&g_attempts, 0);
     atomic_store(&g_live_bytes, 0);
     atomic_store(&g_peak_bytes, 0);
+    atomic_store(&g_max_request, 0);
     atomic_store(&g_fail_at, fail_at);
     atomic_store(&g_fail_all, 0);
     atomic_store(&g_size_limit, 0);
     bh_allocator a = {t_malloc, t_realloc, t_free, NULL};
     bh_set_allocator(&a);
+    atomic_store(&g_installed, 1);
 }
 
 void test_alloc_fail_after(size_t after)
@@ -113,6 +118,7 @@ void test_alloc_stats_get(test_alloc_stats *out)
     out->attempts = atomic_load(&g_attempts);
     out->live_bytes = atomic_load(&g_live_bytes);
     out->peak_bytes = atomic_load(&g_peak_bytes);
+    out->max_request = atomic_load(&g_max_request);
 }
 
 test_alloc_stats test_alloc_stats_now(void)
@@ -124,4 +130,10 @@ test_alloc_stats test_alloc_stats_now(void)
 
 void test_alloc_reset_peak(void) { atomic_store(&g_peak_bytes, atomic_load(&g_live_bytes)); }
 
-void test_alloc_uninstall(void) { bh_set_allocator(NULL); }
+void test_alloc_uninstall(void)
+{
+    bh_set_allocator(NULL);
+    atomic_store(&g_installed, 0);
+}
+
+int test_alloc_installed(void) { return atomic_load(&g_installed); }

@@ -1,11 +1,10 @@
 /* test_hostile.c - hostile peers against bh_reader and the example parsers
  * over real AF_UNIX socketpairs on real libuv loops: a 4 GiB length prefix,
  * an endless line without '\n', and 1-byte-at-a-time (slowloris) delivery of
- * long valid streams. A size-tracking allocator hook records the largest
- * single request and the peak of live bytes, so every test states a memory
- * bound instead of trusting the code path. */
+ * long valid streams. The counting allocator (support/core/test_alloc.h)
+ * records the largest single request and the peak of live bytes, so every
+ * test states a memory bound instead of trusting the code path. */
 #include <setjmp.h>
-#include <stdalign.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +18,8 @@
 
 #include "frame_parser.h"
 #include "line_parser.h"
+#include "test_alloc.h"
+#include "test_main.h"
 #include "test_uv.h"
 
 #define RUN_TIMEOUT_MS 60000
@@ -26,81 +27,6 @@
 /* Bytes a block needs beyond its data: the refcounted owner header that
  * shares the allocation (40 bytes on LP64), rounded up generously. */
 #define BLOCK_OVERHEAD ((size_t)64)
-
-/* ---- size-tracking allocator --------------------------------------------- */
-
-/* Every block carries its size in a prefix, aligned like malloc's result. */
-#define PREFIX ((size_t)alignof(max_align_t))
-
-static struct {
-    size_t live_bytes, peak_bytes, max_request, allocs, live_blocks;
-} g_mem;
-
-static void *mem_malloc(void *ctx, size_t n)
-{
-    (void)ctx;
-    if (n > SIZE_MAX - PREFIX)
-        return NULL;
-    uint8_t *p = malloc(n + PREFIX);
-    if (!p)
-        return NULL;
-    memcpy(p, &n, sizeof n);
-    g_mem.allocs++;
-    g_mem.live_blocks++;
-    g_mem.live_bytes += n;
-    if (g_mem.live_bytes > g_mem.peak_bytes)
-        g_mem.peak_bytes = g_mem.live_bytes;
-    if (n > g_mem.max_request)
-        g_mem.max_request = n;
-    return p + PREFIX;
-}
-
-static void mem_free(void *ctx, void *p)
-{
-    (void)ctx;
-    if (!p)
-        return;
-    uint8_t *base = (uint8_t *)p - PREFIX;
-    size_t n;
-    memcpy(&n, base, sizeof n);
-    g_mem.live_bytes -= n;
-    g_mem.live_blocks--;
-    free(base);
-}
-
-/* realloc as malloc + copy + free, so the peak counts both blocks, as a
- * moving realloc really needs them for a moment. */
-static void *mem_realloc(void *ctx, void *p, size_t n)
-{
-    if (!p)
-        return mem_malloc(ctx, n);
-    size_t old;
-    memcpy(&old, (uint8_t *)p - PREFIX, sizeof old);
-    void *q = mem_malloc(ctx, n);
-    if (!q)
-        return NULL;
-    memcpy(q, p, old < n ? old : n);
-    mem_free(ctx, p);
-    return q;
-}
-
-static int mem_setup(void **state)
-{
-    (void)state;
-    static const bh_allocator a = {mem_malloc, mem_realloc, mem_free, NULL};
-    memset(&g_mem, 0, sizeof g_mem);
-    bh_set_allocator(&a);
-    return 0;
-}
-
-static int mem_teardown(void **state)
-{
-    (void)state;
-    bh_thread_cache_trim(); /* blocks the reader gave back to this thread */
-    assert_int_equal(g_mem.live_blocks, 0);
-    bh_set_allocator(NULL);
-    return 0;
-}
 
 /* ---- fixture: reader on one end of a socketpair, hostile peer on the other */
 
@@ -260,6 +186,13 @@ static hostile *hostile_new(size_t max_len, int use_frames, size_t max_frame, bh
 
 /* Sends the whole stream with one uv_write (libuv writes it as the socket
  * drains) or, in lockstep, one byte per read callback. */
+/* A line peer: a line of at most max_line bytes and its '\n' fill the
+ * buffer (max_len = max_line + 1). */
+static hostile *hostile_new_lines(size_t max_line, bh_read_cb cb)
+{
+    return hostile_new(max_line + 1, 0, max_line, cb);
+}
+
 static void hostile_run(hostile *h, int lockstep)
 {
     h->lockstep = lockstep;
@@ -364,8 +297,8 @@ static void four_gib_length_prefix_is_rejected_without_allocating_beyond_max_len
     assert_int_equal(h->declared, 0xFFFFFFFFu);
     assert_int_equal(h->consumed, frames_len);
     assert_true(h->max_seen_len <= max_len);
-    assert_true(g_mem.max_request <= max_len + BLOCK_OVERHEAD);
-    assert_true(g_mem.peak_bytes <= 2 * (max_len + BLOCK_OVERHEAD));
+    assert_true(test_alloc_stats_now().max_request <= max_len + BLOCK_OVERHEAD);
+    assert_true(test_alloc_stats_now().peak_bytes <= 2 * (max_len + BLOCK_OVERHEAD));
     /* The junk was never read: the peer's write was cut off by the close. */
     assert_int_equal(h->write_status, UV_ECANCELED);
     hostile_free(h);
@@ -389,9 +322,8 @@ static void on_read_record_only(bh_reader *r, int status, void *ctx)
 static void endless_line_reports_etoolong_once_and_never_grows_past_max_len(void **state)
 {
     (void)state;
-    const size_t max_line = 4096;
-    const size_t max_len = max_line + 1;
-    hostile *h = hostile_new(max_len, 0, max_line, on_read_record_only);
+    hostile *h = hostile_new_lines(4096, on_read_record_only);
+    const size_t max_len = h->max_len;
     h->stream_len = 1024 * 1024; /* far more than the socketpair buffers hold */
     h->stream = malloc(h->stream_len);
     assert_non_null(h->stream);
@@ -424,8 +356,28 @@ static void endless_line_reports_etoolong_once_and_never_grows_past_max_len(void
     assert_int_equal(h->frames, 0);
     assert_true(h->parser_too_long >= 1);
     assert_int_equal(bh_reader_start(&h->reader), BH_ECLOSED);
-    assert_true(g_mem.max_request <= max_len + BLOCK_OVERHEAD);
-    assert_true(g_mem.peak_bytes <= max_len + BLOCK_OVERHEAD);
+    assert_true(test_alloc_stats_now().max_request <= max_len + BLOCK_OVERHEAD);
+    assert_true(test_alloc_stats_now().peak_bytes <= max_len + BLOCK_OVERHEAD);
+    hostile_free(h);
+}
+
+/* After a one-byte-per-read run of `units` lines or frames: every one arrived
+ * intact, each read carried exactly one byte, no final status, and memory
+ * stayed within two max_len blocks with a bounded number of allocations.
+ * Frees h. */
+static void expect_trickled_intact(hostile *h, size_t units, size_t max_len)
+{
+    assert_int_equal(h->mismatch, 0);
+    assert_int_equal(h->parser_too_long, 0);
+    assert_int_equal(h->final_calls, 0);
+    assert_int_equal(h->frames, units);
+    assert_int_equal(h->consumed, h->stream_len);
+    assert_int_equal(h->ok_calls, h->stream_len); /* one byte per read */
+    assert_true(h->max_seen_len <= max_len);
+    test_alloc_stats st = test_alloc_stats_now();
+    assert_true(st.max_request <= max_len + BLOCK_OVERHEAD);
+    assert_true(st.peak_bytes <= 2 * (max_len + BLOCK_OVERHEAD));
+    assert_true(st.allocs <= 16);
     hostile_free(h);
 }
 
@@ -437,23 +389,12 @@ static void endless_line_reports_etoolong_once_and_never_grows_past_max_len(void
 static void slowloris_lines_one_byte_per_read_keep_memory_bounded(void **state)
 {
     (void)state;
-    const size_t max_line = 512;
-    const size_t max_len = max_line + 1;
-    hostile *h = hostile_new(max_len, 0, max_line, on_read_close_on_reject);
-    h->stream = make_lines(240, max_line, &h->stream_len);
+    hostile *h = hostile_new_lines(512, on_read_close_on_reject);
+    const size_t max_len = h->max_len;
+    h->stream = make_lines(240, max_len - 1, &h->stream_len);
     hostile_run(h, 1);
 
-    assert_int_equal(h->mismatch, 0);
-    assert_int_equal(h->parser_too_long, 0);
-    assert_int_equal(h->final_calls, 0);
-    assert_int_equal(h->frames, 240);
-    assert_int_equal(h->consumed, h->stream_len);
-    assert_int_equal(h->ok_calls, h->stream_len); /* one byte per read */
-    assert_true(h->max_seen_len <= max_len);
-    assert_true(g_mem.max_request <= max_len + BLOCK_OVERHEAD);
-    assert_true(g_mem.peak_bytes <= 2 * (max_len + BLOCK_OVERHEAD));
-    assert_true(g_mem.allocs <= 16);
-    hostile_free(h);
+    expect_trickled_intact(h, 240, max_len);
 }
 
 /* The same for length-prefixed frames: headers and payloads split across
@@ -470,32 +411,10 @@ static void slowloris_frames_one_byte_per_read_keep_memory_bounded(void **state)
     h->stream = make_frames(120, max_frame, 0, &h->stream_len, &frames_len);
     hostile_run(h, 1);
 
-    assert_int_equal(h->mismatch, 0);
-    assert_int_equal(h->parser_too_long, 0);
-    assert_int_equal(h->final_calls, 0);
-    assert_int_equal(h->frames, 120);
-    assert_int_equal(h->consumed, h->stream_len);
-    assert_int_equal(h->ok_calls, h->stream_len);
-    assert_true(h->max_seen_len <= max_len);
-    assert_true(g_mem.max_request <= max_len + BLOCK_OVERHEAD);
-    assert_true(g_mem.peak_bytes <= 2 * (max_len + BLOCK_OVERHEAD));
-    assert_true(g_mem.allocs <= 16);
-    hostile_free(h);
+    expect_trickled_intact(h, 120, max_len);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(
-            four_gib_length_prefix_is_rejected_without_allocating_beyond_max_len, mem_setup,
-            mem_teardown),
-        cmocka_unit_test_setup_teardown(
-            endless_line_reports_etoolong_once_and_never_grows_past_max_len, mem_setup,
-            mem_teardown),
-        cmocka_unit_test_setup_teardown(slowloris_lines_one_byte_per_read_keep_memory_bounded,
-                                        mem_setup, mem_teardown),
-        cmocka_unit_test_setup_teardown(slowloris_frames_one_byte_per_read_keep_memory_bounded,
-                                        mem_setup, mem_teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(four_gib_length_prefix_is_rejected_without_allocating_beyond_max_len),
+          test_alloc_checked(endless_line_reports_etoolong_once_and_never_grows_past_max_len),
+          test_alloc_checked(slowloris_lines_one_byte_per_read_keep_memory_bounded),
+          test_alloc_checked(slowloris_frames_one_byte_per_read_keep_memory_bounded))

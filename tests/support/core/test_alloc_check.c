@@ -36,3 +36,16 @@ int test_alloc_teardown(void **state)
     assert_int_equal(st.live, 0);
     return 0;
 }
+
+int test_alloc_finish_teardown(void **state)
+{
+    (void)state;
+    if (test_alloc_installed()) {
+        test_alloc_finish();
+    } else {
+        test_alloc_stats st;
+        test_alloc_stats_get(&st);
+        assert_int_equal(st.live, 0);
+    }
+    return 0;
+}

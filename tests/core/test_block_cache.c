@@ -15,6 +15,7 @@
 #include <bytes_handoff.h>
 
 #include "test_alloc.h"
+#include "test_main.h"
 #include "test_buf_fixture.h"
 
 /* The thread's counters when the test started: tests look at differences. */
@@ -399,28 +400,22 @@ static void pinned_block_released_by_another_thread_is_reused_whole(void **state
     bh_buf_free(&b);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-        T(recycled_block_is_reused_without_allocating),
-        T(block_too_small_for_the_request_is_a_miss_and_stays_cached),
-        T(recycle_refuses_a_buffer_holding_data_and_changes_nothing),
-        T(pinned_block_lends_only_the_window_behind_its_slices),
-        T(pinned_window_smaller_than_the_request_is_not_handed_out),
-        T(emptied_mutable_prefix_is_not_cached_over_its_parent),
-        T(count_bound_evicts_the_oldest_block),
-        T(byte_bound_evicts_until_the_new_block_fits),
-        T(block_larger_than_the_byte_bound_is_freed_not_cached),
-        T(zero_bounds_disable_the_cache),
-        T(trim_frees_every_cached_block_and_the_table),
-        T(set_allocator_trims_the_calling_threads_cache),
-        T(bh_trim_empties_the_cache),
-        T(failed_table_allocation_frees_the_block_and_leaves_the_buffer_usable),
-        T(miss_with_failing_allocation_reports_enomem),
-        T(each_thread_has_its_own_cache_freed_when_it_exits),
-        T(pinned_block_released_by_another_thread_is_reused_whole),
+TEST_MAIN(T(recycled_block_is_reused_without_allocating),
+          T(block_too_small_for_the_request_is_a_miss_and_stays_cached),
+          T(recycle_refuses_a_buffer_holding_data_and_changes_nothing),
+          T(pinned_block_lends_only_the_window_behind_its_slices),
+          T(pinned_window_smaller_than_the_request_is_not_handed_out),
+          T(emptied_mutable_prefix_is_not_cached_over_its_parent),
+          T(count_bound_evicts_the_oldest_block),
+          T(byte_bound_evicts_until_the_new_block_fits),
+          T(block_larger_than_the_byte_bound_is_freed_not_cached),
+          T(zero_bounds_disable_the_cache),
+          T(trim_frees_every_cached_block_and_the_table),
+          T(set_allocator_trims_the_calling_threads_cache),
+          T(bh_trim_empties_the_cache),
+          T(failed_table_allocation_frees_the_block_and_leaves_the_buffer_usable),
+          T(miss_with_failing_allocation_reports_enomem),
+          T(each_thread_has_its_own_cache_freed_when_it_exits),
+          T(pinned_block_released_by_another_thread_is_reused_whole))
 #undef T
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}

@@ -12,7 +12,10 @@ typedef struct test_alloc_stats {
     size_t failed;   /* injected failures */
     size_t attempts; /* malloc + realloc calls, failed or not */
     size_t live_bytes; /* usable bytes of the live blocks (malloc_usable_size) */
-    size_t peak_bytes; /* highest live_bytes since install / test_alloc_reset_peak */
+    size_t peak_bytes; /* highest live_bytes since install / test_alloc_reset_peak; a
+                          realloc counts the old and the new block together, as a
+                          moving realloc needs both for a moment */
+    size_t max_request; /* largest size asked for by one malloc or realloc attempt */
 } test_alloc_stats;
 
 /* Installs the counting allocator and resets the counters (after trimming
@@ -49,5 +52,21 @@ int test_alloc_setup(void **state);
  * Unlike test_alloc_finish() it does not trim the block cache first, so a
  * block parked there counts as live. Returns 0. */
 int test_alloc_teardown(void **state);
+/* cmocka teardown pairing test_alloc_setup(): the end-of-test leak check of
+ * test_alloc_finish() (block cache trimmed first). A test that restored the
+ * default allocator itself is checked as the counters stood at that point.
+ * Returns 0. */
+int test_alloc_finish_teardown(void **state);
+/* 1 while the counting allocator is installed. */
+int test_alloc_installed(void);
+
+/* A cmocka test entry run under the counting allocator and ending with the
+ * leak check (test_alloc_setup / test_alloc_finish_teardown). */
+#define test_alloc_checked(f) cmocka_unit_test_setup_teardown(f, test_alloc_setup, \
+                                                              test_alloc_finish_teardown)
+/* The same for one case of a parameterised test: the entry is named `name`
+ * (its specification) and runs f with *state == param (a pointer). */
+#define test_alloc_checked_case(name, f, param) \
+    {#name, f, test_alloc_setup, test_alloc_finish_teardown, (void *)(param)}
 
 #endif

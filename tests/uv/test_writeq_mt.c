@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "test_alloc.h"
+#include "test_main.h"
 #include "test_uv.h"
 #include "test_writeq_support.h"
 
@@ -206,8 +207,7 @@ static int all_frames_in(void *arg)
 static void four_producers_submit_100k_slices_and_receiver_verifies_every_frame(void **state)
 {
     (void)state;
-    mt_fx m;
-    memset(&m, 0, sizeof m);
+    mt_fx m = {0};
     wq_fx *f = m.fx = wq_fx_new(WQ_TCP, 256, 64 * 1024, 0);
     wq_fx_sockbuf(f, 32 * 1024, 0);
     assert_int_equal(bh_writeq_enable_mt(&f->q), BH_OK);
@@ -223,8 +223,7 @@ static void four_producers_submit_100k_slices_and_receiver_verifies_every_frame(
     assert_int_equal(uv_mutex_init(&sh->m), 0);
     assert_int_equal(uv_cond_init(&sh->cond), 0);
     bh_writeq_set_drain_cb(&f->q, 16 * 1024, on_drain, sh);
-    producer p[PRODUCERS];
-    memset(p, 0, sizeof p);
+    producer p[PRODUCERS] = {0};
     for (unsigned i = 0; i < PRODUCERS; i++) {
         g_tctx[i].sh = sh;
         g_tctx[i].id = i;
@@ -401,7 +400,6 @@ static void inbox_growth_failure_refuses_submit_with_enomem_and_caller_keeps_sli
 {
     (void)state;
     wq_fx *f = pfx_new(64, 1u << 20, 1);
-    test_alloc_install(0);
     bh_bytes b = bh_bytes_static(f->pattern, 10);
     test_alloc_fail_after(0);
     assert_int_equal(bh_writeq_submit_mt(&f->q, &b, NULL, NULL), BH_ENOMEM);
@@ -413,7 +411,6 @@ static void inbox_growth_failure_refuses_submit_with_enomem_and_caller_keeps_sli
     wq_sink_start(&f->sink);
     assert_int_equal(wq_run_until(&f->loop, wq_fx_received_all, f, RUN_MS), 0);
     wq_fx_free(f);
-    test_alloc_uninstall();
 }
 
 static void write_error_fails_ring_and_inbox_items_once(void **state)
@@ -422,8 +419,7 @@ static void write_error_fails_ring_and_inbox_items_once(void **state)
     enum { N = 12 };
     wq_fx *f = pfx_new(N, 4u << 20, 1);
     wq_fx_sockbuf(f, 4096, 4096);
-    wq_ticket t[N];
-    memset(t, 0, sizeof t);
+    wq_ticket t[N] = {0};
     bh_bytes big = wq_pattern_slice(f->pattern, 0, 512 * 1024);
     assert_int_equal(bh_writeq_try_write(&f->q, &big, wq_ticket_cb, &t[0]), BH_OK);
     for (int i = 1; i < N; i++)
@@ -442,19 +438,12 @@ static void write_error_fails_ring_and_inbox_items_once(void **state)
     wq_fx_free(f);
 }
 
-int main(void)
-{
-    signal(SIGPIPE, SIG_IGN);
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(four_producers_submit_100k_slices_and_receiver_verifies_every_frame),
-        cmocka_unit_test(submit_without_enable_mt_is_einval_and_caller_keeps_slice),
-        cmocka_unit_test(budgets_count_inbox_items_exactly_at_the_boundary),
-        cmocka_unit_test(close_with_items_in_inbox_cancels_each_ticket_once_and_frees_everything),
-        cmocka_unit_test(shutdown_flushes_inbox_items_before_eof_and_refuses_later_submits),
-        cmocka_unit_test(ring_growth_failure_taking_inbox_items_fails_the_queue_once),
-        cmocka_unit_test(enable_mt_allocation_failure_leaves_queue_usable),
-        cmocka_unit_test(inbox_growth_failure_refuses_submit_with_enomem_and_caller_keeps_slice),
-        cmocka_unit_test(write_error_fails_ring_and_inbox_items_once),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(four_producers_submit_100k_slices_and_receiver_verifies_every_frame),
+          test_alloc_checked(submit_without_enable_mt_is_einval_and_caller_keeps_slice),
+          test_alloc_checked(budgets_count_inbox_items_exactly_at_the_boundary),
+          test_alloc_checked(close_with_items_in_inbox_cancels_each_ticket_once_and_frees_everything),
+          test_alloc_checked(shutdown_flushes_inbox_items_before_eof_and_refuses_later_submits),
+          test_alloc_checked(ring_growth_failure_taking_inbox_items_fails_the_queue_once),
+          test_alloc_checked(enable_mt_allocation_failure_leaves_queue_usable),
+          test_alloc_checked(inbox_growth_failure_refuses_submit_with_enomem_and_caller_keeps_slice),
+          test_alloc_checked(write_error_fails_ring_and_inbox_items_once))

@@ -8,6 +8,9 @@
 
 #include <bytes_handoff.h>
 
+#include "test_alloc.h"
+#include "test_main.h"
+
 static size_t g_mallocs, g_frees;
 
 static void *count_malloc(void *ctx, size_t n)
@@ -72,12 +75,6 @@ static void incomplete_hook_restores_default(void **state)
     assert_ptr_not_equal(got.malloc_fn, count_malloc);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(installed_hook_sees_bytes_and_buf_allocations),
-        cmocka_unit_test(get_allocator_returns_installed_hook),
-        cmocka_unit_test(incomplete_hook_restores_default),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(installed_hook_sees_bytes_and_buf_allocations),
+          test_alloc_checked(get_allocator_returns_installed_hook),
+          test_alloc_checked(incomplete_hook_restores_default))

@@ -11,6 +11,8 @@
 #include <cmocka.h>
 
 #include "reader_fixture.h"
+#include "test_alloc.h"
+#include "test_main.h"
 #include "test_uv.h"
 
 #define RUN_TIMEOUT_MS 30000
@@ -151,15 +153,8 @@ static void tcp_reset_right_behind_data_reaches_the_callback_as_econnreset_not_e
     }
 }
 
-int main(void)
-{
-    signal(SIGPIPE, SIG_IGN);
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(tcp_one_byte_writes_yield_the_same_lines_byte_exact),
-        cmocka_unit_test(tcp_random_size_writes_yield_the_same_lines_byte_exact),
-        cmocka_unit_test(tcp_single_large_write_yields_the_same_lines_byte_exact),
-        cmocka_unit_test(tcp_peer_reset_reaches_the_callback_as_econnreset),
-        cmocka_unit_test(tcp_reset_right_behind_data_reaches_the_callback_as_econnreset_not_eof),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(tcp_one_byte_writes_yield_the_same_lines_byte_exact),
+          test_alloc_checked(tcp_random_size_writes_yield_the_same_lines_byte_exact),
+          test_alloc_checked(tcp_single_large_write_yields_the_same_lines_byte_exact),
+          test_alloc_checked(tcp_peer_reset_reaches_the_callback_as_econnreset),
+          test_alloc_checked(tcp_reset_right_behind_data_reaches_the_callback_as_econnreset_not_eof))

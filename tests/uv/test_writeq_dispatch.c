@@ -16,6 +16,7 @@
 #include <pthread.h>
 
 #include "test_alloc.h"
+#include "test_main.h"
 #include "test_uv.h"
 #include "test_writeq_support.h"
 #include "uv/writeq_internal.h"
@@ -241,8 +242,7 @@ static void enqueues_to_100_queues_from_one_read_callback_are_written_by_one_pas
 {
     (void)state;
     enum { N = 100 };
-    fanout f;
-    memset(&f, 0, sizeof f);
+    fanout f = {0};
     f.m = mq_new(N);
     assert_int_equal(test_uv_socketpair(&f.m->loop, &f.a, &f.b), 0);
     f.a.data = &f;
@@ -415,8 +415,7 @@ static void loops_on_two_threads_each_get_their_own_dispatcher(void **state)
     (void)state;
     pthread_barrier_t both;
     assert_int_equal(pthread_barrier_init(&both, NULL, 2), 0);
-    loop_thread lt[2];
-    memset(lt, 0, sizeof lt);
+    loop_thread lt[2] = {0};
     for (int k = 0; k < 2; k++) {
         lt[k].both = &both;
         lt[k].m = mq_new(4);
@@ -442,15 +441,9 @@ static void loops_on_two_threads_each_get_their_own_dispatcher(void **state)
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(queues_of_one_loop_share_one_dispatcher_taken_on_first_enqueue),
-        cmocka_unit_test(only_the_first_queue_of_a_loop_allocates_the_dispatcher),
-        cmocka_unit_test(enqueues_to_100_queues_from_one_read_callback_are_written_by_one_pass),
-        cmocka_unit_test(closing_queues_from_tickets_during_a_pass_never_touches_them_again),
-        cmocka_unit_test(last_queue_closing_itself_inside_the_pass_lets_the_loop_close),
-        cmocka_unit_test(loops_on_two_threads_each_get_their_own_dispatcher),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(queues_of_one_loop_share_one_dispatcher_taken_on_first_enqueue),
+          test_alloc_checked(only_the_first_queue_of_a_loop_allocates_the_dispatcher),
+          test_alloc_checked(enqueues_to_100_queues_from_one_read_callback_are_written_by_one_pass),
+          test_alloc_checked(closing_queues_from_tickets_during_a_pass_never_touches_them_again),
+          test_alloc_checked(last_queue_closing_itself_inside_the_pass_lets_the_loop_close),
+          test_alloc_checked(loops_on_two_threads_each_get_their_own_dispatcher))

@@ -11,9 +11,10 @@
 
 #include <cmocka.h>
 
+#include "test_alloc.h"
+#include "test_main.h"
 #include "test_uv.h"
 #include "test_writeq_support.h"
-#include "uv/writeq_internal.h"
 
 #define RUN_MS 30000
 
@@ -42,12 +43,12 @@ static void paused_reader_forces_partial_writes_and_resume_delivers_every_byte(v
     enum { BIG = (4 << 20) + 7, ITEM = 65537, N = 24 };
     const size_t total = (size_t)BIG + (size_t)ITEM * N;
     wq_fx *f = tfx_new(256, 16u << 20, total);
-    wq_ticket t[N];
-    memset(t, 0, sizeof t);
+    wq_ticket t[N] = {0};
     /* A fire-and-forget slice larger than the kernel can take at once, on an
-     * idle queue: being above WQ_EAGER_BYTES it is written at once with
-     * uv_try_write, which takes a prefix, and the queue keeps exactly the
-     * remainder of that same slice (handed to uv_write, no flush). */
+     * idle queue: being above the eager threshold (4 KiB) it is written at
+     * once with uv_try_write, which takes a prefix, and the queue keeps
+     * exactly the remainder of that same slice (handed to uv_write, no
+     * flush; the sink checks every byte arrives once, in order). */
     assert_int_equal(tfx_offer(f, BIG, NULL), BH_OK);
     struct bh_writeq_stats s;
     bh_writeq_stats(&f->q, &s);
@@ -55,7 +56,6 @@ static void paused_reader_forces_partial_writes_and_resume_delivers_every_byte(v
     assert_true(s.written_bytes < BIG);
     assert_int_equal(s.queued_items, 1);
     assert_int_equal(s.queued_bytes, BIG - s.written_bytes);
-    assert_int_equal(bh__writeq_head_off(&f->q), s.written_bytes);
     assert_int_equal(s.try_write_hits, 0);
     assert_int_equal(s.flushes, 0);
     assert_int_equal(s.batches, 1); /* the remainder, in flight */
@@ -120,8 +120,7 @@ static void peer_reset_mid_queue_fails_pending_tickets_once_and_later_writes_get
     (void)state;
     enum { N = 32 };
     wq_fx *f = tfx_new(N, 8u << 20, 64u * 1024 * N + 4096);
-    wq_ticket t[N];
-    memset(t, 0, sizeof t);
+    wq_ticket t[N] = {0};
     for (int i = 0; i < N; i++)
         assert_int_equal(tfx_offer(f, 64 * 1024, &t[i]), BH_OK);
     wq_run_nowait(&f->loop, 2);
@@ -146,8 +145,7 @@ static void shutdown_over_tcp_flushes_every_byte_before_eof(void **state)
     (void)state;
     enum { N = 64 };
     wq_fx *f = tfx_new(N, 8u << 20, 48u * 1024 * N);
-    wq_ticket t[N];
-    memset(t, 0, sizeof t);
+    wq_ticket t[N] = {0};
     for (int i = 0; i < N; i++)
         assert_int_equal(tfx_offer(f, 48 * 1024 - (size_t)i, i % 2 ? &t[i] : NULL), BH_OK);
     wq_shut_rec sr = {0, 0, 0};
@@ -231,16 +229,9 @@ static void writes_before_connect_completes_are_queued_and_delivered(void **stat
     free(pattern);
 }
 
-int main(void)
-{
-    signal(SIGPIPE, SIG_IGN);
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(paused_reader_forces_partial_writes_and_resume_delivers_every_byte),
-        cmocka_unit_test(reader_pausing_and_resuming_repeatedly_still_gets_every_byte),
-        cmocka_unit_test(
-            peer_reset_mid_queue_fails_pending_tickets_once_and_later_writes_get_eclosed),
-        cmocka_unit_test(shutdown_over_tcp_flushes_every_byte_before_eof),
-        cmocka_unit_test(writes_before_connect_completes_are_queued_and_delivered),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(paused_reader_forces_partial_writes_and_resume_delivers_every_byte),
+          test_alloc_checked(reader_pausing_and_resuming_repeatedly_still_gets_every_byte),
+          test_alloc_checked(
+              peer_reset_mid_queue_fails_pending_tickets_once_and_later_writes_get_eclosed),
+          test_alloc_checked(shutdown_over_tcp_flushes_every_byte_before_eof),
+          test_alloc_checked(writes_before_connect_completes_are_queued_and_delivered))

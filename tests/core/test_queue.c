@@ -17,8 +17,9 @@
 #include <bytes_handoff.h>
 #include <bytes_handoff/queue.h>
 
-#include "core/queue_internal.h"
+#include "queue_internal.h"
 #include "test_alloc.h"
+#include "test_main.h"
 #include "test_queue_support.h"
 
 static void init_rejects_bad_arguments_and_allocates_nothing(void **state)
@@ -90,8 +91,7 @@ static void tickets_complete_once_in_order_and_never_inside_push(void **state)
     (void)state;
     enum { N = 50 };
     qfx *f = qfx_new(N, 1u << 20);
-    qt_ticket t[N];
-    memset(t, 0, sizeof t);
+    qt_ticket t[N] = {0};
     for (int i = 0; i < N; i++) {
         assert_int_equal(qfx_push(f, 1 + (size_t)i, &t[i]), BH_OK);
         assert_int_equal(t[i].calls, 0);
@@ -105,8 +105,7 @@ static void batch_covers_the_queued_slices_exactly_and_pins_them(void **state)
 {
     (void)state;
     qfx *f = qfx_new(8, 1000);
-    qt_ticket t[3];
-    memset(t, 0, sizeof t);
+    qt_ticket t[3] = {0};
     assert_int_equal(qfx_push(f, 10, &t[0]), BH_OK);
     assert_int_equal(qfx_push(f, 0, &t[1]), BH_OK);
     assert_int_equal(qfx_push(f, 30, &t[2]), BH_OK);
@@ -153,18 +152,19 @@ static void batch_respects_max_iov_and_resumes_with_the_next_item(void **state)
     qfx_free(f);
 }
 
+/* Item i's length in the partial-write test: 1 to 300 bytes. */
+static size_t item_len(int i) { return 1 + (size_t)(i * 37) % 300; }
+
 static void partial_writes_resume_at_the_exact_byte_offset(void **state)
 {
     (void)state;
     enum { N = 40 };
-    qfx *f = qfx_new(N, 1u << 20);
-    qt_ticket t[N];
-    memset(t, 0, sizeof t);
     size_t total = 0;
+    qfx *f = qfx_new(N, 1u << 20);
+    qt_ticket t[N] = {0}; /* every third item has a ticket */
     for (int i = 0; i < N; i++) {
-        size_t n = 1 + (size_t)(i * 37) % 300;
-        assert_int_equal(qfx_push(f, n, i % 3 ? NULL : &t[i]), BH_OK);
-        total += n;
+        assert_int_equal(qfx_push(f, item_len(i), i % 3 ? NULL : &t[i]), BH_OK);
+        total += item_len(i);
     }
     /* Write in odd-sized steps; every batch must start at the next unwritten
      * byte of the stream and every ticket completes when its last byte went. */
@@ -178,7 +178,7 @@ static void partial_writes_resume_at_the_exact_byte_offset(void **state)
         step = step * 3 % 97 + 1;
         size_t done_to = 0;
         for (int i = 0; i < N; i++) {
-            done_to += 1 + (size_t)(i * 37) % 300;
+            done_to += item_len(i);
             if (i % 3 == 0)
                 assert_int_equal(t[i].calls, done_to <= pos ? 1 : 0);
         }
@@ -188,6 +188,30 @@ static void partial_writes_resume_at_the_exact_byte_offset(void **state)
     assert_int_equal(s.written_bytes, total);
     assert_int_equal(s.written_items, N);
     assert_int_equal(s.queued_bytes, 0);
+    qfx_free(f);
+}
+
+static void first_push_allocates_a_small_ring_not_max_items(void **state)
+{
+    (void)state;
+    bh_thread_cache_trim(); /* no cached ring */
+    qfx *f = qfx_new(1024, 8u << 20);
+    assert_int_equal(qfx_push(f, 100, NULL), BH_OK);
+    assert_true(bh__queue_ring_cap(&f->q) >= 1);
+    assert_true(bh__queue_ring_cap(&f->q) <= 16);
+    assert_int_equal(qfx_write_all(f), 1);
+    qfx_free(f);
+}
+
+static void ring_grows_up_to_max_items_and_not_beyond(void **state)
+{
+    (void)state;
+    qfx *f = qfx_new(4, 1u << 20);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(qfx_push(f, 10, NULL), BH_OK);
+    assert_int_equal(qfx_push(f, 1, NULL), BH_EFULL);
+    assert_int_equal(bh__queue_ring_cap(&f->q), 4);
+    assert_int_equal(qfx_write_all(f), 4);
     qfx_free(f);
 }
 
@@ -232,8 +256,7 @@ static void slices_above_1_gib_span_several_iovecs_and_batches_stop_at_1_gib(voi
     bh_queue q;
     bh_queue_config cfg = {8, 3 * gib};
     assert_int_equal(bh_queue_init(&q, &cfg, NULL), BH_OK);
-    qt_ticket t[2];
-    memset(t, 0, sizeof t);
+    qt_ticket t[2] = {0};
     bh_bytes b1 = bh_bytes_static(m, big);
     bh_bytes b2 = bh_bytes_static(m, 10);
     assert_int_equal(bh_queue_push(&q, &b1, qt_ticket_cb, &t[0]), BH_OK);
@@ -301,10 +324,10 @@ static void queue_above_the_mark_signals_drain_without_a_refusal(void **state)
     qfx *f = qfx_new(100, 1000);
     bh_queue_set_low_water(&f->q, 100);
     assert_int_equal(qfx_push(f, 80, NULL), BH_OK);
-    qfx_write_all(f);
+    assert_int_equal(qfx_write_all(f), 1);
     assert_int_equal(bh_queue_take_drain(&f->q), 0); /* never above the mark */
     assert_int_equal(qfx_push(f, 150, NULL), BH_OK);
-    qfx_write_all(f);
+    assert_int_equal(qfx_write_all(f), 1);
     assert_int_equal(bh_queue_take_drain(&f->q), 1);
     qfx_free(f);
 }
@@ -313,8 +336,7 @@ static void fail_completes_every_unpinned_ticket_once_and_refuses_later_items(vo
 {
     (void)state;
     qfx *f = qfx_new(16, 1000);
-    qt_ticket t[6];
-    memset(t, 0, sizeof t);
+    qt_ticket t[6] = {0};
     for (int i = 0; i < 6; i++)
         assert_int_equal(qfx_push(f, 10, &t[i]), BH_OK);
     bh_queue_batch b;
@@ -351,8 +373,7 @@ static void close_inside_a_ticket_callback_cancels_the_rest_once(void **state)
 {
     (void)state;
     qfx *f = qfx_new(16, 1000);
-    qt_ticket t[6];
-    memset(t, 0, sizeof t);
+    qt_ticket t[6] = {0};
     bh_bytes first = qfx_slice(f, 10);
     assert_int_equal(bh_queue_push(&f->q, &first, close_in_cb, &t[0]), BH_OK);
     for (int i = 1; i < 6; i++)
@@ -375,8 +396,7 @@ static void abandon_completes_the_batch_tickets_now_and_keeps_slices_until_its_e
 {
     (void)state;
     qfx *f = qfx_new(16, 1000);
-    qt_ticket t[4];
-    memset(t, 0, sizeof t);
+    qt_ticket t[4] = {0};
     bh_bytes held = qfx_slice(f, 10);
     bh_bytes mine = bh_bytes_clone(&held);
     assert_int_equal(bh_queue_push(&f->q, &held, qt_ticket_cb, &t[0]), BH_OK);
@@ -487,26 +507,22 @@ static void complete_hook_runs_every_ticket_instead_of_the_direct_call(void **st
     bh_queue_close(&q);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(init_rejects_bad_arguments_and_allocates_nothing),
-        cmocka_unit_test(budgets_accept_exactly_max_items_and_max_bytes_and_refuse_the_next),
-        cmocka_unit_test(refused_slice_stays_with_the_caller_with_its_refcount),
-        cmocka_unit_test(tickets_complete_once_in_order_and_never_inside_push),
-        cmocka_unit_test(batch_covers_the_queued_slices_exactly_and_pins_them),
-        cmocka_unit_test(batch_respects_max_iov_and_resumes_with_the_next_item),
-        cmocka_unit_test(partial_writes_resume_at_the_exact_byte_offset),
-        cmocka_unit_test(ring_grows_while_wrapped_and_keeps_order),
-        cmocka_unit_test(slices_above_1_gib_span_several_iovecs_and_batches_stop_at_1_gib),
-        cmocka_unit_test(drain_signal_comes_once_at_low_water_after_a_refusal),
-        cmocka_unit_test(queue_above_the_mark_signals_drain_without_a_refusal),
-        cmocka_unit_test(fail_completes_every_unpinned_ticket_once_and_refuses_later_items),
-        cmocka_unit_test(close_inside_a_ticket_callback_cancels_the_rest_once),
-        cmocka_unit_test(abandon_completes_the_batch_tickets_now_and_keeps_slices_until_its_end),
-        cmocka_unit_test(seal_runs_the_empty_action_only_when_empty_and_a_failure_changes_nothing),
-        cmocka_unit_test(direct_write_path_reserves_then_completes_or_queues_the_remainder),
-        cmocka_unit_test(complete_hook_runs_every_ticket_instead_of_the_direct_call),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(init_rejects_bad_arguments_and_allocates_nothing),
+          test_alloc_checked(budgets_accept_exactly_max_items_and_max_bytes_and_refuse_the_next),
+          test_alloc_checked(refused_slice_stays_with_the_caller_with_its_refcount),
+          test_alloc_checked(tickets_complete_once_in_order_and_never_inside_push),
+          test_alloc_checked(batch_covers_the_queued_slices_exactly_and_pins_them),
+          test_alloc_checked(batch_respects_max_iov_and_resumes_with_the_next_item),
+          test_alloc_checked(partial_writes_resume_at_the_exact_byte_offset),
+          test_alloc_checked(first_push_allocates_a_small_ring_not_max_items),
+          test_alloc_checked(ring_grows_up_to_max_items_and_not_beyond),
+          test_alloc_checked(ring_grows_while_wrapped_and_keeps_order),
+          test_alloc_checked(slices_above_1_gib_span_several_iovecs_and_batches_stop_at_1_gib),
+          test_alloc_checked(drain_signal_comes_once_at_low_water_after_a_refusal),
+          test_alloc_checked(queue_above_the_mark_signals_drain_without_a_refusal),
+          test_alloc_checked(fail_completes_every_unpinned_ticket_once_and_refuses_later_items),
+          test_alloc_checked(close_inside_a_ticket_callback_cancels_the_rest_once),
+          test_alloc_checked(abandon_completes_the_batch_tickets_now_and_keeps_slices_until_its_end),
+          test_alloc_checked(seal_runs_the_empty_action_only_when_empty_and_a_failure_changes_nothing),
+          test_alloc_checked(direct_write_path_reserves_then_completes_or_queues_the_remainder),
+          test_alloc_checked(complete_hook_runs_every_ticket_instead_of_the_direct_call))

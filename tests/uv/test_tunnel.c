@@ -19,6 +19,7 @@
 #include <bytes_handoff/uv.h>
 
 #include "test_alloc.h"
+#include "test_main.h"
 #include "tunnel_fixture.h"
 
 #define RUN_MS 240000u /* a safety bound only: nothing is timed */
@@ -41,6 +42,15 @@ static void start(tf *t, const bh_tunnel_config *c, bh_buf *a_tail, bh_buf *b_ta
                                      (uv_stream_t *)&t->side[1], a_tail, b_tail, c, tf_done, t),
                      0);
     tf_start_peers(t);
+}
+
+/* Starts the tunnel without tails and runs it to its end, which must come
+ * with status. */
+static void run_to_status(tf *t, const bh_tunnel_config *c, int status)
+{
+    start(t, c, NULL, NULL);
+    assert_int_equal(tf_run(t, RUN_MS), 0);
+    assert_int_equal(t->status, status);
 }
 
 static void assert_peer_got_all(const tf_peer *p, size_t expected)
@@ -208,33 +218,20 @@ static void sixty_four_mib_each_way_through_tiny_budgets_stays_bounded(void **st
 
 /* One peer half-closes first and keeps reading; the other keeps sending,
  * sees the EOF, then sends more and half-closes. */
-static void half_close(int first)
+static void half_close(void **state)
 {
+    int first = *(const int *)*state;
     tf t;
     tf_setup(&t);
     t.peer[first].send_len = 200000;
     t.peer[1 - first].send_len = 300000;
     t.peer[1 - first].wait_for_eof = 1; /* sends only after the EOF arrived */
     bh_tunnel_config c = config(1);
-    start(&t, &c, NULL, NULL);
-    assert_int_equal(tf_run(&t, RUN_MS), 0);
-    assert_int_equal(t.status, 0);
+    run_to_status(&t, &c, 0);
     assert_peer_got_all(&t.peer[1 - first], 200000);
     assert_peer_got_all(&t.peer[first], 300000);
     assert_int_equal(t.final.eof[0], 1);
     assert_int_equal(t.final.eof[1], 1);
-}
-
-static void half_close_by_a_first_passes_eof_and_keeps_b_to_a_open(void **state)
-{
-    (void)state;
-    half_close(0);
-}
-
-static void half_close_by_b_first_passes_eof_and_keeps_a_to_b_open(void **state)
-{
-    (void)state;
-    half_close(1);
 }
 
 /* The resetting peer sends len bytes and closes with SO_LINGER 0 at once
@@ -286,8 +283,9 @@ static void reset_mid_stream_while_splicing_resets_the_other_side(void **state)
 /* Data and the RST (after a FIN when fin_first) are already queued on side
  * a when the tunnel starts: libuv reads the data and reports EOF (its
  * POLLHUP shortcut, or the FIN); SO_ERROR tells the reset, so B sees one. */
-static void reset_queued_behind_data(int fin_first)
+static void reset_queued_behind_data(void **state)
 {
+    int fin_first = *(const int *)*state;
     tf t;
     tf_setup(&t);
     uint8_t buf[32768];
@@ -302,41 +300,37 @@ static void reset_queued_behind_data(int fin_first)
     t.peer[0].fd = -1; /* its thread has nothing to do */
     t.peer[1].end = PEER_STAY;
     bh_tunnel_config c = config(1);
-    start(&t, &c, NULL, NULL);
-    assert_int_equal(tf_run(&t, RUN_MS), 0);
-    assert_int_equal(t.status, UV_ECONNRESET);
+    run_to_status(&t, &c, UV_ECONNRESET);
     assert_int_equal(t.peer[1].recv_end, ECONNRESET);
     assert_int_equal(t.peer[1].mismatch_at, SIZE_MAX);
     assert_int_equal(t.final.reset[0], 1);
     assert_int_equal(t.final.eof[0], 0);
 }
 
-static void reset_queued_right_behind_data_reaches_b_as_a_reset(void **state)
+/* Peers that neither close nor reset: only the tunnel ends the test. */
+static void setup_staying_peers(tf *t)
 {
-    (void)state;
-    reset_queued_behind_data(0);
+    tf_setup(t);
+    t->peer[0].end = t->peer[1].end = PEER_STAY;
 }
 
-static void reset_queued_behind_data_and_fin_reaches_b_as_a_reset(void **state)
+/* Both peers' reads ended in a reset. */
+static void assert_both_peers_reset(const tf *t)
 {
-    (void)state;
-    reset_queued_behind_data(1);
+    assert_int_equal(t->peer[0].recv_end, ECONNRESET);
+    assert_int_equal(t->peer[1].recv_end, ECONNRESET);
 }
 
 static void idle_tunnel_times_out_and_resets_both_sides(void **state)
 {
     (void)state;
     tf t;
-    tf_setup(&t);
-    t.peer[0].end = t.peer[1].end = PEER_STAY;
+    setup_staying_peers(&t);
     t.peer[0].send_len = 1000;
     bh_tunnel_config c = config(1);
     c.idle_timeout_ms = 50; /* ends the test whenever the bytes came */
-    start(&t, &c, NULL, NULL);
-    assert_int_equal(tf_run(&t, RUN_MS), 0);
-    assert_int_equal(t.status, UV_ETIMEDOUT);
-    assert_int_equal(t.peer[0].recv_end, ECONNRESET);
-    assert_int_equal(t.peer[1].recv_end, ECONNRESET);
+    run_to_status(&t, &c, UV_ETIMEDOUT);
+    assert_both_peers_reset(&t);
     assert_true(t.final.bytes[0] <= 1000);
     assert_int_equal(t.final.reset[0], 1);
     assert_int_equal(t.final.reset[1], 1);
@@ -346,8 +340,7 @@ static void abort_resets_both_sides_and_reports_canceled_once(void **state)
 {
     (void)state;
     tf t;
-    tf_setup(&t);
-    t.peer[0].end = t.peer[1].end = PEER_STAY;
+    setup_staying_peers(&t);
     bh_tunnel_config c = config(1);
     start(&t, &c, NULL, NULL);
     bh_tunnel_abort(&t.tunnel);
@@ -356,8 +349,7 @@ static void abort_resets_both_sides_and_reports_canceled_once(void **state)
     assert_int_equal(tf_run(&t, RUN_MS), 0);
     assert_int_equal(t.done_calls, 1);
     assert_int_equal(t.status, BH_ECANCELED);
-    assert_int_equal(t.peer[0].recv_end, ECONNRESET);
-    assert_int_equal(t.peer[1].recv_end, ECONNRESET);
+    assert_both_peers_reset(&t);
 }
 
 /* With every new fd refused (RLIMIT_NOFILE at the current highest fd), no
@@ -510,29 +502,31 @@ static void start_rejects_bad_arguments_and_changes_nothing(void **state)
     assert_int_equal(tf_run(&t, RUN_MS), 0);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(tails_are_written_first_byte_exact),
-        cmocka_unit_test(tail_longer_than_the_budget_goes_out_in_pieces),
-        cmocka_unit_test(relays_byte_exact_with_random_fragmentation_buffers_only),
-        cmocka_unit_test(relays_byte_exact_with_random_fragmentation_splice_on),
-        cmocka_unit_test(splice_on_and_off_deliver_identical_bytes),
-        cmocka_unit_test(sixty_four_mib_each_way_through_tiny_budgets_stays_bounded),
-        cmocka_unit_test(half_close_by_a_first_passes_eof_and_keeps_b_to_a_open),
-        cmocka_unit_test(half_close_by_b_first_passes_eof_and_keeps_a_to_b_open),
-        cmocka_unit_test(reset_by_a_right_after_its_data_resets_b),
-        cmocka_unit_test(reset_by_b_right_after_its_data_resets_a),
-        cmocka_unit_test(reset_mid_stream_while_splicing_resets_the_other_side),
-        cmocka_unit_test(reset_queued_right_behind_data_reaches_b_as_a_reset),
-        cmocka_unit_test(reset_queued_behind_data_and_fin_reaches_b_as_a_reset),
-        cmocka_unit_test(idle_tunnel_times_out_and_resets_both_sides),
-        cmocka_unit_test(abort_resets_both_sides_and_reports_canceled_once),
-        cmocka_unit_test(splice_unavailable_for_lack_of_fds_falls_back_to_buffers),
-        cmocka_unit_test(allocation_failures_end_with_enomem_and_reset_never_short),
-        cmocka_unit_test(allocation_failure_while_queueing_the_tails_releases_them),
-        cmocka_unit_test(stats_are_readable_while_running),
-        cmocka_unit_test(start_rejects_bad_arguments_and_changes_nothing),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+/* Parameters of the parameterised tests: the side that half-closes first,
+ * and whether a FIN precedes the queued reset. */
+static const int A_SIDE = 0, B_SIDE = 1, RST_ONLY = 0, FIN_FIRST = 1;
+
+TEST_MAIN(test_alloc_checked(tails_are_written_first_byte_exact),
+          test_alloc_checked(tail_longer_than_the_budget_goes_out_in_pieces),
+          test_alloc_checked(relays_byte_exact_with_random_fragmentation_buffers_only),
+          test_alloc_checked(relays_byte_exact_with_random_fragmentation_splice_on),
+          test_alloc_checked(splice_on_and_off_deliver_identical_bytes),
+          test_alloc_checked(sixty_four_mib_each_way_through_tiny_budgets_stays_bounded),
+          test_alloc_checked_case(half_close_by_a_first_passes_eof_and_keeps_b_to_a_open,
+                                  half_close, &A_SIDE),
+          test_alloc_checked_case(half_close_by_b_first_passes_eof_and_keeps_a_to_b_open,
+                                  half_close, &B_SIDE),
+          test_alloc_checked(reset_by_a_right_after_its_data_resets_b),
+          test_alloc_checked(reset_by_b_right_after_its_data_resets_a),
+          test_alloc_checked(reset_mid_stream_while_splicing_resets_the_other_side),
+          test_alloc_checked_case(reset_queued_right_behind_data_reaches_b_as_a_reset,
+                                  reset_queued_behind_data, &RST_ONLY),
+          test_alloc_checked_case(reset_queued_behind_data_and_fin_reaches_b_as_a_reset,
+                                  reset_queued_behind_data, &FIN_FIRST),
+          test_alloc_checked(idle_tunnel_times_out_and_resets_both_sides),
+          test_alloc_checked(abort_resets_both_sides_and_reports_canceled_once),
+          test_alloc_checked(splice_unavailable_for_lack_of_fds_falls_back_to_buffers),
+          test_alloc_checked(allocation_failures_end_with_enomem_and_reset_never_short),
+          test_alloc_checked(allocation_failure_while_queueing_the_tails_releases_them),
+          test_alloc_checked(stats_are_readable_while_running),
+          test_alloc_checked(start_rejects_bad_arguments_and_changes_nothing))

@@ -14,6 +14,7 @@
 #include <bytes_handoff.h>
 
 #include "test_alloc.h"
+#include "test_main.h"
 
 #define MODEL_MAX 65536
 #define HELD_MAX 64
@@ -215,11 +216,5 @@ static void every_allocation_failure_is_reported_and_leaks_nothing(void **state)
     assert_int_equal(points, clean.attempts);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(workload_without_failures_allocates_and_frees_everything),
-        cmocka_unit_test(every_allocation_failure_is_reported_and_leaks_nothing),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(workload_without_failures_allocates_and_frees_everything),
+          test_alloc_checked(every_allocation_failure_is_reported_and_leaks_nothing))

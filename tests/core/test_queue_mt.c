@@ -18,6 +18,7 @@
 #include <bytes_handoff/queue.h>
 
 #include "test_alloc.h"
+#include "test_main.h"
 #include "test_queue_support.h"
 
 enum { PRODUCERS = 4, PER_PRODUCER = 20000, WAIT_MS = 200 };
@@ -150,8 +151,7 @@ static void four_threads_submit_80k_slices_through_small_budgets_in_order(void *
     assert_int_equal(bh_queue_enable_mt(&o->q, wake, o), BH_OK);
     assert_int_equal(bh_queue_enable_mt(&o->q, wake, o), BH_OK); /* idempotent */
     bh_queue_set_low_water(&o->q, 32 * 4);
-    producer p[PRODUCERS];
-    memset(p, 0, sizeof p);
+    producer p[PRODUCERS] = {0};
     for (unsigned i = 0; i < PRODUCERS; i++) {
         p[i].o = o;
         p[i].id = i;
@@ -215,8 +215,7 @@ static void wake_hook_runs_once_per_empty_inbox_and_close_cancels_inbox_items(vo
     assert_int_equal(bh_queue_enable_mt(&f->q, NULL, NULL), BH_EINVAL);
     assert_int_equal(bh_queue_enable_mt(&f->q, count_wake, NULL), BH_OK);
     g_wakes = 0;
-    qt_ticket t[3];
-    memset(t, 0, sizeof t);
+    qt_ticket t[3] = {0};
     bh_bytes b[3];
     for (int i = 0; i < 3; i++) {
         b[i] = bh_bytes_static(f->pattern, 30);
@@ -264,8 +263,7 @@ static void sweep_offer(bh_queue *q, sweep *s, const uint8_t *p, size_t len, int
 static size_t sweep_run(size_t fail_at)
 {
     static uint8_t data[4096];
-    sweep s;
-    memset(&s, 0, sizeof s);
+    sweep s = {0};
     test_alloc_install(fail_at);
     bh_queue q;
     bh_queue_config cfg = {40, 4096};
@@ -306,12 +304,6 @@ static void allocation_failure_at_every_index_keeps_the_queue_valid_and_frees_al
     print_message("allocation points swept: %zu\n", n - 1);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(four_threads_submit_80k_slices_through_small_budgets_in_order),
-        cmocka_unit_test(wake_hook_runs_once_per_empty_inbox_and_close_cancels_inbox_items),
-        cmocka_unit_test(allocation_failure_at_every_index_keeps_the_queue_valid_and_frees_all),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked(four_threads_submit_80k_slices_through_small_budgets_in_order),
+          test_alloc_checked(wake_hook_runs_once_per_empty_inbox_and_close_cancels_inbox_items),
+          test_alloc_checked(allocation_failure_at_every_index_keeps_the_queue_valid_and_frees_all))

@@ -22,6 +22,7 @@
 #include <bytes_handoff/uv.h>
 
 #include "test_alloc.h"
+#include "test_main.h"
 #include "test_uv.h"
 
 #define RUN_TIMEOUT_MS 20000
@@ -342,22 +343,16 @@ static void close_is_final_and_idempotent(void **state)
     fixture_free(f);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-        T(callback_that_empties_the_buffer_gives_the_block_back),
-        T(kept_block_stays_with_the_buffer),
-        T(callback_leaving_bytes_keeps_the_block),
-        T(next_read_lands_behind_the_slices_of_the_last_one),
-        T(silent_peer_times_out_once_and_reading_stops),
-        T(read_pushes_the_deadline_back_by_a_whole_period),
-        T(stopped_reader_does_not_time_out_until_restarted),
-        T(timer_exists_only_while_the_timeout_is_enabled),
-        T(failed_timer_allocation_changes_nothing),
-        T(reader_closed_and_freed_inside_the_timeout_callback),
-        T(close_is_final_and_idempotent),
+TEST_MAIN(T(callback_that_empties_the_buffer_gives_the_block_back),
+          T(kept_block_stays_with_the_buffer),
+          T(callback_leaving_bytes_keeps_the_block),
+          T(next_read_lands_behind_the_slices_of_the_last_one),
+          T(silent_peer_times_out_once_and_reading_stops),
+          T(read_pushes_the_deadline_back_by_a_whole_period),
+          T(stopped_reader_does_not_time_out_until_restarted),
+          T(timer_exists_only_while_the_timeout_is_enabled),
+          T(failed_timer_allocation_changes_nothing),
+          T(reader_closed_and_freed_inside_the_timeout_callback),
+          T(close_is_final_and_idempotent))
 #undef T
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}

@@ -16,6 +16,7 @@
 
 #include "reader_fixture.h"
 #include "test_alloc.h"
+#include "test_main.h"
 #include "test_uv.h"
 
 #define RUN_TIMEOUT_MS 20000
@@ -58,10 +59,23 @@ static void pair_free(pair_fixture *p)
     free(p);
 }
 
+/* How the input is written: fragmentation, and whether each fragment waits
+ * for the previous one to be read (lockstep). */
+typedef struct feeding {
+    feed_mode mode;
+    int lockstep;
+} feeding;
+
+static const feeding ONE_BYTE_LOCKSTEP = {FEED_ONE_BYTE, 1}, RANDOM_LOCKSTEP = {FEED_RANDOM, 1},
+                     ALL_AT_ONCE = {FEED_ALL, 1}, RANDOM_UNSYNCHRONISED = {FEED_RANDOM, 0};
+
 /* Runs the whole input through a socketpair in the given fragmentation and
  * checks every line and the partial tail byte for byte. */
-static void lines_survive_fragmentation(feed_mode mode, int lockstep)
+static void lines_survive_fragmentation(void **state)
 {
+    const feeding *how = *state;
+    feed_mode mode = how->mode;
+    int lockstep = how->lockstep;
     pair_fixture *p = pair_new(4096, 0);
     p->input = make_lines(7, 300, 60, 17, &p->input_len);
     pair_feed(p, mode, lockstep);
@@ -77,30 +91,6 @@ static void lines_survive_fragmentation(feed_mode mode, int lockstep)
     if (lockstep && mode != FEED_ALL) /* each fragment fits one read */
         assert_int_equal(p->c.ok_calls, p->f.writes);
     pair_free(p);
-}
-
-static void one_byte_writes_yield_the_same_lines_byte_exact(void **state)
-{
-    (void)state;
-    lines_survive_fragmentation(FEED_ONE_BYTE, 1);
-}
-
-static void random_size_writes_yield_the_same_lines_byte_exact(void **state)
-{
-    (void)state;
-    lines_survive_fragmentation(FEED_RANDOM, 1);
-}
-
-static void single_write_yields_the_same_lines_byte_exact(void **state)
-{
-    (void)state;
-    lines_survive_fragmentation(FEED_ALL, 1);
-}
-
-static void unsynchronised_random_writes_yield_the_same_lines_byte_exact(void **state)
-{
-    (void)state;
-    lines_survive_fragmentation(FEED_RANDOM, 0);
 }
 
 static void never_called(bh_reader *r, int status, void *ctx)
@@ -130,11 +120,45 @@ static void init_rejects_null_arguments_and_stores_reader_in_stream_data(void **
     a.data = NULL;
     assert_int_equal(bh_reader_init(&r, (uv_stream_t *)&a, &buf, 0, cb, NULL), BH_OK);
     assert_ptr_equal(a.data, &r);
-    assert_int_equal(r.read_reserve, BH_READ_RESERVE_DEFAULT);
     assert_int_equal(bh_reader_start(NULL), BH_EINVAL);
     assert_int_equal(bh_reader_stop(NULL), BH_EINVAL);
     assert_int_equal(bh_reader_stop(&r), BH_OK); /* not started: nothing to do */
 
+    bh_buf_free(&buf);
+    assert_int_equal(test_uv_loop_teardown(&loop), 0);
+}
+
+static void stop_on_first_read(bh_reader *r, int status, void *ctx)
+{
+    assert_int_equal(status, BH_OK);
+    ++*(int *)ctx;
+    assert_int_equal(bh_reader_stop(r), BH_OK);
+}
+
+/* read_reserve 0 selects BH_READ_RESERVE_DEFAULT: the first read's block is
+ * that large (plus its header), in a buffer that could hold far more. */
+static void zero_read_reserve_selects_the_default(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_pipe_t a, b;
+    bh_buf buf;
+    bh_reader r;
+    int reads = 0;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(test_uv_socketpair(&loop, &a, &b), 0);
+    assert_int_equal(bh_buf_init(&buf, 1u << 20), BH_OK);
+    assert_int_equal(bh_reader_init(&r, (uv_stream_t *)&a, &buf, 0, stop_on_first_read, &reads),
+                     BH_OK);
+    assert_int_equal(bh_reader_start(&r), BH_OK);
+    uv_buf_t one = uv_buf_init((char *)"x", 1);
+    assert_int_equal(uv_try_write((uv_stream_t *)&b, &one, 1), 1);
+    for (int i = 0; i < 1000 && reads == 0; i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(reads, 1);
+    test_alloc_stats st = test_alloc_stats_now();
+    assert_true(st.max_request >= BH_READ_RESERVE_DEFAULT);
+    assert_true(st.max_request <= BH_READ_RESERVE_DEFAULT + 64);
     bh_buf_free(&buf);
     assert_int_equal(test_uv_loop_teardown(&loop), 0);
 }
@@ -597,21 +621,25 @@ static void pipe_fd_stream_yields_the_same_lines(void **state)
     free(input);
 }
 
+typedef struct tty_ctx {
+    uv_tty_t tty;
+    size_t len; /* bytes written to it */
+} tty_ctx;
+
 static void close_tty_once_all_read(collector *c, int status)
 {
-    size_t *input_len = c->test_ctx;
-    if (status == BH_OK && c->received == *input_len)
-        uv_close((uv_handle_t *)c->reader.stream, NULL);
+    tty_ctx *t = c->test_ctx;
+    if (status == BH_OK && c->received == t->len)
+        uv_close((uv_handle_t *)&t->tty, NULL);
 }
 
 static void tty_stream_yields_the_same_lines(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    uv_tty_t tty;
+    tty_ctx t;
     collector c;
     struct termios raw;
-    size_t len;
     int master = posix_openpt(O_RDWR | O_NOCTTY);
     if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0) {
         if (master >= 0)
@@ -623,14 +651,15 @@ static void tty_stream_yields_the_same_lines(void **state)
     assert_int_equal(tcgetattr(slave, &raw), 0);
     cfmakeraw(&raw); /* bytes pass unchanged, no echo */
     assert_int_equal(tcsetattr(slave, TCSANOW, &raw), 0);
-    uint8_t *input = make_lines(17, 40, 40, 6, &len); /* fits the pty buffer */
+    uint8_t *input = make_lines(17, 40, 40, 6, &t.len); /* fits the pty buffer */
+    size_t len = t.len;
     assert_true(len < 2048);
 
     assert_int_equal(uv_loop_init(&loop), 0);
-    assert_int_equal(uv_tty_init(&loop, &tty, slave, 1), 0);
-    collector_init(&c, (uv_stream_t *)&tty, 4096, 0);
+    assert_int_equal(uv_tty_init(&loop, &t.tty, slave, 1), 0);
+    collector_init(&c, (uv_stream_t *)&t.tty, 4096, 0);
     c.hook = close_tty_once_all_read;
-    c.test_ctx = &len;
+    c.test_ctx = &t;
     assert_int_equal(bh_reader_start(&c.reader), BH_OK);
     assert_int_equal(write(master, input, len), (ssize_t)len);
     assert_int_equal(test_uv_run(&loop, RUN_TIMEOUT_MS), 0);
@@ -645,29 +674,27 @@ static void tty_stream_yields_the_same_lines(void **state)
     free(input);
 }
 
-int main(void)
-{
-    signal(SIGPIPE, SIG_IGN);
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(one_byte_writes_yield_the_same_lines_byte_exact),
-        cmocka_unit_test(random_size_writes_yield_the_same_lines_byte_exact),
-        cmocka_unit_test(single_write_yields_the_same_lines_byte_exact),
-        cmocka_unit_test(unsynchronised_random_writes_yield_the_same_lines_byte_exact),
-        cmocka_unit_test(init_rejects_null_arguments_and_stores_reader_in_stream_data),
-        cmocka_unit_test(eof_is_delivered_once_with_the_partial_tail_readable),
-        cmocka_unit_test(full_buffer_without_progress_reports_etoolong_once_and_stops),
-        cmocka_unit_test(full_buffer_is_reported_without_waiting_for_more_input),
-        cmocka_unit_test(full_buffer_at_the_end_of_a_read_burst_is_reported_without_more_input),
-        cmocka_unit_test(restart_with_a_full_buffer_reports_etoolong_on_the_next_read),
-        cmocka_unit_test(stop_inside_callback_pauses_until_started_again),
-        cmocka_unit_test(stop_and_start_inside_callback_keeps_reading),
-        cmocka_unit_test(take_tail_inside_callback_leaves_the_buffer_empty_and_usable),
-        cmocka_unit_test(uv_close_inside_callback_ends_reading_safely),
-        cmocka_unit_test(enomem_reaches_the_callback_once_and_stops_reading),
-        cmocka_unit_test(enomem_on_the_first_read_reaches_the_callback_with_nothing_read),
-        cmocka_unit_test(steady_state_reads_allocate_nothing),
-        cmocka_unit_test(pipe_fd_stream_yields_the_same_lines),
-        cmocka_unit_test(tty_stream_yields_the_same_lines),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(test_alloc_checked_case(one_byte_writes_yield_the_same_lines_byte_exact,
+                                  lines_survive_fragmentation, &ONE_BYTE_LOCKSTEP),
+          test_alloc_checked_case(random_size_writes_yield_the_same_lines_byte_exact,
+                                  lines_survive_fragmentation, &RANDOM_LOCKSTEP),
+          test_alloc_checked_case(single_write_yields_the_same_lines_byte_exact,
+                                  lines_survive_fragmentation, &ALL_AT_ONCE),
+          test_alloc_checked_case(unsynchronised_random_writes_yield_the_same_lines_byte_exact,
+                                  lines_survive_fragmentation, &RANDOM_UNSYNCHRONISED),
+          test_alloc_checked(init_rejects_null_arguments_and_stores_reader_in_stream_data),
+          test_alloc_checked(zero_read_reserve_selects_the_default),
+          test_alloc_checked(eof_is_delivered_once_with_the_partial_tail_readable),
+          test_alloc_checked(full_buffer_without_progress_reports_etoolong_once_and_stops),
+          test_alloc_checked(full_buffer_is_reported_without_waiting_for_more_input),
+          test_alloc_checked(full_buffer_at_the_end_of_a_read_burst_is_reported_without_more_input),
+          test_alloc_checked(restart_with_a_full_buffer_reports_etoolong_on_the_next_read),
+          test_alloc_checked(stop_inside_callback_pauses_until_started_again),
+          test_alloc_checked(stop_and_start_inside_callback_keeps_reading),
+          test_alloc_checked(take_tail_inside_callback_leaves_the_buffer_empty_and_usable),
+          test_alloc_checked(uv_close_inside_callback_ends_reading_safely),
+          test_alloc_checked(enomem_reaches_the_callback_once_and_stops_reading),
+          test_alloc_checked(enomem_on_the_first_read_reaches_the_callback_with_nothing_read),
+          test_alloc_checked(steady_state_reads_allocate_nothing),
+          test_alloc_checked(pipe_fd_stream_yields_the_same_lines),
+          test_alloc_checked(tty_stream_yields_the_same_lines))
