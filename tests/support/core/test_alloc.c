@@ -9,7 +9,7 @@
 #include <bytes_handoff.h>
 
 static atomic_size_t g_allocs, g_frees, g_live, g_failed, g_attempts;
-static atomic_size_t g_live_bytes, g_peak_bytes, g_max_request;
+static atomic_size_t g_live_bytes, g_peak_bytes, g_max_request, g_requested;
 static atomic_size_t g_fail_at, g_size_limit;
 
 static void bytes_add(size_t n)
@@ -25,6 +25,7 @@ static atomic_int g_fail_all, g_installed;
 static int should_fail(size_t size)
 {
     size_t n = atomic_fetch_add(&g_attempts, 1) + 1;
+    atomic_fetch_add(&g_requested, size);
     size_t max = atomic_load(&g_max_request);
     while (size > max && !atomic_compare_exchange_weak(&g_max_request, &max, size))
         ;
@@ -92,6 +93,7 @@ void test_alloc_install(size_t fail_at)
     atomic_store(&g_live_bytes, 0);
     atomic_store(&g_peak_bytes, 0);
     atomic_store(&g_max_request, 0);
+    atomic_store(&g_requested, 0);
     atomic_store(&g_fail_at, fail_at);
     atomic_store(&g_fail_all, 0);
     atomic_store(&g_size_limit, 0);
@@ -119,6 +121,7 @@ void test_alloc_stats_get(test_alloc_stats *out)
     out->live_bytes = atomic_load(&g_live_bytes);
     out->peak_bytes = atomic_load(&g_peak_bytes);
     out->max_request = atomic_load(&g_max_request);
+    out->requested_bytes = atomic_load(&g_requested);
 }
 
 test_alloc_stats test_alloc_stats_now(void)

@@ -16,6 +16,7 @@ typedef struct test_alloc_stats {
                           realloc counts the old and the new block together, as a
                           moving realloc needs both for a moment */
     size_t max_request; /* largest size asked for by one malloc or realloc attempt */
+    size_t requested_bytes; /* sizes asked for by every attempt, added up */
 } test_alloc_stats;
 
 /* Installs the counting allocator and resets the counters (after trimming

@@ -1,0 +1,128 @@
+/* test_header_sizes.c - the sizes the public headers quote are the sizes the
+ * library has: the structs (uv/reader.h, uv/writeq.h) and the allocations
+ * made by a read-idle timeout, a loop's flush dispatcher, the cross-thread
+ * block and the write-stall timer. The headers quote them for x86_64 Linux
+ * with libuv 1.44, where they are pinned; elsewhere the tests are skipped. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <bytes_handoff.h>
+#include <bytes_handoff/uv.h>
+
+#include "test_alloc.h"
+#include "test_main.h"
+#include "test_uv.h"
+
+#if defined(__x86_64__) && defined(__linux__) && UV_VERSION_MAJOR == 1 && UV_VERSION_MINOR == 44
+#define PINNED 1
+#else
+#define PINNED 0
+#endif
+
+static void read_cb(bh_reader *r, int status, void *ctx)
+{
+    (void)r, (void)status, (void)ctx;
+}
+
+/* What the calls since *before asked the allocator for. */
+typedef struct asked {
+    size_t attempts, bytes, largest;
+} asked;
+
+static asked asked_since(const test_alloc_stats *before)
+{
+    test_alloc_stats now = test_alloc_stats_now();
+    asked a = {now.attempts - before->attempts, now.requested_bytes - before->requested_bytes,
+               now.max_request};
+    return a;
+}
+
+static void struct_sizes_quoted_in_the_headers_hold(void **state)
+{
+    (void)state;
+    if (!PINNED)
+        skip();
+    assert_int_equal(sizeof(bh_writeq), 520);
+    assert_int_equal(sizeof(bh_reader), 56);
+    assert_int_equal(sizeof(bh_buf), 40);
+    assert_int_equal(sizeof(uv_tcp_t), 248);
+}
+
+static void a_read_idle_timeout_allocates_one_176_byte_block(void **state)
+{
+    (void)state;
+    if (!PINNED)
+        skip();
+    uv_loop_t loop;
+    uv_pipe_t a, b;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(test_uv_socketpair(&loop, &a, &b), 0);
+    bh_buf buf;
+    bh_reader r;
+    assert_int_equal(bh_buf_init(&buf, 4096), BH_OK);
+    assert_int_equal(bh_reader_init(&r, (uv_stream_t *)&a, &buf, 1024, read_cb, NULL), BH_OK);
+    assert_int_equal(bh_reader_start(&r), BH_OK);
+    test_alloc_stats before = test_alloc_stats_now();
+    assert_int_equal(bh_reader_set_idle_timeout(&r, 60000), BH_OK);
+    asked got = asked_since(&before);
+    assert_int_equal(got.attempts, 1);
+    assert_int_equal(got.bytes, 176);
+    bh_reader_close(&r);
+    bh_buf_free(&buf);
+    assert_int_equal(test_uv_loop_teardown(&loop), 0);
+}
+
+static void writeq_blocks_quoted_in_writeq_h_hold(void **state)
+{
+    (void)state;
+    if (!PINNED)
+        skip();
+    uv_loop_t loop;
+    uv_pipe_t a, b, c, d;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(test_uv_socketpair(&loop, &a, &b), 0);
+    assert_int_equal(test_uv_socketpair(&loop, &c, &d), 0);
+    bh_writeq q1, q2;
+    assert_int_equal(bh_writeq_init(&q1, &loop, (uv_stream_t *)&a, NULL), BH_OK);
+    assert_int_equal(bh_writeq_init(&q2, &loop, (uv_stream_t *)&c, NULL), BH_OK);
+
+    /* The first queued write of a loop makes its flush dispatcher (296
+     * bytes) besides the queue's ring; a second queue of the loop makes
+     * only its ring. Small slices stay queued until the loop runs. */
+    bh_bytes s;
+    test_alloc_stats before = test_alloc_stats_now();
+    s = bh_bytes_static("x", 1);
+    assert_int_equal(bh_writeq_try_write_ff(&q1, &s), BH_OK);
+    asked first = asked_since(&before);
+    before = test_alloc_stats_now();
+    s = bh_bytes_static("y", 1);
+    assert_int_equal(bh_writeq_try_write_ff(&q2, &s), BH_OK);
+    asked second = asked_since(&before);
+    assert_int_equal(first.attempts, second.attempts + 1);
+    assert_int_equal(first.bytes - second.bytes, 296);
+
+    /* The cross-thread block (144 bytes) and the core's inbox (112). */
+    before = test_alloc_stats_now();
+    assert_int_equal(bh_writeq_enable_mt(&q1), BH_OK);
+    asked mt = asked_since(&before);
+    assert_int_equal(mt.attempts, 2);
+    assert_int_equal(mt.bytes, 144 + 112);
+
+    /* The write-stall timer block (192 bytes). */
+    before = test_alloc_stats_now();
+    assert_int_equal(bh_writeq_set_stall_timeout(&q1, 60000), BH_OK);
+    asked stall = asked_since(&before);
+    assert_int_equal(stall.attempts, 1);
+    assert_int_equal(stall.bytes, 192);
+
+    bh_writeq_close(&q1);
+    bh_writeq_close(&q2);
+    assert_int_equal(test_uv_loop_teardown(&loop), 0);
+}
+
+TEST_MAIN(test_alloc_checked(struct_sizes_quoted_in_the_headers_hold),
+          test_alloc_checked(a_read_idle_timeout_allocates_one_176_byte_block),
+          test_alloc_checked(writeq_blocks_quoted_in_writeq_h_hold))
