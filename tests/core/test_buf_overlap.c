@@ -64,13 +64,6 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    test_alloc_finish();
-    return 0;
-}
-
 /* An empty buffer given n pattern bytes (also written to model). */
 static void fill(bh_buf *b, size_t max_len, size_t n, uint8_t *model)
 {
@@ -105,41 +98,62 @@ static void check(const bh_buf *b, const uint8_t *model, size_t len)
     assert_memory_equal(bh_buf_data(b), model, len);
 }
 
-/* Unshared block with the data at its start: growth reallocates it. */
-static void append_own_data_when_the_block_is_reallocated(void **state)
+/* A buffer whose block is exactly full: n pattern bytes, then its spare
+ * filled, so that the next append must grow. Returns the length. */
+static size_t fill_full(bh_buf *b, size_t n, uint8_t *model)
 {
-    (void)state;
-    uint8_t model[1024];
-    bh_buf b;
-    fill(&b, 4096, 40, model);
-    size_t len = 40;
-    fill_spare(&b, model, &len);
-    size_t n = len;
-    memcpy(model + len, model, n);
-    assert_int_equal(bh_buf_append(&b, bh_buf_data(&b), n), BH_OK);
-    len += n;
-    check(&b, model, len);
-    bh_buf_free(&b);
+    fill(b, 4096, n, model);
+    size_t len = n;
+    fill_spare(b, model, &len);
+    return len;
 }
 
-/* Unshared block, data moved forward, the block too small: a fresh block
- * replaces it. */
-static void append_own_data_when_a_fresh_block_replaces_the_old(void **state)
+/* Consumes k bytes from the front of the buffer and of the model. */
+static void advance_both(bh_buf *b, uint8_t *model, size_t *len, size_t k)
 {
-    (void)state;
+    assert_int_equal(bh_buf_advance(b, k), BH_OK);
+    memmove(model, model + k, *len - k);
+    *len -= k;
+}
+
+/* Appends n bytes of the buffer's own data from offset off, as the model
+ * does, and checks the result. */
+static void append_own(bh_buf *b, uint8_t *model, size_t *len, size_t off, size_t n)
+{
+    memcpy(model + *len, model + off, n);
+    assert_int_equal(bh_buf_append(b, bh_buf_data(b) + off, n), BH_OK);
+    *len += n;
+    check(b, model, *len);
+}
+
+/* One way growth happens when all of the data is appended to itself: a
+ * full block of n bytes, skip bytes consumed from the front first. */
+typedef struct whole_case {
+    size_t n, skip;
+} whole_case;
+
+/* Unshared block with the data at its start: growth reallocates it. */
+static const whole_case REALLOCATED = {40, 0};
+/* Unshared block, data moved forward, the block too small: a fresh block
+ * replaces it (need = 2 * len > the block: not compaction, a new block). */
+static const whole_case FRESH_BLOCK = {64, 8};
+
+/* A full block of c->n bytes with c->skip consumed. Returns the length. */
+static size_t fill_case(bh_buf *b, const whole_case *c, uint8_t *model)
+{
+    size_t len = fill_full(b, c->n, model);
+    if (c->skip)
+        advance_both(b, model, &len, c->skip);
+    return len;
+}
+
+/* Appends all of the buffer's data to itself, as the case sets it up. */
+static void append_all_own_data(void **state)
+{
     uint8_t model[1024];
     bh_buf b;
-    fill(&b, 4096, 64, model);
-    size_t len = 64;
-    fill_spare(&b, model, &len);
-    assert_int_equal(bh_buf_advance(&b, 8), BH_OK);
-    memmove(model, model + 8, len - 8);
-    len -= 8;
-    /* need = 2 * len > the block: not compaction, a new block */
-    memcpy(model + len, model, len);
-    assert_int_equal(bh_buf_append(&b, bh_buf_data(&b), len), BH_OK);
-    len *= 2;
-    check(&b, model, len);
+    size_t len = fill_case(&b, *state, model);
+    append_own(&b, model, &len, 0, len);
     bh_buf_free(&b);
 }
 
@@ -150,22 +164,15 @@ static void append_own_data_when_the_block_is_compacted(void **state)
     (void)state;
     uint8_t model[1024];
     bh_buf b;
-    fill(&b, 4096, 64, model);
-    size_t len = 64;
-    fill_spare(&b, model, &len);
+    size_t len = fill_full(&b, 64, model);
     size_t cap = len;
-    assert_int_equal(bh_buf_advance(&b, 16), BH_OK);
-    memmove(model, model + 16, len - 16);
-    len -= 16;
+    advance_both(&b, model, &len, 16);
     /* append the first 16 bytes: len + 16 <= cap, but more than the spare;
      * compaction would move other bytes to where they are */
     size_t n = 16, off = 0;
     assert_true(len + n <= cap);
     assert_true(spare_of(&b) < n);
-    memcpy(model + len, model + off, n);
-    assert_int_equal(bh_buf_append(&b, bh_buf_data(&b) + off, n), BH_OK);
-    len += n;
-    check(&b, model, len);
+    append_own(&b, model, &len, off, n);
     bh_buf_free(&b);
 }
 
@@ -176,19 +183,14 @@ static void append_own_data_when_slices_pin_the_block(void **state)
     (void)state;
     uint8_t model[1024];
     bh_buf b;
-    fill(&b, 4096, 64, model);
-    size_t len = 64;
-    fill_spare(&b, model, &len);
+    size_t len = fill_full(&b, 64, model);
     bh_bytes head;
     assert_int_equal(bh_buf_split_prefix(&b, 10, &head), BH_OK);
     uint8_t head_copy[10];
     memcpy(head_copy, model, 10);
     memmove(model, model + 10, len - 10);
     len -= 10;
-    memcpy(model + len, model, len);
-    assert_int_equal(bh_buf_append(&b, bh_buf_data(&b), len), BH_OK);
-    len *= 2;
-    check(&b, model, len);
+    append_own(&b, model, &len, 0, len);
     fill_spare(&b, model, &len);
     memcpy(model + len, head.ptr, head.len);
     assert_int_equal(bh_buf_append(&b, head.ptr, head.len), BH_OK);
@@ -208,10 +210,7 @@ static void append_own_data_without_growth(void **state)
     fill(&b, 4096, 20, model);
     size_t len = 20;
     assert_true(spare_of(&b) >= len);
-    memcpy(model + len, model + 5, 10);
-    assert_int_equal(bh_buf_append(&b, bh_buf_data(&b) + 5, 10), BH_OK);
-    len += 10;
-    check(&b, model, len);
+    append_own(&b, model, &len, 5, 10);
     bh_buf_free(&b);
 }
 
@@ -221,27 +220,18 @@ static void append_own_data_without_growth(void **state)
 static void append_own_data_fails_cleanly_without_memory(void **state)
 {
     (void)state;
-    for (size_t skip = 0; skip <= 8; skip += 8) {
+    static const whole_case cases[] = {{64, 0}, {64, 8}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint8_t model[1024];
         bh_buf b;
-        fill(&b, 4096, 64, model);
-        size_t len = 64;
-        fill_spare(&b, model, &len);
-        if (skip) {
-            assert_int_equal(bh_buf_advance(&b, skip), BH_OK);
-            memmove(model, model + skip, len - skip);
-            len -= skip;
-        }
+        size_t len = fill_case(&b, &cases[i], model);
         const uint8_t *before = bh_buf_data(&b);
         test_alloc_fail_all(1);
         assert_int_equal(bh_buf_append(&b, bh_buf_data(&b), len), BH_ENOMEM);
         test_alloc_fail_all(0);
         assert_ptr_equal(bh_buf_data(&b), before);
         check(&b, model, len);
-        memcpy(model + len, model, len);
-        assert_int_equal(bh_buf_append(&b, bh_buf_data(&b), len), BH_OK);
-        len *= 2;
-        check(&b, model, len);
+        append_own(&b, model, &len, 0, len);
         bh_buf_free(&b);
     }
 }
@@ -258,13 +248,16 @@ static void append_own_data_past_max_len_is_refused(void **state)
     bh_buf_free(&b);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, test_alloc_finish_teardown)
+/* A parameterised entry: named `name`, runs f with *state == param. */
+#define T_CASE(name, f, param) {#name, f, setup, test_alloc_finish_teardown, (void *)(param)}
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(append_own_data_when_the_block_is_reallocated),
-        T(append_own_data_when_a_fresh_block_replaces_the_old),
+        T_CASE(append_own_data_when_the_block_is_reallocated, append_all_own_data, &REALLOCATED),
+        T_CASE(append_own_data_when_a_fresh_block_replaces_the_old, append_all_own_data,
+               &FRESH_BLOCK),
         T(append_own_data_when_the_block_is_compacted),
         T(append_own_data_when_slices_pin_the_block),
         T(append_own_data_without_growth),
