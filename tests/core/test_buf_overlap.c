@@ -64,13 +64,21 @@ static int setup(void **state)
     return 0;
 }
 
-/* An empty buffer given n pattern bytes (also written to model). */
-static void fill(bh_buf *b, size_t max_len, size_t n, uint8_t *model)
+/* The buffer under test and a model of what it must hold. */
+typedef struct ov {
+    bh_buf b;
+    uint8_t model[1024];
+    size_t len; /* bytes of model the buffer must hold */
+} ov;
+
+/* An empty buffer given n pattern bytes (also written to the model). */
+static void fill(ov *f, size_t max_len, size_t n)
 {
-    assert_int_equal(bh_buf_init(b, max_len), BH_OK);
+    assert_int_equal(bh_buf_init(&f->b, max_len), BH_OK);
     for (size_t i = 0; i < n; i++)
-        model[i] = (uint8_t)('A' + i % 61);
-    assert_int_equal(bh_buf_append(b, model, n), BH_OK);
+        f->model[i] = (uint8_t)('A' + i % 61);
+    assert_int_equal(bh_buf_append(&f->b, f->model, n), BH_OK);
+    f->len = n;
 }
 
 /* Spare capacity left after the data. */
@@ -83,47 +91,46 @@ static size_t spare_of(bh_buf *b)
 }
 
 /* Fills the spare exactly, so the next append must grow. */
-static void fill_spare(bh_buf *b, uint8_t *model, size_t *len)
+static void fill_spare(ov *f)
 {
-    size_t n = spare_of(b);
+    size_t n = spare_of(&f->b);
     for (size_t i = 0; i < n; i++)
-        model[*len + i] = (uint8_t)('a' + i % 23);
-    assert_int_equal(bh_buf_append(b, model + *len, n), BH_OK);
-    *len += n;
+        f->model[f->len + i] = (uint8_t)('a' + i % 23);
+    assert_int_equal(bh_buf_append(&f->b, f->model + f->len, n), BH_OK);
+    f->len += n;
 }
 
-static void check(const bh_buf *b, const uint8_t *model, size_t len)
+/* The buffer holds exactly the model. */
+static void check(const ov *f)
 {
-    assert_int_equal(bh_buf_len(b), len);
-    assert_memory_equal(bh_buf_data(b), model, len);
+    assert_int_equal(bh_buf_len(&f->b), f->len);
+    assert_memory_equal(bh_buf_data(&f->b), f->model, f->len);
 }
 
 /* A buffer whose block is exactly full: n pattern bytes, then its spare
- * filled, so that the next append must grow. Returns the length. */
-static size_t fill_full(bh_buf *b, size_t n, uint8_t *model)
+ * filled, so that the next append must grow. */
+static void fill_full(ov *f, size_t n)
 {
-    fill(b, 4096, n, model);
-    size_t len = n;
-    fill_spare(b, model, &len);
-    return len;
+    fill(f, 4096, n);
+    fill_spare(f);
 }
 
 /* Consumes k bytes from the front of the buffer and of the model. */
-static void advance_both(bh_buf *b, uint8_t *model, size_t *len, size_t k)
+static void advance_both(ov *f, size_t k)
 {
-    assert_int_equal(bh_buf_advance(b, k), BH_OK);
-    memmove(model, model + k, *len - k);
-    *len -= k;
+    assert_int_equal(bh_buf_advance(&f->b, k), BH_OK);
+    memmove(f->model, f->model + k, f->len - k);
+    f->len -= k;
 }
 
 /* Appends n bytes of the buffer's own data from offset off, as the model
  * does, and checks the result. */
-static void append_own(bh_buf *b, uint8_t *model, size_t *len, size_t off, size_t n)
+static void append_own(ov *f, size_t off, size_t n)
 {
-    memcpy(model + *len, model + off, n);
-    assert_int_equal(bh_buf_append(b, bh_buf_data(b) + off, n), BH_OK);
-    *len += n;
-    check(b, model, *len);
+    memcpy(f->model + f->len, f->model + off, n);
+    assert_int_equal(bh_buf_append(&f->b, bh_buf_data(&f->b) + off, n), BH_OK);
+    f->len += n;
+    check(f);
 }
 
 /* One way growth happens when all of the data is appended to itself: a
@@ -138,23 +145,21 @@ static const whole_case REALLOCATED = {40, 0};
  * replaces it (need = 2 * len > the block: not compaction, a new block). */
 static const whole_case FRESH_BLOCK = {64, 8};
 
-/* A full block of c->n bytes with c->skip consumed. Returns the length. */
-static size_t fill_case(bh_buf *b, const whole_case *c, uint8_t *model)
+/* A full block of c->n bytes with c->skip consumed. */
+static void fill_case(ov *f, const whole_case *c)
 {
-    size_t len = fill_full(b, c->n, model);
+    fill_full(f, c->n);
     if (c->skip)
-        advance_both(b, model, &len, c->skip);
-    return len;
+        advance_both(f, c->skip);
 }
 
 /* Appends all of the buffer's data to itself, as the case sets it up. */
 static void append_all_own_data(void **state)
 {
-    uint8_t model[1024];
-    bh_buf b;
-    size_t len = fill_case(&b, *state, model);
-    append_own(&b, model, &len, 0, len);
-    bh_buf_free(&b);
+    ov f;
+    fill_case(&f, *state);
+    append_own(&f, 0, f.len);
+    bh_buf_free(&f.b);
 }
 
 /* Unshared block, data moved forward, the block big enough: growth compacts
@@ -162,18 +167,17 @@ static void append_all_own_data(void **state)
 static void append_own_data_when_the_block_is_compacted(void **state)
 {
     (void)state;
-    uint8_t model[1024];
-    bh_buf b;
-    size_t len = fill_full(&b, 64, model);
-    size_t cap = len;
-    advance_both(&b, model, &len, 16);
+    ov f;
+    fill_full(&f, 64);
+    size_t cap = f.len;
+    advance_both(&f, 16);
     /* append the first 16 bytes: len + 16 <= cap, but more than the spare;
      * compaction would move other bytes to where they are */
     size_t n = 16, off = 0;
-    assert_true(len + n <= cap);
-    assert_true(spare_of(&b) < n);
-    append_own(&b, model, &len, off, n);
-    bh_buf_free(&b);
+    assert_true(f.len + n <= cap);
+    assert_true(spare_of(&f.b) < n);
+    append_own(&f, off, n);
+    bh_buf_free(&f.b);
 }
 
 /* A slice split off earlier pins the block: growth leaves it for a fresh
@@ -181,37 +185,34 @@ static void append_own_data_when_the_block_is_compacted(void **state)
 static void append_own_data_when_slices_pin_the_block(void **state)
 {
     (void)state;
-    uint8_t model[1024];
-    bh_buf b;
-    size_t len = fill_full(&b, 64, model);
+    ov f;
+    fill_full(&f, 64);
     bh_bytes head;
-    assert_int_equal(bh_buf_split_prefix(&b, 10, &head), BH_OK);
+    assert_int_equal(bh_buf_split_prefix(&f.b, 10, &head), BH_OK);
     uint8_t head_copy[10];
-    memcpy(head_copy, model, 10);
-    memmove(model, model + 10, len - 10);
-    len -= 10;
-    append_own(&b, model, &len, 0, len);
-    fill_spare(&b, model, &len);
-    memcpy(model + len, head.ptr, head.len);
-    assert_int_equal(bh_buf_append(&b, head.ptr, head.len), BH_OK);
-    len += head.len;
-    check(&b, model, len);
+    memcpy(head_copy, f.model, 10);
+    memmove(f.model, f.model + 10, f.len - 10);
+    f.len -= 10;
+    append_own(&f, 0, f.len);
+    fill_spare(&f);
+    memcpy(f.model + f.len, head.ptr, head.len);
+    assert_int_equal(bh_buf_append(&f.b, head.ptr, head.len), BH_OK);
+    f.len += head.len;
+    check(&f);
     assert_memory_equal(head.ptr, head_copy, 10);
     bh_bytes_release(&head);
-    bh_buf_free(&b);
+    bh_buf_free(&f.b);
 }
 
 /* Enough spare: no growth, the copy reads the data and writes after it. */
 static void append_own_data_without_growth(void **state)
 {
     (void)state;
-    uint8_t model[1024];
-    bh_buf b;
-    fill(&b, 4096, 20, model);
-    size_t len = 20;
-    assert_true(spare_of(&b) >= len);
-    append_own(&b, model, &len, 5, 10);
-    bh_buf_free(&b);
+    ov f;
+    fill(&f, 4096, 20);
+    assert_true(spare_of(&f.b) >= f.len);
+    append_own(&f, 5, 10);
+    bh_buf_free(&f.b);
 }
 
 /* The growth fails: BH_ENOMEM, the buffer unchanged (content and block),
@@ -222,17 +223,16 @@ static void append_own_data_fails_cleanly_without_memory(void **state)
     (void)state;
     static const whole_case cases[] = {{64, 0}, {64, 8}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        uint8_t model[1024];
-        bh_buf b;
-        size_t len = fill_case(&b, &cases[i], model);
-        const uint8_t *before = bh_buf_data(&b);
+        ov f;
+        fill_case(&f, &cases[i]);
+        const uint8_t *before = bh_buf_data(&f.b);
         test_alloc_fail_all(1);
-        assert_int_equal(bh_buf_append(&b, bh_buf_data(&b), len), BH_ENOMEM);
+        assert_int_equal(bh_buf_append(&f.b, bh_buf_data(&f.b), f.len), BH_ENOMEM);
         test_alloc_fail_all(0);
-        assert_ptr_equal(bh_buf_data(&b), before);
-        check(&b, model, len);
-        append_own(&b, model, &len, 0, len);
-        bh_buf_free(&b);
+        assert_ptr_equal(bh_buf_data(&f.b), before);
+        check(&f);
+        append_own(&f, 0, f.len);
+        bh_buf_free(&f.b);
     }
 }
 
@@ -240,12 +240,11 @@ static void append_own_data_fails_cleanly_without_memory(void **state)
 static void append_own_data_past_max_len_is_refused(void **state)
 {
     (void)state;
-    uint8_t model[128];
-    bh_buf b;
-    fill(&b, 100, 60, model);
-    assert_int_equal(bh_buf_append(&b, bh_buf_data(&b), 60), BH_ETOOLONG);
-    check(&b, model, 60);
-    bh_buf_free(&b);
+    ov f;
+    fill(&f, 100, 60);
+    assert_int_equal(bh_buf_append(&f.b, bh_buf_data(&f.b), 60), BH_ETOOLONG);
+    check(&f);
+    bh_buf_free(&f.b);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, test_alloc_finish_teardown)
