@@ -30,13 +30,6 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    test_alloc_finish();
-    return 0;
-}
-
 /* Current holdings and bounds, counters since the test started. */
 static struct bh_block_cache_stats cache_stats(void)
 {
@@ -54,6 +47,17 @@ static struct bh_block_cache_stats cache_stats(void)
 static void buf_with_empty_block(bh_buf *b, size_t size)
 {
     test_buf_reserved(b, size, size, NULL, NULL);
+}
+
+/* A buffer of max_len `size` given data[0..n), all of it split off into
+ * *slice, then recycled: its block is cached, pinned by the slice. */
+static void recycled_behind_slice(bh_buf *b, size_t size, const void *data, size_t n,
+                                  bh_bytes *slice)
+{
+    buf_with_empty_block(b, size);
+    assert_int_equal(bh_buf_append(b, data, n), BH_OK);
+    assert_int_equal(bh_buf_split_prefix(b, n, slice), BH_OK);
+    assert_int_equal(bh_buf_recycle(b), BH_OK);
 }
 
 static void recycled_block_is_reused_without_allocating(void **state)
@@ -119,10 +123,7 @@ static void pinned_block_lends_only_the_window_behind_its_slices(void **state)
     (void)state;
     bh_buf a, b;
     bh_bytes slice = {0};
-    buf_with_empty_block(&a, 1024);
-    assert_int_equal(bh_buf_append(&a, "hello\n", 6), BH_OK);
-    assert_int_equal(bh_buf_split_prefix(&a, 6, &slice), BH_OK);
-    assert_int_equal(bh_buf_recycle(&a), BH_OK);
+    recycled_behind_slice(&a, 1024, "hello\n", 6, &slice);
     assert_int_equal(cache_stats().blocks, 1);
 
     size_t allocs = test_alloc_stats_now().allocs;
@@ -149,11 +150,8 @@ static void pinned_window_smaller_than_the_request_is_not_handed_out(void **stat
     (void)state;
     bh_buf a, b;
     bh_bytes slice = {0};
-    buf_with_empty_block(&a, 256);
     uint8_t fill[200] = {0};
-    assert_int_equal(bh_buf_append(&a, fill, sizeof fill), BH_OK);
-    assert_int_equal(bh_buf_split_prefix(&a, sizeof fill, &slice), BH_OK);
-    assert_int_equal(bh_buf_recycle(&a), BH_OK);
+    recycled_behind_slice(&a, 256, fill, sizeof fill, &slice);
 
     uint64_t misses = cache_stats().misses;
     test_buf_reserved(&b, 1024, 128, NULL, NULL); /* 56 left: miss */
@@ -400,7 +398,7 @@ static void pinned_block_released_by_another_thread_is_reused_whole(void **state
     bh_buf_free(&b);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, test_alloc_finish_teardown)
 TEST_MAIN(T(recycled_block_is_reused_without_allocating),
           T(block_too_small_for_the_request_is_a_miss_and_stays_cached),
           T(recycle_refuses_a_buffer_holding_data_and_changes_nothing),

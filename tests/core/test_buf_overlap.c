@@ -64,20 +64,21 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    test_alloc_finish();
-    return 0;
-}
+/* The buffer under test and a model of what it must hold. */
+typedef struct ov {
+    bh_buf b;
+    uint8_t model[1024];
+    size_t len; /* bytes of model the buffer must hold */
+} ov;
 
-/* An empty buffer given n pattern bytes (also written to model). */
-static void fill(bh_buf *b, size_t max_len, size_t n, uint8_t *model)
+/* An empty buffer given n pattern bytes (also written to the model). */
+static void fill(ov *f, size_t max_len, size_t n)
 {
-    assert_int_equal(bh_buf_init(b, max_len), BH_OK);
+    assert_int_equal(bh_buf_init(&f->b, max_len), BH_OK);
     for (size_t i = 0; i < n; i++)
-        model[i] = (uint8_t)('A' + i % 61);
-    assert_int_equal(bh_buf_append(b, model, n), BH_OK);
+        f->model[i] = (uint8_t)('A' + i % 61);
+    assert_int_equal(bh_buf_append(&f->b, f->model, n), BH_OK);
+    f->len = n;
 }
 
 /* Spare capacity left after the data. */
@@ -90,57 +91,75 @@ static size_t spare_of(bh_buf *b)
 }
 
 /* Fills the spare exactly, so the next append must grow. */
-static void fill_spare(bh_buf *b, uint8_t *model, size_t *len)
+static void fill_spare(ov *f)
 {
-    size_t n = spare_of(b);
+    size_t n = spare_of(&f->b);
     for (size_t i = 0; i < n; i++)
-        model[*len + i] = (uint8_t)('a' + i % 23);
-    assert_int_equal(bh_buf_append(b, model + *len, n), BH_OK);
-    *len += n;
+        f->model[f->len + i] = (uint8_t)('a' + i % 23);
+    assert_int_equal(bh_buf_append(&f->b, f->model + f->len, n), BH_OK);
+    f->len += n;
 }
 
-static void check(const bh_buf *b, const uint8_t *model, size_t len)
+/* The buffer holds exactly the model. */
+static void check(const ov *f)
 {
-    assert_int_equal(bh_buf_len(b), len);
-    assert_memory_equal(bh_buf_data(b), model, len);
+    assert_int_equal(bh_buf_len(&f->b), f->len);
+    assert_memory_equal(bh_buf_data(&f->b), f->model, f->len);
 }
+
+/* A buffer whose block is exactly full: n pattern bytes, then its spare
+ * filled, so that the next append must grow. */
+static void fill_full(ov *f, size_t n)
+{
+    fill(f, 4096, n);
+    fill_spare(f);
+}
+
+/* Consumes k bytes from the front of the buffer and of the model. */
+static void advance_both(ov *f, size_t k)
+{
+    assert_int_equal(bh_buf_advance(&f->b, k), BH_OK);
+    memmove(f->model, f->model + k, f->len - k);
+    f->len -= k;
+}
+
+/* Appends n bytes of the buffer's own data from offset off, as the model
+ * does, and checks the result. */
+static void append_own(ov *f, size_t off, size_t n)
+{
+    memcpy(f->model + f->len, f->model + off, n);
+    assert_int_equal(bh_buf_append(&f->b, bh_buf_data(&f->b) + off, n), BH_OK);
+    f->len += n;
+    check(f);
+}
+
+/* One way growth happens when all of the data is appended to itself: a
+ * full block of n bytes, skip bytes consumed from the front first. */
+typedef struct whole_case {
+    size_t n, skip;
+} whole_case;
 
 /* Unshared block with the data at its start: growth reallocates it. */
-static void append_own_data_when_the_block_is_reallocated(void **state)
+static const whole_case REALLOCATED = {40, 0};
+/* Unshared block, data moved forward, the block too small: a fresh block
+ * replaces it (need = 2 * len > the block: not compaction, a new block). */
+static const whole_case FRESH_BLOCK = {64, 8};
+
+/* A full block of c->n bytes with c->skip consumed. */
+static void fill_case(ov *f, const whole_case *c)
 {
-    (void)state;
-    uint8_t model[1024];
-    bh_buf b;
-    fill(&b, 4096, 40, model);
-    size_t len = 40;
-    fill_spare(&b, model, &len);
-    size_t n = len;
-    memcpy(model + len, model, n);
-    assert_int_equal(bh_buf_append(&b, bh_buf_data(&b), n), BH_OK);
-    len += n;
-    check(&b, model, len);
-    bh_buf_free(&b);
+    fill_full(f, c->n);
+    if (c->skip)
+        advance_both(f, c->skip);
 }
 
-/* Unshared block, data moved forward, the block too small: a fresh block
- * replaces it. */
-static void append_own_data_when_a_fresh_block_replaces_the_old(void **state)
+/* Appends all of the buffer's data to itself, as the case sets it up. */
+static void append_all_own_data(void **state)
 {
-    (void)state;
-    uint8_t model[1024];
-    bh_buf b;
-    fill(&b, 4096, 64, model);
-    size_t len = 64;
-    fill_spare(&b, model, &len);
-    assert_int_equal(bh_buf_advance(&b, 8), BH_OK);
-    memmove(model, model + 8, len - 8);
-    len -= 8;
-    /* need = 2 * len > the block: not compaction, a new block */
-    memcpy(model + len, model, len);
-    assert_int_equal(bh_buf_append(&b, bh_buf_data(&b), len), BH_OK);
-    len *= 2;
-    check(&b, model, len);
-    bh_buf_free(&b);
+    ov f;
+    fill_case(&f, *state);
+    append_own(&f, 0, f.len);
+    bh_buf_free(&f.b);
 }
 
 /* Unshared block, data moved forward, the block big enough: growth compacts
@@ -148,25 +167,17 @@ static void append_own_data_when_a_fresh_block_replaces_the_old(void **state)
 static void append_own_data_when_the_block_is_compacted(void **state)
 {
     (void)state;
-    uint8_t model[1024];
-    bh_buf b;
-    fill(&b, 4096, 64, model);
-    size_t len = 64;
-    fill_spare(&b, model, &len);
-    size_t cap = len;
-    assert_int_equal(bh_buf_advance(&b, 16), BH_OK);
-    memmove(model, model + 16, len - 16);
-    len -= 16;
+    ov f;
+    fill_full(&f, 64);
+    size_t cap = f.len;
+    advance_both(&f, 16);
     /* append the first 16 bytes: len + 16 <= cap, but more than the spare;
      * compaction would move other bytes to where they are */
     size_t n = 16, off = 0;
-    assert_true(len + n <= cap);
-    assert_true(spare_of(&b) < n);
-    memcpy(model + len, model + off, n);
-    assert_int_equal(bh_buf_append(&b, bh_buf_data(&b) + off, n), BH_OK);
-    len += n;
-    check(&b, model, len);
-    bh_buf_free(&b);
+    assert_true(f.len + n <= cap);
+    assert_true(spare_of(&f.b) < n);
+    append_own(&f, off, n);
+    bh_buf_free(&f.b);
 }
 
 /* A slice split off earlier pins the block: growth leaves it for a fresh
@@ -174,45 +185,34 @@ static void append_own_data_when_the_block_is_compacted(void **state)
 static void append_own_data_when_slices_pin_the_block(void **state)
 {
     (void)state;
-    uint8_t model[1024];
-    bh_buf b;
-    fill(&b, 4096, 64, model);
-    size_t len = 64;
-    fill_spare(&b, model, &len);
+    ov f;
+    fill_full(&f, 64);
     bh_bytes head;
-    assert_int_equal(bh_buf_split_prefix(&b, 10, &head), BH_OK);
+    assert_int_equal(bh_buf_split_prefix(&f.b, 10, &head), BH_OK);
     uint8_t head_copy[10];
-    memcpy(head_copy, model, 10);
-    memmove(model, model + 10, len - 10);
-    len -= 10;
-    memcpy(model + len, model, len);
-    assert_int_equal(bh_buf_append(&b, bh_buf_data(&b), len), BH_OK);
-    len *= 2;
-    check(&b, model, len);
-    fill_spare(&b, model, &len);
-    memcpy(model + len, head.ptr, head.len);
-    assert_int_equal(bh_buf_append(&b, head.ptr, head.len), BH_OK);
-    len += head.len;
-    check(&b, model, len);
+    memcpy(head_copy, f.model, 10);
+    memmove(f.model, f.model + 10, f.len - 10);
+    f.len -= 10;
+    append_own(&f, 0, f.len);
+    fill_spare(&f);
+    memcpy(f.model + f.len, head.ptr, head.len);
+    assert_int_equal(bh_buf_append(&f.b, head.ptr, head.len), BH_OK);
+    f.len += head.len;
+    check(&f);
     assert_memory_equal(head.ptr, head_copy, 10);
     bh_bytes_release(&head);
-    bh_buf_free(&b);
+    bh_buf_free(&f.b);
 }
 
 /* Enough spare: no growth, the copy reads the data and writes after it. */
 static void append_own_data_without_growth(void **state)
 {
     (void)state;
-    uint8_t model[1024];
-    bh_buf b;
-    fill(&b, 4096, 20, model);
-    size_t len = 20;
-    assert_true(spare_of(&b) >= len);
-    memcpy(model + len, model + 5, 10);
-    assert_int_equal(bh_buf_append(&b, bh_buf_data(&b) + 5, 10), BH_OK);
-    len += 10;
-    check(&b, model, len);
-    bh_buf_free(&b);
+    ov f;
+    fill(&f, 4096, 20);
+    assert_true(spare_of(&f.b) >= f.len);
+    append_own(&f, 5, 10);
+    bh_buf_free(&f.b);
 }
 
 /* The growth fails: BH_ENOMEM, the buffer unchanged (content and block),
@@ -221,28 +221,18 @@ static void append_own_data_without_growth(void **state)
 static void append_own_data_fails_cleanly_without_memory(void **state)
 {
     (void)state;
-    for (size_t skip = 0; skip <= 8; skip += 8) {
-        uint8_t model[1024];
-        bh_buf b;
-        fill(&b, 4096, 64, model);
-        size_t len = 64;
-        fill_spare(&b, model, &len);
-        if (skip) {
-            assert_int_equal(bh_buf_advance(&b, skip), BH_OK);
-            memmove(model, model + skip, len - skip);
-            len -= skip;
-        }
-        const uint8_t *before = bh_buf_data(&b);
+    static const whole_case cases[] = {{64, 0}, {64, 8}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ov f;
+        fill_case(&f, &cases[i]);
+        const uint8_t *before = bh_buf_data(&f.b);
         test_alloc_fail_all(1);
-        assert_int_equal(bh_buf_append(&b, bh_buf_data(&b), len), BH_ENOMEM);
+        assert_int_equal(bh_buf_append(&f.b, bh_buf_data(&f.b), f.len), BH_ENOMEM);
         test_alloc_fail_all(0);
-        assert_ptr_equal(bh_buf_data(&b), before);
-        check(&b, model, len);
-        memcpy(model + len, model, len);
-        assert_int_equal(bh_buf_append(&b, bh_buf_data(&b), len), BH_OK);
-        len *= 2;
-        check(&b, model, len);
-        bh_buf_free(&b);
+        assert_ptr_equal(bh_buf_data(&f.b), before);
+        check(&f);
+        append_own(&f, 0, f.len);
+        bh_buf_free(&f.b);
     }
 }
 
@@ -250,21 +240,23 @@ static void append_own_data_fails_cleanly_without_memory(void **state)
 static void append_own_data_past_max_len_is_refused(void **state)
 {
     (void)state;
-    uint8_t model[128];
-    bh_buf b;
-    fill(&b, 100, 60, model);
-    assert_int_equal(bh_buf_append(&b, bh_buf_data(&b), 60), BH_ETOOLONG);
-    check(&b, model, 60);
-    bh_buf_free(&b);
+    ov f;
+    fill(&f, 100, 60);
+    assert_int_equal(bh_buf_append(&f.b, bh_buf_data(&f.b), 60), BH_ETOOLONG);
+    check(&f);
+    bh_buf_free(&f.b);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, test_alloc_finish_teardown)
+/* A parameterised entry: named `name`, runs f with *state == param. */
+#define T_CASE(name, f, param) {#name, f, setup, test_alloc_finish_teardown, (void *)(param)}
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(append_own_data_when_the_block_is_reallocated),
-        T(append_own_data_when_a_fresh_block_replaces_the_old),
+        T_CASE(append_own_data_when_the_block_is_reallocated, append_all_own_data, &REALLOCATED),
+        T_CASE(append_own_data_when_a_fresh_block_replaces_the_old, append_all_own_data,
+               &FRESH_BLOCK),
         T(append_own_data_when_the_block_is_compacted),
         T(append_own_data_when_slices_pin_the_block),
         T(append_own_data_without_growth),

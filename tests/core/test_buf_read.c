@@ -26,13 +26,6 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    test_alloc_finish();
-    return 0;
-}
-
 static size_t attempts(void) { return test_alloc_stats_now().attempts; }
 
 static struct bh_block_cache_stats cache(void)
@@ -61,6 +54,16 @@ static void make_block(bh_buf *b, size_t size)
     size_t spare_len;
     assert_int_equal(bh_buf_reserve(b, size, &spare, &spare_len), BH_OK);
     assert_int_equal(spare_len, size);
+}
+
+/* A buffer whose fresh block of 4 * RESERVE holds `used` bytes (seed 3),
+ * all but the last `keep` of them split off into *slice. */
+static void split_behind(bh_buf *b, size_t used, size_t keep, bh_bytes *slice)
+{
+    assert_int_equal(bh_buf_init(b, 1u << 20), BH_OK);
+    make_block(b, 4 * RESERVE);
+    read_into(b, used, 3);
+    assert_int_equal(bh_buf_split_prefix(b, used - keep, slice), BH_OK);
 }
 
 static void bad_arguments_and_the_cap(void **state)
@@ -136,11 +139,8 @@ static void pinned_block_with_a_quarter_free_is_read_into(void **state)
     bh_bytes slice;
     uint8_t *spare;
     size_t spare_len;
-    assert_int_equal(bh_buf_init(&b, 1u << 20), BH_OK);
-    make_block(&b, 4 * RESERVE);
     size_t used = 4 * RESERVE - RESERVE / 2; /* half the reserve behind the slice */
-    read_into(&b, used, 3);
-    assert_int_equal(bh_buf_split_prefix(&b, used, &slice), BH_OK);
+    split_behind(&b, used, 0, &slice);
     const uint8_t *behind = slice.ptr + used;
     assert_int_equal(bh_buf_recycle(&b), BH_OK);
     size_t before = attempts();
@@ -166,11 +166,8 @@ static void pinned_block_with_little_free_is_not_used(void **state)
     bh_bytes slice;
     uint8_t *spare;
     size_t spare_len;
-    assert_int_equal(bh_buf_init(&b, 1u << 20), BH_OK);
-    make_block(&b, 4 * RESERVE);
     size_t used = 4 * RESERVE - RESERVE / 8;
-    read_into(&b, used, 3);
-    assert_int_equal(bh_buf_split_prefix(&b, used, &slice), BH_OK);
+    split_behind(&b, used, 0, &slice);
     assert_int_equal(bh_buf_recycle(&b), BH_OK);
     struct bh_block_cache_stats c0 = cache();
     size_t before = attempts();
@@ -193,10 +190,7 @@ static void spare_behind_slices_is_used_before_a_fresh_block(void **state)
     bh_bytes slice;
     uint8_t *spare;
     size_t spare_len;
-    assert_int_equal(bh_buf_init(&b, 1u << 20), BH_OK);
-    make_block(&b, 4 * RESERVE);
-    read_into(&b, 4 * RESERVE - RESERVE / 2, 3); /* spare: RESERVE / 2 */
-    assert_int_equal(bh_buf_split_prefix(&b, bh_buf_len(&b) - 10, &slice), BH_OK);
+    split_behind(&b, 4 * RESERVE - RESERVE / 2, 10, &slice); /* spare: RESERVE / 2 */
     const uint8_t *data = bh_buf_data(&b);
     size_t before = attempts();
     assert_int_equal(bh_buf_reserve_read(&b, RESERVE, &spare, &spare_len), BH_OK);
@@ -254,7 +248,7 @@ static void allocation_failure_changes_nothing(void **state)
     bh_buf_free(&b);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, test_alloc_finish_teardown)
 
 int main(void)
 {

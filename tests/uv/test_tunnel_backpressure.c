@@ -249,12 +249,16 @@ static void small_buffers_towards_b(rig *r)
     test_set_sockbuf(fd, 0, 200000);
 }
 
+/* The parameter of the slow and fast reader tests: the tunnel's splice
+ * setting. */
+static const int SPLICE_OFF = 0, SPLICE_ON = 1;
+
 /* Peer b reads nothing until the tunnel reports that direction a -> b waits
  * on it; then everything arrives. Direction b -> a carried nothing. */
-static void slow_reader(int splice)
+static void slow_reader(void **state)
 {
+    int splice = *(const int *)*state;
     rig r;
-    test_alloc_install(0);
     rig_setup(&r);
     r.len = STREAM_MAX;
     r.read_on_backpressure = 1;
@@ -266,27 +270,14 @@ static void slow_reader(int splice)
     assert_true(r.final.backpressure[0] >= 1);
     assert_int_equal(r.final.backpressure[1], 0);
     assert_int_equal(r.final.backpressure_ms[1], 0);
-    test_alloc_finish();
-}
-
-static void a_slow_reader_makes_the_backpressure_counter_go_up_buffers_only(void **state)
-{
-    (void)state;
-    slow_reader(0);
-}
-
-static void a_slow_reader_makes_the_backpressure_counter_go_up_splice_on(void **state)
-{
-    (void)state;
-    slow_reader(1);
 }
 
 /* Peer a sends 4 KiB at a time, the next only once peer b has it all: the
  * destination always has room, so no direction ever waits. */
-static void fast_reader(int splice)
+static void fast_reader(void **state)
 {
+    int splice = *(const int *)*state;
     rig r;
-    test_alloc_install(0);
     rig_setup(&r);
     r.len = (size_t)1 << 20;
     r.chunk = 4096;
@@ -300,19 +291,6 @@ static void fast_reader(int splice)
         assert_int_equal(r.final.backpressure[d], 0);
         assert_int_equal(r.final.backpressure_ms[d], 0);
     }
-    test_alloc_finish();
-}
-
-static void a_fast_reader_leaves_the_backpressure_counter_at_zero_buffers_only(void **state)
-{
-    (void)state;
-    fast_reader(0);
-}
-
-static void a_fast_reader_leaves_the_backpressure_counter_at_zero_splice_on(void **state)
-{
-    (void)state;
-    fast_reader(1);
 }
 
 /* ---- end statuses ------------------------------------------------------- */
@@ -444,10 +422,14 @@ static int teardown_data(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(a_slow_reader_makes_the_backpressure_counter_go_up_buffers_only),
-        cmocka_unit_test(a_slow_reader_makes_the_backpressure_counter_go_up_splice_on),
-        cmocka_unit_test(a_fast_reader_leaves_the_backpressure_counter_at_zero_buffers_only),
-        cmocka_unit_test(a_fast_reader_leaves_the_backpressure_counter_at_zero_splice_on),
+        test_alloc_checked_case(a_slow_reader_makes_the_backpressure_counter_go_up_buffers_only,
+                                slow_reader, &SPLICE_OFF),
+        test_alloc_checked_case(a_slow_reader_makes_the_backpressure_counter_go_up_splice_on,
+                                slow_reader, &SPLICE_ON),
+        test_alloc_checked_case(a_fast_reader_leaves_the_backpressure_counter_at_zero_buffers_only,
+                                fast_reader, &SPLICE_OFF),
+        test_alloc_checked_case(a_fast_reader_leaves_the_backpressure_counter_at_zero_splice_on,
+                                fast_reader, &SPLICE_ON),
         cmocka_unit_test(peer_gone_statuses_are_the_connection_errors_and_nothing_else),
         cmocka_unit_test(a_killed_reader_ends_the_tunnel_as_peer_gone),
         cmocka_unit_test(a_killed_writer_ends_the_tunnel_as_peer_gone),

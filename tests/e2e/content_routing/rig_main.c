@@ -14,6 +14,8 @@
 #include "rig.h"
 
 #include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,41 +74,97 @@ enum {
     O_COUNT_ALLOCS, O_PROXY
 };
 
-#define ARG required_argument
+/* A numeric option of a mode: its name, getopt code and bounds, and the
+ * field of the mode's config it sets (offset and type: 'z' size_t,
+ * 'u' unsigned, 'i' int, 'q' uint64_t). */
+typedef struct num_option {
+    const char *name; /* with the dashes, as messages name it */
+    int code;
+    uint64_t min, max;
+    size_t offset;
+    char type;
+} num_option;
 
-static const struct option sink_options[] = {
-    {"listen", ARG, NULL, O_LISTEN},
-    {"name", ARG, NULL, O_NAME},
-    {"max-line", ARG, NULL, CR_OPT_MAX_LINE},
-    {"max-frame", ARG, NULL, CR_OPT_MAX_FRAME},
-    {"read-reserve", ARG, NULL, CR_OPT_READ_RESERVE},
-    {"pause-ms", ARG, NULL, O_PAUSE_MS},
-    {"rcvbuf", ARG, NULL, O_RCVBUF},
-    CLI_STANDARD_OPTIONS,
-    {NULL, 0, NULL, 0}};
+#define SINK_NUM(name, code, max, field, type) \
+    {name, code, 0, max, offsetof(cr_sink_config, field), type}
+#define DEMO_NUM(name, code, min, max, field, type) \
+    {name, code, min, max, offsetof(cr_demo_config, field), type}
 
-static const struct option demo_options[] = {
-    {"conns", ARG, NULL, O_CONNS},
-    {"frames", ARG, NULL, O_FRAMES},
-    {"frame-bytes", ARG, NULL, O_FRAME_BYTES},
-    {"tunnel-bytes", ARG, NULL, O_TUNNEL_BYTES},
-    {"write-size", ARG, NULL, O_WRITE_SIZE},
-    {"seed", ARG, NULL, O_SEED},
-    {"disconnect-mid-frame", ARG, NULL, O_MID_FRAME},
-    {"disconnect-mid-tunnel", ARG, NULL, O_MID_TUNNEL},
-    {"bad-route", ARG, NULL, O_BAD_ROUTE},
-    {"long-header", ARG, NULL, O_LONG_HEADER},
-    {"long-frame", ARG, NULL, O_LONG_FRAME},
-    {"sink-pause-ms", ARG, NULL, O_SINK_PAUSE_MS},
-    {"sink-rcvbuf", ARG, NULL, O_SINK_RCVBUF},
-    {"timeout-ms", ARG, NULL, O_TIMEOUT_MS},
-    {"duration-s", ARG, NULL, O_DURATION_S},
-    {"fail-alloc", ARG, NULL, O_FAIL_ALLOC},
-    {"count-allocs", no_argument, NULL, O_COUNT_ALLOCS},
-    {"proxy", ARG, NULL, O_PROXY},
-    CR_PROXY_OPTIONS,
-    CLI_STANDARD_OPTIONS,
-    {NULL, 0, NULL, 0}};
+static const num_option sink_numbers[] = {
+    SINK_NUM("--max-line", CR_OPT_MAX_LINE, CLI_GIB, max_line, 'z'),
+    SINK_NUM("--max-frame", CR_OPT_MAX_FRAME, CLI_GIB, max_frame, 'z'),
+    SINK_NUM("--read-reserve", CR_OPT_READ_RESERVE, CLI_GIB, read_reserve, 'z'),
+    SINK_NUM("--pause-ms", O_PAUSE_MS, 3600000, pause_ms, 'u'),
+    SINK_NUM("--rcvbuf", O_RCVBUF, CLI_GIB, rcvbuf, 'i'),
+};
+
+static const num_option demo_numbers[] = {
+    DEMO_NUM("--conns", O_CONNS, 1, 100000, conns, 'z'),
+    DEMO_NUM("--frames", O_FRAMES, 0, 1u << 24, frames, 'z'),
+    DEMO_NUM("--frame-bytes", O_FRAME_BYTES, 0, CLI_GIB, frame_bytes, 'z'),
+    DEMO_NUM("--tunnel-bytes", O_TUNNEL_BYTES, 0, 64 * CLI_GIB, tunnel_bytes, 'z'),
+    DEMO_NUM("--write-size", O_WRITE_SIZE, 1, CLI_GIB, write_size, 'z'),
+    DEMO_NUM("--seed", O_SEED, 0, UINT64_MAX, seed, 'q'),
+    DEMO_NUM("--disconnect-mid-frame", O_MID_FRAME, 0, 100000, mid_frame, 'z'),
+    DEMO_NUM("--disconnect-mid-tunnel", O_MID_TUNNEL, 0, 100000, mid_tunnel, 'z'),
+    DEMO_NUM("--bad-route", O_BAD_ROUTE, 0, 100000, bad_route, 'z'),
+    DEMO_NUM("--long-header", O_LONG_HEADER, 0, 100000, long_header, 'z'),
+    DEMO_NUM("--long-frame", O_LONG_FRAME, 0, 100000, long_frame, 'z'),
+    DEMO_NUM("--sink-pause-ms", O_SINK_PAUSE_MS, 0, 60000, sink_pause_ms, 'u'),
+    DEMO_NUM("--sink-rcvbuf", O_SINK_RCVBUF, 0, CLI_GIB, sink_rcvbuf, 'i'),
+    DEMO_NUM("--timeout-ms", O_TIMEOUT_MS, 0, 3600000, timeout_ms, 'u'),
+    DEMO_NUM("--duration-s", O_DURATION_S, 0, 86400, duration_s, 'u'),
+    DEMO_NUM("--fail-alloc", O_FAIL_ALLOC, 0, SIZE_MAX, fail_alloc, 'z'),
+};
+
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The options of a mode besides its numeric ones (ends with the NULL
+ * entry). */
+static const struct option sink_others[] = {{"listen", required_argument, NULL, O_LISTEN},
+                                            {"name", required_argument, NULL, O_NAME},
+                                            CLI_STANDARD_OPTIONS, {NULL, 0, NULL, 0}};
+static const struct option demo_others[] = {{"count-allocs", no_argument, NULL, O_COUNT_ALLOCS},
+                                            {"proxy", required_argument, NULL, O_PROXY},
+                                            CR_PROXY_OPTIONS, CLI_STANDARD_OPTIONS,
+                                            {NULL, 0, NULL, 0}};
+
+/* The getopt table of a mode: its numeric options, then the others. */
+static struct option *options_of(const num_option *nums, size_t n, const struct option *others)
+{
+    static struct option table[64];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        table[k++] = (struct option){nums[i].name + 2, required_argument, NULL, nums[i].code};
+    do
+        table[k++] = *others;
+    while ((others++)->name && k < COUNT_OF(table));
+    if (table[k - 1].name)
+        cli_die("too many options");
+    return table;
+}
+
+/* Sets the field of config that option code stands for from optarg and
+ * returns 1, or returns 0 when code is none of nums. */
+static int set_number(const num_option *nums, size_t n, int code, void *config)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (nums[i].code != code)
+            continue;
+        uint64_t v = cli_size(nums[i].name, optarg, nums[i].min, nums[i].max);
+        char *field = (char *)config + nums[i].offset;
+        if (nums[i].type == 'z')
+            *(size_t *)(void *)field = (size_t)v;
+        else if (nums[i].type == 'u')
+            *(unsigned *)(void *)field = (unsigned)v;
+        else if (nums[i].type == 'i')
+            *(int *)(void *)field = (int)v;
+        else
+            *(uint64_t *)(void *)field = v;
+        return 1;
+    }
+    return 0;
+}
 
 static void print_usage(FILE *out) { fputs(usage, out); }
 
@@ -170,30 +228,15 @@ static int main_sink(int argc, char **argv)
     cr_sink_config sc = {NULL, 1024, (size_t)64 * 1024, 0, 0, 0};
     struct sockaddr_storage addr;
     int have_listen = 0, c;
-    while ((c = next_option(argc, argv, sink_options)) != -1) {
-        switch (c) {
-        case O_LISTEN:
+    const struct option *options = options_of(sink_numbers, COUNT_OF(sink_numbers), sink_others);
+    while ((c = next_option(argc, argv, options)) != -1) {
+        if (c == O_LISTEN) {
             cli_addr("--listen", optarg, &addr);
             have_listen = 1;
-            break;
-        case O_NAME:
+        } else if (c == O_NAME) {
             sc.name = optarg;
-            break;
-        case CR_OPT_MAX_LINE:
-            sc.max_line = (size_t)cli_size("--max-line", optarg, 0, CLI_GIB);
-            break;
-        case CR_OPT_MAX_FRAME:
-            sc.max_frame = (size_t)cli_size("--max-frame", optarg, 0, CLI_GIB);
-            break;
-        case CR_OPT_READ_RESERVE:
-            sc.read_reserve = (size_t)cli_size("--read-reserve", optarg, 0, CLI_GIB);
-            break;
-        case O_PAUSE_MS:
-            sc.pause_ms = (unsigned)cli_size("--pause-ms", optarg, 0, 3600000);
-            break;
-        case O_RCVBUF:
-            sc.rcvbuf = (int)cli_size("--rcvbuf", optarg, 0, CLI_GIB);
-            break;
+        } else {
+            set_number(sink_numbers, COUNT_OF(sink_numbers), c, &sc);
         }
     }
     if (!have_listen)
@@ -205,73 +248,20 @@ static int main_sink(int argc, char **argv)
 
 /* ---- demo mode ------------------------------------------------------------ */
 
-static size_t count(const char *opt, uint64_t max) { return (size_t)cli_size(opt, optarg, 0, max); }
-
 static int main_demo(int argc, char **argv)
 {
     cr_demo_config dc;
     cr_demo_config_default(&dc);
+    const struct option *options = options_of(demo_numbers, COUNT_OF(demo_numbers), demo_others);
     int c;
-    while ((c = next_option(argc, argv, demo_options)) != -1) {
-        switch (c) {
-        case O_CONNS:
-            dc.conns = (size_t)cli_size("--conns", optarg, 1, 100000);
-            break;
-        case O_FRAMES:
-            dc.frames = count("--frames", 1u << 24);
-            break;
-        case O_FRAME_BYTES:
-            dc.frame_bytes = count("--frame-bytes", CLI_GIB);
-            break;
-        case O_TUNNEL_BYTES:
-            dc.tunnel_bytes = count("--tunnel-bytes", 64 * CLI_GIB);
-            break;
-        case O_WRITE_SIZE:
-            dc.write_size = (size_t)cli_size("--write-size", optarg, 1, CLI_GIB);
-            break;
-        case O_SEED:
-            dc.seed = cli_size("--seed", optarg, 0, UINT64_MAX);
-            break;
-        case O_MID_FRAME:
-            dc.mid_frame = count("--disconnect-mid-frame", 100000);
-            break;
-        case O_MID_TUNNEL:
-            dc.mid_tunnel = count("--disconnect-mid-tunnel", 100000);
-            break;
-        case O_BAD_ROUTE:
-            dc.bad_route = count("--bad-route", 100000);
-            break;
-        case O_LONG_HEADER:
-            dc.long_header = count("--long-header", 100000);
-            break;
-        case O_LONG_FRAME:
-            dc.long_frame = count("--long-frame", 100000);
-            break;
-        case O_SINK_PAUSE_MS:
-            dc.sink_pause_ms = (unsigned)count("--sink-pause-ms", 60000);
-            break;
-        case O_SINK_RCVBUF:
-            dc.sink_rcvbuf = (int)count("--sink-rcvbuf", CLI_GIB);
-            break;
-        case O_TIMEOUT_MS:
-            dc.timeout_ms = (unsigned)count("--timeout-ms", 3600000);
-            break;
-        case O_DURATION_S:
-            dc.duration_s = (unsigned)count("--duration-s", 86400);
-            break;
-        case O_FAIL_ALLOC:
-            dc.fail_alloc = count("--fail-alloc", SIZE_MAX);
-            break;
-        case O_COUNT_ALLOCS:
+    while ((c = next_option(argc, argv, options)) != -1) {
+        if (c == O_COUNT_ALLOCS) {
             dc.count_allocs = 1;
-            break;
-        case O_PROXY:
+        } else if (c == O_PROXY) {
             cli_addr("--proxy", optarg, &dc.ext_proxy);
             dc.external = 1;
-            break;
-        default:
+        } else if (!set_number(demo_numbers, COUNT_OF(demo_numbers), c, &dc)) {
             cr_proxy_option(c, optarg, &dc.proxy);
-            break;
         }
     }
     if (dc.proxy.line_frames)

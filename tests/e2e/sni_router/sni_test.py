@@ -574,20 +574,28 @@ def scenario_idle(env):
     env.stop_router(r)
 
 
-def main():
+def run_scenario(doc, scenarios, tools):
+    """The command line of an sni_router e2e script, ROUTER_EXE SCENARIO:
+    exits with doc on other arguments, skips (77) when one of tools is not
+    installed, else runs scenarios["scenario_" + SCENARIO](env) with a fresh
+    Env (closed after) and prints PASS."""
     if len(sys.argv) != 3:
-        sys.exit(__doc__)
-    for tool in ("openssl", "curl"):
+        sys.exit(doc)
+    for tool in tools:
         if not shutil.which(tool):
             print("SKIP: %s not installed" % tool)
             sys.exit(77)
-    random.seed(os.getpid())
     env = Env(os.path.abspath(sys.argv[1]))
     try:
-        globals()["scenario_" + sys.argv[2]](env)
+        scenarios["scenario_" + sys.argv[2]](env)
     finally:
         env.close()
     print("PASS", sys.argv[2])
+
+
+def main():
+    random.seed(os.getpid())
+    run_scenario(__doc__, globals(), ("openssl", "curl"))
 
 
 if __name__ == "__main__":

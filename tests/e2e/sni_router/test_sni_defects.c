@@ -17,6 +17,7 @@
 
 #include "hello.h"
 #include "test_alloc.h"
+#include "test_tls_hello.h"
 
 #define MAX_HELLO 16384
 
@@ -28,21 +29,9 @@ typedef struct wire {
 /* A one-record ClientHello whose extensions block is ext (n bytes). */
 static void build(const uint8_t *ext, size_t n, wire *out)
 {
-    uint8_t *p = out->b + 9;
-    size_t k = 0;
-    assert_true(n < sizeof out->b - 64);
-    p[k++] = 3, p[k++] = 3;
-    memset(p + k, 0xab, 32), k += 32;
-    p[k++] = 0;                                           /* session id */
-    p[k++] = 0, p[k++] = 2, p[k++] = 0x13, p[k++] = 0x01; /* one suite */
-    p[k++] = 1, p[k++] = 0;                               /* null compression */
-    p[k++] = (uint8_t)(n >> 8), p[k++] = (uint8_t)n;
-    memcpy(p + k, ext, n), k += n;
-    size_t hs = k + 4;
-    uint8_t *r = out->b;
-    r[0] = 0x16, r[1] = 3, r[2] = 1, r[3] = (uint8_t)(hs >> 8), r[4] = (uint8_t)hs;
-    r[5] = 1, r[6] = 0, r[7] = (uint8_t)(k >> 8), r[8] = (uint8_t)k;
-    out->n = 5 + hs;
+    uint8_t hs[sizeof out->b];
+    size_t k = test_tls_client_hello(ext, n, hs, sizeof hs - 64);
+    out->n = test_tls_records(hs, k, 16384, out->b, sizeof out->b);
 }
 
 /* Parses the hello with extensions ext whole and, to be sure fragmentation

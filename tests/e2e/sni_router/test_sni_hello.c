@@ -19,6 +19,7 @@
 #include "hello.h"
 #include "routes.h"
 #include "test_alloc.h"
+#include "test_tls_hello.h"
 
 #define MAX_HELLO 16384
 
@@ -50,14 +51,7 @@ static void handshake_of(const wire *w, wire *hs)
 /* Re-frames handshake bytes into records of at most `rec` bytes each. */
 static void frame(const wire *hs, size_t rec, wire *out)
 {
-    out->n = 0;
-    for (size_t off = 0; off < hs->n; off += rec) {
-        size_t k = hs->n - off < rec ? hs->n - off : rec;
-        uint8_t *p = out->b + out->n;
-        p[0] = 0x16, p[1] = 3, p[2] = 1, p[3] = (uint8_t)(k >> 8), p[4] = (uint8_t)k;
-        memcpy(p + 5, hs->b + off, k);
-        out->n += 5 + k;
-    }
+    out->n = test_tls_records(hs->b, hs->n, rec, out->b, sizeof out->b);
 }
 
 /* The handshake of capture `name`, re-framed into records of at most `rec`
@@ -270,17 +264,7 @@ static void claimed_lengths_beyond_max_hello_fail_before_the_bytes_arrive(void *
 static void build(const uint8_t *ext, size_t n, wire *out)
 {
     wire hs;
-    uint8_t *p = hs.b + 4;
-    size_t k = 0;
-    p[k++] = 3, p[k++] = 3;
-    memset(p + k, 0xab, 32), k += 32;
-    p[k++] = 0;                          /* session id */
-    p[k++] = 0, p[k++] = 2, p[k++] = 0x13, p[k++] = 0x01; /* one suite */
-    p[k++] = 1, p[k++] = 0;              /* null compression */
-    p[k++] = (uint8_t)(n >> 8), p[k++] = (uint8_t)n;
-    memcpy(p + k, ext, n), k += n;
-    hs.b[0] = 1, hs.b[1] = 0, hs.b[2] = (uint8_t)(k >> 8), hs.b[3] = (uint8_t)k;
-    hs.n = k + 4;
+    hs.n = test_tls_client_hello(ext, n, hs.b, sizeof hs.b);
     frame(&hs, 16384, out);
 }
 
