@@ -102,18 +102,24 @@ static void reset_peer_once_all_read(collector *c, int status)
     uv_close((uv_handle_t *)&t->client, NULL);
 }
 
+/* Sends msg in one write, with hook acting on the peer once it was read;
+ * returns the fixture after the reader ended, for the test to inspect. */
+static tcp_fixture *tcp_send_then(const char *msg, void (*hook)(collector *c, int status))
+{
+    tcp_fixture *t = tcp_new(4096);
+    t->input_len = strlen(msg);
+    t->input = malloc(t->input_len);
+    memcpy(t->input, msg, t->input_len);
+    t->c.hook = hook;
+    t->c.test_ctx = t;
+    tcp_run(t, FEED_ALL, 1, 0);
+    return t;
+}
+
 static void tcp_peer_reset_reaches_the_callback_as_econnreset(void **state)
 {
     (void)state;
-    tcp_fixture *t = tcp_new(4096);
-    static const char msg[] = "hello\nwor";
-    t->input = malloc(sizeof msg);
-    memcpy(t->input, msg, sizeof msg - 1);
-    t->input_len = sizeof msg - 1;
-    t->c.hook = reset_peer_once_all_read;
-    t->c.test_ctx = t;
-    tcp_run(t, FEED_ALL, 1, 0);
-
+    tcp_fixture *t = tcp_send_then("hello\nwor", reset_peer_once_all_read);
     assert_int_equal(t->c.final_calls, 1);
     assert_int_equal(t->c.final_status, UV_ECONNRESET);
     /* What was read before the reset is intact. */
@@ -149,18 +155,10 @@ static void fin_then_reset_once_all_read(collector *c, int status)
 static void tcp_fin_read_in_order_stays_eof_when_a_reset_follows(void **state)
 {
     (void)state;
-    tcp_fixture *t = tcp_new(4096);
-    static const char msg[] = "a complete stream\n";
-    t->input = malloc(sizeof msg);
-    memcpy(t->input, msg, sizeof msg - 1);
-    t->input_len = sizeof msg - 1;
-    t->c.hook = fin_then_reset_once_all_read;
-    t->c.test_ctx = t;
-    tcp_run(t, FEED_ALL, 1, 0);
-
+    tcp_fixture *t = tcp_send_then("a complete stream\n", fin_then_reset_once_all_read);
     assert_int_equal(t->c.final_calls, 1);
     assert_int_equal(t->c.final_status, UV_EOF);
-    assert_int_equal(t->c.received, sizeof msg - 1);
+    assert_int_equal(t->c.received, t->input_len);
     collector_assert_matches(&t->c, t->input, t->input_len);
     tcp_free(t);
 }
