@@ -50,6 +50,10 @@ BH_EXPORT int bh_buf_init(bh_buf *b, size_t max_len);
 
 /** Releases the buffer's reference to its block (slices already split off
  * stay valid) and leaves *b empty with the same max_len; b may be reused.
+ * A block no slice pins goes to the calling thread's block cache (the bytes
+ * it held are given up), so that the next connection's buffer takes it
+ * instead of allocating; the cache is bounded and bh_thread_cache_trim() /
+ * bh_trim() empty it.
  * @param b the buffer; NULL is ignored. */
 BH_EXPORT void bh_buf_free(bh_buf *b);
 

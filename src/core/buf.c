@@ -52,7 +52,12 @@ void bh_buf_free(bh_buf *b)
 {
     if (!b)
         return;
-    if (b->block)
+    /* An unshared block is free again: the cache takes it for the next
+     * buffer. One that slices (or a bh_buf_split_prefix_mut() part) still
+     * pin stays theirs: a part left sole owner may grow in place. */
+    if (b->block && bh__shared_unique(b->block))
+        bh__thread_cache_put_block(b->block, b->block->base);
+    else if (b->block)
         bh__shared_unref(b->block);
     buf_reset(b);
 }

@@ -84,6 +84,44 @@ static void recycled_block_is_reused_without_allocating(void **state)
     bh_buf_free(&b);
 }
 
+/* A buffer freed with data in it and no slice pinning its block gives the
+ * block to the cache: the next connection's buffer reads into it. */
+static void freed_unshared_block_is_reused_without_allocating(void **state)
+{
+    (void)state;
+    bh_buf a, b;
+    buf_with_empty_block(&a, 4096);
+    assert_int_equal(bh_buf_append(&a, "left over", 9), BH_OK);
+    const uint8_t *first = bh_buf_data(&a);
+    bh_buf_free(&a);
+    assert_int_equal(cache_stats().blocks, 1);
+
+    size_t allocs = test_alloc_stats_now().allocs;
+    uint8_t *spare;
+    test_buf_reserved(&b, 4096, 4096, &spare, NULL);
+    assert_ptr_equal(spare, first);
+    assert_int_equal(test_alloc_stats_now().allocs, allocs);
+    bh_buf_free(&b);
+}
+
+/* A block a slice still pins is not cached by bh_buf_free(): the slice's
+ * release frees it. */
+static void freed_block_pinned_by_a_slice_is_not_cached(void **state)
+{
+    (void)state;
+    bh_buf a;
+    bh_bytes slice;
+    buf_with_empty_block(&a, 4096);
+    assert_int_equal(bh_buf_append(&a, "frame", 5), BH_OK);
+    assert_int_equal(bh_buf_split_prefix(&a, 3, &slice), BH_OK);
+    size_t live = test_alloc_stats_now().live;
+    bh_buf_free(&a);
+    assert_int_equal(cache_stats().blocks, 0);
+    assert_int_equal(test_alloc_stats_now().live, live);
+    bh_bytes_release(&slice);
+    assert_int_equal(test_alloc_stats_now().live, live - 1);
+}
+
 static void block_too_small_for_the_request_is_a_miss_and_stays_cached(void **state)
 {
     (void)state;
@@ -400,6 +438,8 @@ static void pinned_block_released_by_another_thread_is_reused_whole(void **state
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, test_alloc_finish_teardown)
 TEST_MAIN(T(recycled_block_is_reused_without_allocating),
+          T(freed_unshared_block_is_reused_without_allocating),
+          T(freed_block_pinned_by_a_slice_is_not_cached),
           T(block_too_small_for_the_request_is_a_miss_and_stays_cached),
           T(recycle_refuses_a_buffer_holding_data_and_changes_nothing),
           T(pinned_block_lends_only_the_window_behind_its_slices),

@@ -516,7 +516,7 @@ static void split_prefix_and_split_prefix_mut_allocate_nothing(void **state)
     bh_buf_free(&b);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, test_alloc_setup, test_alloc_teardown)
+#define T(f) test_alloc_checked(f)
 TEST_MAIN(T(init_allocates_nothing_and_rejects_zero_max),
           T(append_then_data_holds_bytes),
           T(reserve_then_commit_makes_data),
