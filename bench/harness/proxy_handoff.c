@@ -9,8 +9,9 @@
  * (upstream to client) is a second reader and queue, made when the upstream
  * first replies. Each reader gives its block back to the worker thread's
  * block cache whenever a callback leaves its buffer empty, and a worker
- * whose last connection closed calls bh_trim(): an idle connection holds its
- * structs, not blocks.
+ * that stayed without connections for UV_WORKER_TRIM_DELAY_MS calls
+ * bh_trim() (idle_trim.h): an idle connection holds its structs, not blocks,
+ * and short connections coming and going keep the cache warm.
  *
  * handoff_tunnel: the same parsing, but after "TUNNEL\n" the raw phase is a
  * bh_tunnel (splice on): reading the client stops at the marker, and once
@@ -68,10 +69,10 @@ static void conn_release(hconn *c)
     free(c->downq);
     free(c->tun);
     free(c);
-    /* The worker went idle: this thread's cached blocks and the free heap
-     * go back to the system. */
+    /* The worker went idle: unless a connection comes soon, this thread's
+     * cached blocks and the free heap go back to the system. */
     if (uw->conns.next == &uw->conns)
-        bh_trim();
+        idle_trim_idle(&uw->trim);
 }
 
 static void on_client_closed(uv_handle_t *h) { conn_release(CONN_OF(h, client)); }
@@ -374,6 +375,7 @@ static void open_conn(uv_worker *uw, proxy_pair p, int use_tunnel)
     int rc = uv_worker_open_pair(uw, p, &c->client, &c->upstream);
     c->handles = 2;
     hx_list_push(&uw->conns, &c->link);
+    idle_trim_busy(&uw->trim);
     bh_writeq_config qcfg = bh_writeq_config_default();
     qcfg.max_bytes = cfg->write_budget;
     if (rc == 0)

@@ -18,6 +18,7 @@ static void on_async(uv_async_t *a)
     }
     if (!uv_is_closing((uv_handle_t *)&uw->async))
         uv_close((uv_handle_t *)&uw->async, NULL);
+    idle_trim_close(&uw->trim);
 }
 
 int uv_worker_init(proxy_worker *w, const uv_proxy_ops *ops)
@@ -38,6 +39,8 @@ int uv_worker_init(proxy_worker *w, const uv_proxy_ops *ops)
         return -1;
     }
     uw->async.data = uw;
+    /* A timer on an initialised loop cannot fail to initialise. */
+    (void)idle_trim_init(&uw->trim, &uw->loop, UV_WORKER_TRIM_DELAY_MS);
     w->state = uw;
     return 0;
 }

@@ -8,6 +8,7 @@
 
 #include <uv.h>
 
+#include "idle_trim.h"
 #include "proxy.h"
 
 /* A TCP or pipe stream handle, by value. */
@@ -34,7 +35,11 @@ struct uv_worker {
     uv_loop_t loop;
     uv_async_t async;
     hx_link conns; /* the implementation's live connections */
+    idle_trim trim; /* bh_trim() once the worker stayed without connections */
 };
+
+/* How long a worker stays without connections before bh_trim(). */
+#define UV_WORKER_TRIM_DELAY_MS 250
 
 /* proxy_impl hooks for a libuv implementation described by ops. */
 int uv_worker_init(proxy_worker *w, const uv_proxy_ops *ops);

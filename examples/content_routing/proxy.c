@@ -172,6 +172,7 @@ static void on_accept(uv_stream_t *server, int status)
         px->sessions->prev = s;
     px->sessions = s;
     px->st.live++;
+    idle_trim_busy(&px->trim);
     px->st.accepted++;
 
     bh_buf_init(&s->in, px->in_max);
@@ -236,6 +237,7 @@ int cr_proxy_start(cr_proxy **out, uv_loop_t *loop, const cr_proxy_config *cfg,
     px->listener.data = px;
     uv_timer_init(loop, &px->accept_retry); /* cannot fail */
     px->accept_retry.data = px;
+    (void)idle_trim_init(&px->trim, loop, TRIM_AFTER_IDLE_MS); /* cannot fail */
     rc = uv_tcp_bind(&px->listener, addr, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&px->listener, LISTEN_BACKLOG, on_accept);
@@ -243,6 +245,7 @@ int cr_proxy_start(cr_proxy **out, uv_loop_t *loop, const cr_proxy_config *cfg,
         /* The caller runs the loop to let the close callback run. */
         uv_close((uv_handle_t *)&px->listener, on_listener_closed);
         uv_close((uv_handle_t *)&px->accept_retry, NULL);
+        idle_trim_close(&px->trim);
         *out = px;
         return rc;
     }
@@ -260,6 +263,7 @@ void cr_proxy_stop(cr_proxy *px)
         uv_close((uv_handle_t *)&px->listener, on_listener_closed);
     if (!uv_is_closing((uv_handle_t *)&px->accept_retry))
         uv_close((uv_handle_t *)&px->accept_retry, NULL);
+    idle_trim_close(&px->trim);
     for (session *s = px->sessions; s; s = s->next)
         session_end(s, OUT_ABORTED, "proxy stopping");
 }

@@ -6,10 +6,12 @@
 #define CR_PROXY_INTERNAL_H
 
 #include "content_routing.h"
+#include "idle_trim.h"
 
 #define DISCARD_LIMIT ((uint64_t)1 << 20) /* input discarded after an ERR */
 #define LISTEN_BACKLOG 1024
 #define ACCEPT_RETRY_MS 100 /* while descriptors are exhausted */
+#define TRIM_AFTER_IDLE_MS 250 /* no session for this long: bh_trim() */
 
 /* Completion callbacks a session registers (bits of session.tickets). */
 enum { T_UP_SHUT = 1u, T_CLIENT_SHUT = 2u, T_ERR_LINE = 4u, T_REJECT_SHUT = 8u };
@@ -27,6 +29,7 @@ struct cr_proxy {
     uv_tcp_t listener;
     int listener_open;
     uv_timer_t accept_retry; /* re-tries the connection libuv holds for us */
+    idle_trim trim;          /* bh_trim() once no session came for a while */
     int accept_paused;       /* descriptors exhausted: one connection held */
     uint64_t refused;        /* accept attempts refused in this episode */
     session *sessions;

@@ -44,9 +44,10 @@ void session_free_if_closed(session *s)
     px->st.live--;
     cr_ticket_free(&px->st.tickets, s->tickets);
     free(s);
-    /* The last session is gone: give cached blocks and free heap back. */
+    /* The last session is gone: unless another comes soon, give cached
+     * blocks and free heap back. */
     if (px->st.live == 0)
-        bh_trim();
+        idle_trim_idle(&px->trim);
 }
 
 static void on_client_closed(uv_handle_t *h) { session_free_if_closed(SESSION_OF(h, client)); }

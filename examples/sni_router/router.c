@@ -43,9 +43,10 @@ static void conn_free_if_done(sni_conn *c)
         c->route->stats.active--;
     phase_free(c);
     bh_free(c);
-    /* The last connection is gone: give cached blocks and free heap back. */
+    /* The last connection is gone: unless another comes soon, give cached
+     * blocks and free heap back. */
     if (r->live_count == 0)
-        bh_trim();
+        idle_trim_idle(&r->trim);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -295,6 +296,7 @@ static void on_accept(uv_stream_t *server, int status)
         r->live->prev = c;
     r->live = c;
     r->live_count++;
+    idle_trim_busy(&r->trim);
     if (uv_accept(server, (uv_stream_t *)&c->client) != 0) {
         sni_conn_close(c);
         return;
@@ -323,6 +325,7 @@ int sni_router_start(sni_router *r, uv_loop_t *loop, const sni_config *cfg, sni_
     r->loop = loop;
     r->cfg = cfg;
     r->table = table;
+    (void)idle_trim_init(&r->trim, loop, SNI_TRIM_AFTER_IDLE_MS); /* cannot fail */
     for (size_t i = 0; i < cfg->listen_count; i++) {
         struct sockaddr_storage addr;
         int rc = cli_parse_addr(cfg->listen[i], &addr);

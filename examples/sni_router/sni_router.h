@@ -20,6 +20,7 @@
 
 #include "hello.h"
 #include "routes.h"
+#include "idle_trim.h"
 
 #define SNI_MAX_LISTEN 8
 
@@ -52,6 +53,8 @@ typedef struct sni_config {
 
 typedef struct sni_conn sni_conn;
 
+#define SNI_TRIM_AFTER_IDLE_MS 250 /* no connection for this long: bh_trim() */
+
 typedef struct sni_router {
     uv_loop_t *loop;
     const sni_config *cfg;
@@ -62,6 +65,7 @@ typedef struct sni_router {
     sni_conn *live;             /* every open connection (doubly linked) */
     uint64_t accepted;
     uint64_t live_count;
+    idle_trim trim;             /* bh_trim() once no connection came for a while */
     uint64_t kinds[SNI_KIND_COUNT];
     uint64_t tunnel_clean, tunnel_reset, tunnel_idle, tunnel_other;
     uint64_t backpressure[2];   /* ended tunnels' waits on a destination (up, down) */
