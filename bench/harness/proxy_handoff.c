@@ -14,11 +14,13 @@
  * and short connections coming and going keep the cache warm.
  *
  * handoff_tunnel: the same parsing, but after "TUNNEL\n" the raw phase is a
- * bh_tunnel (splice on): reading the client stops at the marker, and once
- * both queues have drained (drain callbacks at 0 bytes) the queues are
- * closed and the tunnel (allocated then) starts with the parser's tail and
- * whatever reply bytes were read. The tunnel then owns both handles and
- * frees the connection from its completion callback. */
+ * bh_tunnel (splice on): from the marker on, what the readers read stays in
+ * their buffers; once both queues have drained (drain callbacks at 0 bytes)
+ * the queues are closed and the tunnel (allocated then) starts with those
+ * buffers as its tails. Its readers take both streams over from the
+ * connection's (bh_reader_start() hands a reading stream over without
+ * stopping it: no epoll_ctl for the switch). The tunnel then owns both
+ * handles and frees the connection from its completion callback. */
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -171,8 +173,6 @@ static void try_switch(hconn *c)
     if (c->closing || c->held.len > 0 || up.queued_items > 0 || down.queued_items > 0)
         return;
     c->switching = 0;
-    bh_reader_stop(&c->in_reader);
-    bh_reader_stop(&c->back_reader);
     bh_writeq_close(&c->upq);
     bh_writeq_close(c->downq);
     bh_tunnel_config tc = bh_tunnel_config_default();
@@ -187,12 +187,11 @@ static void try_switch(hconn *c)
     c->tunnel_on = 1;
 }
 
-/* handoff_tunnel, at the marker: no more client reads here; the drain
- * callbacks (now at 0 bytes) call try_switch. */
+/* handoff_tunnel, at the marker: reads from here on wait in the buffers for
+ * the tunnel; the drain callbacks (now at 0 bytes) call try_switch. */
 static void begin_switch(hconn *c)
 {
     c->switching = 1;
-    bh_reader_stop(&c->in_reader);
     bh_writeq_set_drain_cb(c->downq, 0, on_down_drain, c);
 }
 
@@ -274,10 +273,25 @@ stop:
         conn_close(c);
 }
 
+/* Switching: b keeps what r reads for the tunnel; r stops before b could
+ * fill up (a full buffer would end it with BH_ETOOLONG), and the tunnel's
+ * reader then starts anew instead of taking the stream over. */
+static void hold_for_tunnel(hconn *c, bh_reader *r, bh_buf *b)
+{
+    if (bh_buf_max_len(b) - bh_buf_len(b) <= c->uw->w->cfg->read_reserve)
+        bh_reader_stop(r);
+}
+
 static void on_client_read(bh_reader *r, int status, void *ctx)
 {
     hconn *c = ctx;
     (void)r;
+    /* Switching: bytes wait in the buffer for the tunnel, whose reader will
+     * read the EOF again (a socket at EOF keeps reading 0 bytes). */
+    if (c->switching && (status == BH_OK || status == UV_EOF)) {
+        hold_for_tunnel(c, &c->in_reader, &c->in);
+        return;
+    }
     if (status == UV_EOF) {
         /* A partial frame at EOF goes out as it is. */
         c->in_eof = 1;
@@ -346,6 +360,10 @@ static void on_upstream_read(bh_reader *r, int status, void *ctx)
     (void)r;
     if (!downq) {
         conn_close(c);
+        return;
+    }
+    if (c->switching && (status == BH_OK || status == UV_EOF)) {
+        hold_for_tunnel(c, &c->back_reader, &c->back); /* as on_client_read */
         return;
     }
     if (status == BH_OK) {

@@ -14,6 +14,10 @@
  * holds an error is an RST libuv reported as EOF (stream_reset.c): it is
  * delivered as UV_ECONNRESET.
  *
+ * Hand-over: starting a reader on a stream another bh_reader is reading
+ * only repoints stream->data (libuv keeps reading with the same callbacks),
+ * so a mode switch costs no uv_read_stop()/uv_read_start() pair.
+ *
  * Idle memory: when the callback leaves the buffer empty, its block goes back
  * to the block cache (bh_buf_recycle) unless the user asked to keep it.
  *
@@ -43,6 +47,8 @@ struct bh_reader_timer {
     uint64_t last_read; /* loop time of the last read (or start) */
 };
 
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub);
+
 int bh_reader_init(bh_reader *r, uv_stream_t *s, bh_buf *buf, size_t read_reserve,
                    bh_read_cb cb, void *ctx)
 {
@@ -56,7 +62,9 @@ int bh_reader_init(bh_reader *r, uv_stream_t *s, bh_buf *buf, size_t read_reserv
     r->flags = 0;
     r->pending = BH_OK;
     r->timer = NULL;
-    s->data = r;
+    /* A stream another reader is reading stays its until r starts. */
+    if (s->read_cb != on_read)
+        s->data = r;
     return BH_OK;
 }
 
@@ -194,6 +202,17 @@ int bh_reader_start(bh_reader *r)
         return BH_ECLOSED;
     if (r->flags & READER_READING)
         return BH_OK;
+    bh_reader *other = r->stream->data;
+    if (r->stream->read_cb == on_read && other && other != r && (other->flags & READER_READING)) {
+        /* Hand-over: libuv goes on reading with the same callbacks, which
+         * find the reader through stream->data. */
+        other->flags &= ~READER_READING;
+        timer_stop(other);
+        r->stream->data = r;
+        r->flags |= READER_READING;
+        timer_arm(r);
+        return BH_OK;
+    }
     r->stream->data = r;
     int rc = uv_read_start(r->stream, on_alloc, on_read);
     if (rc != 0)

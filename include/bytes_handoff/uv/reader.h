@@ -101,6 +101,12 @@ BH_EXPORT int bh_reader_init(bh_reader *r, uv_stream_t *s, bh_buf *buf, size_t r
                              bh_read_cb cb, void *ctx);
 
 /** Starts (or resumes) reading; safe inside the callback. Idempotent.
+ * When another bh_reader is reading the same stream, r takes the stream over
+ * without a pause: that reader is stopped (as by bh_reader_stop(); bytes it
+ * already read stay in its buffer, e.g. for a bh_tunnel's tail) and libuv's
+ * reading goes on for r, with no uv_read_stop()/uv_read_start() pair (each
+ * costs epoll_ctl calls). A mode switch (parser to tunnel) can so keep
+ * reading until the new reader starts.
  * @param r the reader.
  * @return #BH_OK, #BH_EINVAL (r NULL), #BH_ECLOSED once a final status was
  *         reported or the stream is closing, or the libuv code from
