@@ -55,6 +55,10 @@ case ${1:-} in
     in_place=1
     build=$(cd "$2" && pwd)
     tree=$repo
+    if ! grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$repo" "$build/CMakeCache.txt"; then
+        echo "$0: $build is not a build of $repo" >&2
+        exit 2
+    fi
     ;;
 *)
     echo "usage: $0 [--in-place BUILD_DIR]" >&2
