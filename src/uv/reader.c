@@ -161,11 +161,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub)
     if (nread < 0) {
         int status = (int)nread;
         /* An EOF with a NULL buffer is libuv's POLLHUP shortcut (no read
-         * returned 0): maybe an RST. A read that returned 0 was the FIN, in
-         * order: nothing to ask the socket. */
+         * returned 0): maybe an RST right behind the data. One a read
+         * returned is a FIN, or an RST whose error a write already took. */
         if (nread == UV_ENOBUFS && r->pending != BH_OK)
             status = r->pending;
-        else if (nread == UV_EOF && ub->base == NULL && bh__stream_eof_is_reset(s))
+        else if (nread == UV_EOF && bh__stream_eof_is_reset(s, ub->base != NULL))
             status = UV_ECONNRESET;
         r->pending = BH_OK;
         reader_finish(r, status);

@@ -18,14 +18,14 @@
 
 #include "stream_internal.h"
 
-int bh__stream_eof_is_reset(uv_stream_t *s)
+int bh__stream_eof_is_reset(uv_stream_t *s, int read_returned_zero)
 {
     uv_os_fd_t fd;
     int err = 0;
     socklen_t len = sizeof err;
     if (uv_handle_get_type((uv_handle_t *)s) != UV_TCP || uv_fileno((uv_handle_t *)s, &fd) != 0)
         return 0;
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0)
+    if (!read_returned_zero && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0)
         return 1;
 #ifdef __linux__
     struct tcp_info ti;

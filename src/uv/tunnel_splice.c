@@ -212,7 +212,7 @@ static void pump(bh_tunnel *t, int d)
             continue;
         }
         if (n == 0) {
-            if (bh__stream_eof_is_reset(s->stream)) {
+            if (bh__stream_eof_is_reset(s->stream, 0)) {
                 bh__tunnel_end(t, UV_ECONNRESET);
                 return;
             }

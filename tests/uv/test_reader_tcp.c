@@ -1,13 +1,11 @@
 /* test_reader_tcp.c - bh_reader over loopback TCP (127.0.0.1) on a real
  * libuv loop: fragmented and coalesced input give the same lines byte for
- * byte, a peer reset reaches the callback as UV_ECONNRESET, and a FIN read in
- * order stays UV_EOF. */
+ * byte, and a peer reset reaches the callback as UV_ECONNRESET. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
 #include <sys/socket.h>
 
 #include <cmocka.h>
@@ -130,39 +128,6 @@ static void tcp_peer_reset_reaches_the_callback_as_econnreset(void **state)
     tcp_free(t);
 }
 
-/* Once every byte was read, the peer half-closes and then resets: both
- * are in before the reader reads again (the server socket shows the error).
- * The next read returns 0 (the FIN, in order), so the stream was complete:
- * the reader reports UV_EOF without asking the socket, and the reset is
- * left to whoever writes to it. */
-static void fin_then_reset_once_all_read(collector *c, int status)
-{
-    tcp_fixture *t = c->test_ctx;
-    if (status != BH_OK || c->received < t->input_len || uv_is_closing((uv_handle_t *)&t->client))
-        return;
-    uv_os_fd_t fd, sfd;
-    struct linger lg = {1, 0};
-    assert_int_equal(uv_fileno((uv_handle_t *)&t->client, &fd), 0);
-    assert_int_equal(shutdown(fd, SHUT_WR), 0);
-    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
-    uv_close((uv_handle_t *)&t->client, NULL);
-    assert_int_equal(uv_fileno((uv_handle_t *)&t->server, &sfd), 0);
-    struct pollfd p = {.fd = sfd, .events = POLLIN};
-    while (!(p.revents & POLLERR))
-        assert_int_equal(poll(&p, 1, RUN_TIMEOUT_MS), 1);
-}
-
-static void tcp_fin_read_in_order_stays_eof_when_a_reset_follows(void **state)
-{
-    (void)state;
-    tcp_fixture *t = tcp_send_then("a complete stream\n", fin_then_reset_once_all_read);
-    assert_int_equal(t->c.final_calls, 1);
-    assert_int_equal(t->c.final_status, UV_EOF);
-    assert_int_equal(t->c.received, t->input_len);
-    collector_assert_matches(&t->c, t->input, t->input_len);
-    tcp_free(t);
-}
-
 /* The peer writes and resets (SO_LINGER 0) before the reader reads, with
  * or without a FIN first: libuv reads the data and then reports the RST as
  * EOF (POLLHUP after a partial read); the reader checks SO_ERROR and
@@ -198,5 +163,4 @@ TEST_MAIN(test_alloc_checked(tcp_one_byte_writes_yield_the_same_lines_byte_exact
           test_alloc_checked(tcp_random_size_writes_yield_the_same_lines_byte_exact),
           test_alloc_checked(tcp_single_large_write_yields_the_same_lines_byte_exact),
           test_alloc_checked(tcp_peer_reset_reaches_the_callback_as_econnreset),
-          test_alloc_checked(tcp_reset_right_behind_data_reaches_the_callback_as_econnreset_not_eof),
-          test_alloc_checked(tcp_fin_read_in_order_stays_eof_when_a_reset_follows))
+          test_alloc_checked(tcp_reset_right_behind_data_reaches_the_callback_as_econnreset_not_eof))

@@ -28,11 +28,10 @@ typedef struct bh_reader bh_reader;
 /** The read callback, called on the loop thread, with status:
  * - BH_OK: bytes were appended to the reader's buffer (never for nothing);
  * - UV_EOF: end of stream, delivered once; the unconsumed tail stays in the
- *   buffer, readable and splittable. On TCP, when libuv reports an RST right
- *   behind the last data as EOF (without a read returning 0), the socket's
- *   error (SO_ERROR) is read and the EOF is delivered as UV_ECONNRESET, so a
- *   reset stream never looks complete; an EOF that a read returned (the
- *   peer's FIN, in order) costs no system call;
+ *   buffer, readable and splittable. On TCP, an EOF that was really an RST
+ *   (libuv reports an RST right behind the last data as EOF; a read after an
+ *   RST whose error a write took returns 0) is delivered as UV_ECONNRESET,
+ *   so a reset stream never looks complete;
  * - BH_ETOOLONG: the buffer is full at its max_len and the callback consumed
  *   nothing (reported once, right after that callback returns, or on the next
  *   read when reading was restarted with a full buffer); nothing was read;
