@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <bytes_handoff.h>
+
 #include "test_alloc.h"
 
 #define FUZZ_NO_COVERAGE __attribute__((no_sanitize("coverage"), noinline))
@@ -61,11 +63,12 @@ static inline const uint8_t *fuzz_take(fuzz_input *in, size_t *n)
 /* Starts an input under the counting, failure-injecting allocator. */
 static inline void fuzz_alloc_begin(void) { test_alloc_install(0); }
 
-/* Ends an input: no block allocated since fuzz_alloc_begin() is live (a
- * harness whose blocks may sit in the thread's caches trims them first),
- * then the default allocator is back. */
+/* Ends an input: the thread's caches are emptied (bh_buf_free() and
+ * readers park blocks there), then no block allocated since
+ * fuzz_alloc_begin() may be live, then the default allocator is back. */
 static inline void fuzz_alloc_end(void)
 {
+    bh_thread_cache_trim();
     test_alloc_stats st;
     test_alloc_stats_get(&st);
     CHECK(st.live == 0);
