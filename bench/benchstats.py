@@ -306,6 +306,10 @@ def cmd_churn(table, paths):
                   "| syscall | %s |" % " | ".join(order),
                   "|---|%s" % ("---:|" * len(order))]
         for n in names:
+            per = [docs[i].get("counting_pass", {}).get("syscall_counts_per_conn", {}).get(n, 0)
+                   for i in order]
+            if all(v < 0.005 for v in per):
+                continue  # start-up calls, spread over every connection
             lines.append("| %s | %s |" % (n, " | ".join(
                 fmt(docs[i].get("counting_pass", {}).get("syscall_counts_per_conn", {}).get(n, 0), 2)
                 for i in order)))
