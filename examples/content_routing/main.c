@@ -66,6 +66,7 @@
  * tests/e2e/content_routing drives it with sinks, faulty clients and
  * allocation failures. */
 #include "content_routing.h"
+#include "serve.h"
 
 #include <inttypes.h>
 #include <signal.h>
@@ -101,62 +102,47 @@ static const char usage[] =
 
 static void print_usage(FILE *out) { fputs(usage, out); }
 
+/* The proxy as serve.h runs it. */
 typedef struct service {
-    uv_loop_t loop;
-    uv_signal_t sigint, sigterm;
+    const struct sockaddr *listen;
+    const cr_proxy_config *cfg;
     cr_proxy *proxy;
 } service;
 
-static void on_signal_closed(uv_handle_t *h) { (void)h; }
-
-static void on_signal(uv_signal_t *sig, int signum)
+static int service_start(void *svc, uv_loop_t *loop, int *port)
 {
-    service *sv = sig->data;
-    (void)signum;
+    service *sv = svc;
+    return cr_proxy_start(&sv->proxy, loop, sv->cfg, sv->listen, port);
+}
+
+static void service_stop(void *svc)
+{
+    service *sv = svc;
     if (sv->proxy)
         cr_proxy_stop(sv->proxy);
-    uv_close((uv_handle_t *)&sv->sigint, on_signal_closed);
-    uv_close((uv_handle_t *)&sv->sigterm, on_signal_closed);
+}
+
+static void service_report(void *svc)
+{
+    service *sv = svc;
+    if (!sv->proxy || !sv->cfg->verbose)
+        return;
+    struct cr_proxy_stats st;
+    cr_proxy_get_stats(sv->proxy, &st);
+    fprintf(stderr,
+            "proxy: %" PRIu64 " sessions: %" PRIu64 " completed, %" PRIu64 " rejected, %" PRIu64
+            " aborted; %" PRIu64 " frames, %" PRIu64 " pauses\n",
+            st.accepted, st.completed, st.rejected, st.aborted, st.frames, st.pauses);
 }
 
 /* Runs the proxy until SIGINT/SIGTERM. */
 static int serve(const struct sockaddr *listen, const cr_proxy_config *pc)
 {
-    service sv;
-    memset(&sv, 0, sizeof sv);
-    if (uv_loop_init(&sv.loop) != 0)
-        return 1;
-    uv_signal_init(&sv.loop, &sv.sigint);
-    uv_signal_init(&sv.loop, &sv.sigterm);
-    sv.sigint.data = sv.sigterm.data = &sv;
-    uv_signal_start(&sv.sigint, on_signal, SIGINT);
-    uv_signal_start(&sv.sigterm, on_signal, SIGTERM);
-
-    int port = 0;
-    int rc = cr_proxy_start(&sv.proxy, &sv.loop, pc, listen, &port);
-    if (rc == 0) {
-        printf("listening %d\n", port);
-        fflush(stdout);
-    } else {
-        fprintf(stderr, "content_routing: cannot listen: %s\n", bh_strerror(rc));
-        on_signal(&sv.sigint, 0);
-    }
-    uv_run(&sv.loop, UV_RUN_DEFAULT);
-    if (sv.proxy && pc->verbose) {
-        struct cr_proxy_stats st;
-        cr_proxy_get_stats(sv.proxy, &st);
-        fprintf(stderr,
-                "proxy: %" PRIu64 " sessions: %" PRIu64 " completed, %" PRIu64 " rejected, %" PRIu64
-                " aborted; %" PRIu64 " frames, %" PRIu64 " pauses\n",
-                st.accepted, st.completed, st.rejected, st.aborted, st.frames, st.pauses);
-    }
-    int close_rc = uv_loop_close(&sv.loop);
+    static const serve_ops ops = {service_start, service_stop};
+    service sv = {listen, pc, NULL};
+    int rc = serve_until_signal("content_routing", &sv, &ops, service_report);
     cr_proxy_free(sv.proxy);
-    if (close_rc != 0) {
-        fprintf(stderr, "content_routing: uv_loop_close: %s\n", uv_strerror(close_rc));
-        return 1;
-    }
-    return rc == 0 ? 0 : 1;
+    return rc;
 }
 
 enum { OPT_LISTEN = CR_OPT_END };

@@ -12,6 +12,7 @@
  * failure (demo.c); with --proxy it runs only the clients, against a
  * content_routing process whose destinations alpha and beta are sinks. */
 #include "rig.h"
+#include "serve.h"
 
 #include <signal.h>
 #include <stddef.h>
@@ -175,52 +176,33 @@ static int next_option(int argc, char **argv, const struct option *options)
 
 /* ---- sink mode: one sink until SIGINT/SIGTERM ---------------------------- */
 
+/* The sink as serve.h runs it. */
 typedef struct service {
-    uv_loop_t loop;
-    uv_signal_t sigint, sigterm;
+    const struct sockaddr *listen;
+    const cr_sink_config *cfg;
     cr_sink *sink;
 } service;
 
-static void on_signal_closed(uv_handle_t *h) { (void)h; }
-
-static void on_signal(uv_signal_t *sig, int signum)
+static int service_start(void *svc, uv_loop_t *loop, int *port)
 {
-    service *sv = sig->data;
-    (void)signum;
+    service *sv = svc;
+    return cr_sink_start(&sv->sink, loop, sv->cfg, sv->listen, port);
+}
+
+static void service_stop(void *svc)
+{
+    service *sv = svc;
     if (sv->sink)
         cr_sink_stop(sv->sink);
-    uv_close((uv_handle_t *)&sv->sigint, on_signal_closed);
-    uv_close((uv_handle_t *)&sv->sigterm, on_signal_closed);
 }
 
 static int serve_sink(const struct sockaddr *listen, const cr_sink_config *sc)
 {
-    service sv;
-    memset(&sv, 0, sizeof sv);
-    if (uv_loop_init(&sv.loop) != 0)
-        return 1;
-    uv_signal_init(&sv.loop, &sv.sigint);
-    uv_signal_init(&sv.loop, &sv.sigterm);
-    sv.sigint.data = sv.sigterm.data = &sv;
-    uv_signal_start(&sv.sigint, on_signal, SIGINT);
-    uv_signal_start(&sv.sigterm, on_signal, SIGTERM);
-    int port = 0;
-    int rc = cr_sink_start(&sv.sink, &sv.loop, sc, listen, &port);
-    if (rc == 0) {
-        printf("listening %d\n", port);
-        fflush(stdout);
-    } else {
-        fprintf(stderr, "content_routing_rig: cannot listen: %s\n", bh_strerror(rc));
-        on_signal(&sv.sigint, 0);
-    }
-    uv_run(&sv.loop, UV_RUN_DEFAULT);
-    int close_rc = uv_loop_close(&sv.loop);
+    static const serve_ops ops = {service_start, service_stop};
+    service sv = {listen, sc, NULL};
+    int rc = serve_until_signal("content_routing_rig", &sv, &ops, NULL);
     cr_sink_free(sv.sink);
-    if (close_rc != 0) {
-        fprintf(stderr, "content_routing_rig: uv_loop_close: %s\n", uv_strerror(close_rc));
-        return 1;
-    }
-    return rc == 0 ? 0 : 1;
+    return rc;
 }
 
 static int main_sink(int argc, char **argv)
