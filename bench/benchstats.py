@@ -39,16 +39,21 @@ SCENARIOS = ["fragmented", "coalesced", "churn"]
 COMPLETIONS = ["ticket", "fire_and_forget"]
 
 
-def percentile(values, p):
-    """The p-quantile (p in 0..1, in steps of 0.001) of values, by the
-    statistics module's inclusive method; None when empty."""
+def percentiles(values, ps):
+    """The p-quantiles (each p in 0..1, in steps of 0.001) of values, by the
+    statistics module's inclusive method, the cut points computed once; None
+    for each when values is empty."""
     if not values:
-        return None
+        return [None for _ in ps]
     if len(values) == 1:
-        return values[0]
+        return [values[0] for _ in ps]
     cuts = statistics.quantiles(values, n=1000, method="inclusive")
-    k = round(p * 1000)
-    return max(values) if k >= 1000 else min(values) if k <= 0 else cuts[k - 1]
+    lo, hi = min(values), max(values)
+    out = []
+    for p in ps:
+        k = round(p * 1000)
+        out.append(hi if k >= 1000 else lo if k <= 0 else cuts[k - 1])
+    return out
 
 
 def median(values):
@@ -90,9 +95,8 @@ def verified(run):
 def with_percentiles(run):
     """run with its connections' latency percentiles instead of latency_ns."""
     lat = run.pop("latency_ns", None) or []
-    for name, p in (("latency_p50_ms", 0.50), ("latency_p99_ms", 0.99),
-                    ("latency_p999_ms", 0.999), ("latency_max_ms", 1.0)):
-        v = percentile(lat, p)
+    names = ("latency_p50_ms", "latency_p99_ms", "latency_p999_ms", "latency_max_ms")
+    for name, v in zip(names, percentiles(lat, (0.50, 0.99, 0.999, 1.0))):
         run[name] = None if v is None else v / 1e6
     return run
 
