@@ -110,7 +110,7 @@ static void freed_block_pinned_by_a_slice_is_not_cached(void **state)
 {
     (void)state;
     bh_buf a;
-    bh_bytes slice;
+    bh_bytes slice = {0};
     buf_with_empty_block(&a, 4096);
     assert_int_equal(bh_buf_append(&a, "frame", 5), BH_OK);
     assert_int_equal(bh_buf_split_prefix(&a, 3, &slice), BH_OK);

@@ -187,7 +187,7 @@ static void append_own_data_when_slices_pin_the_block(void **state)
     (void)state;
     ov f;
     fill_full(&f, 64);
-    bh_bytes head;
+    bh_bytes head = {0};
     assert_int_equal(bh_buf_split_prefix(&f.b, 10, &head), BH_OK);
     uint8_t head_copy[10];
     memcpy(head_copy, f.model, 10);

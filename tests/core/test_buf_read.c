@@ -223,7 +223,7 @@ static void allocation_failure_changes_nothing(void **state)
 {
     (void)state;
     bh_buf b;
-    bh_bytes slice;
+    bh_bytes slice = {0};
     uint8_t *spare = NULL;
     size_t spare_len = 0;
     assert_int_equal(bh_buf_init(&b, 1u << 20), BH_OK);
