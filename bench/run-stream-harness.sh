@@ -223,7 +223,7 @@ run_one() {
     local wrap=()
     if [ "$mode" = count ]; then
         wrap=(env "LD_PRELOAD=$bin/libbh_malloc_count.so" "BH_MALLOC_COUNT_FILE=$dir/allocs"
-              strace -c -f -o "$dir/strace")
+              strace ${BH_STRACE_ARGS:--c} -f -o "$dir/strace")
     fi
     "${proxy_pin[@]}" "${wrap[@]}" "$bin/bh_stream_proxy" --impl "$impl" --listen "$proxy_addr" \
         --upstream "$sink_at" --threads "$threads" --read-reserve "$read_reserve" \

@@ -14,8 +14,9 @@
  * and short connections coming and going keep the cache warm.
  *
  * handoff_tunnel: the same parsing, but after "TUNNEL\n" the raw phase is a
- * bh_tunnel (splice on): from the marker on, what the readers read stays in
- * their buffers; once both queues have drained (drain callbacks at 0 bytes)
+ * bh_tunnel (splice on): what was read behind the marker goes into the queue
+ * with it (one writev for the marker and the bytes behind it), and from then
+ * on what the readers read stays in their buffers; once both queues have drained (drain callbacks at 0 bytes)
  * the queues are closed and the tunnel (allocated then) starts with those
  * buffers as its tails. Its readers take both streams over from the
  * connection's (bh_reader_start() hands a reading stream over without
@@ -230,6 +231,15 @@ static void pump(hconn *c)
                 begin_switch(c);
                 if ((rc = offer(c, &frame)) != 0)
                     goto stop;
+                /* What was read behind the marker joins it in the queue
+                 * (one writev for both), so the tunnel starts with nothing
+                 * of its own to write first. */
+                if (bh_buf_len(&c->in) > 0) {
+                    bh_bytes tail;
+                    if ((rc = bh_buf_freeze(&c->in, &tail)) != BH_OK ||
+                        (rc = offer(c, &tail)) != 0)
+                        goto stop;
+                }
                 try_switch(c);
                 return;
             }
