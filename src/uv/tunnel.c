@@ -42,8 +42,8 @@ static int queue_error(int rc) { return rc == BH_ECLOSED ? UV_EPIPE : rc; }
 
 void bh__tunnel_touch(bh_tunnel *t)
 {
-    if (t->timer_on)
-        t->last_active = uv_now(t->loop);
+    if (t->idle)
+        t->idle->last_active = uv_now(t->loop);
 }
 
 void bh__tunnel_wait(bh_tunnel *t, int d, int on)
@@ -55,10 +55,10 @@ void bh__tunnel_wait(bh_tunnel *t, int d, int on)
     if (on) {
         s->flags |= DIR_BLOCKED;
         s->wait_since = now;
-        t->st.backpressure[d]++;
+        t->backpressure[d]++;
     } else {
         s->flags &= ~DIR_BLOCKED;
-        t->st.backpressure_ms[d] += now - s->wait_since;
+        t->backpressure_ms[d] += now - s->wait_since;
     }
 }
 
@@ -68,6 +68,9 @@ static void tunnel_closed_one(bh_tunnel *t)
 {
     if (--t->closing > 0)
         return;
+    bh_free(t->idle);
+    t->idle = NULL;
+    bh__tunnel_splice_free(t);
     for (int s = 0; s < 2; s++)
         bh_buf_free(&t->side[s].in);
     struct bh_tunnel_stats st;
@@ -105,16 +108,15 @@ void bh__tunnel_end(bh_tunnel *t, int status)
     t->ending = 1;
     t->status = status;
     t->closing = 2;
-    if (t->timer_on) {
-        t->timer_on = 0;
+    if (t->idle) {
         t->closing++;
-        uv_close((uv_handle_t *)&t->timer, on_aux_closed);
+        uv_close((uv_handle_t *)&t->idle->timer, on_aux_closed);
     }
     t->closing += bh__tunnel_splice_close(t, on_aux_closed);
     for (int d = 0; d < 2; d++) {
         bh_tunnel_side *s = &t->side[d];
         if (status != 0 && !(s->flags & DIR_DONE))
-            t->st.reset[d] = 1;
+            s->flags |= DIR_RESET;
         bh__tunnel_wait(t, d, 0);
         s->flags &= ~(DIR_SPLICE | DIR_SWITCHING);
         bh_reader_stop(&s->reader);
@@ -159,7 +161,7 @@ static int offer_held(bh_tunnel *t, int d)
 {
     bh_tunnel_side *s = &t->side[d];
     bh_writeq *q = &t->side[1 - d].out;
-    size_t max = t->cfg.max_bytes;
+    size_t max = t->max_bytes;
     while (s->held.len > 0) {
         int rc;
         if (s->held.len <= max) {
@@ -227,7 +229,7 @@ void bh__tunnel_resume_buffers(bh_tunnel *t, int d, int forever)
     if (forever)
         s->flags |= DIR_NOSPLICE;
     s->full_reads = 0;
-    set_low_water(t, d, t->cfg.max_bytes / 2);
+    set_low_water(t, d, t->max_bytes / 2);
     start_reading(t, d);
 }
 
@@ -236,9 +238,9 @@ void bh__tunnel_resume_buffers(bh_tunnel *t, int d, int forever)
 static void note_read(bh_tunnel *t, int d, size_t n)
 {
     bh_tunnel_side *s = &t->side[d];
-    if (!t->cfg.splice || (s->flags & (DIR_NOSPLICE | DIR_SWITCHING)))
+    if (s->flags & (DIR_NOSPLICE | DIR_SWITCHING))
         return;
-    if (bh_buf_spare(&s->in) == 0 && n >= t->cfg.read_reserve / 4) {
+    if (bh_buf_spare(&s->in) == 0 && n >= t->read_reserve / 4) {
         if (++s->full_reads >= SPLICE_AFTER_READS) {
             /* Drain callback at an empty queue, where the switch happens. */
             s->flags |= DIR_SWITCHING;
@@ -297,7 +299,7 @@ static void on_shutdown(bh_writeq *q, int status, void *ctx)
         return;
     }
     t->side[d].flags |= DIR_DONE;
-    t->st.eof[d] = 1;
+    t->side[d].flags |= DIR_EOF_PASSED;
     if (t->side[1 - d].flags & DIR_DONE)
         bh__tunnel_end(t, 0);
 }
@@ -318,22 +320,23 @@ void bh__tunnel_pass_eof(bh_tunnel *t, int d)
 static void on_timer(uv_timer_t *timer)
 {
     bh_tunnel *t = timer->data;
+    struct bh_tunnel_idle *idle = t->idle;
     struct bh_tunnel_stats st;
     bh_tunnel_stats(t, &st);
     uint64_t written = st.bytes[0] + st.bytes[1];
     uint64_t unsent = uv_stream_get_write_queue_size(t->side[0].stream) +
                       uv_stream_get_write_queue_size(t->side[1].stream);
-    if (written != t->last_written || unsent != t->last_unsent) {
-        t->last_written = written;
-        t->last_unsent = unsent;
+    if (written != idle->last_written || unsent != idle->last_unsent) {
+        idle->last_written = written;
+        idle->last_unsent = unsent;
         bh__tunnel_touch(t);
     }
-    uint64_t idle = uv_now(t->loop) - t->last_active;
-    if (idle >= t->cfg.idle_timeout_ms) {
+    uint64_t quiet = uv_now(t->loop) - idle->last_active;
+    if (quiet >= idle->timeout_ms) {
         bh__tunnel_end(t, UV_ETIMEDOUT);
         return;
     }
-    uv_timer_start(timer, on_timer, t->cfg.idle_timeout_ms - idle, 0);
+    uv_timer_start(timer, on_timer, idle->timeout_ms - quiet, 0);
 }
 
 /* ---- start, stats ------------------------------------------------------------ */
@@ -359,7 +362,8 @@ int bh_tunnel_start(bh_tunnel *t, uv_loop_t *loop, uv_stream_t *a, uv_stream_t *
     memset(t, 0, sizeof *t);
     t->data = data;
     t->loop = loop;
-    t->cfg = c;
+    t->read_reserve = c.read_reserve;
+    t->max_bytes = c.max_bytes;
     t->cb = cb;
     t->ctx = ctx;
     bh_writeq_config qc = bh_writeq_config_default();
@@ -374,13 +378,21 @@ int bh_tunnel_start(bh_tunnel *t, uv_loop_t *loop, uv_stream_t *a, uv_stream_t *
         (void)bh_reader_init(&s->reader, s->stream, &s->in, c.read_reserve, on_read, t);
         (void)bh_writeq_init(&s->out, loop, s->stream, &qc);
     }
-    bh__tunnel_splice_init(t);
+    /* The timer is the only allocation before the start: nothing has
+     * changed yet when it fails. */
+    if (c.idle_timeout_ms > 0 && !(t->idle = bh_malloc(sizeof *t->idle))) {
+        a->data = saved[0];
+        b->data = saved[1];
+        return BH_ENOMEM;
+    }
     for (int d = 0; d < 2; d++) {
         int rc = bh_reader_start(&t->side[d].reader);
         if (rc != BH_OK) {
             bh_reader_stop(&t->side[0].reader);
             a->data = saved[0];
             b->data = saved[1];
+            bh_free(t->idle);
+            t->idle = NULL;
             return rc;
         }
         t->side[d].flags |= DIR_READING;
@@ -391,12 +403,13 @@ int bh_tunnel_start(bh_tunnel *t, uv_loop_t *loop, uv_stream_t *a, uv_stream_t *
             uv_handle_get_type((uv_handle_t *)b) != UV_TCP)
             t->side[d].flags |= DIR_NOSPLICE;
     }
-    if (c.idle_timeout_ms > 0) {
-        (void)uv_timer_init(loop, &t->timer); /* cannot fail */
-        t->timer.data = t;
-        t->timer_on = 1;
-        t->last_active = uv_now(loop);
-        uv_timer_start(&t->timer, on_timer, c.idle_timeout_ms, 0);
+    if (t->idle) {
+        memset(t->idle, 0, sizeof *t->idle);
+        (void)uv_timer_init(loop, &t->idle->timer); /* cannot fail */
+        t->idle->timer.data = t;
+        t->idle->timeout_ms = c.idle_timeout_ms;
+        t->idle->last_active = uv_now(loop);
+        uv_timer_start(&t->idle->timer, on_timer, c.idle_timeout_ms, 0);
     }
     /* The tails go first. Nothing is queued yet and a piece never exceeds
      * the budget, so the first piece is refused only when the queue's ring
@@ -423,11 +436,17 @@ int bh_tunnel_peer_gone(int status)
 
 void bh_tunnel_stats(const bh_tunnel *t, struct bh_tunnel_stats *out)
 {
-    *out = t->st;
+    memset(out, 0, sizeof *out);
     for (int d = 0; d < 2; d++) {
+        unsigned f = t->side[d].flags;
+        out->spliced[d] = t->spliced[d];
+        out->eof[d] = (f & DIR_EOF_PASSED) != 0;
+        out->reset[d] = (f & DIR_RESET) != 0;
+        out->backpressure[d] = t->backpressure[d];
+        out->backpressure_ms[d] = t->backpressure_ms[d];
         struct bh_writeq_stats ws;
         bh_writeq_stats(&t->side[1 - d].out, &ws);
-        out->bytes[d] = ws.written_bytes + t->st.spliced[d];
+        out->bytes[d] = ws.written_bytes + t->spliced[d];
         out->splicing[d] = (t->side[d].flags & DIR_SPLICE) != 0;
         if (t->side[d].flags & DIR_BLOCKED)
             out->backpressure_ms[d] += uv_now(t->loop) - t->side[d].wait_since;

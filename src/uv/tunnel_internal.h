@@ -4,6 +4,7 @@
 #ifndef BH_TUNNEL_INTERNAL_H
 #define BH_TUNNEL_INTERNAL_H
 
+#include <bytes_handoff/alloc.h>
 #include <bytes_handoff/uv.h>
 
 enum {
@@ -15,7 +16,19 @@ enum {
     DIR_NOSPLICE = 32u, /* splice failed or is not possible: buffers for good */
     DIR_WAIT_IN = 64u,  /* splicing, waiting for the source to be readable */
     DIR_WAIT_OUT = 128u, /* splicing, waiting for the destination to be writable */
-    DIR_BLOCKED = 256u   /* waiting on the destination (backpressure, counted) */
+    DIR_BLOCKED = 256u,  /* waiting on the destination (backpressure, counted) */
+    DIR_EOF_PASSED = 512u, /* ended with a clean EOF passed on (stats eof) */
+    DIR_RESET = 1024u      /* cut short: its destination was reset (stats reset) */
+};
+
+/* The idle timeout's timer and what it last saw (bh_tunnel_start()
+ * allocates it when the timeout is set; freed after its close callback). */
+struct bh_tunnel_idle {
+    uv_timer_t timer;
+    uint64_t timeout_ms;   /* the config's idle_timeout_ms */
+    uint64_t last_active;  /* uv_now() of the last byte moved */
+    uint64_t last_written; /* bytes written both ways at the last check */
+    uint64_t last_unsent;  /* libuv write queue sizes at the last check */
 };
 
 /* Ends the tunnel with status (0 only when both directions are done):
@@ -50,7 +63,7 @@ int bh__tunnel_splice_begin(bh_tunnel *t, int d);
  * poll handles with close_cb. Returns how many handles are closing. */
 int bh__tunnel_splice_close(bh_tunnel *t, uv_close_cb close_cb);
 
-/* Prepares the splice fields of a fresh tunnel (no resources). */
-void bh__tunnel_splice_init(bh_tunnel *t);
+/* Frees the splice state once every handle closed (t->splice NULL after). */
+void bh__tunnel_splice_free(bh_tunnel *t);
 
 #endif

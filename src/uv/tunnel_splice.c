@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #endif
@@ -34,12 +35,37 @@
 #define SPLICE_ROUND ((size_t)4 << 20) /* moved per callback before yielding */
 #define SHORT_SPLICES 8u               /* short splices in a row -> buffers */
 
-void bh__tunnel_splice_init(bh_tunnel *t)
+/* Splice state, allocated when a direction first splices (a tunnel that
+ * never moves enough bytes to splice carries none of it). Index d is
+ * direction d for the pipe and its counters, side d for the dup and poll. */
+struct bh_tunnel_splice {
+    struct splice_dir {
+        int pipe[2];           /* direction d's pipe, -1 when none */
+        size_t piped;          /* bytes in it */
+        unsigned small_splices; /* short splices in a row */
+        int dupfd;             /* dup() of side d's fd, -1 if none */
+        uv_poll_t poll;        /* polls dupfd while splicing */
+        int poll_events;       /* events poll is started with */
+        int poll_init;         /* poll needs a uv_close() */
+    } dir[2];
+};
+
+static struct bh_tunnel_splice *splice_state(bh_tunnel *t)
 {
-    for (int s = 0; s < 2; s++) {
-        t->side[s].pipe[0] = t->side[s].pipe[1] = -1;
-        t->side[s].dupfd = -1;
+    if (!t->splice && (t->splice = bh_malloc(sizeof *t->splice)) != NULL) {
+        memset(t->splice, 0, sizeof *t->splice);
+        for (int s = 0; s < 2; s++) {
+            t->splice->dir[s].pipe[0] = t->splice->dir[s].pipe[1] = -1;
+            t->splice->dir[s].dupfd = -1;
+        }
     }
+    return t->splice;
+}
+
+void bh__tunnel_splice_free(bh_tunnel *t)
+{
+    bh_free(t->splice);
+    t->splice = NULL;
 }
 
 static void on_poll(uv_poll_t *p, int status, int events);
@@ -60,9 +86,9 @@ static int fd_headroom_ok(int fd)
  * through it wait for. */
 static int update_poll(bh_tunnel *t, int s)
 {
-    bh_tunnel_side *sd = &t->side[s];
+    struct splice_dir *sd = &t->splice->dir[s];
     int ev = 0;
-    if ((sd->flags & (DIR_SPLICE | DIR_WAIT_IN)) == (DIR_SPLICE | DIR_WAIT_IN))
+    if ((t->side[s].flags & (DIR_SPLICE | DIR_WAIT_IN)) == (DIR_SPLICE | DIR_WAIT_IN))
         ev |= UV_READABLE;
     if ((t->side[1 - s].flags & (DIR_SPLICE | DIR_WAIT_OUT)) == (DIR_SPLICE | DIR_WAIT_OUT))
         ev |= UV_WRITABLE;
@@ -76,11 +102,11 @@ static int update_poll(bh_tunnel *t, int s)
 
 static int ensure_poll(bh_tunnel *t, int s)
 {
-    bh_tunnel_side *sd = &t->side[s];
+    struct splice_dir *sd = &t->splice->dir[s];
     uv_os_fd_t fd;
     if (sd->poll_init)
         return 0;
-    int rc = uv_fileno((uv_handle_t *)sd->stream, &fd);
+    int rc = uv_fileno((uv_handle_t *)t->side[s].stream, &fd);
     if (rc != 0)
         return rc;
     int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
@@ -101,36 +127,38 @@ static int ensure_poll(bh_tunnel *t, int s)
     return 0;
 }
 
-static void close_pipe(bh_tunnel_side *s)
+static void close_pipe(struct splice_dir *sd)
 {
     for (int i = 0; i < 2; i++) {
-        if (s->pipe[i] >= 0)
-            close(s->pipe[i]);
-        s->pipe[i] = -1;
+        if (sd->pipe[i] >= 0)
+            close(sd->pipe[i]);
+        sd->pipe[i] = -1;
     }
 }
 
 int bh__tunnel_splice_begin(bh_tunnel *t, int d)
 {
-    bh_tunnel_side *s = &t->side[d];
+    if (!splice_state(t))
+        return BH_ENOMEM;
+    struct splice_dir *sd = &t->splice->dir[d];
     int rc;
-    if (s->pipe[0] < 0) {
-        if (pipe2(s->pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
-            s->pipe[0] = s->pipe[1] = -1;
+    if (sd->pipe[0] < 0) {
+        if (pipe2(sd->pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+            sd->pipe[0] = sd->pipe[1] = -1;
             return -errno;
         }
-        if (!fd_headroom_ok(s->pipe[0] > s->pipe[1] ? s->pipe[0] : s->pipe[1])) {
-            close_pipe(s);
+        if (!fd_headroom_ok(sd->pipe[0] > sd->pipe[1] ? sd->pipe[0] : sd->pipe[1])) {
+            close_pipe(sd);
             return UV_EMFILE;
         }
     }
     if ((rc = ensure_poll(t, d)) != 0 || (rc = ensure_poll(t, 1 - d)) != 0)
         return rc;
-    s->piped = 0;
-    s->small_splices = 0;
-    s->flags |= DIR_SPLICE | DIR_WAIT_IN;
+    sd->piped = 0;
+    sd->small_splices = 0;
+    t->side[d].flags |= DIR_SPLICE | DIR_WAIT_IN;
     if ((rc = update_poll(t, d)) != 0) {
-        s->flags &= ~(DIR_SPLICE | DIR_WAIT_IN);
+        t->side[d].flags &= ~(DIR_SPLICE | DIR_WAIT_IN);
         return rc;
     }
     return 0;
@@ -148,8 +176,7 @@ static int connection_error(int e)
 /* Leaves the splice path with an empty pipe. */
 static void leave(bh_tunnel *t, int d)
 {
-    bh_tunnel_side *s = &t->side[d];
-    s->flags &= ~(DIR_SPLICE | DIR_WAIT_IN | DIR_WAIT_OUT);
+    t->side[d].flags &= ~(DIR_SPLICE | DIR_WAIT_IN | DIR_WAIT_OUT);
     (void)update_poll(t, d);
     (void)update_poll(t, 1 - d);
 }
@@ -160,17 +187,18 @@ static void leave(bh_tunnel *t, int d)
 static void pump(bh_tunnel *t, int d)
 {
     bh_tunnel_side *s = &t->side[d];
-    int out = t->side[1 - d].dupfd;
+    struct splice_dir *sd = &t->splice->dir[d];
+    int out = t->splice->dir[1 - d].dupfd;
     size_t moved = 0;
     bh__tunnel_wait(t, d, 0);
     s->flags &= ~(DIR_WAIT_IN | DIR_WAIT_OUT);
     for (;;) {
-        while (s->piped > 0) {
-            ssize_t m = splice(s->pipe[0], NULL, out, NULL, s->piped,
+        while (sd->piped > 0) {
+            ssize_t m = splice(sd->pipe[0], NULL, out, NULL, sd->piped,
                                SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (m > 0) {
-                s->piped -= (size_t)m;
-                t->st.spliced[d] += (uint64_t)m;
+                sd->piped -= (size_t)m;
+                t->spliced[d] += (uint64_t)m;
                 moved += (size_t)m;
                 continue;
             }
@@ -186,11 +214,11 @@ static void pump(bh_tunnel *t, int d)
         }
         if (s->flags & DIR_EOF) {
             leave(t, d);
-            close_pipe(s);
+            close_pipe(sd);
             bh__tunnel_pass_eof(t, d);
             return;
         }
-        if (s->small_splices >= SHORT_SPLICES) {
+        if (sd->small_splices >= SHORT_SPLICES) {
             if (moved > 0)
                 bh__tunnel_touch(t);
             leave(t, d);
@@ -201,14 +229,14 @@ static void pump(bh_tunnel *t, int d)
             s->flags |= DIR_WAIT_IN; /* level-triggered: called again at once */
             goto wait;
         }
-        ssize_t n = splice(s->dupfd, NULL, s->pipe[1], NULL, SPLICE_CHUNK,
+        ssize_t n = splice(sd->dupfd, NULL, sd->pipe[1], NULL, SPLICE_CHUNK,
                            SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n > 0) {
-            s->piped = (size_t)n;
-            if ((size_t)n < t->cfg.read_reserve / 4)
-                s->small_splices++;
+            sd->piped = (size_t)n;
+            if ((size_t)n < t->read_reserve / 4)
+                sd->small_splices++;
             else
-                s->small_splices = 0;
+                sd->small_splices = 0;
             continue;
         }
         if (n == 0) {
@@ -243,11 +271,11 @@ wait:
 
 /* libuv reports POLLERR as UV_EBADF: the socket's pending error says what
  * happened (EPIPE there is an RST that followed the peer's FIN). */
-static int poll_error(bh_tunnel_side *s, int status)
+static int poll_error(const struct splice_dir *sd, int status)
 {
     int err = 0;
     socklen_t len = sizeof err;
-    if (s->dupfd >= 0 && getsockopt(s->dupfd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err)
+    if (sd->dupfd >= 0 && getsockopt(sd->dupfd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err)
         return err == EPIPE ? UV_ECONNRESET : -err;
     return status == UV_EBADF ? UV_ECONNRESET : status;
 }
@@ -255,12 +283,12 @@ static int poll_error(bh_tunnel_side *s, int status)
 static void on_poll(uv_poll_t *p, int status, int events)
 {
     bh_tunnel *t = p->data;
-    int s = p == &t->side[0].poll ? 0 : 1;
+    int s = p == &t->splice->dir[0].poll ? 0 : 1;
     if (t->ending)
         return;
     if (status < 0) {
-        t->side[s].poll_events = 0; /* libuv stopped the handle */
-        bh__tunnel_end(t, poll_error(&t->side[s], status));
+        t->splice->dir[s].poll_events = 0; /* libuv stopped the handle */
+        bh__tunnel_end(t, poll_error(&t->splice->dir[s], status));
         return;
     }
     if ((events & UV_READABLE) && (t->side[s].flags & DIR_WAIT_IN))
@@ -272,8 +300,10 @@ static void on_poll(uv_poll_t *p, int status, int events)
 int bh__tunnel_splice_close(bh_tunnel *t, uv_close_cb close_cb)
 {
     int n = 0;
+    if (!t->splice)
+        return 0;
     for (int s = 0; s < 2; s++) {
-        bh_tunnel_side *sd = &t->side[s];
+        struct splice_dir *sd = &t->splice->dir[s];
         close_pipe(sd);
         if (sd->poll_init) {
             /* uv_close() removes the dup from epoll at once: closing it now
@@ -292,7 +322,7 @@ int bh__tunnel_splice_close(bh_tunnel *t, uv_close_cb close_cb)
 
 #else /* !__linux__: no splice(2); every direction stays on the buffer path. */
 
-void bh__tunnel_splice_init(bh_tunnel *t) { (void)t; }
+void bh__tunnel_splice_free(bh_tunnel *t) { (void)t; }
 
 int bh__tunnel_splice_begin(bh_tunnel *t, int d)
 {

@@ -1,7 +1,7 @@
 /* test_header_sizes.c - the sizes the public headers quote are the sizes the
- * library has: the structs (uv/reader.h, uv/writeq.h) and the allocations
+ * library has: the structs (uv/reader.h, uv/writeq.h, uv/tunnel.h) and the allocations
  * made by a read-idle timeout, a loop's flush dispatcher, the cross-thread
- * block and the write-stall timer. The headers quote them for x86_64 Linux
+ * block, the write-stall timer and a tunnel's idle timeout. The headers quote them for x86_64 Linux
  * with libuv 1.44, where they are pinned; elsewhere the tests are skipped. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -57,6 +57,7 @@ static void struct_sizes_quoted_in_the_headers_hold(void **state)
     assert_int_equal(sizeof(bh_reader), 56);
     assert_int_equal(sizeof(bh_buf), 40);
     assert_int_equal(sizeof(uv_tcp_t), 248);
+    assert_int_equal(sizeof(bh_tunnel), 1456);
 }
 
 static void a_read_idle_timeout_allocates_one_176_byte_block(void **state)
@@ -125,6 +126,44 @@ static void writeq_blocks_quoted_in_writeq_h_hold(void **state)
     assert_int_equal(test_uv_loop_teardown(&loop), 0);
 }
 
+static void tunnel_done(bh_tunnel *t, int status, const struct bh_tunnel_stats *st, void *ctx)
+{
+    (void)t, (void)status, (void)st;
+    ++*(int *)ctx;
+}
+
+/* A tunnel's start allocates nothing without an idle timeout, and one
+ * 184-byte block (its timer) with one (tunnel.h). */
+static void tunnel_start_allocates_only_an_idle_timers_block(void **state)
+{
+    (void)state;
+    if (!PINNED)
+        skip();
+    for (int timeout = 0; timeout < 2; timeout++) {
+        uv_loop_t loop;
+        uv_pipe_t a, b, c, d;
+        assert_int_equal(uv_loop_init(&loop), 0);
+        assert_int_equal(test_uv_socketpair(&loop, &a, &b), 0);
+        assert_int_equal(test_uv_socketpair(&loop, &c, &d), 0);
+        bh_tunnel_config cfg = bh_tunnel_config_default();
+        cfg.idle_timeout_ms = timeout ? 60000 : 0;
+        bh_tunnel t;
+        int done = 0;
+        test_alloc_stats before = test_alloc_stats_now();
+        assert_int_equal(bh_tunnel_start(&t, &loop, (uv_stream_t *)&a, (uv_stream_t *)&c, NULL,
+                                         NULL, &cfg, tunnel_done, &done),
+                         BH_OK);
+        assert_asked(&before, timeout ? 1 : 0, timeout ? 184 : 0);
+        bh_tunnel_abort(&t);
+        uv_close((uv_handle_t *)&b, NULL);
+        uv_close((uv_handle_t *)&d, NULL);
+        assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+        assert_int_equal(done, 1);
+        assert_int_equal(test_uv_loop_teardown(&loop), 0);
+    }
+}
+
 TEST_MAIN(test_alloc_checked(struct_sizes_quoted_in_the_headers_hold),
+          test_alloc_checked(tunnel_start_allocates_only_an_idle_timers_block),
           test_alloc_checked(a_read_idle_timeout_allocates_one_176_byte_block),
           test_alloc_checked(writeq_blocks_quoted_in_writeq_h_hold))

@@ -381,18 +381,21 @@ static void splice_unavailable_for_lack_of_fds_falls_back_to_buffers(void **stat
     assert_int_equal(t.final.spliced[0] + t.final.spliced[1], 0);
 }
 
-/* Every allocation of a run fails in turn: the tunnel either relays
+/* Every allocation of a run fails in turn, on the buffer path and with
+ * splice on (big reads take the splice path, whose state is allocated then;
+ * without it the direction stays on buffers): the tunnel either relays
  * everything or ends with BH_ENOMEM and resets both sides, never ending a
  * stream cleanly short, and frees everything. */
-static void allocation_failures_end_with_enomem_and_reset_never_short(void **state)
+static void allocation_failures(int splice)
 {
-    (void)state;
+    size_t len = splice ? 400000 : 50000, chunk = splice ? 65536 : 3000;
+    int spliced_some = 0;
     for (size_t n = 1; n < 64; n++) {
         tf t;
         tf_setup(&t);
-        t.peer[0].send_len = t.peer[1].send_len = 50000;
-        t.peer[0].max_chunk = t.peer[1].max_chunk = 3000;
-        bh_tunnel_config c = config(0);
+        t.peer[0].send_len = t.peer[1].send_len = len;
+        t.peer[0].max_chunk = t.peer[1].max_chunk = chunk;
+        bh_tunnel_config c = config(splice);
         c.read_reserve = 2048;
         c.max_bytes = 4096;
         test_alloc_install(0);
@@ -405,20 +408,59 @@ static void allocation_failures_end_with_enomem_and_reset_never_short(void **sta
         assert_int_equal(st.live, 0);
         test_alloc_uninstall();
         assert_int_equal(t.done_calls, 1);
+        spliced_some |= t.final.spliced[0] + t.final.spliced[1] > 0;
         if (t.status == 0) {
-            assert_peer_got_all(&t.peer[0], 50000);
-            assert_peer_got_all(&t.peer[1], 50000);
+            assert_peer_got_all(&t.peer[0], len);
+            assert_peer_got_all(&t.peer[1], len);
         } else {
             assert_int_equal(t.status, BH_ENOMEM);
             for (int s = 0; s < 2; s++) {
                 assert_int_equal(t.peer[s].mismatch_at, SIZE_MAX);
                 if (t.peer[s].recv_end == 0)
-                    assert_int_equal(t.peer[s].received, 50000);
+                    assert_int_equal(t.peer[s].received, len);
             }
         }
         if (st.failed == 0)
             break; /* past the last allocation of a run */
     }
+    assert_int_equal(spliced_some, splice);
+}
+
+static void allocation_failures_end_with_enomem_and_reset_never_short(void **state)
+{
+    (void)state;
+    allocation_failures(0);
+}
+
+static void allocation_failures_while_splicing_fall_back_or_end_with_enomem(void **state)
+{
+    (void)state;
+    allocation_failures(1);
+}
+
+/* The idle timeout's timer is allocated before anything starts: when that
+ * fails, start returns BH_ENOMEM and the streams are as they were (a second
+ * start relays normally). */
+static void idle_timer_allocation_failure_changes_nothing(void **state)
+{
+    (void)state;
+    tf t;
+    tf_setup(&t);
+    t.peer[0].send_len = t.peer[1].send_len = 10000;
+    uv_stream_t *a = (uv_stream_t *)&t.side[0], *b = (uv_stream_t *)&t.side[1];
+    a->data = b->data = &t;
+    bh_tunnel_config c = config(1);
+    c.idle_timeout_ms = 60000;
+    test_alloc_fail_all(1);
+    assert_int_equal(bh_tunnel_start(&t.tunnel, &t.loop, a, b, NULL, NULL, &c, tf_done, &t),
+                     BH_ENOMEM);
+    test_alloc_fail_all(0);
+    assert_ptr_equal(a->data, &t);
+    assert_ptr_equal(b->data, &t);
+    assert_true(uv_is_readable(a) && uv_is_writable(b));
+    run_to_status(&t, &c, 0);
+    assert_peer_got_all(&t.peer[0], 10000);
+    assert_peer_got_all(&t.peer[1], 10000);
 }
 
 /* The first allocations of a start with tails (the queues' rings) fail in
@@ -527,6 +569,8 @@ TEST_MAIN(test_alloc_checked(tails_are_written_first_byte_exact),
           test_alloc_checked(abort_resets_both_sides_and_reports_canceled_once),
           test_alloc_checked(splice_unavailable_for_lack_of_fds_falls_back_to_buffers),
           test_alloc_checked(allocation_failures_end_with_enomem_and_reset_never_short),
+          test_alloc_checked(allocation_failures_while_splicing_fall_back_or_end_with_enomem),
+          test_alloc_checked(idle_timer_allocation_failure_changes_nothing),
           test_alloc_checked(allocation_failure_while_queueing_the_tails_releases_them),
           test_alloc_checked(stats_are_readable_while_running),
           test_alloc_checked(start_rejects_bad_arguments_and_changes_nothing))
