@@ -12,6 +12,13 @@
  * read while it holds bytes the destination has not taken (backpressure),
  * and the poll waits for whichever end blocks.
  *
+ * Pipes come from a small per-thread pool of empty pipes (HAProxy keeps one
+ * too): a direction that starts splicing takes one there before it creates
+ * one, and a direction gives its pipe back when it is empty (at its EOF, or
+ * when the tunnel ends). A pipe that may hold bytes (the tunnel ended
+ * mid-splice) is closed, never pooled; the pool is closed when its thread
+ * exits.
+ *
  * Splicing a trickle costs two system calls per small segment: after a run
  * of short splices the direction returns to the buffer path (and may come
  * back after large reads). Setup failures (no fd for a pipe or a dup,
@@ -21,6 +28,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -69,6 +77,63 @@ void bh__tunnel_splice_free(bh_tunnel *t)
 }
 
 static void on_poll(uv_poll_t *p, int status, int events);
+
+/* ---- the pipe pool ------------------------------------------------------- */
+
+#define PIPE_POOL_MAX 8 /* empty pipes kept per thread */
+
+typedef struct pipe_pool {
+    int n;
+    int fd[PIPE_POOL_MAX][2];
+} pipe_pool;
+
+static _Thread_local pipe_pool pool;
+static pthread_key_t pool_key;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static int pool_key_ok;
+
+/* Thread exit: closes the thread's pooled pipes. */
+static void pool_close(void *arg)
+{
+    pipe_pool *pp = arg;
+    while (pp->n > 0) {
+        pp->n--;
+        close(pp->fd[pp->n][0]);
+        close(pp->fd[pp->n][1]);
+    }
+}
+
+static void pool_key_make(void) { pool_key_ok = pthread_key_create(&pool_key, pool_close) == 0; }
+
+/* Takes an empty pipe from the thread's pool: 1, or 0 when it has none. */
+static int pool_take(int fd[2])
+{
+    if (pool.n == 0)
+        return 0;
+    pool.n--;
+    fd[0] = pool.fd[pool.n][0];
+    fd[1] = pool.fd[pool.n][1];
+    return 1;
+}
+
+/* Gives an empty pipe to the thread's pool, or closes it when the pool is
+ * full or could not be closed at thread exit. */
+static void pool_give(int fd[2])
+{
+    (void)pthread_once(&pool_once, pool_key_make);
+    if (pool.n < PIPE_POOL_MAX && pool_key_ok &&
+        (pthread_getspecific(pool_key) || pthread_setspecific(pool_key, &pool) == 0)) {
+        pool.fd[pool.n][0] = fd[0];
+        pool.fd[pool.n][1] = fd[1];
+        pool.n++;
+    } else {
+        close(fd[0]);
+        close(fd[1]);
+    }
+    fd[0] = fd[1] = -1;
+}
+
+/* ---- splicing ------------------------------------------------------------- */
 
 /* Splicing takes up to three fds per direction (its pipe, and a dup of each
  * socket, shared by both directions), never from the top quarter of
@@ -127,8 +192,14 @@ static int ensure_poll(bh_tunnel *t, int s)
     return 0;
 }
 
-static void close_pipe(struct splice_dir *sd)
+/* Lets go of direction sd's pipe: back to the pool when it is empty, else
+ * closed (its bytes go with it). */
+static void release_pipe(struct splice_dir *sd)
 {
+    if (sd->pipe[0] >= 0 && sd->piped == 0) {
+        pool_give(sd->pipe);
+        return;
+    }
     for (int i = 0; i < 2; i++) {
         if (sd->pipe[i] >= 0)
             close(sd->pipe[i]);
@@ -142,13 +213,15 @@ int bh__tunnel_splice_begin(bh_tunnel *t, int d)
         return BH_ENOMEM;
     struct splice_dir *sd = &t->splice->dir[d];
     int rc;
-    if (sd->pipe[0] < 0) {
+    if (sd->pipe[0] < 0 && !pool_take(sd->pipe)) {
         if (pipe2(sd->pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
             sd->pipe[0] = sd->pipe[1] = -1;
             return -errno;
         }
         if (!fd_headroom_ok(sd->pipe[0] > sd->pipe[1] ? sd->pipe[0] : sd->pipe[1])) {
-            close_pipe(sd);
+            close(sd->pipe[0]); /* near the limit: not kept for later either */
+            close(sd->pipe[1]);
+            sd->pipe[0] = sd->pipe[1] = -1;
             return UV_EMFILE;
         }
     }
@@ -214,7 +287,7 @@ static void pump(bh_tunnel *t, int d)
         }
         if (s->flags & DIR_EOF) {
             leave(t, d);
-            close_pipe(sd);
+            release_pipe(sd);
             bh__tunnel_pass_eof(t, d);
             return;
         }
@@ -304,7 +377,7 @@ int bh__tunnel_splice_close(bh_tunnel *t, uv_close_cb close_cb)
         return 0;
     for (int s = 0; s < 2; s++) {
         struct splice_dir *sd = &t->splice->dir[s];
-        close_pipe(sd);
+        release_pipe(sd);
         if (sd->poll_init) {
             /* uv_close() removes the dup from epoll at once: closing it now
              * cannot leave a stale registration behind. */

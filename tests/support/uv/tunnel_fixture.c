@@ -136,7 +136,10 @@ static void *peer_main(void *arg)
         if (poll(&pf, 1, -1) < 0)
             continue;
         if (receiving && (pf.revents & (POLLIN | POLLHUP | POLLERR))) {
-            if (peer_recv(p, buf, sizeof buf) != 0)
+            size_t cap = sizeof buf;
+            if (p->recv_limit && p->recv_limit - p->received < cap)
+                cap = p->recv_limit - p->received;
+            if (peer_recv(p, buf, cap) != 0 || (p->recv_limit && p->received == p->recv_limit))
                 receiving = 0;
             continue;
         }

@@ -28,6 +28,8 @@ typedef struct tf_peer {
     enum peer_end end;      /* after sending */
     int wait_for_eof;       /* send only after the input ended */
     int no_receiver;        /* do not read at all (a resetting peer) */
+    size_t recv_limit;      /* stop reading (socket kept open) after this
+                               many bytes; 0: no limit */
     /* receiving: expected is prefix (the tail) then the other's stream */
     const uint8_t *prefix;
     size_t prefix_len;
