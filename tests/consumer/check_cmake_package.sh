@@ -10,7 +10,11 @@
 #   2. the same with no pkg-config program: a pkg-config on PATH (and
 #      PKG_CONFIG_EXECUTABLE) that records being run and fails;
 #   3. libuv hidden (CMAKE_IGNORE_PREFIX_PATH over the system prefixes): the
-#      configure fails with the package's own message.
+#      configure fails with the package's own message;
+#   4. libuv from libuv's own CMake package only (a libuvConfig.cmake as
+#      libuv >= 1.45 installs one, naming this system's libuv; the system
+#      prefixes hidden): found by the consumer first (libuv::uv exists), and
+#      found by the package config (which leaves libuv_DIR in the cache).
 # --build installs BUILD_DIR into a temporary prefix first (ctest
 # cmake_package_consumer_variables); --prefix uses an installed tree
 # (consumer/check.sh --deb: the extracted packages).
@@ -73,4 +77,23 @@ if ! grep -q 'bytes_handoff: the uv component needs libuv' "$tmp/nouv.log"; then
     echo "no message of the package's own:"; cat "$tmp/nouv.log"; exit 1
 fi
 sed -n '/Reason given by package/,/Configuring incomplete/p' "$tmp/nouv.log" | grep -v '^$'
+echo "-- 4. libuv through libuv's own CMake package"
+uv_header=$(printf '#include <uv.h>\n' | cc -M -xc - | tr ' ' '\n' | grep '/uv\.h$' | head -n1)
+uv_library=$(readlink -f "$(cc -print-file-name=libuv.so)")
+mkdir -p "$tmp/uvpkg/lib/cmake/libuv"
+printf '%s\n' "add_library(libuv::uv SHARED IMPORTED)" \
+    "set_target_properties(libuv::uv PROPERTIES IMPORTED_LOCATION \"$uv_library\"" \
+    "    INTERFACE_INCLUDE_DIRECTORIES \"$(dirname "$uv_header")\")" \
+    >"$tmp/uvpkg/lib/cmake/libuv/libuvConfig.cmake"
+for how in consumer package; do
+    if [ "$how" = consumer ]; then extra=-DBH_CONSUMER_FIND_LIBUV=ON
+    else extra=-DBH_CONSUMER_ALLOW=^libuv_DIR$; fi
+    "${consumer[@]}" -B "$tmp/build-uvpkg-$how" -DCMAKE_PREFIX_PATH="$prefix;$tmp/uvpkg" \
+        -DCMAKE_IGNORE_PREFIX_PATH="/usr;/;/usr/local" "$extra" >"$tmp/uvpkg.log" 2>&1 ||
+        { cat "$tmp/uvpkg.log"; exit 1; }
+    echo "   libuv::uv found by the $how:"
+    grep -E -- '-- cache entries before find_package' "$tmp/uvpkg.log"
+    cmake --build "$tmp/build-uvpkg-$how" >/dev/null
+    "$tmp/build-uvpkg-$how/consumer_uv_shared"
+done
 echo "cmake package check passed"
