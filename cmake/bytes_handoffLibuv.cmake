@@ -21,8 +21,10 @@ function(_bytes_handoff_find_libuv min_version found_var message_var version_var
     set(include_var "${ARGV5}")
     set(found FALSE)
     set(version "")
-    unset(_bh_uv_library)
-    unset(_bh_uv_include_dir)
+    # -NOTFOUND, not unset: a cache entry of the same name must not stand in
+    # for a result (find_* skip the search for a set variable).
+    set(_bh_uv_library _bh_uv_library-NOTFOUND)
+    set(_bh_uv_include_dir _bh_uv_include_dir-NOTFOUND)
     set(link_item "")
     set(hint "bytes_handoff: the uv component needs libuv >= ${min_version} (Debian: libuv1-dev)")
 
@@ -39,8 +41,8 @@ function(_bytes_handoff_find_libuv min_version found_var message_var version_var
             if(_bh_uv_include_dir AND _bh_uv_library)
                 set(link_item "${_bh_uv_library}")
             else()
-                unset(_bh_uv_library)
-                unset(_bh_uv_include_dir)
+                set(_bh_uv_library "")
+                set(_bh_uv_include_dir "")
                 find_package(libuv CONFIG QUIET)
             endif()
         endif()
