@@ -66,7 +66,7 @@ function(_bytes_handoff_find_libuv min_version found_var message_var version_var
                 endif()
             endforeach()
             if(version AND version VERSION_LESS min_version)
-                set(hint "${hint}, found ${version} (${_bh_uv_library})")
+                string(APPEND hint ", found ${version} (${_bh_uv_library})")
             else()
                 set(found TRUE)
                 add_library(bytes_handoff::libuv INTERFACE IMPORTED)
@@ -79,7 +79,8 @@ function(_bytes_handoff_find_libuv min_version found_var message_var version_var
                 endif()
             endif()
         else()
-            set(hint "${hint}: neither <uv.h> and the library nor libuv's CMake package was found. Install it, or add its prefix to CMAKE_PREFIX_PATH.")
+            string(APPEND hint ": neither <uv.h> and the library nor libuv's CMake package "
+                   "was found. Install it, or add its prefix to CMAKE_PREFIX_PATH.")
         endif()
     endif()
 
