@@ -4,8 +4,10 @@
 # with everything else hidden: pkg-config sees libuv.pc alone
 # (PKG_CONFIG_LIBDIR), and cmocka, google-benchmark, Doxygen and Python are
 # CMAKE_DISABLE_FIND_PACKAGE_*.
-#   1. the `library` preset configures, builds and installs both libraries
-#      (shared and static) into a staging prefix; no `docs` target;
+#   1. the `library` preset, without even the pkg-config program
+#      (CMAKE_DISABLE_FIND_PACKAGE_PkgConfig), configures, builds and installs
+#      both libraries (shared and static) into a staging prefix; no `docs`
+#      target;
 #   2. BH_BUILD_TESTS=ON without cmocka stops, naming libcmocka-dev and
 #      -DBH_BUILD_TESTS=OFF;
 #   3. BH_BUILD_BENCH=ON without google-benchmark stops, naming
@@ -47,7 +49,8 @@ expect_failure() {
 }
 
 echo "-- 1. cmake --preset library (only libuv visible)"
-configure library --preset library || { cat "$tmp/library.log"; exit 1; }
+configure library --preset library -DCMAKE_DISABLE_FIND_PACKAGE_PkgConfig=ON ||
+    { cat "$tmp/library.log"; exit 1; }
 grep -E -- '-- (libuv|doxygen)' "$tmp/library.log"
 cmake --build "$tmp/library" -j2 >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log"; exit 1; }
 if cmake --build "$tmp/library" --target docs >/dev/null 2>&1; then
