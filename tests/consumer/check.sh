@@ -8,7 +8,9 @@
 #   2. adapter: `pkg-config bytes_handoff_uv` (shared);
 #   3. static: both archives plus libuv's own archive (Debian: libuv_a via
 #      libuv-static.pc), so the program needs neither shared library;
-#   4. find_package(bytes_handoff CONFIG COMPONENTS uv): all four targets.
+#   4. with --deb, find_package(bytes_handoff CONFIG COMPONENTS uv) too:
+#      check_cmake_package.sh (for an install, ctest runs it on its own as
+#      cmake_package_consumer_variables).
 set -euo pipefail
 build=$1
 src=$2
@@ -73,14 +75,7 @@ if ldd "$tmp/consumer_static" | grep -E -q 'libuv|libbytes_handoff'; then
 fi
 "$tmp/consumer_static"
 
-echo "-- find_package(bytes_handoff COMPONENTS uv)"
-cmake -S "$src/tests/consumer" -B "$tmp/build" -G Ninja \
-    -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_FLAGS="-D_POSIX_C_SOURCE=200809L" >/dev/null
-cmake --build "$tmp/build" >/dev/null
-for p in consumer_core_shared consumer_core_static consumer_uv_shared consumer_uv_static; do
-    "$tmp/build/$p"
-done
-if ldd "$tmp/build/consumer_core_shared" | grep -q libuv; then
-    echo "find_package core consumer loads libuv"; exit 1
+if [ "${3:-}" = "--deb" ]; then
+    "$src/tests/consumer/check_cmake_package.sh" --prefix "$prefix" "$src"
 fi
 echo "consumer check passed"
