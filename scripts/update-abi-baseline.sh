@@ -24,16 +24,20 @@ for name in libbytes_handoff libbytes_handoff_uv; do
     [ -f "$lib" ] || { echo "$lib not found: build it first (cmake --build $build)" >&2; exit 2; }
     readelf -S --wide "$lib" | grep -q '\.debug_info' ||
         { echo "$lib has no debug info: use a Debug or RelWithDebInfo build" >&2; exit 2; }
-    abidw --no-show-locs --no-corpus-path --no-comp-dir-path --type-id-style hash \
+    # Locations stay in the file: abidiff needs them to tell the public
+    # headers' types from private ones (--headers-dir1). Their paths are
+    # made relative to the checkout (no machine's path in the file); the
+    # line numbers only serve that filter and are not compared.
+    abidw --no-corpus-path --no-comp-dir-path --type-id-style hash \
         --headers-dir include --headers-dir "$build/include" \
         --out-file "$tmp/$name.abi" "$lib"
-    # Source paths relative to the checkout (no machine's path in the file).
-    sed -i "s|path='$PWD/|path='|" "$tmp/$name.abi"
+    sed -i "s|path='$PWD/|path='|g" "$tmp/$name.abi"
     old=abi/$name.abi
     if [ -f "$old" ] && [ $force -eq 0 ] &&
        [ "$(head -n1 "$old" | sed "s/.*soname='\([^']*\)'.*/\1/")" = \
          "$(head -n1 "$tmp/$name.abi" | sed "s/.*soname='\([^']*\)'.*/\1/")" ]; then
-        report=$(abidiff --no-show-locs "$old" "$tmp/$name.abi" || true)
+        report=$(abidiff --no-show-locs --headers-dir1 include --headers-dir1 "$build/include" \
+                 --headers-dir2 include --headers-dir2 "$build/include" "$old" "$tmp/$name.abi" || true)
         if grep -E -q '(Functions|Variables) changes summary: ([1-9][0-9]* Removed|[0-9]+ Removed, [1-9][0-9]* Changed)' <<<"$report"; then
             echo "$report"
             echo "$name: removed or changed functions or variables under the same SONAME;" >&2

@@ -16,7 +16,7 @@
 # Exit 77 (skipped) without abidw/abidiff or without debug info in LIB.
 set -euo pipefail
 abi_dir=$1
-headers=(--headers-dir2 "$2" --headers-dir2 "$3")
+headers=(--headers-dir1 "$2" --headers-dir1 "$3" --headers-dir2 "$2" --headers-dir2 "$3")
 shift 3
 for tool in abidiff readelf; do
     command -v "$tool" >/dev/null || { echo "skipped: $tool not found (apt install abigail-tools binutils)"; exit 77; }
