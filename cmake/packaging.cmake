@@ -30,8 +30,14 @@ set(BH_DEB_MAINTAINER "libbytes_handoff developers <maintainers@bytes-handoff.in
 
 # Docs of the dev package: share/doc/<package> under the deb preset
 # (CMAKE_INSTALL_DOCDIR), share/doc/bytes_handoff otherwise.
-install(FILES README.md CHANGELOG.md docs/guide.md docs/design.md
+install(FILES README.md docs/guide.md docs/design.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT dev)
+# The changelog: CHANGELOG.md in the docs folder, except in the -dev
+# package's own folder (deb preset), where Debian wants it as changelog.gz
+# (below; lintian: wrong-name-for-upstream-changelog).
+if(NOT CMAKE_INSTALL_DOCDIR STREQUAL "${CMAKE_INSTALL_DATAROOTDIR}/doc/${BH_DEB_DEV}")
+    install(FILES CHANGELOG.md DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT dev)
+endif()
 # The license text for `cmake --install`; the packages carry it as their
 # copyright files instead (component "license" is not packaged: lintian
 # flags a second license file).
@@ -43,6 +49,9 @@ install(DIRECTORY tools/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/tools COMPONENT dev
 
 # ---- Debian metadata files, generated at configure time ------------------
 set(BH_DEB_DIR ${PROJECT_BINARY_DIR}/debian)
+# Made from these at configure time: an edit re-runs the configure step.
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
+             ${PROJECT_SOURCE_DIR}/CHANGELOG.md ${PROJECT_SOURCE_DIR}/LICENSE)
 # copyright: machine-readable (DEP-5), the license text from LICENSE.
 file(READ ${PROJECT_SOURCE_DIR}/LICENSE bh_license)
 string(REGEX REPLACE "^.*(Permission is hereby)" "\\1" bh_license "${bh_license}")
@@ -62,6 +71,11 @@ execute_process(COMMAND date -u -R -d "${bh_release_date} 00:00:00"
 configure_file(cmake/changelog.Debian.in ${BH_DEB_DIR}/changelog.Debian @ONLY)
 execute_process(COMMAND gzip -9nc ${BH_DEB_DIR}/changelog.Debian
                 OUTPUT_FILE ${BH_DEB_DIR}/changelog.Debian.gz)
+# changelog.gz: the upstream changelog for the -dev package.
+execute_process(COMMAND gzip -9nc ${PROJECT_SOURCE_DIR}/CHANGELOG.md
+                OUTPUT_FILE ${BH_DEB_DIR}/changelog.gz)
+install(FILES ${BH_DEB_DIR}/changelog.gz
+        DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/${BH_DEB_DEV} COMPONENT dev)
 # shlibs: both libraries come from the runtime package of this version on.
 file(WRITE ${BH_DEB_DIR}/shlibs
      "libbytes_handoff ${BH_SOVERSION} ${BH_DEB_RUNTIME} (>= ${PROJECT_VERSION})\n"
@@ -109,8 +123,9 @@ set(CPACK_DEBIAN_RUNTIME_PACKAGE_NAME ${BH_DEB_RUNTIME})
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_SECTION libs)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_CONTROL_EXTRA ${BH_DEB_DIR}/shlibs ${BH_DEB_DIR}/triggers)
-# CPack adds postinst/postrm running ldconfig; the trigger above replaces them.
-set(CPACK_POST_BUILD_SCRIPTS ${PROJECT_SOURCE_DIR}/cmake/deb-drop-ldconfig.cmake)
+# CPack adds postinst/postrm running ldconfig (the trigger above replaces
+# them) and cannot write Multi-Arch: cmake/deb-fixup.cmake mends both.
+set(CPACK_POST_BUILD_SCRIPTS ${PROJECT_SOURCE_DIR}/cmake/deb-fixup.cmake)
 set(CPACK_COMPONENT_RUNTIME_DESCRIPTION
     "zero-copy byte buffers for libuv programs - shared libraries
 libbytes_handoff hands bytes read from a socket to other code as

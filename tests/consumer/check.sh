@@ -35,7 +35,7 @@ if [ "${3:-}" = "--deb" ]; then
     fi
     for f in include/bytes_handoff.h include/bytes_handoff/uv.h include/bytes_handoff/version.h \
              libbytes_handoff.a libbytes_handoff_uv.a pkgconfig/bytes_handoff_uv.pc \
-             cmake/bytes_handoff/bytes_handoffConfig.cmake /README.md /CHANGELOG.md /guide.md \
+             cmake/bytes_handoff/bytes_handoffConfig.cmake /README.md /changelog.gz /guide.md \
              /examples/; do
         grep -q -F "$f" <<<"$devlist" || { echo "dev package lacks $f"; exit 1; }
     done
