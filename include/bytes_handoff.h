@@ -28,11 +28,13 @@ extern "C" {
 
 /** Version of the library actually linked, as BH_VERSION_HEX.
  * @return `(major << 16) | (minor << 8) | patch` of the running library,
- *         which may differ from the headers' BH_VERSION_HEX. Thread-safe. */
+ *         which may differ from the headers' BH_VERSION_HEX. Thread-safe.
+ * @since 0.1 */
 BH_EXPORT unsigned bh_version(void);
 
 /** Version of the library actually linked, as text.
- * @return a static "MAJOR.MINOR.PATCH" string, never NULL. Thread-safe. */
+ * @return a static "MAJOR.MINOR.PATCH" string, never NULL. Thread-safe.
+ * @since 0.1 */
 BH_EXPORT const char *bh_version_string(void);
 
 #ifdef __cplusplus

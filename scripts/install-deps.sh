@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # install-deps.sh - installs the Debian packages needed to build, test and
-# benchmark libbytes_handoff. Uses sudo when not run as root.
+# benchmark libbytes_handoff. Uses sudo when not run as root. The release
+# checks need abigail-tools (abi_check), man-db (man_page_names) and lintian
+# (package_lintian).
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -9,7 +11,8 @@ $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
     ca-certificates cmake ninja-build gcc g++ clang libclang-rt-dev pkg-config make \
     libuv1-dev libcmocka-dev libbenchmark-dev libevent-dev \
-    valgrind gnuplot-nox python3 jq libcjson-dev doxygen dpkg-dev file procps util-linux binutils openssl curl
+    valgrind gnuplot-nox python3 jq libcjson-dev doxygen dpkg-dev file procps util-linux binutils openssl curl \
+    abigail-tools lintian man-db
 # Peers of bench/run-sni-bench.sh (not needed to build or test; their Debian
 # services are not used: the script runs its own processes and configs).
 if [ "${BH_BENCH_PEERS:-0}" = 1 ]; then

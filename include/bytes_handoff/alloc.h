@@ -16,7 +16,8 @@
 extern "C" {
 #endif
 
-/** The three allocation functions and their context. All three must be set. */
+/** The three allocation functions and their context. All three must be set.
+ * @since 0.1 */
 typedef struct bh_allocator {
     /** Allocates size bytes; NULL on failure. */
     void *(*malloc_fn)(void *ctx, size_t size);
@@ -34,11 +35,13 @@ typedef struct bh_allocator {
  * Not thread-safe: call it before other threads use the library. Trims the
  * calling thread's block cache first (its blocks came from the previous
  * hook); other threads that used buffers must have called
- * bh_thread_cache_trim(). */
+ * bh_thread_cache_trim().
+ * @since 0.1 */
 BH_EXPORT void bh_set_allocator(const bh_allocator *a);
 
 /** Copies the current allocator.
- * @param out receives the hook in use (the libc one when none was set). */
+ * @param out receives the hook in use (the libc one when none was set).
+ * @since 0.1 */
 BH_EXPORT void bh_get_allocator(bh_allocator *out);
 
 /** Allocates through the current hook. The adapter library (and users who
@@ -46,18 +49,21 @@ BH_EXPORT void bh_get_allocator(bh_allocator *out);
  * allocator reaches every allocation.
  * @param n bytes wanted; 0 is treated as 1.
  * @return the block, or NULL when the hook failed. Same thread rules as the
- *         hook itself. */
+ *         hook itself.
+ * @since 0.2 */
 BH_EXPORT void *bh_malloc(size_t n);
 
 /** Resizes a block from bh_malloc() through the current hook.
  * @param p the block (NULL behaves like bh_malloc()).
  * @param n new size in bytes; 0 is treated as 1.
  * @return the moved or grown block, or NULL on failure with p still valid
- *         and still owned by the caller. */
+ *         and still owned by the caller.
+ * @since 0.2 */
 BH_EXPORT void *bh_realloc(void *p, size_t n);
 
 /** Frees a block from bh_malloc()/bh_realloc() through the current hook.
- * @param p the block; NULL does nothing. */
+ * @param p the block; NULL does nothing.
+ * @since 0.2 */
 BH_EXPORT void bh_free(void *p);
 
 #ifdef __cplusplus

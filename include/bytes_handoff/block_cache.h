@@ -45,7 +45,8 @@ extern "C" {
 /** Default bound of every thread's cache in data bytes (1 MiB). */
 #define BH_BLOCK_CACHE_MAX_BYTES_DEFAULT ((size_t)1024 * 1024)
 
-/** Counters of the calling thread's cache, filled by bh_block_cache_stats(). */
+/** Counters of the calling thread's cache, filled by bh_block_cache_stats().
+ * @since 0.2 */
 struct bh_block_cache_stats {
     size_t blocks;      /**< blocks held now */
     size_t bytes;       /**< their data bytes (whole blocks, pinned or not) */
@@ -63,11 +64,13 @@ struct bh_block_cache_stats {
  * allocated when blocks are taken in.
  * @param max_blocks most blocks held; 0 (or max_bytes 0) disables the cache.
  * @param max_bytes most data bytes held; a larger block is never cached.
- * @return #BH_OK. */
+ * @return #BH_OK.
+ * @since 0.2 */
 BH_EXPORT int bh_block_cache_set_limits(size_t max_blocks, size_t max_bytes);
 
 /** Snapshot of the calling thread's counters.
- * @param out receives them; NULL is ignored. */
+ * @param out receives them; NULL is ignored.
+ * @since 0.2 */
 BH_EXPORT void bh_block_cache_stats(struct bh_block_cache_stats *out);
 
 #ifdef __cplusplus

@@ -32,7 +32,8 @@ extern "C" {
 #endif
 
 /** A growable byte buffer; caller-owned, embedded by value. Read it
- * through the accessors below; every field is private. */
+ * through the accessors below; every field is private.
+ * @since 0.1 */
 typedef struct bh_buf {
     uint8_t *data;    /**< private: window start (NULL while no block is held) */
     size_t len;       /**< private: unconsumed bytes */
@@ -45,7 +46,8 @@ typedef struct bh_buf {
  * @param b the buffer.
  * @param max_len most unconsumed bytes it may ever hold; must be > 0
  *        (SIZE_MAX means unbounded).
- * @return #BH_OK or #BH_EINVAL. */
+ * @return #BH_OK or #BH_EINVAL.
+ * @since 0.1 */
 BH_EXPORT int bh_buf_init(bh_buf *b, size_t max_len);
 
 /** Releases the buffer's reference to its block (slices already split off
@@ -54,7 +56,8 @@ BH_EXPORT int bh_buf_init(bh_buf *b, size_t max_len);
  * it held are given up), so that the next connection's buffer takes it
  * instead of allocating; the cache is bounded and bh_thread_cache_trim() /
  * bh_trim() empty it.
- * @param b the buffer; NULL is ignored. */
+ * @param b the buffer; NULL is ignored.
+ * @since 0.1 */
 BH_EXPORT void bh_buf_free(bh_buf *b);
 
 /** Gives the block of an empty buffer to the calling thread's block cache
@@ -65,23 +68,27 @@ BH_EXPORT void bh_buf_free(bh_buf *b);
  * block nothing happens. bh_reader calls it after each read callback.
  * @param b the buffer.
  * @return #BH_OK, #BH_EINVAL (b NULL) or #BH_ERANGE (b holds data; nothing
- *         changes). */
+ *         changes).
+ * @since 0.2 */
 BH_EXPORT int bh_buf_recycle(bh_buf *b);
 
 /** The unconsumed bytes.
  * @param b the buffer.
  * @return their start; valid until the next call that may grow, split or
- *         free the buffer. */
+ *         free the buffer.
+ * @since 0.1 */
 static inline const uint8_t *bh_buf_data(const bh_buf *b) { return b->data; }
 
 /** Number of unconsumed bytes.
  * @param b the buffer.
- * @return the length of bh_buf_data(). */
+ * @return the length of bh_buf_data().
+ * @since 0.1 */
 static inline size_t bh_buf_len(const bh_buf *b) { return b->len; }
 
 /** Writable bytes already available without allocating.
  * @param b the buffer.
- * @return the spare capacity, bounded by what max_len still allows. */
+ * @return the spare capacity, bounded by what max_len still allows.
+ * @since 0.1 */
 static inline size_t bh_buf_spare(const bh_buf *b)
 {
     size_t room = b->max_len - b->len;
@@ -90,7 +97,8 @@ static inline size_t bh_buf_spare(const bh_buf *b)
 }
 /** The buffer's cap.
  * @param b the buffer.
- * @return the max_len given to bh_buf_init(). */
+ * @return the max_len given to bh_buf_init().
+ * @since 0.1 */
 static inline size_t bh_buf_max_len(const bh_buf *b) { return b->max_len; }
 
 /** Ensures writable room after the data. Reuses spare capacity without
@@ -103,7 +111,8 @@ static inline size_t bh_buf_max_len(const bh_buf *b) { return b->max_len; }
  * @param spare receives the start of the writable region.
  * @param spare_len receives its length (>= n, never past max_len).
  * @return #BH_OK, #BH_ETOOLONG (len + n > max_len) or #BH_ENOMEM; on error
- *         nothing changes. */
+ *         nothing changes.
+ * @since 0.1 */
 BH_EXPORT int bh_buf_reserve(bh_buf *b, size_t n, uint8_t **spare, size_t *spare_len);
 
 /** Reserves room for a read of at most n bytes, preferring memory the
@@ -130,13 +139,15 @@ BH_EXPORT int bh_buf_reserve(bh_buf *b, size_t n, uint8_t **spare, size_t *spare
  * @param spare_len receives its length: at least 1 when n > 0, at least n
  *        when a block had to be allocated, never past max_len.
  * @return #BH_OK, #BH_EINVAL (b NULL), #BH_ETOOLONG (len + n > max_len) or
- *         #BH_ENOMEM; on error nothing changes. */
+ *         #BH_ENOMEM; on error nothing changes.
+ * @since 0.2 */
 BH_EXPORT int bh_buf_reserve_read(bh_buf *b, size_t n, uint8_t **spare, size_t *spare_len);
 
 /** Marks bytes written into the spare region as data.
  * @param b the buffer.
  * @param n bytes written after the data.
- * @return #BH_OK or #BH_ERANGE (n > spare available; nothing changes). */
+ * @return #BH_OK or #BH_ERANGE (n > spare available; nothing changes).
+ * @since 0.1 */
 BH_EXPORT int bh_buf_commit(bh_buf *b, size_t n);
 
 /** Copies bytes to the end (reserve + copy + commit).
@@ -147,7 +158,8 @@ BH_EXPORT int bh_buf_commit(bh_buf *b, size_t n);
  *        copied, so b may append (part of) its own content.
  * @param n how many.
  * @return #BH_OK, #BH_EINVAL (p NULL with n > 0), #BH_ETOOLONG or
- *         #BH_ENOMEM; on error nothing changes. */
+ *         #BH_ENOMEM; on error nothing changes.
+ * @since 0.1 */
 BH_EXPORT int bh_buf_append(bh_buf *b, const void *p, size_t n);
 
 /** Moves the first bytes out as an owned immutable slice: no copy, no
@@ -157,7 +169,8 @@ BH_EXPORT int bh_buf_append(bh_buf *b, const void *p, size_t n);
  * @param n bytes to move; 0 gives the empty slice.
  * @param out receives the slice (one reference, the caller's).
  * @return #BH_OK, #BH_EINVAL or #BH_ERANGE (n > len); on error nothing
- *         changes. */
+ *         changes.
+ * @since 0.1 */
 BH_EXPORT inline int bh_buf_split_prefix(bh_buf *b, size_t n, bh_bytes *out)
 {
     if (!b || !out)
@@ -186,13 +199,15 @@ BH_EXPORT inline int bh_buf_split_prefix(bh_buf *b, size_t n, bh_bytes *out)
  * @param n bytes to move.
  * @param out overwritten (not freed) with the new buffer, which the caller
  *        frees with bh_buf_free().
- * @return #BH_OK, #BH_EINVAL or #BH_ERANGE; on error nothing changes. */
+ * @return #BH_OK, #BH_EINVAL or #BH_ERANGE; on error nothing changes.
+ * @since 0.1 */
 BH_EXPORT int bh_buf_split_prefix_mut(bh_buf *b, size_t n, bh_buf *out);
 
 /** Drops the first bytes.
  * @param b the buffer.
  * @param n bytes to drop.
- * @return #BH_OK, #BH_EINVAL or #BH_ERANGE (n > len). */
+ * @return #BH_OK, #BH_EINVAL or #BH_ERANGE (n > len).
+ * @since 0.1 */
 BH_EXPORT int bh_buf_advance(bh_buf *b, size_t n);
 
 /** Moves all unconsumed bytes and the spare capacity into a new buffer and
@@ -201,14 +216,16 @@ BH_EXPORT int bh_buf_advance(bh_buf *b, size_t n);
  * @param b the buffer.
  * @param out overwritten (not freed) with the tail; free it with
  *        bh_buf_free().
- * @return #BH_OK or #BH_EINVAL. */
+ * @return #BH_OK or #BH_EINVAL.
+ * @since 0.1 */
 BH_EXPORT int bh_buf_take_tail(bh_buf *b, bh_buf *out);
 
 /** Moves the whole content out as an immutable slice (split_prefix(len)).
  * The buffer stays usable and keeps its spare capacity.
  * @param b the buffer.
  * @param out receives the slice (one reference).
- * @return #BH_OK or #BH_EINVAL. */
+ * @return #BH_OK or #BH_EINVAL.
+ * @since 0.1 */
 BH_EXPORT int bh_buf_freeze(bh_buf *b, bh_bytes *out);
 
 /** "Not found" result of bh_buf_find(). */
@@ -220,7 +237,8 @@ BH_EXPORT int bh_buf_freeze(bh_buf *b, bh_bytes *out);
  * @param byte the value searched for.
  * @param from first index searched.
  * @return the index of the first such byte at or after from, or #BH_NPOS
- *         when it is absent or from >= len. */
+ *         when it is absent or from >= len.
+ * @since 0.1 */
 BH_EXPORT inline size_t bh_buf_find(const bh_buf *b, uint8_t byte, size_t from)
 {
     if (!b || from >= b->len)

@@ -23,12 +23,14 @@
 extern "C" {
 #endif
 
-/** Opaque refcounted owner of the bytes. */
+/** Opaque refcounted owner of the bytes.
+ * @since 0.1 */
 typedef struct bh_shared bh_shared;
 
 /** Implementation detail, public only so that the hot paths below can be
  * inlined: the first member of every owner block. refs is accessed with
- * GCC-compatible __atomic builtins only (gcc and clang are required). */
+ * GCC-compatible __atomic builtins only (gcc and clang are required).
+ * @since 0.1 */
 typedef struct bh_shared_head {
     size_t refs; /**< private: live references */
 } bh_shared_head;
@@ -42,12 +44,14 @@ typedef struct bh_shared_head {
  * applications release slices with bh_bytes_release() and never call it.
  * @param s the owner; the caller's atomic decrement brought its count to
  *          zero (with acquire-release ordering), so no other thread holds a
- *          reference. Any thread. */
+ *          reference. Any thread.
+ * @since 0.2 */
 BH_EXPORT void bh_shared_destroy(bh_shared *s);
 
 /** An immutable slice of bytes and the reference that keeps them alive.
  * A value type: copy it by value only together with a transfer of the
- * reference (or use bh_bytes_clone()). */
+ * reference (or use bh_bytes_clone()).
+ * @since 0.1 */
 typedef struct bh_bytes {
     const uint8_t *ptr; /**< public: first byte; NULL only when len == 0 */
     size_t len;         /**< public: number of bytes */
@@ -57,13 +61,15 @@ typedef struct bh_bytes {
 /** Frees memory handed to bh_bytes_from_owned(); called once when the last
  * reference to the region is gone, on whichever thread released it.
  * @param ctx the ctx given to bh_bytes_from_owned().
- * @param p the region's start. */
+ * @param p the region's start.
+ * @since 0.1 */
 typedef void (*bh_free_fn)(void *ctx, void *p);
 
 /** A slice of memory that outlives every use (string literals, globals).
  * @param p first byte (may be NULL when n is 0).
  * @param n length in bytes.
- * @return the slice; it has no owner, so clone and release do nothing. */
+ * @return the slice; it has no owner, so clone and release do nothing.
+ * @since 0.1 */
 BH_EXPORT bh_bytes bh_bytes_static(const void *p, size_t n);
 
 /** Copies bytes into one new allocation (owner and data together).
@@ -72,7 +78,8 @@ BH_EXPORT bh_bytes bh_bytes_static(const void *p, size_t n);
  * @param p the bytes to copy.
  * @param n how many; 0 yields the empty slice without allocating.
  * @return #BH_OK, #BH_EINVAL (out NULL, or p NULL with n > 0) or
- *         #BH_ENOMEM. */
+ *         #BH_ENOMEM.
+ * @since 0.1 */
 BH_EXPORT int bh_bytes_copy(bh_bytes *out, const void *p, size_t n);
 
 /** Wraps memory the caller owns without copying: when the last reference
@@ -83,13 +90,15 @@ BH_EXPORT int bh_bytes_copy(bh_bytes *out, const void *p, size_t n);
  * @param free_fn called once to free p.
  * @param ctx passed to free_fn.
  * @return #BH_OK, #BH_EINVAL or #BH_ENOMEM; on error the caller still owns
- *         p and free_fn is not called. */
+ *         p and free_fn is not called.
+ * @since 0.1 */
 BH_EXPORT int bh_bytes_from_owned(bh_bytes *out, void *p, size_t n, bh_free_fn free_fn,
                                   void *ctx);
 
 /** A new reference to the same bytes (refcount + 1, no copy).
  * @param b the slice.
- * @return the new reference, which the caller releases. */
+ * @return the new reference, which the caller releases.
+ * @since 0.1 */
 BH_EXPORT bh_bytes bh_bytes_clone(const bh_bytes *b);
 
 /** A new reference to a sub-range, without copying.
@@ -98,13 +107,15 @@ BH_EXPORT bh_bytes bh_bytes_clone(const bh_bytes *b);
  * @param n its length; 0 gives the empty slice.
  * @param out receives b[off .. off+n) (one reference).
  * @return #BH_OK, #BH_EINVAL (NULL argument) or #BH_ERANGE (off + n beyond
- *         b->len; *out untouched). */
+ *         b->len; *out untouched).
+ * @since 0.1 */
 BH_EXPORT int bh_bytes_slice(const bh_bytes *b, size_t off, size_t n, bh_bytes *out);
 
 /** Drops the reference held by *b (refcount - 1, freeing on the last one)
  * and zeroes *b. Inline (C99 inline model: the library also exports an
  * out-of-line definition). Any thread.
- * @param b the slice; NULL and empty slices are ignored. */
+ * @param b the slice; NULL and empty slices are ignored.
+ * @since 0.1 */
 BH_EXPORT inline void bh_bytes_release(bh_bytes *b)
 {
     if (!b)
@@ -120,13 +131,15 @@ BH_EXPORT inline void bh_bytes_release(bh_bytes *b)
 /** Number of live references to b's owner, for tests and diagnostics.
  * @param b the slice.
  * @return 1 when unique, 0 when ownerless; the value may be stale once read
- *         when other threads hold references. */
+ *         when other threads hold references.
+ * @since 0.1 */
 BH_EXPORT size_t bh_bytes_refcount(const bh_bytes *b);
 
 /** Compares the bytes of two slices.
  * @param a one slice.
  * @param b the other.
- * @return 1 when both hold the same byte sequence, else 0. */
+ * @return 1 when both hold the same byte sequence, else 0.
+ * @since 0.1 */
 BH_EXPORT int bh_bytes_equal(const bh_bytes *a, const bh_bytes *b);
 
 #ifdef __cplusplus

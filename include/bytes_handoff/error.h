@@ -16,7 +16,8 @@
 extern "C" {
 #endif
 
-/** The library's own status codes. */
+/** The library's own status codes.
+ * @since 0.1 */
 typedef enum bh_err {
     BH_OK = 0,            /**< success */
     BH_ENOMEM = -4401,    /**< an allocation failed; state is unchanged */
@@ -34,14 +35,16 @@ typedef enum bh_err {
  *            or a negative errno value (libuv's codes on Unix).
  * @return a static string, never NULL and never allocated; the same message
  *         as uv_strerror() for libuv's codes; "unknown error" for anything
- *         else. Works without libuv (static tables). Thread-safe. */
+ *         else. Works without libuv (static tables). Thread-safe.
+ * @since 0.1 */
 BH_EXPORT const char *bh_strerror(int err);
 
 /** Symbolic name of a status code: "BH_ETOOLONG", "UV_EPIPE", "UV_EOF", ...
  * @param err as for bh_strerror().
  * @return a static string, never NULL and never allocated: "UV_" followed by
  *         libuv's uv_err_name() for libuv's codes and negative errno values,
- *         "UNKNOWN" for anything else. Thread-safe. */
+ *         "UNKNOWN" for anything else. Thread-safe.
+ * @since 0.1 */
 BH_EXPORT const char *bh_err_name(int err);
 
 #ifdef __cplusplus

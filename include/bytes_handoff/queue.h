@@ -59,35 +59,41 @@ extern "C" {
  * single writev exceeds INT_MAX. */
 #define BH_QUEUE_BATCH_BYTES ((size_t)1 << 30)
 
-/** A bounded queue of owned slices (struct bh_queue). */
+/** A bounded queue of owned slices (struct bh_queue).
+ * @since 0.2 */
 typedef struct bh_queue bh_queue;
 
 /** Completion of one accepted ticket, exactly once, on the owner's thread.
  * @param q      the queue
  * @param status 0 (written), the code given to bh_queue_fail(), or
  *               BH_ECANCELED (the queue was closed first)
- * @param ctx    the ticket's context */
+ * @param ctx    the ticket's context
+ * @since 0.2 */
 typedef void (*bh_queue_cb)(bh_queue *q, int status, void *ctx);
 
 /** Runs a completed ticket in place of calling cb(q, status, ctx) directly.
  * An adapter whose public callbacks take its own handle type stores them
  * converted to bh_queue_cb and converts them back here (C allows converting a
- * function pointer to another function pointer type and back). */
+ * function pointer to another function pointer type and back).
+ * @since 0.2 */
 typedef void (*bh_queue_complete_fn)(bh_queue *q, bh_queue_cb cb, void *ctx, int status);
 
 /** Wakes the owner's thread after bh_queue_submit() put the first item into
  * an empty inbox; it then calls bh_queue_take_inbox(). Runs on the
  * submitting thread with the inbox mutex held: it must only signal (the uv
- * adapter calls uv_async_send()). */
+ * adapter calls uv_async_send()).
+ * @since 0.2 */
 typedef void (*bh_queue_wake_fn)(void *wake_ctx);
 
-/** Budgets of a queue; both must be > 0. */
+/** Budgets of a queue; both must be > 0.
+ * @since 0.2 */
 typedef struct bh_queue_config {
     size_t max_items; /**< accepted items not yet completed */
     size_t max_bytes; /**< bytes of those not yet written */
 } bh_queue_config;
 
-/** Counters filled by bh_queue_stats(). */
+/** Counters filled by bh_queue_stats().
+ * @since 0.2 */
 struct bh_queue_stats {
     size_t queued_items;    /**< accepted, not yet completed (inbox included) */
     size_t queued_bytes;    /**< bytes of those not yet written */
@@ -96,7 +102,8 @@ struct bh_queue_stats {
     uint64_t refused;       /**< push, claim and submit calls refused */
 };
 
-/** One ring slot: a slice and its optional ticket. */
+/** One ring slot: a slice and its optional ticket.
+ * @since 0.2 */
 typedef struct bh_queue_item {
     bh_bytes data;  /**< the slice, owned by the queue */
     bh_queue_cb cb; /**< NULL for fire-and-forget */
@@ -105,7 +112,8 @@ typedef struct bh_queue_item {
 
 /** A batch handed out by bh_queue_batch_next(): iov[0 .. n_iov) covers the first
  * `items` queued items (from the offset already written into the first one)
- * and `bytes` bytes in total. */
+ * and `bytes` bytes in total.
+ * @since 0.2 */
 typedef struct bh_queue_batch {
     const struct iovec *iov; /**< the batch, ready for writev() */
     size_t n_iov;            /**< entries in iov */
@@ -117,7 +125,8 @@ struct bh_queue_inbox; /* cross-thread inbox, allocated by bh_queue_enable_mt() 
 
 /** Caller-owned queue, embedded by value. Every field is private: use the
  * functions below. The used_* counters, want_drain and low_water are
- * guarded by the inbox mutex once bh_queue_enable_mt() was called. */
+ * guarded by the inbox mutex once bh_queue_enable_mt() was called.
+ * @since 0.2 */
 struct bh_queue {
     /** @cond PRIVATE (fields not part of the API) */
     bh_queue_item *ring;       /* grows by doubling up to max_items; NULL while idle */
@@ -145,7 +154,8 @@ struct bh_queue {
     /** @endcond */
 };
 
-/** Lifecycle states reported by bh_queue_state(). */
+/** Lifecycle states reported by bh_queue_state().
+ * @since 0.2 */
 typedef enum bh_queue_lifecycle {
     BH_QUEUE_UNINIT = 0, /**< never initialised (zeroed memory) */
     BH_QUEUE_OPEN,       /**< accepting items */
@@ -159,7 +169,8 @@ typedef enum bh_queue_lifecycle {
  * @param complete NULL to call tickets as cb(q, status, ctx), or the
  *                 adapter's trampoline
  * @param q the queue (caller-owned).
- * @return BH_OK, or BH_EINVAL (q or cfg NULL, a zero budget) */
+ * @return BH_OK, or BH_EINVAL (q or cfg NULL, a zero budget)
+ * @since 0.2 */
 BH_EXPORT int bh_queue_init(bh_queue *q, const bh_queue_config *cfg, bh_queue_complete_fn complete);
 
 /** Appends *data with an optional ticket. On success the queue owns the
@@ -171,7 +182,8 @@ BH_EXPORT int bh_queue_init(bh_queue *q, const bh_queue_config *cfg, bh_queue_co
  * @return BH_OK; BH_EFULL (a budget would be exceeded: the drain signal is
  *         armed), BH_ETOOLONG (data->len > max_bytes), BH_ECLOSED (sealed,
  *         failed or closed), BH_ENOMEM (no ring could be allocated or
- *         grown), BH_EINVAL */
+ *         grown), BH_EINVAL
+ * @since 0.2 */
 BH_EXPORT int bh_queue_push(bh_queue *q, bh_bytes *data, bh_queue_cb cb, void *ctx);
 
 /** Claims budget and a ring slot for one item of len bytes without
@@ -179,12 +191,14 @@ BH_EXPORT int bh_queue_push(bh_queue *q, bh_bytes *data, bh_queue_cb cb, void *c
  * Follow with bh_queue_push_claimed() or bh_queue_unclaim().
  * @param q the queue.
  * @param len bytes of the item.
- * @return as bh_queue_push() */
+ * @return as bh_queue_push()
+ * @since 0.2 */
 BH_EXPORT int bh_queue_claim(bh_queue *q, size_t len);
 
 /** Gives back a claim unused (the adapter's direct write failed).
  * @param q the queue.
- * @param len the len given to bh_queue_claim(). */
+ * @param len the len given to bh_queue_claim().
+ * @since 0.2 */
 BH_EXPORT void bh_queue_unclaim(bh_queue *q, size_t len);
 
 /** Queues the item claimed by bh_queue_claim(), of which the adapter
@@ -196,7 +210,8 @@ BH_EXPORT void bh_queue_unclaim(bh_queue *q, size_t len);
  * @param ctx passed to cb.
  * @param written bytes of it the adapter already wrote.
  * @return 1 when the item completed at once (fire-and-forget and
- *         0 < written == data->len: counted written, slice released), else 0 */
+ *         0 < written == data->len: counted written, slice released), else 0
+ * @since 0.2 */
 BH_EXPORT int bh_queue_push_claimed(bh_queue *q, bh_bytes *data, bh_queue_cb cb, void *ctx,
                                      size_t written);
 
@@ -205,7 +220,8 @@ BH_EXPORT int bh_queue_push_claimed(bh_queue *q, bh_bytes *data, bh_queue_cb cb,
  * slice goes back to *out (no callback runs).
  * @param q the queue.
  * @param out receives the slice.
- * @return the bytes of it that were already written */
+ * @return the bytes of it that were already written
+ * @since 0.2 */
 BH_EXPORT size_t bh_queue_take_back(bh_queue *q, bh_bytes *out);
 
 /** Hands out the next batch: at most max_iov iovecs (and the queue's own
@@ -217,7 +233,8 @@ BH_EXPORT size_t bh_queue_take_back(bh_queue *q, bh_bytes *out);
  * @param q the queue.
  * @param max_iov most iovecs wanted.
  * @param out receives the batch.
- * @return 1 with *out filled, 0 when nothing is queued or a batch is out */
+ * @return 1 with *out filled, 0 when nothing is queued or a batch is out
+ * @since 0.2 */
 BH_EXPORT int bh_queue_batch_next(bh_queue *q, size_t max_iov, bh_queue_batch *out);
 
 /** Ends the batch: `written` (<= its bytes) went out. Completes the items
@@ -226,19 +243,22 @@ BH_EXPORT int bh_queue_batch_next(bh_queue *q, size_t max_iov, bh_queue_batch *o
  * completes with the failure (BH_ECANCELED when closed).
  * @param q the queue.
  * @param written bytes of the batch that went out.
- * @return the number of items completed with 0 */
+ * @return the number of items completed with 0
+ * @since 0.2 */
 BH_EXPORT size_t bh_queue_batch_done(bh_queue *q, size_t written);
 
 /** Ends the batch without writing: the items are unpinned, nothing completes
  * (on a failed or closed queue they then complete with its failure).
- * @param q the queue. */
+ * @param q the queue.
+ * @since 0.2 */
 BH_EXPORT void bh_queue_batch_abort(bh_queue *q);
 
 /** Stops waiting for the batch out (a write that makes no progress): the
  * tickets of its items complete now, once, with err; the slices stay pinned
  * until the batch ends, because the adapter's write may still read them.
  * @param q the queue.
- * @param err the status the tickets complete with. */
+ * @param err the status the tickets complete with.
+ * @since 0.2 */
 BH_EXPORT void bh_queue_batch_abandon(bh_queue *q, int err);
 
 /** Fails the queue with err (a negative code): later pushes and submits get
@@ -246,7 +266,8 @@ BH_EXPORT void bh_queue_batch_abandon(bh_queue *q, int err);
  * once with err, and a producer waiting for the drain signal gets it. On a
  * failed or closed queue it only completes what is left.
  * @param q the queue.
- * @param err the failure, a negative code. */
+ * @param err the failure, a negative code.
+ * @since 0.2 */
 BH_EXPORT void bh_queue_fail(bh_queue *q, int err);
 
 /** Marks the queue failed with err like bh_queue_fail() but runs no
@@ -254,7 +275,8 @@ BH_EXPORT void bh_queue_fail(bh_queue *q, int err);
  * at the next bh_queue_take_inbox(), bh_queue_batch_done() or
  * bh_queue_fail().
  * @param q the queue.
- * @param err the failure, a negative code. */
+ * @param err the failure, a negative code.
+ * @since 0.2 */
 BH_EXPORT void bh_queue_fail_deferred(bh_queue *q, int err);
 
 /** Seals the queue: later pushes and submits get BH_ECLOSED, queued items
@@ -265,7 +287,8 @@ BH_EXPORT void bh_queue_fail_deferred(bh_queue *q, int err);
  * @param if_empty called under the inbox mutex when the queue is empty, or NULL.
  * @param ctx passed to if_empty.
  * @return 0, the non-zero result of if_empty, BH_ECLOSED (not open) or
- *         BH_EINVAL */
+ *         BH_EINVAL
+ * @since 0.2 */
 BH_EXPORT int bh_queue_seal(bh_queue *q, int (*if_empty)(void *ctx), void *ctx);
 
 /** Closes the queue: every item not pinned by a batch (inbox included)
@@ -276,12 +299,14 @@ BH_EXPORT int bh_queue_seal(bh_queue *q, int (*if_empty)(void *ctx), void *ctx);
  * @return the sealed cross-thread inbox, now owned by the caller, who frees
  *         it with bh_queue_inbox_free() once no producer can call
  *         bh_queue_submit() any more (NULL when there is none or on a
- *         repeated close) */
+ *         repeated close)
+ * @since 0.2 */
 BH_EXPORT struct bh_queue_inbox *bh_queue_close(bh_queue *q);
 
 /** Sets the low-water mark of the drain signal (bytes).
  * @param q the queue.
- * @param low_water_bytes the mark. */
+ * @param low_water_bytes the mark.
+ * @since 0.2 */
 BH_EXPORT void bh_queue_set_low_water(bh_queue *q, size_t low_water_bytes);
 
 /** Takes the drain signal.
@@ -289,28 +314,33 @@ BH_EXPORT void bh_queue_set_low_water(bh_queue *q, size_t low_water_bytes);
  * @return 1 once (then cleared) when queued bytes fell to or below the
  *         low-water mark after a producer was refused with BH_EFULL or the
  *         queue was above the mark, or when the queue failed while a producer
- *         was waiting; else 0. */
+ *         was waiting; else 0.
+ * @since 0.2 */
 BH_EXPORT int bh_queue_take_drain(bh_queue *q);
 
 /** Whether the ring is idle.
  * @param q the queue.
  * @return 1 when no item is queued in the ring and no batch is out (the
- *         inbox is not looked at), else 0. */
+ *         inbox is not looked at), else 0.
+ * @since 0.2 */
 BH_EXPORT int bh_queue_ring_empty(const bh_queue *q);
 
 /** Whether the queue is empty.
  * @param q the queue.
  * @return 1 when the ring, the batch out and the inbox are all empty, else
- *         0. */
+ *         0.
+ * @since 0.2 */
 BH_EXPORT int bh_queue_empty(const bh_queue *q);
 
 /** Items in the ring.
  * @param q the queue.
- * @return their number, pinned ones included. */
+ * @return their number, pinned ones included.
+ * @since 0.2 */
 BH_EXPORT size_t bh_queue_count(const bh_queue *q);
 
 /** Read-only view of a queue's ring, filled by bh_queue_ring_view(): what
- * tests, diagnostics and adapters may inspect without naming private fields. */
+ * tests, diagnostics and adapters may inspect without naming private fields.
+ * @since 0.2 */
 struct bh_queue_ring_view {
     const void *storage; /**< the ring's array; NULL while the queue holds none */
     size_t capacity;     /**< slots in it (0 without one); at most max_items */
@@ -324,22 +354,26 @@ struct bh_queue_ring_view {
  * @param q the queue (initialised, possibly closed).
  * @param out receives the view; the storage pointer is only for comparison
  *            (it may be freed or given to the array cache by the next
- *            call on q). */
+ *            call on q).
+ * @since 0.2 */
 BH_EXPORT void bh_queue_ring_view(const bh_queue *q, struct bh_queue_ring_view *out);
 
 /** Current state.
  * @param q the queue.
- * @return its bh_queue_lifecycle. */
+ * @return its bh_queue_lifecycle.
+ * @since 0.2 */
 BH_EXPORT bh_queue_lifecycle bh_queue_state(const bh_queue *q);
 
 /** The failure of a failed queue.
  * @param q the queue.
- * @return the code given to bh_queue_fail(), or 0 while it has not failed. */
+ * @return the code given to bh_queue_fail(), or 0 while it has not failed.
+ * @since 0.2 */
 BH_EXPORT int bh_queue_error(const bh_queue *q);
 
 /** Snapshot of the counters (owner's thread).
  * @param q the queue.
- * @param out receives the counters. */
+ * @param out receives the counters.
+ * @since 0.2 */
 BH_EXPORT void bh_queue_stats(const bh_queue *q, struct bh_queue_stats *out);
 
 /** Enables bh_queue_submit(): allocates the inbox (a mutex and item arrays
@@ -348,7 +382,8 @@ BH_EXPORT void bh_queue_stats(const bh_queue *q, struct bh_queue_stats *out);
  * @param wake signals the owner's thread.
  * @param wake_ctx passed to wake.
  * @return BH_OK (also when already enabled), BH_EINVAL (q or wake NULL,
- *         uninitialised), BH_ECLOSED (not open), BH_ENOMEM */
+ *         uninitialised), BH_ECLOSED (not open), BH_ENOMEM
+ * @since 0.2 */
 BH_EXPORT int bh_queue_enable_mt(bh_queue *q, bh_queue_wake_fn wake, void *wake_ctx);
 
 /** Thread-safe submission from any thread with the same budgets (counted
@@ -360,18 +395,21 @@ BH_EXPORT int bh_queue_enable_mt(bh_queue *q, bh_queue_wake_fn wake, void *wake_
  * @param cb the ticket (runs on the owner's thread), or NULL.
  * @param ctx passed to cb.
  * @return as bh_queue_push(), or #BH_EINVAL when bh_queue_enable_mt() was
- *         not called. */
+ *         not called.
+ * @since 0.2 */
 BH_EXPORT int bh_queue_submit(bh_queue *q, bh_bytes *data, bh_queue_cb cb, void *ctx);
 
 /** Owner's side of the inbox: moves everything submitted so far into the
  * ring, in order. If the ring cannot grow the queue fails with BH_ENOMEM; on
  * a failed queue the items complete with its error.
  * @param q the queue.
- * @return the number of items moved into the ring */
+ * @return the number of items moved into the ring
+ * @since 0.2 */
 BH_EXPORT size_t bh_queue_take_inbox(bh_queue *q);
 
 /** Frees an inbox returned by bh_queue_close() (NULL is ignored).
- * @param inbox the inbox, or NULL. */
+ * @param inbox the inbox, or NULL.
+ * @since 0.2 */
 BH_EXPORT void bh_queue_inbox_free(struct bh_queue_inbox *inbox);
 
 #ifdef __cplusplus

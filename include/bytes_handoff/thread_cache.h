@@ -25,7 +25,8 @@ extern "C" {
  * frees that cache's entry table, and frees every queue array of its array
  * cache. The block cache's bounds stay. Call it when a thread goes idle,
  * before it exits, or before exit() on the main thread. Allocates nothing,
- * never fails; touches only the calling thread's caches. */
+ * never fails; touches only the calling thread's caches.
+ * @since 0.2 */
 BH_EXPORT void bh_thread_cache_trim(void);
 
 /** Gives memory back after load: bh_thread_cache_trim() for the calling
@@ -33,7 +34,8 @@ BH_EXPORT void bh_thread_cache_trim(void);
  * glibc, malloc_trim(0), which returns free heap pages of every arena to the
  * system. With a custom allocator, trim it yourself after this call. Costs a
  * walk over the heap: call it when a service goes idle, not per request.
- * Any thread (it trims that thread's caches only). */
+ * Any thread (it trims that thread's caches only).
+ * @since 0.2 */
 BH_EXPORT void bh_trim(void);
 
 #ifdef __cplusplus

@@ -10,7 +10,9 @@
 #      libuv-static.pc), so the program needs neither shared library;
 #   4. with --deb, find_package(bytes_handoff CONFIG COMPONENTS uv) too:
 #      check_cmake_package.sh (for an install, ctest runs it on its own as
-#      cmake_package_consumer_variables).
+#      cmake_package_consumer_variables);
+#   5. find_package(bytes_handoff 0.1) does not accept this 0.2 (the CMake
+#      package's SameMinorVersion: another minor is another ABI while 0.x).
 set -euo pipefail
 build=$1
 src=$2
@@ -19,25 +21,27 @@ trap 'rm -rf "$tmp"' EXIT
 if [ "${3:-}" = "--deb" ]; then
     cpack --config "$build/CPackConfig.cmake" -G DEB -B "$tmp/debs" >"$tmp/cpack.log" ||
         { cat "$tmp/cpack.log"; exit 1; }
-    runtime=$(ls "$tmp"/debs/libbytes-handoff0_*.deb)
+    runtime=$(ls "$tmp"/debs/libbytes-handoff[0-9]*_*.deb)
     dev=$(ls "$tmp"/debs/libbytes-handoff-dev_*.deb)
     echo "-- packages: $(basename "$runtime") $(basename "$dev")"
-    # Runtime: the shared objects (SONAME .so.0) and the copyright file only.
+    # Runtime: the shared objects (SONAME .so.MAJOR.MINOR while 0.x), the
+    # copyright file and the Debian changelog only.
+    pkg=$(dpkg-deb -f "$runtime" Package)
     extra=$(dpkg-deb -c "$runtime" | awk '{ print $6 }' | grep -v '/$' |
-            grep -v -E '/libbytes_handoff(_uv)?\.so\.0(\.[0-9.]+)?$|/doc/libbytes-handoff0/copyright$' || true)
+            grep -v -E "/libbytes_handoff(_uv)?\.so\.[0-9]+(\.[0-9]+)*\$|/doc/$pkg/(copyright|changelog\.Debian\.gz)\$" || true)
     [ -z "$extra" ] || { echo "runtime package holds more than the shared objects:"; echo "$extra"; exit 1; }
     # Dev: no shared object of the runtime package, everything to build with.
     devlist=$(dpkg-deb -c "$dev" | awk '{ print $6 }')
-    if grep -E -q '\.so\.0' <<<"$devlist"; then
+    if grep -E -q '\.so\.[0-9]' <<<"$devlist"; then
         echo "dev package holds runtime files"; exit 1
     fi
     for f in include/bytes_handoff.h include/bytes_handoff/uv.h include/bytes_handoff/version.h \
              libbytes_handoff.a libbytes_handoff_uv.a pkgconfig/bytes_handoff_uv.pc \
-             cmake/bytes_handoff/bytes_handoffConfig.cmake /README.md /CHANGELOG.md /guide.md \
+             cmake/bytes_handoff/bytes_handoffConfig.cmake /README.md /changelog.gz /guide.md \
              /examples/; do
         grep -q -F "$f" <<<"$devlist" || { echo "dev package lacks $f"; exit 1; }
     done
-    grep -q 'libbytes-handoff0 (=' <<<"$(dpkg-deb -f "$dev" Depends)" ||
+    grep -q "$pkg (=" <<<"$(dpkg-deb -f "$dev" Depends)" ||
         { echo "dev package does not depend on the runtime package"; exit 1; }
     dpkg-deb -x "$runtime" "$tmp/root"
     dpkg-deb -x "$dev" "$tmp/root"
@@ -78,4 +82,16 @@ fi
 if [ "${3:-}" = "--deb" ]; then
     "$src/tests/consumer/check_cmake_package.sh" --prefix "$prefix" "$src"
 fi
+
+echo "-- find_package(bytes_handoff 0.1) is refused (SameMinorVersion while 0.x)"
+mkdir -p "$tmp/old"
+cat >"$tmp/old/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.25)
+project(bh_old_consumer LANGUAGES C)
+find_package(bytes_handoff 0.1 CONFIG QUIET)
+if(bytes_handoff_FOUND)
+    message(FATAL_ERROR "a request for 0.1 got bytes_handoff ${bytes_handoff_VERSION}")
+endif()
+CMAKE
+cmake -S "$tmp/old" -B "$tmp/old/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 echo "consumer check passed"

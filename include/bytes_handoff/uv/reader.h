@@ -22,7 +22,8 @@ extern "C" {
 /** Spare space a reader asks its buffer for before each read. */
 #define BH_READ_RESERVE_DEFAULT ((size_t)16 * 1024)
 
-/** A read adapter (struct bh_reader). */
+/** A read adapter (struct bh_reader).
+ * @since 0.1 */
 typedef struct bh_reader bh_reader;
 
 /** The read callback, called on the loop thread, with status:
@@ -51,7 +52,8 @@ typedef struct bh_reader bh_reader;
  * read-idle timeout was set).
  * @param r the reader.
  * @param status as above.
- * @param ctx the ctx given to bh_reader_init(). */
+ * @param ctx the ctx given to bh_reader_init().
+ * @since 0.1 */
 typedef void (*bh_read_cb)(bh_reader *r, int status, void *ctx);
 
 struct bh_reader_timer; /* read-idle timer block, see bh_reader_set_idle_timeout() */
@@ -70,7 +72,8 @@ struct bh_reader_timer; /* read-idle timer block, see bh_reader_set_idle_timeout
  * last read). The stream handle (uv_tcp_t, 248 bytes) and the write queue
  * (see bh_writeq_init()) are the rest. The thread's block cache is shared by
  * all connections (at most #BH_BLOCK_CACHE_MAX_BLOCKS_DEFAULT blocks,
- * #BH_BLOCK_CACHE_MAX_BYTES_DEFAULT bytes by default). */
+ * #BH_BLOCK_CACHE_MAX_BYTES_DEFAULT bytes by default).
+ * @since 0.1 */
 struct bh_reader {
     uv_stream_t *stream; /**< private: the stream read from; stream->data == this reader */
     bh_buf *buf;         /**< private: where bytes land; owned by the caller */
@@ -95,7 +98,8 @@ struct bh_reader {
  *        still allows.
  * @param cb the read callback.
  * @param ctx passed to cb.
- * @return #BH_OK or #BH_EINVAL (r, s, buf or cb NULL). */
+ * @return #BH_OK or #BH_EINVAL (r, s, buf or cb NULL).
+ * @since 0.1 */
 BH_EXPORT int bh_reader_init(bh_reader *r, uv_stream_t *s, bh_buf *buf, size_t read_reserve,
                              bh_read_cb cb, void *ctx);
 
@@ -109,7 +113,8 @@ BH_EXPORT int bh_reader_init(bh_reader *r, uv_stream_t *s, bh_buf *buf, size_t r
  * @param r the reader.
  * @return #BH_OK, #BH_EINVAL (r NULL), #BH_ECLOSED once a final status was
  *         reported or the stream is closing, or the libuv code from
- *         uv_read_start(). */
+ *         uv_read_start().
+ * @since 0.1 */
 BH_EXPORT int bh_reader_start(bh_reader *r);
 
 /** Pauses reading (backpressure): no callback runs until
@@ -117,7 +122,8 @@ BH_EXPORT int bh_reader_start(bh_reader *r);
  * uv_close() of the stream (until its close callback has run). Use it
  * instead of uv_read_stop().
  * @param r the reader.
- * @return #BH_OK or #BH_EINVAL (r NULL). */
+ * @return #BH_OK or #BH_EINVAL (r NULL).
+ * @since 0.1 */
 BH_EXPORT int bh_reader_stop(bh_reader *r);
 
 /** Keeps the buffer's block while idle instead of giving it back to the
@@ -126,7 +132,8 @@ BH_EXPORT int bh_reader_stop(bh_reader *r);
  * lookup, at the cost of one block per idle connection.
  * @param r the reader.
  * @param enable nonzero keeps the block, 0 gives it back (the default).
- * @return #BH_OK or #BH_EINVAL (r NULL). */
+ * @return #BH_OK or #BH_EINVAL (r NULL).
+ * @since 0.2 */
 BH_EXPORT int bh_reader_keep_block(bh_reader *r, int enable);
 
 /** Sets the read-idle timeout, like libevent's bufferevent_set_timeouts():
@@ -145,7 +152,8 @@ BH_EXPORT int bh_reader_keep_block(bh_reader *r, int enable);
  * @param ms the period in milliseconds; 0 disables the timeout.
  * @return #BH_OK, #BH_EINVAL (r NULL), #BH_ECLOSED (finished and ms > 0),
  *         #BH_ENOMEM, or the libuv code of uv_timer_init(); nothing changes
- *         on error. */
+ *         on error.
+ * @since 0.2 */
 BH_EXPORT int bh_reader_set_idle_timeout(bh_reader *r, uint64_t ms);
 
 /** Stops reading for good and lets go of the timer, if any (closed now,
@@ -155,7 +163,8 @@ BH_EXPORT int bh_reader_set_idle_timeout(bh_reader *r, uint64_t ms);
  * stream; it is required only for readers that had a read-idle timeout,
  * harmless for others. Idempotent; safe inside the callback. The buffer is
  * the caller's and stays as it is.
- * @param r the reader; NULL is ignored. */
+ * @param r the reader; NULL is ignored.
+ * @since 0.2 */
 BH_EXPORT void bh_reader_close(bh_reader *r);
 
 #ifdef __cplusplus

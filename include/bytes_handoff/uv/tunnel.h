@@ -74,12 +74,14 @@ extern "C" {
  * bh_tunnel; the buffers' blocks and the queues' rings come through the
  * allocator hook. All functions and callbacks run on the loop thread.
  */
-/** A raw bidirectional relay (struct bh_tunnel). */
+/** A raw bidirectional relay (struct bh_tunnel).
+ * @since 0.2 */
 typedef struct bh_tunnel bh_tunnel;
 
 /**
  * Counters of a tunnel, filled by bh_tunnel_stats() (like struct
  * bh_writeq_stats). Index 0 is a -> b, 1 is b -> a.
+ * @since 0.2
  */
 struct bh_tunnel_stats {
     uint64_t bytes[2];   /**< bytes the destination's kernel took (tails included) */
@@ -119,6 +121,7 @@ struct bh_tunnel_stats {
  *   a peer gone.
  * @param st the final counters
  * @param ctx the ctx given to bh_tunnel_start()
+ * @since 0.2
  */
 typedef void (*bh_tunnel_done_cb)(bh_tunnel *t, int status, const struct bh_tunnel_stats *st,
                                   void *ctx);
@@ -126,7 +129,8 @@ typedef void (*bh_tunnel_done_cb)(bh_tunnel *t, int status, const struct bh_tunn
 /** Default write budget per direction of a tunnel. */
 #define BH_TUNNEL_MAX_BYTES_DEFAULT ((size_t)256 * 1024)
 
-/** Settings of a tunnel; start from bh_tunnel_config_default(). */
+/** Settings of a tunnel; start from bh_tunnel_config_default().
+ * @since 0.2 */
 typedef struct bh_tunnel_config {
     size_t read_reserve;      /**< bytes offered per read, per side (0: 16 KiB) */
     size_t max_bytes;         /**< write budget per direction (0: 256 KiB) */
@@ -145,7 +149,8 @@ typedef struct bh_tunnel_config {
                                    path; 0: buffer path only */
 } bh_tunnel_config;
 
-/** One side of a tunnel, and the direction that reads it. Private. */
+/** One side of a tunnel, and the direction that reads it. Private.
+ * @since 0.2 */
 typedef struct bh_tunnel_side {
     uv_stream_t *stream;     /**< private: this side's stream */
     bh_buf in;               /**< private: bytes read from this side */
@@ -163,7 +168,8 @@ typedef struct bh_tunnel_side {
  * dup()ed fds and their poll handles, a few hundred bytes) is allocated when
  * a direction first splices, the idle timeout's timer (184 bytes) by
  * bh_tunnel_start() when one is set, and the readers hold no block between
- * reads. */
+ * reads.
+ * @since 0.2 */
 struct bh_tunnel {
     void *data;                  /**< public: free for the user, kept by bh_tunnel_start() */
     uv_loop_t *loop;             /**< private */
@@ -187,6 +193,7 @@ struct bh_tunnel {
 /**
  * Default tunnel settings.
  * @return read_reserve 16 KiB, max_bytes 256 KiB, no idle timeout, splice on
+ * @since 0.2
  */
 BH_EXPORT bh_tunnel_config bh_tunnel_config_default(void);
 
@@ -216,6 +223,7 @@ BH_EXPORT bh_tunnel_config bh_tunnel_config_default(void);
  *   the tails) BH_EINVAL (a NULL argument, a == b, a stream of another loop
  *   or not readable and writable), BH_ENOMEM (an idle timeout is set and its
  *   timer could not be allocated) or the libuv error of uv_read_start()
+ * @since 0.2
  */
 BH_EXPORT int bh_tunnel_start(bh_tunnel *t, uv_loop_t *loop, uv_stream_t *a, uv_stream_t *b,
                               bh_buf *a_tail, bh_buf *b_tail, const bh_tunnel_config *cfg,
@@ -229,6 +237,7 @@ BH_EXPORT int bh_tunnel_start(bh_tunnel *t, uv_loop_t *loop, uv_stream_t *a, uv_
  * BH_ENOMEM and other local errors. Any thread.
  * @param status a status given to bh_tunnel_done_cb
  * @return 1 or 0
+ * @since 0.2
  */
 BH_EXPORT int bh_tunnel_peer_gone(int status);
 
@@ -237,6 +246,7 @@ BH_EXPORT int bh_tunnel_peer_gone(int status);
  * @param t a started tunnel (until its done_cb returned)
  * @param out receives the counters; bytes[] counts what the destinations'
  *   kernels took so far
+ * @since 0.2
  */
 BH_EXPORT void bh_tunnel_stats(const bh_tunnel *t, struct bh_tunnel_stats *out);
 
@@ -245,6 +255,7 @@ BH_EXPORT void bh_tunnel_stats(const bh_tunnel *t, struct bh_tunnel_stats *out);
  * (never inside this call), with BH_ECANCELED, or with the status the tunnel
  * was already ending with. Idempotent; not after done_cb ran.
  * @param t a started tunnel (NULL is ignored)
+ * @since 0.2
  */
 BH_EXPORT void bh_tunnel_abort(bh_tunnel *t);
 

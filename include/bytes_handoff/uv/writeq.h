@@ -49,7 +49,8 @@ extern "C" {
 /** Default byte budget of a write queue. */
 #define BH_WRITEQ_MAX_BYTES_DEFAULT ((size_t)8 * 1024 * 1024)
 
-/** A bounded write queue on a libuv stream (struct bh_writeq). */
+/** A bounded write queue on a libuv stream (struct bh_writeq).
+ * @since 0.1 */
 typedef struct bh_writeq bh_writeq;
 
 /** Completion of one accepted ticket, exactly once: status 0 (written), a
@@ -60,14 +61,16 @@ typedef struct bh_writeq bh_writeq;
  * been released when cb runs.
  * @param q the queue.
  * @param status as above.
- * @param ctx the ticket's context. */
+ * @param ctx the ticket's context.
+ * @since 0.1 */
 typedef void (*bh_write_cb)(bh_writeq *q, int status, void *ctx);
 
 /** Completion of bh_writeq_shutdown(), exactly once.
  * @param q the queue.
  * @param status 0 (everything written and the write side shut down), a
  *        libuv error, or #BH_ECANCELED (queue closed first).
- * @param ctx the ctx given to bh_writeq_shutdown(). */
+ * @param ctx the ctx given to bh_writeq_shutdown().
+ * @since 0.1 */
 typedef void (*bh_shutdown_cb)(bh_writeq *q, int status, void *ctx);
 
 /** Queued bytes fell to or below the low-water mark after a producer was
@@ -75,17 +78,20 @@ typedef void (*bh_shutdown_cb)(bh_writeq *q, int status, void *ctx);
  * from here. Also called once when the queue fails while a producer waits,
  * so that the retry learns BH_ECLOSED. Not called after bh_writeq_close().
  * @param q the queue.
- * @param ctx the ctx given to bh_writeq_set_drain_cb(). */
+ * @param ctx the ctx given to bh_writeq_set_drain_cb().
+ * @since 0.1 */
 typedef void (*bh_drain_cb)(bh_writeq *q, void *ctx);
 
-/** Budgets of a write queue. */
+/** Budgets of a write queue.
+ * @since 0.1 */
 typedef struct bh_writeq_config {
     size_t max_items; /**< budget: queued items (default 1024) */
     size_t max_bytes; /**< budget: queued bytes (default 8 MiB) */
 } bh_writeq_config;
 
 /** Counters, as `struct bh_writeq_stats` (like POSIX `struct stat` beside
- * stat(), the function bh_writeq_stats() fills it). */
+ * stat(), the function bh_writeq_stats() fills it).
+ * @since 0.1 */
 struct bh_writeq_stats {
     size_t queued_items;     /**< accepted, not yet completed (incl. in flight
                                   and cross-thread inbox) */
@@ -122,7 +128,8 @@ struct bh_writeq_stall; /* write-stall timer, allocated by bh_writeq_set_stall_t
  * and holds no heap memory of its own. The cross-thread block (144 bytes, plus the
  * core's 112-byte inbox and its arrays) exists only after
  * bh_writeq_enable_mt(), the stall timer block (192 bytes) only while a
- * stall timeout is set. */
+ * stall timeout is set.
+ * @since 0.1 */
 struct bh_writeq {
     uv_loop_t *loop;     /**< public, read-only: the loop */
     uv_stream_t *stream; /**< public, read-only: the stream written to */
@@ -150,7 +157,8 @@ struct bh_writeq {
 };
 
 /** The default budgets.
- * @return max_items 1024, max_bytes 8 MiB. */
+ * @return max_items 1024, max_bytes 8 MiB.
+ * @since 0.1 */
 BH_EXPORT bh_writeq_config bh_writeq_config_default(void);
 
 /** Initialises a write queue on a stream. Allocates nothing: an idle queue
@@ -168,7 +176,8 @@ BH_EXPORT bh_writeq_config bh_writeq_config_default(void);
  * @param loop the loop of s.
  * @param s a TCP, pipe or TTY stream of loop, owned by the caller.
  * @param cfg the budgets (copied), both > 0; NULL selects the defaults.
- * @return #BH_OK or #BH_EINVAL. */
+ * @return #BH_OK or #BH_EINVAL.
+ * @since 0.1 */
 BH_EXPORT int bh_writeq_init(bh_writeq *q, uv_loop_t *loop, uv_stream_t *s,
                              const bh_writeq_config *cfg);
 
@@ -193,7 +202,8 @@ BH_EXPORT int bh_writeq_init(bh_writeq *q, uv_loop_t *loop, uv_stream_t *s,
  * @param cb the ticket; NULL behaves as bh_writeq_try_write_ff().
  * @param ctx passed to cb.
  * @return #BH_OK, #BH_EFULL, #BH_ETOOLONG, #BH_ECLOSED, #BH_ENOMEM,
- *         #BH_EINVAL, or a libuv error in the fallback described above. */
+ *         #BH_EINVAL, or a libuv error in the fallback described above.
+ * @since 0.1 */
 BH_EXPORT int bh_writeq_try_write(bh_writeq *q, bh_bytes *data, bh_write_cb cb, void *ctx);
 
 /** Fire-and-forget form: no completion, no allocation in steady state. The
@@ -206,7 +216,8 @@ BH_EXPORT int bh_writeq_try_write(bh_writeq *q, bh_bytes *data, bh_write_cb cb, 
  * is released and the queue has failed.
  * @param q the queue.
  * @param data the slice; taken (and zeroed) on success.
- * @return as bh_writeq_try_write(). */
+ * @return as bh_writeq_try_write().
+ * @since 0.1 */
 BH_EXPORT int bh_writeq_try_write_ff(bh_writeq *q, bh_bytes *data);
 
 /** Flushes everything queued (including accepted cross-thread items), then
@@ -217,7 +228,8 @@ BH_EXPORT int bh_writeq_try_write_ff(bh_writeq *q, bh_bytes *data);
  * @param ctx passed to cb.
  * @return #BH_OK; or, with cb not called and nothing changed, #BH_ECLOSED,
  *         #BH_EINVAL, or the libuv error of uv_shutdown() on an idle
- *         queue. */
+ *         queue.
+ * @since 0.1 */
 BH_EXPORT int bh_writeq_shutdown(bh_writeq *q, bh_shutdown_cb cb, void *ctx);
 
 /** Closes the queue: every queued ticket completes once with BH_ECANCELED and
@@ -233,7 +245,8 @@ BH_EXPORT int bh_writeq_shutdown(bh_writeq *q, bh_shutdown_cb cb, void *ctx);
  * freed by their own close callbacks in the same loop iteration, never
  * touching q.
  * Idempotent; safe inside any queue callback.
- * @param q the queue. */
+ * @param q the queue.
+ * @since 0.1 */
 BH_EXPORT void bh_writeq_close(bh_writeq *q);
 
 /** Registers the drain callback.
@@ -242,7 +255,8 @@ BH_EXPORT void bh_writeq_close(bh_writeq *q);
  *        after a producer was refused with BH_EFULL or the queue was above
  *        the mark.
  * @param cb the callback; NULL disables it.
- * @param ctx passed to cb. */
+ * @param ctx passed to cb.
+ * @since 0.1 */
 BH_EXPORT void bh_writeq_set_drain_cb(bh_writeq *q, size_t low_water_bytes, bh_drain_cb cb,
                                       void *ctx);
 
@@ -260,7 +274,8 @@ BH_EXPORT void bh_writeq_set_drain_cb(bh_writeq *q, size_t low_water_bytes, bh_d
  * @return BH_OK; BH_EINVAL (q NULL or not initialised), BH_ECLOSED (failed
  *         or closed), BH_ENOMEM, or the libuv code of uv_timer_init().
  * One uv_timer_t at most per queue, allocated (192 bytes) when a timeout is
- * first set and closed (freed) when it is set to 0 or the queue is closed. */
+ * first set and closed (freed) when it is set to 0 or the queue is closed.
+ * @since 0.2 */
 BH_EXPORT int bh_writeq_set_stall_timeout(bh_writeq *q, uint64_t ms);
 
 /** Enables bh_writeq_submit_mt(): allocates the inbox block (mutex, uv_async_t
@@ -269,7 +284,8 @@ BH_EXPORT int bh_writeq_set_stall_timeout(bh_writeq *q, uint64_t ms);
  * keeps the loop alive until bh_writeq_close(). Call on the loop thread
  * before other threads submit; idempotent.
  * @param q the queue.
- * @return #BH_OK, #BH_EINVAL, #BH_ECLOSED, #BH_ENOMEM or a libuv code. */
+ * @return #BH_OK, #BH_EINVAL, #BH_ECLOSED, #BH_ENOMEM or a libuv code.
+ * @since 0.1 */
 BH_EXPORT int bh_writeq_enable_mt(bh_writeq *q);
 
 /** Thread-safe submission from any thread, with the same budgets (counted
@@ -283,12 +299,14 @@ BH_EXPORT int bh_writeq_enable_mt(bh_writeq *q);
  * @param cb the ticket, or NULL for fire-and-forget.
  * @param ctx passed to cb.
  * @return as bh_writeq_try_write(), or #BH_EINVAL when
- *         bh_writeq_enable_mt() was not called. */
+ *         bh_writeq_enable_mt() was not called.
+ * @since 0.1 */
 BH_EXPORT int bh_writeq_submit_mt(bh_writeq *q, bh_bytes *data, bh_write_cb cb, void *ctx);
 
 /** Snapshot of the counters (loop thread).
  * @param q the queue.
- * @param out receives them. */
+ * @param out receives them.
+ * @since 0.1 */
 BH_EXPORT void bh_writeq_stats(const bh_writeq *q, struct bh_writeq_stats *out);
 
 /** @} */
