@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <bytes_handoff.h>
+#include <uv.h>
 
 static const char *prog = "program";
 
@@ -141,8 +142,12 @@ double cli_seconds(const char *opt, const char *text, double max)
 
 void cli_addr(const char *opt, const char *text, struct sockaddr_storage *out)
 {
-    if (!text || cli_parse_addr(text, out) != 0)
-        cli_die("%s: '%s' is not an address (IPV4:PORT or [IPV6]:PORT)", opt, text ? text : "");
+    int rc = text ? cli_resolve_addr(text, out) : UV_EINVAL;
+    if (rc == UV_EINVAL)
+        cli_die("%s: '%s' is not an address (HOST:PORT, IPV4:PORT or [IPV6]:PORT)", opt,
+                text ? text : "");
+    if (rc != 0)
+        cli_die("%s: cannot resolve '%s': %s", opt, text, uv_strerror(rc));
 }
 
 void cli_version(void)

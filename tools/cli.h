@@ -54,8 +54,15 @@ uint64_t cli_size(const char *opt, const char *text, uint64_t min, uint64_t max)
 /* The value of option opt as seconds in [0, max]; exits 2 like cli_size(). */
 double cli_seconds(const char *opt, const char *text, double max);
 
-/* The value of option opt as an address (cli_parse_addr()); exits 2 like
- * cli_size() on a bad one. */
+/* Like cli_parse_addr(), and also "HOST:PORT" with a host name, resolved
+ * once, now, with getaddrinfo(3) (blocking: call it at start-up): the first
+ * IPv4 address of HOST, else its first IPv6 one. A numeric address is never
+ * looked up. Returns 0 or a negative libuv error (UV_EINVAL: malformed,
+ * UV_EAI_NONAME: the name does not resolve). */
+int cli_resolve_addr(const char *text, struct sockaddr_storage *out);
+
+/* The value of option opt as an address (cli_resolve_addr(): host names are
+ * resolved at start-up); exits 2 like cli_size() on a bad one. */
 void cli_addr(const char *opt, const char *text, struct sockaddr_storage *out);
 
 /* Port of an AF_INET or AF_INET6 address in host order, or -1. */
