@@ -75,6 +75,8 @@ static void on_signal(uv_signal_t *s, int signum)
 
 int workers_index(const worker *w) { return w->index; }
 
+int workers_count(const worker *w) { return w->ws->cfg->count; }
+
 int workers_listen(worker *w, uv_tcp_t *tcp, const struct sockaddr *addr, int backlog,
                    uv_connection_cb cb)
 {

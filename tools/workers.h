@@ -82,4 +82,7 @@ int workers_listen(worker *w, uv_tcp_t *tcp, const struct sockaddr *addr, int ba
 /* Index of w in its run, 0..count-1 (for log lines and reports). */
 int workers_index(const worker *w);
 
+/* Number of workers in w's run. */
+int workers_count(const worker *w);
+
 #endif
