@@ -233,22 +233,25 @@ static void watch_run(workers *ws, uv_loop_t *loop)
     }
 }
 
-/* Starts workers 1..count-1 and waits for their starts. Returns 0 when
- * every one started, else the first error. */
+/* Starts workers 1..count-1 one after the other, each once the previous
+ * one's start returned, and none after a failed one. Returns 0 when every
+ * one started, else the first error. (One at a time also orders each
+ * worker's descriptors after the previous ones' for ThreadSanitizer, which
+ * does not see libuv close descriptors.) */
 static int start_others(workers *ws)
 {
     int rc = 0;
     for (int i = 1; i < ws->cfg->count && rc == 0; i++) {
         rc = uv_thread_create(&ws->w[i].thread, worker_thread, &ws->w[i]);
-        if (rc == 0)
-            ws->nthreads = i;
-    }
-    uv_mutex_lock(&ws->mu);
-    while (ws->nstarted < ws->nthreads)
-        uv_cond_wait(&ws->cond, &ws->mu);
-    for (int i = 1; i <= ws->nthreads && rc == 0; i++)
+        if (rc != 0)
+            break;
+        ws->nthreads = i;
+        uv_mutex_lock(&ws->mu);
+        while (ws->nstarted < i)
+            uv_cond_wait(&ws->cond, &ws->mu);
         rc = ws->w[i].rc;
-    uv_mutex_unlock(&ws->mu);
+        uv_mutex_unlock(&ws->mu);
+    }
     return rc;
 }
 

@@ -12,8 +12,8 @@
  * be called from any thread.
  *
  * Start-up: worker 0 starts first; its listeners bind the configured
- * addresses (port 0: the kernel picks one). Then the other workers start and
- * bind the same addresses, port 0 replaced by the port worker 0 got for the
+ * addresses (port 0: the kernel picks one). Then the other workers start, one
+ * after the other (none after a failed start), and bind the same addresses, port 0 replaced by the port worker 0 got for the
  * same listener (listeners are matched by the order of workers_listen()
  * calls, which must be the same in every worker). Once every worker started,
  * ready() runs (default: "listening PORT" per listener on stdout, flushed),
