@@ -31,8 +31,12 @@
 /* Why a parse failed. */
 enum { CLI_OK = 0, CLI_EINVAL = -1, CLI_ERANGE = -2 };
 
-/* Names the program in messages ("prog: ..."); call first in main(). */
+/* Names the program in messages ("prog: ..."): the base name of prog
+ * (argv[0]); call first in main(). */
 void cli_init(const char *prog);
+
+/* The name cli_init() set, for messages printed without cli_die(). */
+const char *cli_prog(void);
 
 /* Parses a size (see the grammar above) no greater than max into *out.
  * Returns CLI_OK, CLI_EINVAL (malformed) or CLI_ERANGE (above max or
@@ -70,8 +74,10 @@ int cli_addr_port(const struct sockaddr_storage *addr);
 
 /* getopt_long(argc, argv, "h", options) that also handles the standard
  * options: --help/-h prints usage(stdout) and exits 0, --version prints
- * cli_version() and exits 0, an unknown option or a missing value exits 2,
- * and a leftover non-option argument at the end exits 2. Returns the next
+ * cli_version() and exits 0, an unknown option, a missing value or a value
+ * for an option that takes none exits 2 (cli_die(): "prog: ...", never
+ * getopt's own message), and a leftover non-option argument at the end
+ * exits 2. Returns the next
  * option's code (optarg set), or -1 when all are read. */
 int cli_next_option(int argc, char **argv, const struct option *options,
                     void (*usage)(FILE *out));

@@ -169,7 +169,7 @@ static int serve(const struct sockaddr *listen, const cr_proxy_config *pc, int n
     sh.listen = listen;
     sh.cfg = pc;
     uv_mutex_init(&sh.mu);
-    workers_config wc = {.count = nworkers, .ops = &ops, .ctx = &sh, .prog = "content_routing",
+    workers_config wc = {.count = nworkers, .ops = &ops, .ctx = &sh, .prog = cli_prog(),
                          .handle_signals = 1};
     int rc = workers_run(&wc);
     if (pc->verbose)

@@ -182,7 +182,7 @@ static int run(const sni_config *cfg, sni_table *table)
         cli_fail("out of memory");
     sh.sum.cfg = cfg;
     sh.sum.table = &sh.totals;
-    workers_config wc = {.count = cfg->workers, .ops = &ops, .ctx = &sh, .prog = "sni_router",
+    workers_config wc = {.count = cfg->workers, .ops = &ops, .ctx = &sh, .prog = cli_prog(),
                          .handle_signals = 1};
     int rc = workers_run(&wc);
     if (rc == 0 && cfg->stats) {
@@ -227,7 +227,7 @@ int main(int argc, char **argv)
     char err[256];
     sni_table_init(&table);
     int opt, rc = 0;
-    cli_init("sni_router");
+    cli_init(argv[0]);
     while ((opt = cli_next_option(argc, argv, longopts, usage)) != -1) {
         switch (opt) {
         case 'l':

@@ -343,7 +343,7 @@ int sni_router_start(sni_router *r, uv_loop_t *loop, const sni_config *cfg, sni_
         int rc = workers_listen(w, l, (const struct sockaddr *)&cfg->listen_addr[i], 1024,
                                 on_accept);
         if (rc != 0) {
-            fprintf(stderr, "sni_router: cannot listen on %s: %s\n", cfg->listen[i],
+            fprintf(stderr, "%s: cannot listen on %s: %s\n", cli_prog(), cfg->listen[i],
                     uv_strerror(rc));
             return rc;
         }

@@ -238,23 +238,19 @@ int cr_demo_run(const cr_demo_config *cfg)
     size_t faults =
         cfg->mid_frame + cfg->mid_tunnel + cfg->bad_route + cfg->long_header + cfg->long_frame;
     if (faults > cfg->conns) {
-        fprintf(stderr, "demo: %zu faulty clients but only %zu connections\n", faults, cfg->conns);
-        return 2;
+        cli_die("%zu faulty clients but only %zu connections", faults, cfg->conns);
     }
     char why[200];
     cr_proxy_config check = cfg->proxy;
     check.ndests = 1;
     if (cr_proxy_config_check(&check, why, sizeof why) != 0) {
-        fprintf(stderr, "demo: %s\n", why);
-        return 2;
+        cli_die("%s", why);
     }
     if (cfg->frame_bytes > cfg->proxy.max_frame) {
-        fprintf(stderr, "demo: --frame-bytes above --max-frame\n");
-        return 2;
+        cli_die("--frame-bytes above --max-frame");
     }
     if (cfg->duration_s && !cfg->external) {
-        fprintf(stderr, "demo: --duration-s needs --proxy (sinks in other processes)\n");
-        return 2;
+        cli_die("--duration-s needs --proxy (sinks in other processes)");
     }
 
     demo *d = calloc(1, sizeof *d);

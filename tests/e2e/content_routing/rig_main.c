@@ -200,7 +200,7 @@ static int serve_sink(const struct sockaddr *listen, const cr_sink_config *sc)
 {
     static const serve_ops ops = {service_start, service_stop};
     service sv = {listen, sc, NULL};
-    int rc = serve_until_signal("content_routing_rig", &sv, &ops, NULL);
+    int rc = serve_until_signal(cli_prog(), &sv, &ops, NULL);
     cr_sink_free(sv.sink);
     return rc;
 }
@@ -255,7 +255,7 @@ static int main_demo(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    cli_init("content_routing_rig");
+    cli_init(argv[0]);
     /* A peer that resets must not kill the process through SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
     const char *mode = argc >= 2 ? argv[1] : "";
