@@ -113,6 +113,8 @@ static void on_usr1(uv_signal_t *s, int signum)
 {
     (void)signum;
     router_worker *rw = s->data;
+    if (!rw->router.cfg->stats)
+        return;
     if (rw->router.cfg->workers == 1) {
         sni_router_print_stats(&rw->router, stdout);
         return;
@@ -135,7 +137,7 @@ static int worker_start(worker *w, uv_loop_t *loop, void *ctx, void **state)
     if (sni_table_clone(&rw->table, sh->table) != 0)
         return UV_ENOMEM;
     int rc = sni_router_start(&rw->router, loop, sh->cfg, &rw->table, w);
-    if (rc == 0 && sh->cfg->stats) {
+    if (rc == 0) { /* without --stats SIGUSR1 is ignored, as it always was */
         uv_signal_init(loop, &rw->usr1);
         rw->usr1.data = rw;
         uv_signal_start(&rw->usr1, on_usr1, SIGUSR1);

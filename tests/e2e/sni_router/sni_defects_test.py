@@ -26,7 +26,8 @@ the defect shows as a failure, never as a slow pass.
                         spread over both workers (per-worker counts from
                         --stats at exit; the kernel's SO_REUSEPORT hash puts
                         all 48 on one worker with probability 2^-47), summed
-                        counters, exit 0 on SIGTERM
+                        counters, a SIGUSR1 report per worker, exit 0 on
+                        SIGTERM
   host_names            --listen, --route and --default given as localhost:PORT
                         (resolved at start-up) route end to end
 """
@@ -254,6 +255,14 @@ def scenario_workers(env):
         got = routed(r.ports[0], b"alpha.test", b"ping %d" % i)
         if got != b"pong":
             fail("connection %d got %r instead of the backend's reply" % (i, got))
+    # SIGUSR1: each worker prints its own report, headed "stats worker=K".
+    r.p.send_signal(signal.SIGUSR1)
+    wait_for(lambda: (r.pump(), len(re.findall(rb"stats worker=\d\n", r.out)) == 2)[1],
+             "a report per worker")
+    live = re.findall(r"stats worker=(\d)\nstats connections accepted=(\d+) open=\d+\n",
+                      r.out.decode())
+    if sorted(int(k) for k, _ in live) != [0, 1] or sum(int(v) for _, v in live) != n:
+        fail("SIGUSR1 reports: expected workers 0 and 1 with %d connections: %r" % (n, live))
     out, _ = env.stop_router(r)
     per = {int(k): int(v) for k, v in re.findall(r"stats worker=(\d+) accepted=(\d+)", out)}
     if sorted(per) != [0, 1] or sum(per.values()) != n or min(per.values()) == 0:
