@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <bytes_handoff.h>
+#include <uv.h>
 
 static const char *prog = "program";
 
@@ -90,10 +91,16 @@ void cli_fail(const char *fmt, ...)
     exit(1);
 }
 
+const char *cli_prog(void) { return prog; }
+
 int cli_next_option(int argc, char **argv, const struct option *options,
                     void (*usage)(FILE *out))
 {
-    int c = getopt_long(argc, argv, "h", options, NULL);
+    /* getopt_long() reports nothing itself (it would name argv[0], which
+     * may be a path or a mode word): ":" makes a missing value ':'. */
+    opterr = 0;
+    int c = getopt_long(argc, argv, ":h", options, NULL);
+    const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
     switch (c) {
     case 'h':
         usage(stdout);
@@ -101,11 +108,14 @@ int cli_next_option(int argc, char **argv, const struct option *options,
     case CLI_OPT_VERSION:
         cli_version();
         exit(0);
-    case '?':
     case ':':
-        /* getopt_long() has named the option already. */
-        fprintf(stderr, "(see %s --help)\n", prog);
-        exit(2);
+        cli_die("option '%s' needs a value", arg);
+    case '?':
+        if (optopt > 0 && optopt < 256 && arg[0] == '-' && arg[1] != '-')
+            cli_die("unknown option '-%c'", optopt);
+        if (optopt != 0 && strchr(arg, '='))
+            cli_die("option '%.*s' takes no value", (int)strcspn(arg, "="), arg);
+        cli_die("unknown option '%.*s'", (int)strcspn(arg, "="), arg);
     case -1:
         if (optind < argc)
             cli_die("unexpected argument '%s'", argv[optind]);
@@ -141,8 +151,12 @@ double cli_seconds(const char *opt, const char *text, double max)
 
 void cli_addr(const char *opt, const char *text, struct sockaddr_storage *out)
 {
-    if (!text || cli_parse_addr(text, out) != 0)
-        cli_die("%s: '%s' is not an address (IPV4:PORT or [IPV6]:PORT)", opt, text ? text : "");
+    int rc = text ? cli_resolve_addr(text, out) : UV_EINVAL;
+    if (rc == UV_EINVAL)
+        cli_die("%s: '%s' is not an address (HOST:PORT, IPV4:PORT or [IPV6]:PORT)", opt,
+                text ? text : "");
+    if (rc != 0)
+        cli_die("%s: cannot resolve '%s': %s", opt, text, uv_strerror(rc));
 }
 
 void cli_version(void)

@@ -31,8 +31,12 @@
 /* Why a parse failed. */
 enum { CLI_OK = 0, CLI_EINVAL = -1, CLI_ERANGE = -2 };
 
-/* Names the program in messages ("prog: ..."); call first in main(). */
+/* Names the program in messages ("prog: ..."): the base name of prog
+ * (argv[0]); call first in main(). */
 void cli_init(const char *prog);
+
+/* The name cli_init() set, for messages printed without cli_die(). */
+const char *cli_prog(void);
 
 /* Parses a size (see the grammar above) no greater than max into *out.
  * Returns CLI_OK, CLI_EINVAL (malformed) or CLI_ERANGE (above max or
@@ -54,8 +58,15 @@ uint64_t cli_size(const char *opt, const char *text, uint64_t min, uint64_t max)
 /* The value of option opt as seconds in [0, max]; exits 2 like cli_size(). */
 double cli_seconds(const char *opt, const char *text, double max);
 
-/* The value of option opt as an address (cli_parse_addr()); exits 2 like
- * cli_size() on a bad one. */
+/* Like cli_parse_addr(), and also "HOST:PORT" with a host name, resolved
+ * once, now, with getaddrinfo(3) (blocking: call it at start-up): the first
+ * IPv4 address of HOST, else its first IPv6 one. A numeric address is never
+ * looked up. Returns 0 or a negative libuv error (UV_EINVAL: malformed,
+ * UV_EAI_NONAME: the name does not resolve). */
+int cli_resolve_addr(const char *text, struct sockaddr_storage *out);
+
+/* The value of option opt as an address (cli_resolve_addr(): host names are
+ * resolved at start-up); exits 2 like cli_size() on a bad one. */
 void cli_addr(const char *opt, const char *text, struct sockaddr_storage *out);
 
 /* Port of an AF_INET or AF_INET6 address in host order, or -1. */
@@ -63,8 +74,10 @@ int cli_addr_port(const struct sockaddr_storage *addr);
 
 /* getopt_long(argc, argv, "h", options) that also handles the standard
  * options: --help/-h prints usage(stdout) and exits 0, --version prints
- * cli_version() and exits 0, an unknown option or a missing value exits 2,
- * and a leftover non-option argument at the end exits 2. Returns the next
+ * cli_version() and exits 0, an unknown option, a missing value or a value
+ * for an option that takes none exits 2 (cli_die(): "prog: ...", never
+ * getopt's own message), and a leftover non-option argument at the end
+ * exits 2. Returns the next
  * option's code (optarg set), or -1 when all are read. */
 int cli_next_option(int argc, char **argv, const struct option *options,
                     void (*usage)(FILE *out));

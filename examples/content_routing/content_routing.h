@@ -5,7 +5,8 @@
  * own processes through this header. The protocol is documented at the top
  * of main.c.
  *
- * Everything here runs on one libuv loop thread. Objects are allocated by
+ * Everything here runs on one libuv loop thread (a program may run several
+ * proxies, one per loop and thread: tools/workers.h; they share nothing). Objects are allocated by
  * their start function, stopped with their stop function (which closes their
  * handles) and freed with their free function once the loop has run the close
  * callbacks (after uv_run() returns). */
@@ -19,6 +20,7 @@
 #include <bytes_handoff/uv.h>
 
 #include "cli.h"
+#include "workers.h"
 
 #define CR_MAX_DESTS 16
 #define CR_MAX_NAME 64 /* longest destination name */
@@ -131,6 +133,9 @@ typedef struct cr_proxy_config {
                                    it, or the destination owes its reply
                                    (after the client's EOF) and sends nothing
                                    for this long; 0 = none */
+    worker *worker;      /* NULL: a plain listener; else the listener is
+                            workers_listen()ed as this worker (SO_REUSEPORT)
+                            and session ids are unique across workers */
 } cr_proxy_config;
 
 /* Fills the defaults: no destinations, read_reserve 16 KiB, write_budget

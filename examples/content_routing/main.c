@@ -58,6 +58,13 @@
  *
  * HARNESS COMPATIBILITY (bench/harness, see docs/design.md): the proxy accepts
  * --upstream ADDR (every connection routed at accept to that one
+ * destination, no ROUTE line) and --line-frames (every other line is a frame).
+ *
+ * WORKERS: --workers N runs N proxies, each on its own thread and libuv loop
+ * with its own SO_REUSEPORT listener on the --listen address (the kernel
+ * spreads connections over them); they share only the configuration
+ * (tools/workers.h). Log lines have the tools/log.h format, session ids
+ * unique across workers; --verbose's report at exit sums all workers.
  *
  * The parts: main.c (this command line, signals), options.c (the proxy's
  * options), parser.c (the protocol), proxy.c (configuration, listener,
@@ -66,7 +73,8 @@
  * tests/e2e/content_routing drives it with sinks, faulty clients and
  * allocation failures. */
 #include "content_routing.h"
-#include "serve.h"
+#include "log.h"
+#include "workers.h"
 
 #include <inttypes.h>
 #include <signal.h>
@@ -96,60 +104,90 @@ static const char usage[] =
     "                            reads nothing queued for it, or the destination owes\n"
     "                            its reply and sends nothing, for MS ms; 0 = never\n"
     "                            (default 300000)\n"
+    "  --workers N               N proxies on N threads, one loop and one SO_REUSEPORT\n"
+    "                            listener each (default 1)\n"
     "  --verbose                 log how each session ends on stderr\n"
     "  --help, --version\n"
-    "Sizes accept a K, M or G suffix (KiB, MiB, GiB); ADDR is IPV4:PORT or [IPV6]:PORT.\n";
+    "Sizes accept a K, M or G suffix (KiB, MiB, GiB); ADDR is IPV4:PORT, [IPV6]:PORT\n"
+    "or HOST:PORT (a host name, resolved once at start-up).\n";
 
 static void print_usage(FILE *out) { fputs(usage, out); }
 
-/* The proxy as serve.h runs it. */
-typedef struct service {
+/* What the workers share: the configuration (read-only while they run) and,
+ * under mu, the counters they add up as they finish. */
+typedef struct shared {
     const struct sockaddr *listen;
     const cr_proxy_config *cfg;
-    cr_proxy *proxy;
-} service;
+    uv_mutex_t mu;
+    struct cr_proxy_stats sum;
+} shared;
 
-static int service_start(void *svc, uv_loop_t *loop, int *port)
+/* One proxy per worker, on the worker's loop (state: the cr_proxy). */
+static int worker_start(worker *w, uv_loop_t *loop, void *ctx, void **state)
 {
-    service *sv = svc;
-    return cr_proxy_start(&sv->proxy, loop, sv->cfg, sv->listen, port);
-}
-
-static void service_stop(void *svc)
-{
-    service *sv = svc;
-    if (sv->proxy)
-        cr_proxy_stop(sv->proxy);
-}
-
-static void service_report(void *svc)
-{
-    service *sv = svc;
-    if (!sv->proxy || !sv->cfg->verbose)
-        return;
-    struct cr_proxy_stats st;
-    cr_proxy_get_stats(sv->proxy, &st);
-    fprintf(stderr,
-            "proxy: %" PRIu64 " sessions: %" PRIu64 " completed, %" PRIu64 " rejected, %" PRIu64
-            " aborted; %" PRIu64 " frames, %" PRIu64 " pauses\n",
-            st.accepted, st.completed, st.rejected, st.aborted, st.frames, st.pauses);
-}
-
-/* Runs the proxy until SIGINT/SIGTERM. */
-static int serve(const struct sockaddr *listen, const cr_proxy_config *pc)
-{
-    static const serve_ops ops = {service_start, service_stop};
-    service sv = {listen, pc, NULL};
-    int rc = serve_until_signal("content_routing", &sv, &ops, service_report);
-    cr_proxy_free(sv.proxy);
+    shared *sh = ctx;
+    cr_proxy_config pc = *sh->cfg;
+    pc.worker = w;
+    cr_proxy *px = NULL;
+    int rc = cr_proxy_start(&px, loop, &pc, sh->listen, NULL);
+    *state = px;
     return rc;
 }
 
-enum { OPT_LISTEN = CR_OPT_END };
+static void worker_stop(void *state, int again)
+{
+    if (state && !again)
+        cr_proxy_stop(state);
+}
+
+static void worker_finish(worker *w, void *state, void *ctx)
+{
+    (void)w;
+    shared *sh = ctx;
+    if (!state)
+        return;
+    struct cr_proxy_stats st;
+    cr_proxy_get_stats(state, &st);
+    cr_proxy_free(state);
+    uv_mutex_lock(&sh->mu);
+    sh->sum.accepted += st.accepted;
+    sh->sum.completed += st.completed;
+    sh->sum.rejected += st.rejected;
+    sh->sum.aborted += st.aborted;
+    sh->sum.frames += st.frames;
+    sh->sum.pauses += st.pauses;
+    uv_mutex_unlock(&sh->mu);
+}
+
+/* Runs nworkers proxies until SIGINT/SIGTERM; with --verbose reports the
+ * sessions of all of them at exit. */
+static int serve(const struct sockaddr *listen, const cr_proxy_config *pc, int nworkers)
+{
+    static const workers_ops ops = {worker_start, worker_stop, worker_finish};
+    shared sh;
+    memset(&sh, 0, sizeof sh);
+    sh.listen = listen;
+    sh.cfg = pc;
+    uv_mutex_init(&sh.mu);
+    workers_config wc = {.count = nworkers, .ops = &ops, .ctx = &sh, .prog = cli_prog(),
+                         .handle_signals = 1};
+    int rc = workers_run(&wc);
+    if (pc->verbose)
+        log_msg(LOG_LEVEL_INFO, 0, NULL,
+                "%" PRIu64 " sessions: %" PRIu64 " completed, %" PRIu64 " rejected, %" PRIu64
+                " aborted; %" PRIu64 " frames, %" PRIu64 " pauses",
+                sh.sum.accepted, sh.sum.completed, sh.sum.rejected, sh.sum.aborted,
+                sh.sum.frames, sh.sum.pauses);
+    uv_mutex_destroy(&sh.mu);
+    return rc;
+}
+
+enum { OPT_LISTEN = CR_OPT_END, OPT_WORKERS };
 
 int main(int argc, char **argv)
 {
     static const struct option options[] = {{"listen", required_argument, NULL, OPT_LISTEN},
+                                            {"workers", required_argument, NULL, OPT_WORKERS},
                                             CR_PROXY_OPTIONS, CLI_STANDARD_OPTIONS,
                                             {NULL, 0, NULL, 0}};
     cli_init(argv[0]);
@@ -158,11 +196,13 @@ int main(int argc, char **argv)
     cr_proxy_config pc;
     cr_proxy_config_default(&pc);
     struct sockaddr_storage addr;
-    int have_listen = 0, c;
+    int have_listen = 0, nworkers = 1, c;
     while ((c = cli_next_option(argc, argv, options, print_usage)) != -1) {
         if (c == OPT_LISTEN) {
             cli_addr("--listen", optarg, &addr);
             have_listen = 1;
+        } else if (c == OPT_WORKERS) {
+            nworkers = (int)cli_size("--workers", optarg, 1, WORKERS_MAX);
         } else {
             cr_proxy_option(c, optarg, &pc);
         }
@@ -172,5 +212,5 @@ int main(int argc, char **argv)
     char why[200];
     if (cr_proxy_config_check(&pc, why, sizeof why) != 0)
         cli_die("%s", why);
-    return serve((const struct sockaddr *)&addr, &pc);
+    return serve((const struct sockaddr *)&addr, &pc, nworkers);
 }

@@ -28,6 +28,7 @@
  * stopping: the upstream is reset rather than closed, see the caveat in
  * main.c). The session is freed when its last handle is closed. */
 #include "proxy_internal.h"
+#include "log.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -126,9 +127,9 @@ static void accept_pause(cr_proxy *px)
         return;
     px->accept_paused = 1;
     px->st.fd_episodes++;
-    fprintf(stderr,
-            "proxy: out of descriptors (%llu sessions open): pausing accepts, retrying every "
-            "%d ms (episode %llu)\n",
+    log_msg(LOG_LEVEL_WARN, 0, NULL,
+            "out of descriptors (%llu sessions open): pausing accepts, retrying every "
+            "%d ms (episode %llu)",
             (unsigned long long)px->st.live, ACCEPT_RETRY_MS,
             (unsigned long long)px->st.fd_episodes);
 }
@@ -142,7 +143,7 @@ static void accept_served(cr_proxy *px)
     struct pollfd pf = {.fd = lfd, .events = POLLIN};
     if (poll(&pf, 1, 0) != 0)
         return;
-    fprintf(stderr, "proxy: accepting again after %llu refused attempts (episode %llu)\n",
+    log_msg(LOG_LEVEL_INFO, 0, NULL, "accepting again after %llu refused attempts (episode %llu)",
             (unsigned long long)px->refused, (unsigned long long)px->st.fd_episodes);
     px->accept_paused = 0;
     px->refused = 0;
@@ -161,7 +162,8 @@ static void on_accept(uv_stream_t *server, int status)
     if (!s)
         return;
     s->px = px;
-    s->id = ++px->next_id;
+    s->id = px->next_id;
+    px->next_id += px->id_step;
     if (uv_tcp_init(px->loop, &s->client) != 0) {
         free(s);
         return;
@@ -186,6 +188,9 @@ static void on_accept(uv_stream_t *server, int status)
         return;
     }
     accept_served(px);
+    int len = (int)sizeof s->peer;
+    if (uv_tcp_getpeername(&s->client, (struct sockaddr *)&s->peer, &len) != 0)
+        s->peer.ss_family = AF_UNSPEC;
     uv_tcp_nodelay(&s->client, 1);
     s->header_deadline = uv_now(px->loop) + px->cfg.header_timeout_ms;
     int rc = session_timeout_update(s);
@@ -228,6 +233,8 @@ int cr_proxy_start(cr_proxy **out, uv_loop_t *loop, const cr_proxy_config *cfg,
     px->wcfg = bh_writeq_config_default();
     px->wcfg.max_bytes = cfg->write_budget;
     px->in_max = in_max_len(cfg);
+    px->next_id = cfg->worker ? (uint64_t)workers_index(cfg->worker) + 1 : 1;
+    px->id_step = cfg->worker ? (uint64_t)workers_count(cfg->worker) : 1;
     int rc = uv_tcp_init(loop, &px->listener);
     if (rc != 0) {
         free(px);
@@ -238,9 +245,13 @@ int cr_proxy_start(cr_proxy **out, uv_loop_t *loop, const cr_proxy_config *cfg,
     uv_timer_init(loop, &px->accept_retry); /* cannot fail */
     px->accept_retry.data = px;
     (void)idle_trim_init(&px->trim, loop, TRIM_AFTER_IDLE_MS); /* cannot fail */
-    rc = uv_tcp_bind(&px->listener, addr, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&px->listener, LISTEN_BACKLOG, on_accept);
+    if (cfg->worker) {
+        rc = workers_listen(cfg->worker, &px->listener, addr, LISTEN_BACKLOG, on_accept);
+    } else {
+        rc = uv_tcp_bind(&px->listener, addr, 0);
+        if (rc == 0)
+            rc = uv_listen((uv_stream_t *)&px->listener, LISTEN_BACKLOG, on_accept);
+    }
     if (rc != 0) {
         /* The caller runs the loop to let the close callback run. */
         uv_close((uv_handle_t *)&px->listener, on_listener_closed);

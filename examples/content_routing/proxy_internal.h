@@ -34,6 +34,7 @@ struct cr_proxy {
     uint64_t refused;        /* accept attempts refused in this episode */
     session *sessions;
     uint64_t next_id;
+    uint64_t id_step;    /* ids: worker index + 1, then + workers */
     struct cr_proxy_stats st;
 };
 
@@ -41,6 +42,7 @@ struct session {
     cr_proxy *px;
     session *prev, *next;
     uint64_t id;
+    struct sockaddr_storage peer; /* the client's address, for log lines */
     uv_tcp_t client;
     uv_tcp_t upstream;
     uv_connect_t connect_req;

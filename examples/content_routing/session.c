@@ -2,6 +2,7 @@
  * with an ERR line, or aborted) and the upstream -> client direction of the
  * routing phase (see proxy.c). */
 #include "proxy_internal.h"
+#include "log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,7 +30,7 @@ void session_free_if_closed(session *s)
         break;
     }
     if (px->cfg.verbose)
-        fprintf(stderr, "proxy: session %llu %s%s%s%s%s\n", (unsigned long long)s->id,
+        log_msg(LOG_LEVEL_INFO, s->id, (const struct sockaddr *)&s->peer, "session %s%s%s%s%s",
                 s->outcome == OUT_COMPLETED  ? "completed"
                 : s->outcome == OUT_REJECTED ? "rejected"
                                              : "aborted",
@@ -109,8 +110,9 @@ void session_fail(session *s, const char *where, int err)
         s->err = err;
         if (err == BH_ENOMEM) {
             s->px->st.enomem++;
-            fprintf(stderr, "proxy: session %llu: %s: %s (%s); closing the connection\n",
-                    (unsigned long long)s->id, where, bh_err_name(err), bh_strerror(err));
+            log_msg(LOG_LEVEL_ERROR, s->id, (const struct sockaddr *)&s->peer,
+                    "%s: %s (%s); closing the connection", where, bh_err_name(err),
+                    bh_strerror(err));
         }
     }
     session_end(s, OUT_ABORTED, where);

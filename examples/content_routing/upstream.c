@@ -3,6 +3,7 @@
  * queue each token as an owned slice, and switch to a bh_tunnel at TUNNEL
  * (see proxy.c). */
 #include "proxy_internal.h"
+#include "log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,8 +64,9 @@ static void on_tunnel_done(bh_tunnel *t, int status, const struct bh_tunnel_stat
         s->err = status;
         if (status == BH_ENOMEM) {
             px->st.enomem++;
-            fprintf(stderr, "proxy: session %llu: tunnel: %s (%s); closing the connection\n",
-                    (unsigned long long)s->id, bh_err_name(status), bh_strerror(status));
+            log_msg(LOG_LEVEL_ERROR, s->id, (const struct sockaddr *)&s->peer,
+                    "tunnel: %s (%s); closing the connection", bh_err_name(status),
+                    bh_strerror(status));
         }
         session_set_outcome(s, OUT_ABORTED, "tunnel");
     }

@@ -4,6 +4,8 @@
 #ifndef SNI_CONN_H
 #define SNI_CONN_H
 
+#include <netinet/in.h>
+
 #include "sni_router.h"
 
 #define DISCARD_MAX (64 * 1024)
@@ -27,6 +29,12 @@ typedef struct sni_phase {
 
 struct sni_conn {
     sni_router *r;
+    uint64_t id;         /* for log lines, unique across workers */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer;              /* the client's address (AF_UNSPEC: unknown) */
     sni_conn *prev, *next;
     int state;
     int handles;         /* handles of ours still open (client, timer, backend) */

@@ -4,11 +4,18 @@
  *
  *   sni_router --listen ADDR [--listen ADDR ...] --route NAME[+ALPN]=HOST:PORT ...
  *              [--default HOST:PORT] [--max-hello BYTES] [--hello-timeout MS]
- *              [--idle-timeout MS] [--read-reserve BYTES] [--stats] [--quiet]
+ *              [--idle-timeout MS] [--read-reserve BYTES] [--workers N] [--stats]
+ *              [--quiet]
  *
- * ADDR and HOST:PORT are IPV4:PORT or [IPV6]:PORT; listening on port 0 picks
- * a free port. For each listener the router prints "listening PORT" on
- * stdout once it accepts. NAME is a host name ("alpha.example") or a
+ * ADDR and HOST:PORT are IPV4:PORT, [IPV6]:PORT or HOST:PORT with a host name,
+ * which is resolved once at start-up (getaddrinfo: its first IPV4 address,
+ * else its first IPV6 one); listening on port 0 picks a free port. For each
+ * listener the router prints "listening PORT" on stdout once it accepts.
+ *
+ * --workers N (default 1) runs N routers, each on its own thread and libuv
+ * loop with its own SO_REUSEPORT listeners on the same addresses (the kernel
+ * spreads connections over them) and its own connections and counters;
+ * they share only the configuration (tools/workers.h). NAME is a host name ("alpha.example") or a
  * wildcard ("*.example": any name ending in ".example"); an exact name wins
  * over wildcards, the longest wildcard over shorter ones, and --default
  * takes names nothing matches and hellos without SNI. "NAME+ALPN" (e.g.
@@ -42,15 +49,22 @@
  *   client_gone     EOF or error before the hello was complete
  *   backend_failed  backend refused or did not answer: internal_error
  *
+ * Log lines (stderr) have the tools/log.h format: "TIME warn conn=ID
+ * peer=ADDR:PORT what ...", connection ids unique across workers.
+ *
  * --stats prints per-route counters (connections, open, failed, bytes each
  * way), the rejections by kind, how tunnels ended and their backpressure
  * (waits on a slow destination, count and ms, each way) on stdout on SIGUSR1
- * and at exit. SIGTERM
+ * and at exit. With several workers SIGUSR1 makes each print its own
+ * report after a line "stats worker=K", and the report at exit is the sum
+ * over all workers followed by one line "stats worker=K accepted=N" per
+ * worker. SIGTERM
  * or SIGINT stops accepting and lets open connections finish, then the
  * router exits 0; a second one resets what is still open. */
 #include "sni_router.h"
 
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,38 +82,120 @@ static const char usage_text[] =
     "  --hello-timeout MS     time to send the hello / to connect (default 10000)\n"
     "  --idle-timeout MS      end a tunnel after MS without traffic (default 0: never)\n"
     "  --read-reserve BYTES   tunnel read size per side (default 4096; bulk is spliced)\n"
+    "  --workers N            routers on N threads, one loop each (default 1)\n"
     "  --stats                print counters on SIGUSR1 and at exit\n"
     "  --quiet                no per-connection log lines\n"
-    "  --help, --version\n";
+    "  --help, --version\n"
+    "ADDR, HOST:PORT: IPV4:PORT, [IPV6]:PORT or a host name:PORT (resolved at start-up)\n";
 
 static void usage(FILE *out) { fputs(usage_text, out); }
 
-typedef struct signals {
-    sni_router *router;
-    uv_signal_t usr1, term, intr;
-    int terms;
-} signals;
+/* What the workers share: the configuration (read-only while they run) and,
+ * under mu, the counters they add up as they finish. */
+typedef struct shared {
+    const sni_config *cfg;
+    const sni_table *table;
+    uv_mutex_t mu;
+    sni_table totals;           /* the table's routes with the summed counters */
+    sni_router sum;
+    uint64_t accepted[WORKERS_MAX];
+} shared;
+
+/* One worker: a router with its own copy of the table. */
+typedef struct router_worker {
+    sni_router router;
+    sni_table table;
+    uv_signal_t usr1;
+    int index;
+} router_worker;
 
 static void on_usr1(uv_signal_t *s, int signum)
 {
     (void)signum;
-    signals *sg = s->data;
-    if (sg->router->cfg->stats)
-        sni_router_print_stats(sg->router, stdout);
+    router_worker *rw = s->data;
+    if (!rw->router.cfg->stats)
+        return;
+    if (rw->router.cfg->workers == 1) {
+        sni_router_print_stats(&rw->router, stdout);
+        return;
+    }
+    flockfile(stdout); /* one block per worker */
+    printf("stats worker=%d\n", rw->index);
+    sni_router_print_stats(&rw->router, stdout);
+    funlockfile(stdout);
 }
 
-static void on_term(uv_signal_t *s, int signum)
+static int worker_start(worker *w, uv_loop_t *loop, void *ctx, void **state)
 {
-    (void)signum;
-    signals *sg = s->data;
-    sni_router_drain(sg->router, sg->terms++ > 0);
+    shared *sh = ctx;
+    router_worker *rw = bh_malloc(sizeof *rw);
+    *state = rw;
+    if (!rw)
+        return UV_ENOMEM;
+    memset(rw, 0, sizeof *rw);
+    rw->index = workers_index(w);
+    if (sni_table_clone(&rw->table, sh->table) != 0)
+        return UV_ENOMEM;
+    int rc = sni_router_start(&rw->router, loop, sh->cfg, &rw->table, w);
+    if (rc == 0) { /* without --stats SIGUSR1 is ignored, as it always was */
+        uv_signal_init(loop, &rw->usr1);
+        rw->usr1.data = rw;
+        uv_signal_start(&rw->usr1, on_usr1, SIGUSR1);
+        uv_unref((uv_handle_t *)&rw->usr1); /* the loop ends when connections do */
+    }
+    return rc;
 }
 
-static void close_walk(uv_handle_t *h, void *arg)
+/* The first stop drains, a second one resets what is still open. */
+static void worker_stop(void *state, int again)
 {
-    (void)arg;
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
+    router_worker *rw = state;
+    if (rw && rw->router.loop)
+        sni_router_drain(&rw->router, again);
+}
+
+static void worker_finish(worker *w, void *state, void *ctx)
+{
+    shared *sh = ctx;
+    router_worker *rw = state;
+    if (!rw)
+        return;
+    uv_mutex_lock(&sh->mu);
+    sni_router_add_counters(&sh->sum, &rw->router);
+    sni_table_add_stats(&sh->totals, &rw->table);
+    sh->accepted[workers_index(w)] = rw->router.accepted;
+    uv_mutex_unlock(&sh->mu);
+    sni_table_free(&rw->table);
+    bh_free(rw);
+    bh_thread_cache_trim(); /* this thread's caches, so leak checkers see nothing left */
+}
+
+/* Runs cfg->workers routers until SIGINT/SIGTERM; prints the summed
+ * counters with --stats. Returns the exit status. */
+static int run(const sni_config *cfg, sni_table *table)
+{
+    static const workers_ops ops = {worker_start, worker_stop, worker_finish};
+    shared sh;
+    memset(&sh, 0, sizeof sh);
+    sh.cfg = cfg;
+    sh.table = table;
+    uv_mutex_init(&sh.mu);
+    if (sni_table_clone(&sh.totals, table) != 0)
+        cli_fail("out of memory");
+    sh.sum.cfg = cfg;
+    sh.sum.table = &sh.totals;
+    workers_config wc = {.count = cfg->workers, .ops = &ops, .ctx = &sh, .prog = cli_prog(),
+                         .handle_signals = 1};
+    int rc = workers_run(&wc);
+    if (rc == 0 && cfg->stats) {
+        sni_router_print_stats(&sh.sum, stdout);
+        for (int i = 0; cfg->workers > 1 && i < cfg->workers; i++)
+            printf("stats worker=%d accepted=%" PRIu64 "\n", i, sh.accepted[i]);
+        fflush(stdout);
+    }
+    sni_table_free(&sh.totals);
+    uv_mutex_destroy(&sh.mu);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -111,7 +207,8 @@ int main(int argc, char **argv)
         O_READ_RESERVE,
         O_STATS,
         O_QUIET,
-        O_DEFAULT
+        O_DEFAULT,
+        O_WORKERS
     };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, 'l'},
@@ -123,19 +220,22 @@ int main(int argc, char **argv)
         {"read-reserve", required_argument, NULL, O_READ_RESERVE},
         {"stats", no_argument, NULL, O_STATS},
         {"quiet", no_argument, NULL, O_QUIET},
+        {"workers", required_argument, NULL, O_WORKERS},
         CLI_STANDARD_OPTIONS,
         {NULL, 0, NULL, 0}};
-    sni_config cfg = {.max_hello = 16384, .hello_timeout_ms = 10000, .read_reserve = 4096};
+    sni_config cfg = {.max_hello = 16384, .hello_timeout_ms = 10000, .read_reserve = 4096,
+                      .workers = 1};
     sni_table table;
     char err[256];
     sni_table_init(&table);
     int opt, rc = 0;
-    cli_init("sni_router");
+    cli_init(argv[0]);
     while ((opt = cli_next_option(argc, argv, longopts, usage)) != -1) {
         switch (opt) {
         case 'l':
             if (cfg.listen_count == SNI_MAX_LISTEN)
                 cli_die("at most %d --listen", SNI_MAX_LISTEN);
+            cli_addr("--listen", optarg, &cfg.listen_addr[cfg.listen_count]);
             cfg.listen[cfg.listen_count++] = optarg;
             break;
         case 'r':
@@ -162,6 +262,9 @@ int main(int argc, char **argv)
         case O_QUIET:
             cfg.quiet = 1;
             break;
+        case O_WORKERS:
+            cfg.workers = (int)cli_size("--workers", optarg, 1, WORKERS_MAX);
+            break;
         }
         if (rc == -2)
             cli_fail("out of memory");
@@ -175,29 +278,8 @@ int main(int argc, char **argv)
 
     /* A peer that resets must not kill the process through SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    sni_router router;
-    signals sg = {.router = &router};
-    rc = sni_router_start(&router, &loop, &cfg, &table);
-    if (rc == 0) {
-        uv_signal_t *hs[] = {&sg.usr1, &sg.term, &sg.intr};
-        int nums[] = {SIGUSR1, SIGTERM, SIGINT};
-        uv_signal_cb cbs[] = {on_usr1, on_term, on_term};
-        for (int i = 0; i < 3; i++) {
-            uv_signal_init(&loop, hs[i]);
-            hs[i]->data = &sg;
-            uv_signal_start(hs[i], cbs[i], nums[i]);
-            uv_unref((uv_handle_t *)hs[i]); /* the loop ends when connections do */
-        }
-        uv_run(&loop, UV_RUN_DEFAULT);
-        if (cfg.stats)
-            sni_router_print_stats(&router, stdout);
-    }
-    uv_walk(&loop, close_walk, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
+    rc = run(&cfg, &table);
     sni_table_free(&table);
     bh_thread_cache_trim(); /* so leak checkers see nothing left */
-    return rc == 0 ? 0 : 1;
+    return rc;
 }

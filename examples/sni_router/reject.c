@@ -5,6 +5,7 @@
  * --hello-timeout), so closing does not turn into an RST that could overtake
  * the alert. */
 #include "conn.h"
+#include "log.h"
 
 /* Fatal alert records (RFC 8446 section 6): type 21, version 3.3, length 2,
  * level 2 (fatal), description. */
@@ -40,21 +41,8 @@ static void log_conn(const sni_conn *c, const char *what)
 {
     if (c->r->cfg->quiet)
         return;
-    struct sockaddr_storage ss;
-    int len = (int)sizeof ss;
-    char ip[64] = "?";
-    int port = 0;
-    if (uv_tcp_getpeername(&c->client, (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
-            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
-            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        }
-    }
     const sni_hello *h = &c->ph->hello;
-    fprintf(stderr, "sni_router: %s:%d %s sni=%s alpn=%s\n", ip, port, what,
+    log_msg(LOG_LEVEL_WARN, c->id, &c->peer.sa, "%s sni=%s alpn=%s", what,
             h->has_sni ? h->sni : "-", h->alpn[0] ? h->alpn : "-");
 }
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "log.h"
 
 /* ---- lifetime ------------------------------------------------------------- */
 
@@ -98,9 +99,9 @@ static void on_tunnel_done(bh_tunnel *t, int status, const struct bh_tunnel_stat
     else
         r->tunnel_other++;
     if (status != 0 && !r->cfg->quiet)
-        fprintf(stderr, "sni_router: tunnel of route %s ended: %s (%" PRIu64 " bytes up, %" PRIu64
-                        " down)\n", c->route->name, bh_err_name(status),
-                st->bytes[0], st->bytes[1]);
+        log_msg(LOG_LEVEL_WARN, c->id, &c->peer.sa,
+                "tunnel of route %s ended: %s (%" PRIu64 " bytes up, %" PRIu64 " down)",
+                c->route->name, bh_err_name(status), st->bytes[0], st->bytes[1]);
     c->tunnel_running = 0;
     conn_free_if_done(c);
 }
@@ -124,7 +125,8 @@ static void on_backend_connected(uv_connect_t *req, int status)
     int rc = bh_tunnel_start(&c->tunnel, r->loop, (uv_stream_t *)&c->client,
                              (uv_stream_t *)&c->backend, &c->ph->buf, NULL, &cfg, on_tunnel_done, c);
     if (rc != 0) {
-        fprintf(stderr, "sni_router: tunnel start failed: %s\n", bh_strerror(rc));
+        log_msg(LOG_LEVEL_ERROR, c->id, &c->peer.sa, "tunnel start failed: %s",
+                bh_strerror(rc));
         c->route->stats.failed++;
         sni_reject(c, SNI_BACKEND_FAILED);
         return;
@@ -252,7 +254,7 @@ static void on_refused_closed(uv_handle_t *h)
 static void refuse(sni_router *r, uv_stream_t *server)
 {
     if (r->accept_error != UV_ENOMEM)
-        fprintf(stderr, "sni_router: out of memory accepting a connection\n");
+        log_msg(LOG_LEVEL_ERROR, 0, NULL, "out of memory accepting a connection");
     r->accept_error = UV_ENOMEM;
     if (r->spare_busy) {
         r->refuse_waiting = server;
@@ -270,7 +272,7 @@ static void on_accept(uv_stream_t *server, int status)
     sni_router *r = server->data;
     if (status < 0) {
         if (status != r->accept_error)
-            fprintf(stderr, "sni_router: accept: %s\n", uv_strerror(status));
+            log_msg(LOG_LEVEL_ERROR, 0, NULL, "accept: %s", uv_strerror(status));
         r->accept_error = status;
         return;
     }
@@ -303,6 +305,11 @@ static void on_accept(uv_stream_t *server, int status)
     }
     r->accept_error = 0;
     r->accepted++;
+    c->id = r->next_id;
+    r->next_id += (uint64_t)r->cfg->workers;
+    int len = (int)sizeof c->peer;
+    if (uv_tcp_getpeername(&c->client, &c->peer.sa, &len) != 0)
+        c->peer.sa.sa_family = AF_UNSPEC;
     uv_tcp_nodelay(&c->client, 1);
     sni_hello_init(&c->ph->hello, r->cfg->max_hello);
     size_t reserve = r->cfg->max_hello < HELLO_READ_RESERVE ? r->cfg->max_hello
@@ -319,38 +326,28 @@ static void on_accept(uv_stream_t *server, int status)
 
 /* ---- router ----------------------------------------------------------------------- */
 
-int sni_router_start(sni_router *r, uv_loop_t *loop, const sni_config *cfg, sni_table *table)
+int sni_router_start(sni_router *r, uv_loop_t *loop, const sni_config *cfg, sni_table *table,
+                     worker *w)
 {
     memset(r, 0, sizeof *r);
     r->loop = loop;
     r->cfg = cfg;
     r->table = table;
+    r->next_id = (uint64_t)workers_index(w) + 1;
     (void)idle_trim_init(&r->trim, loop, SNI_TRIM_AFTER_IDLE_MS); /* cannot fail */
     for (size_t i = 0; i < cfg->listen_count; i++) {
-        struct sockaddr_storage addr;
-        int rc = cli_parse_addr(cfg->listen[i], &addr);
         uv_tcp_t *l = &r->listeners[i];
-        if (rc == 0) {
-            uv_tcp_init(loop, l);
-            r->listener_count++;
-            l->data = r;
-            rc = uv_tcp_bind(l, (const struct sockaddr *)&addr, 0);
-        }
-        if (rc == 0)
-            rc = uv_listen((uv_stream_t *)l, 1024, on_accept);
+        uv_tcp_init(loop, l);
+        r->listener_count++;
+        l->data = r;
+        int rc = workers_listen(w, l, (const struct sockaddr *)&cfg->listen_addr[i], 1024,
+                                on_accept);
         if (rc != 0) {
-            fprintf(stderr, "sni_router: cannot listen on %s: %s\n", cfg->listen[i],
+            fprintf(stderr, "%s: cannot listen on %s: %s\n", cli_prog(), cfg->listen[i],
                     uv_strerror(rc));
             return rc;
         }
-        struct sockaddr_storage ss;
-        int len = (int)sizeof ss;
-        uv_tcp_getsockname(l, (struct sockaddr *)&ss, &len);
-        int port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-                                            : ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        printf("listening %d\n", port);
     }
-    fflush(stdout);
     return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <bytes_handoff.h>
+#include <uv.h>
 
 #include "cli.h"
 
@@ -18,6 +19,44 @@ void sni_table_free(sni_table *t)
     bh_free(t->routes);
     bh_free(t->fallback);
     memset(t, 0, sizeof *t);
+}
+
+int sni_table_clone(sni_table *dst, const sni_table *src)
+{
+    sni_table_init(dst);
+    dst->routes = bh_malloc((src->count ? src->count : 1) * sizeof *dst->routes);
+    dst->fallback = src->fallback ? bh_malloc(sizeof *dst->fallback) : NULL;
+    if (!dst->routes || (src->fallback && !dst->fallback)) {
+        sni_table_free(dst);
+        return -2;
+    }
+    dst->count = dst->cap = src->count;
+    for (size_t i = 0; i < src->count; i++) {
+        dst->routes[i] = src->routes[i];
+        memset(&dst->routes[i].stats, 0, sizeof dst->routes[i].stats);
+    }
+    if (src->fallback) {
+        *dst->fallback = *src->fallback;
+        memset(&dst->fallback->stats, 0, sizeof dst->fallback->stats);
+    }
+    return 0;
+}
+
+static void add_route_stats(sni_route_stats *to, const sni_route_stats *from)
+{
+    to->accepted += from->accepted;
+    to->active += from->active;
+    to->failed += from->failed;
+    to->bytes_up += from->bytes_up;
+    to->bytes_down += from->bytes_down;
+}
+
+void sni_table_add_stats(sni_table *to, const sni_table *from)
+{
+    for (size_t i = 0; i < to->count && i < from->count; i++)
+        add_route_stats(&to->routes[i].stats, &from->routes[i].stats);
+    if (to->fallback && from->fallback)
+        add_route_stats(&to->fallback->stats, &from->fallback->stats);
 }
 
 static int name_ok(const char *s, size_t n)
@@ -36,8 +75,15 @@ static int name_ok(const char *s, size_t n)
 
 static int fill_addr(sni_route *r, const char *hostport, char *err, size_t err_len)
 {
-    if (strlen(hostport) >= sizeof r->addr_text || cli_parse_addr(hostport, &r->addr) != 0) {
-        snprintf(err, err_len, "bad backend address '%s' (IPV4:PORT or [IPV6]:PORT)", hostport);
+    int rc = strlen(hostport) >= sizeof r->addr_text ? UV_EINVAL
+                                                       : cli_resolve_addr(hostport, &r->addr);
+    if (rc == UV_EINVAL) {
+        snprintf(err, err_len, "bad backend address '%s' (HOST:PORT, IPV4:PORT or [IPV6]:PORT)",
+                 hostport);
+        return -1;
+    }
+    if (rc != 0) {
+        snprintf(err, err_len, "cannot resolve backend '%s': %s", hostport, uv_strerror(rc));
         return -1;
     }
     strcpy(r->addr_text, hostport);

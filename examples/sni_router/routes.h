@@ -8,7 +8,9 @@
  * "a.example.com" and "a.b.example.com" but not "example.com". An entry
  * "NAME+ALPN" (e.g. "alpha.example+h2") matches only hellos that offer that
  * ALPN protocol and wins over the same NAME without one. The table is built
- * once at start-up and read-only afterwards. */
+ * once at start-up and read-only afterwards, but for its counters: each
+ * worker thread routes with its own copy (sni_table_clone()), whose counters
+ * are summed at exit (sni_table_add_stats()). */
 #ifndef SNI_ROUTES_H
 #define SNI_ROUTES_H
 
@@ -45,8 +47,16 @@ typedef struct sni_table {
 void sni_table_init(sni_table *t);
 void sni_table_free(sni_table *t);
 
+/* dst becomes a copy of src with its counters at zero (its own memory; free
+ * it with sni_table_free()). Returns 0 or -2 when out of memory. */
+int sni_table_clone(sni_table *dst, const sni_table *src);
+
+/* Adds the counters of from (a clone of to, or of the same table) to to's. */
+void sni_table_add_stats(sni_table *to, const sni_table *from);
+
 /* Adds "NAME[+ALPN]=HOST:PORT" (NAME a host name or "*.suffix"; ALPN a
- * protocol name such as h2; HOST:PORT as IPV4:PORT or [IPV6]:PORT). Returns
+ * protocol name such as h2; HOST:PORT as IPV4:PORT or [IPV6]:PORT, or a host
+ * name resolved now with getaddrinfo(3): cli_resolve_addr()). Returns
  * 0, -1 for a malformed or duplicate entry (message in err), or -2 when out
  * of memory. */
 int sni_table_add(sni_table *t, const char *spec, char *err, size_t err_len);

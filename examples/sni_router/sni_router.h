@@ -7,7 +7,10 @@
  *             the hand-off to bh_tunnel (conn.h: the connection's state)
  *   reject.c  TLS alerts, per-kind counting and logging of refusals
  *   stats.c   the --stats report
- * Everything runs on one libuv loop thread. */
+ * A router (sni_router) runs on one libuv loop thread; with --workers N,
+ * main.c runs N of them (tools/workers.h), each with its own loop,
+ * listeners, connections, counters and copy of the routing table, sharing
+ * only the read-only sni_config. */
 #ifndef SNI_ROUTER_H
 #define SNI_ROUTER_H
 
@@ -21,6 +24,7 @@
 #include "hello.h"
 #include "routes.h"
 #include "idle_trim.h"
+#include "workers.h"
 
 #define SNI_MAX_LISTEN 8
 
@@ -41,7 +45,8 @@ typedef enum sni_kind {
 } sni_kind;
 
 typedef struct sni_config {
-    const char *listen[SNI_MAX_LISTEN];
+    const char *listen[SNI_MAX_LISTEN];  /* as given, for messages */
+    struct sockaddr_storage listen_addr[SNI_MAX_LISTEN];
     size_t listen_count;
     size_t max_hello;           /* --max-hello */
     uint64_t hello_timeout_ms;  /* --hello-timeout, also bounds the backend connect */
@@ -49,6 +54,7 @@ typedef struct sni_config {
     size_t read_reserve;        /* --read-reserve: the tunnel's read size per side */
     int stats;                  /* --stats */
     int quiet;                  /* --quiet: no per-connection log lines */
+    int workers;                /* --workers: routers (threads), each its own loop */
 } sni_config;
 
 typedef struct sni_conn sni_conn;
@@ -65,6 +71,7 @@ typedef struct sni_router {
     sni_conn *live;             /* every open connection (doubly linked) */
     uint64_t accepted;
     uint64_t live_count;
+    uint64_t next_id;           /* connection ids: worker + 1, then + workers */
     idle_trim trim;             /* bh_trim() once no connection came for a while */
     uint64_t kinds[SNI_KIND_COUNT];
     uint64_t tunnel_clean, tunnel_reset, tunnel_idle, tunnel_other;
@@ -76,10 +83,12 @@ typedef struct sni_router {
     uv_stream_t *refuse_waiting; /* listener whose refusal waits for the spare */
 } sni_router;
 
-/* Binds and listens on every cfg->listen address ("IPV4:PORT", "[IPV6]:PORT";
- * port 0 picks a free port) and prints "listening PORT" per address on
- * stdout, flushed. Returns 0 or a libuv error (message on stderr). */
-int sni_router_start(sni_router *r, uv_loop_t *loop, const sni_config *cfg, sni_table *table);
+/* Listens on every cfg->listen_addr as worker w of its run (workers_listen():
+ * port 0 picks a free port, shared by all workers), routing with table (the
+ * worker's own copy: its counters change). Returns 0 or a libuv error
+ * (message on stderr); r's handles are then closed by the caller's loop. */
+int sni_router_start(sni_router *r, uv_loop_t *loop, const sni_config *cfg, sni_table *table,
+                     worker *w);
 
 /* Stops accepting (listeners closed); open connections go on. With abort,
  * every open connection is reset now. */
@@ -87,6 +96,10 @@ void sni_router_drain(sni_router *r, int abort);
 
 /* Writes the per-route and per-kind counters (open tunnels included). */
 void sni_router_print_stats(const sni_router *r, FILE *out);
+
+/* Adds r's counters (connections, kinds, tunnel ends, backpressure; not the
+ * routes', which are in its table) to sum's. */
+void sni_router_add_counters(sni_router *sum, const sni_router *r);
 
 /* Stable name of a kind ("unknown_name"). */
 const char *sni_kind_name(sni_kind k);

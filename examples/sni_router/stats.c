@@ -40,3 +40,19 @@ void sni_router_print_stats(const sni_router *r, FILE *out)
             waits[1], ms[0], ms[1]);
     fflush(out);
 }
+
+void sni_router_add_counters(sni_router *sum, const sni_router *r)
+{
+    sum->accepted += r->accepted;
+    sum->live_count += r->live_count;
+    for (int k = 0; k < SNI_KIND_COUNT; k++)
+        sum->kinds[k] += r->kinds[k];
+    sum->tunnel_clean += r->tunnel_clean;
+    sum->tunnel_reset += r->tunnel_reset;
+    sum->tunnel_idle += r->tunnel_idle;
+    sum->tunnel_other += r->tunnel_other;
+    for (int d = 0; d < 2; d++) {
+        sum->backpressure[d] += r->backpressure[d];
+        sum->backpressure_ms[d] += r->backpressure_ms[d];
+    }
+}

@@ -362,9 +362,8 @@ int main(int argc, char **argv)
     if (a->opt.low_water == (size_t)-1)
         a->opt.low_water = a->opt.max_bytes / 4;
     if (a->opt.max_slice + 32 > a->opt.max_bytes) {
-        fprintf(stderr, "write_handoff: --max-slice must leave room in --max-bytes\n");
         free(a);
-        return 2;
+        cli_die("--max-slice must leave room in --max-bytes");
     }
 
     uv_loop_t loop;

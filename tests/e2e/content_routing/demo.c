@@ -38,8 +38,12 @@
  * its stream again after every verified reply, until S seconds after every
  * client had its first verified reply (the ramp, announced on stdout).
  *
+ * On a terminal a status line shows how far the clients got
+ * (demo_progress.c); otherwise the summary at the end is all the output.
+ *
  * This file: the allocator, the orchestration and the entry point;
- * demo_clients.c the clients, demo_report.c the verification and summary. */
+ * demo_clients.c the clients, demo_progress.c the status line,
+ * demo_report.c the verification and summary. */
 #include "demo_internal.h"
 
 #include <inttypes.h>
@@ -106,6 +110,7 @@ void cr_demo_config_default(cr_demo_config *cfg)
     cfg->write_size = 1024;
     cfg->seed = 1;
     cfg->timeout_ms = 60000;
+    cfg->progress_after_ms = 1000;
     cr_proxy_config_default(&cfg->proxy);
 }
 
@@ -132,6 +137,7 @@ void demo_stop(demo *d)
             cr_sink_stop(d->sinks[i]);
     uv_close((uv_handle_t *)&d->watchdog, on_timer_closed);
     uv_close((uv_handle_t *)&d->quiesce, on_timer_closed);
+    demo_progress_finish(d);
 }
 
 static void on_quiesce(uv_timer_t *t)
@@ -238,23 +244,19 @@ int cr_demo_run(const cr_demo_config *cfg)
     size_t faults =
         cfg->mid_frame + cfg->mid_tunnel + cfg->bad_route + cfg->long_header + cfg->long_frame;
     if (faults > cfg->conns) {
-        fprintf(stderr, "demo: %zu faulty clients but only %zu connections\n", faults, cfg->conns);
-        return 2;
+        cli_die("%zu faulty clients but only %zu connections", faults, cfg->conns);
     }
     char why[200];
     cr_proxy_config check = cfg->proxy;
     check.ndests = 1;
     if (cr_proxy_config_check(&check, why, sizeof why) != 0) {
-        fprintf(stderr, "demo: %s\n", why);
-        return 2;
+        cli_die("%s", why);
     }
     if (cfg->frame_bytes > cfg->proxy.max_frame) {
-        fprintf(stderr, "demo: --frame-bytes above --max-frame\n");
-        return 2;
+        cli_die("--frame-bytes above --max-frame");
     }
     if (cfg->duration_s && !cfg->external) {
-        fprintf(stderr, "demo: --duration-s needs --proxy (sinks in other processes)\n");
-        return 2;
+        cli_die("--duration-s needs --proxy (sinks in other processes)");
     }
 
     demo *d = calloc(1, sizeof *d);
@@ -309,6 +311,7 @@ int cr_demo_run(const cr_demo_config *cfg)
         d->deadline = UINT64_MAX; /* until note_ramp() */
         uv_update_time(&d->loop); /* building the streams took a while */
         uv_timer_start(&d->watchdog, on_watchdog, timeout, 0);
+        demo_progress_start(d);
         uv_run(&d->loop, UV_RUN_DEFAULT);
     } else {
         demo_stop(d);

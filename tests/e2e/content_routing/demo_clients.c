@@ -220,6 +220,7 @@ static void on_write(uv_write_t *req, int status)
         return;
     }
     c->sent += c->inflight;
+    c->d->bytes_sent += c->inflight;
     c->inflight = 0;
     write_next(c);
 }

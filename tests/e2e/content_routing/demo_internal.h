@@ -1,6 +1,7 @@
 /* demo_internal.h - the content_routing demo's state, shared by demo.c
  * (allocator, orchestration, entry), demo_clients.c (client streams and
- * their I/O) and demo_report.c (verification and the summary). */
+ * their I/O), demo_progress.c (the status line on a terminal) and
+ * demo_report.c (verification and the summary). */
 #ifndef CR_DEMO_INTERNAL_H
 #define CR_DEMO_INTERNAL_H
 
@@ -74,6 +75,9 @@ struct demo {
     int timed_out, finished;
     int ramp_done; /* --duration-s: every good client has a verified reply */
     int fa_installed; /* the counting allocator is in place */
+    uint64_t bytes_sent; /* by every client, for the status line */
+    uv_timer_t progress; /* the status line's (demo_progress.c) */
+    int progress_on, progress_shown;
     struct cr_proxy_stats pst;
 };
 
@@ -87,6 +91,10 @@ int faulty_disconnect(const client *c);
 /* demo.c */
 void demo_client_done(demo *d);
 void demo_stop(demo *d);
+
+/* demo_progress.c: the status line on a terminal (see there) */
+void demo_progress_start(demo *d);
+void demo_progress_finish(demo *d);
 
 /* demo_report.c */
 int report(demo *d);

@@ -61,6 +61,7 @@ typedef struct cr_demo_config {
     unsigned duration_s; /* external: good clients reconnect until this elapses */
     size_t fail_alloc;   /* fail the Nth library allocation (1-based), 0 = none */
     int count_allocs;    /* install the counting allocator and report its counts */
+    unsigned progress_after_ms; /* stderr a terminal: status line from then on */
     cr_proxy_config proxy; /* destinations are filled in by the demo */
 } cr_demo_config;
 

@@ -26,8 +26,8 @@ static const char usage[] =
     "  content_routing_rig sink --listen ADDR --name NAME [sink options]\n"
     "  content_routing_rig demo [demo options]\n"
     "  content_routing_rig --help | --version\n"
-    "Counts and sizes accept a K, M or G suffix (KiB, MiB, GiB); ADDR is IPV4:PORT or\n"
-    "[IPV6]:PORT.\n"
+    "Counts and sizes accept a K, M or G suffix (KiB, MiB, GiB); ADDR is IPV4:PORT,\n"
+    "[IPV6]:PORT or HOST:PORT (a host name, resolved at start-up).\n"
     "\n"
     "sink options:\n"
     "  --listen ADDR             address to accept on; port 0 picks one\n"
@@ -61,6 +61,9 @@ static const char usage[] =
     "                            connections that hit it failed cleanly (BH_ENOMEM logged,\n"
     "                            no wrong byte, no leak, tickets once) and all others\n"
     "                            verified\n"
+    "  --progress-after-ms MS    when stderr is a terminal: a status line (connections\n"
+    "                            done, MiB sent, MiB/s) from MS ms on, updated every\n"
+    "                            250 ms (default 1000)\n"
     "  --proxy ADDR              run only the clients, against a running content_routing\n"
     "                            whose destinations alpha and beta are sinks; good\n"
     "                            clients are verified by the forwarded sink replies\n"
@@ -72,7 +75,7 @@ enum {
     O_LISTEN = CR_OPT_END, O_NAME, O_PAUSE_MS, O_RCVBUF, O_CONNS, O_FRAMES, O_FRAME_BYTES,
     O_TUNNEL_BYTES, O_WRITE_SIZE, O_SEED, O_MID_FRAME, O_MID_TUNNEL, O_BAD_ROUTE, O_LONG_HEADER,
     O_LONG_FRAME, O_SINK_PAUSE_MS, O_SINK_RCVBUF, O_TIMEOUT_MS, O_DURATION_S, O_FAIL_ALLOC,
-    O_COUNT_ALLOCS, O_PROXY
+    O_COUNT_ALLOCS, O_PROXY, O_PROGRESS_AFTER_MS
 };
 
 /* A numeric option of a mode: its name, getopt code and bounds, and the
@@ -116,6 +119,7 @@ static const num_option demo_numbers[] = {
     DEMO_NUM("--timeout-ms", O_TIMEOUT_MS, 0, 3600000, timeout_ms, 'u'),
     DEMO_NUM("--duration-s", O_DURATION_S, 0, 86400, duration_s, 'u'),
     DEMO_NUM("--fail-alloc", O_FAIL_ALLOC, 0, SIZE_MAX, fail_alloc, 'z'),
+    DEMO_NUM("--progress-after-ms", O_PROGRESS_AFTER_MS, 0, 3600000, progress_after_ms, 'u'),
 };
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -200,7 +204,7 @@ static int serve_sink(const struct sockaddr *listen, const cr_sink_config *sc)
 {
     static const serve_ops ops = {service_start, service_stop};
     service sv = {listen, sc, NULL};
-    int rc = serve_until_signal("content_routing_rig", &sv, &ops, NULL);
+    int rc = serve_until_signal(cli_prog(), &sv, &ops, NULL);
     cr_sink_free(sv.sink);
     return rc;
 }
@@ -255,7 +259,7 @@ static int main_demo(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    cli_init("content_routing_rig");
+    cli_init(argv[0]);
     /* A peer that resets must not kill the process through SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
     const char *mode = argc >= 2 ? argv[1] : "";

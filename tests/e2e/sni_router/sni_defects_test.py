@@ -22,6 +22,14 @@ the defect shows as a failure, never as a slow pass.
                         the backend refuses after the client filled the
                         router's buffer: internal_error, and the router
                         lets go of the connection once the client closed
+  workers               --workers 2: 48 routed connections, each answered,
+                        spread over both workers (per-worker counts from
+                        --stats at exit; the kernel's SO_REUSEPORT hash puts
+                        all 48 on one worker with probability 2^-47), summed
+                        counters, a SIGUSR1 report per worker, exit 0 on
+                        SIGTERM
+  host_names            --listen, --route and --default given as localhost:PORT
+                        (resolved at start-up) route end to end
 """
 import os
 import re
@@ -32,8 +40,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sni_test import (DEADLINE, alert, fail, hello, raw, run_scenario, sni_ext,  # noqa: E402
-                      wait_for)
+from sni_test import (DEADLINE, alert, fail, hello, parse_stats, raw, run_scenario,  # noqa: E402
+                      sni_ext, wait_for)
 
 # Far below the --hello-timeout the scenarios give the router (60 s).
 HOLD_DEADLINE = 10.0
@@ -151,7 +159,9 @@ def scenario_forged_log(env):
     _, err = env.stop_router(r)
     # Every line is the router's own ("==PID==" lines: SNI_ROUTER_WRAPPER's valgrind).
     lines = [ln for ln in err.split("\n") if ln and not re.match(r"==\d+==", ln)]
-    if any(not ln.startswith("sni_router: ") for ln in lines):
+    own = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (error|warn|info) conn=\d+ "
+                     r"peer=127\.0\.0\.1:\d+ ")
+    if any(not own.match(ln) for ln in lines):
         fail("a log line the router did not write:\n%r" % err)
     if "\x1b" in err or "\x07" in err:
         fail("ESC or BEL reached the log: %r" % err)
@@ -224,6 +234,58 @@ def scenario_refusal_after_full_buffer(env):
                  "closed (--hello-timeout is 60 s)" % HOLD_DEADLINE)
         time.sleep(0.05)
     env.stop_router(r)
+
+
+def routed(port, name, payload):
+    """One connection: hello for name (None: no SNI) + payload + FIN; returns
+    what came back before EOF."""
+    c = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+    c.sendall(hello(sni_ext(name) if name else b"") + payload)
+    c.shutdown(socket.SHUT_WR)
+    got = recv_all(c)
+    c.close()
+    return got
+
+
+def scenario_workers(env):
+    n = 48
+    b = Backend(reply=b"pong")
+    r = env.router(["--workers", "2", "--route", "alpha.test=" + b.addr, "--stats"])
+    for i in range(n):
+        got = routed(r.ports[0], b"alpha.test", b"ping %d" % i)
+        if got != b"pong":
+            fail("connection %d got %r instead of the backend's reply" % (i, got))
+    # SIGUSR1: each worker prints its own report, headed "stats worker=K".
+    r.p.send_signal(signal.SIGUSR1)
+    wait_for(lambda: (r.pump(), len(re.findall(rb"stats worker=\d\n", r.out)) == 2)[1],
+             "a report per worker")
+    live = re.findall(r"stats worker=(\d)\nstats connections accepted=(\d+) open=\d+\n",
+                      r.out.decode())
+    if sorted(int(k) for k, _ in live) != [0, 1] or sum(int(v) for _, v in live) != n:
+        fail("SIGUSR1 reports: expected workers 0 and 1 with %d connections: %r" % (n, live))
+    out, _ = env.stop_router(r)
+    per = {int(k): int(v) for k, v in re.findall(r"stats worker=(\d+) accepted=(\d+)", out)}
+    if sorted(per) != [0, 1] or sum(per.values()) != n or min(per.values()) == 0:
+        fail("expected %d connections over workers 0 and 1, each some: %r\n%s" % (n, per, out))
+    st = parse_stats(out.split("stats connections")[-1])
+    if int(st["route alpha.test"]["accepted"]) != n or st["clean"] != n:
+        fail("summed counters: expected %d routed and clean, got %r" % (n, st))
+    if len(b.got) != n:
+        fail("the backend saw %d connections end, expected %d" % (len(b.got), n))
+    b.close()
+
+
+def scenario_host_names(env):
+    alpha, other = Backend(reply=b"from alpha"), Backend(reply=b"from default")
+    r = env.router(["--route", "alpha.test=localhost:%d" % alpha.port,
+                    "--default", "localhost:%d" % other.port], listen=("localhost:0",))
+    if routed(r.ports[0], b"alpha.test", b"x") != b"from alpha":
+        fail("alpha.test did not reach localhost:%d" % alpha.port)
+    if routed(r.ports[0], None, b"y") != b"from default":
+        fail("a hello without SNI did not reach the default localhost:%d" % other.port)
+    env.stop_router(r)
+    alpha.close()
+    other.close()
 
 
 def main():

@@ -102,6 +102,29 @@ static void address_refuses_bad_hosts_and_ports(void **state)
     }
 }
 
+static void resolve_takes_numbers_and_host_names_and_refuses_malformed_ones(void **state)
+{
+    (void)state;
+    struct sockaddr_storage ss;
+    assert_int_equal(cli_resolve_addr("127.0.0.1:8080", &ss), 0);
+    assert_int_equal(cli_addr_port(&ss), 8080);
+    assert_int_equal(cli_resolve_addr("[::1]:7", &ss), 0);
+    assert_int_equal(ss.ss_family, AF_INET6);
+    /* "localhost" is in every /etc/hosts; its IPv4 address comes first. */
+    assert_int_equal(cli_resolve_addr("localhost:443", &ss), 0);
+    assert_int_equal(ss.ss_family, AF_INET);
+    assert_int_equal(cli_addr_port(&ss), 443);
+    assert_true(((struct sockaddr_in *)&ss)->sin_addr.s_addr == htonl(INADDR_LOOPBACK));
+    /* Malformed without a look-up: no port, bad port, bare IPv6, bad number. */
+    static const char *const bad[] = {"localhost",   "localhost:",  "localhost:65536",
+                                      "localhost:1x", "::1:80",     "256.0.0.1:80",
+                                      ":80",          "[localhost]:80"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ss.ss_family = AF_UNSPEC;
+        assert_int_equal(cli_resolve_addr(bad[i], &ss), UV_EINVAL);
+    }
+}
+
 static void fnv1a64_matches_the_published_test_vectors(void **state)
 {
     (void)state;
@@ -121,6 +144,7 @@ int main(void)
         cmocka_unit_test(seconds_take_fractions_and_refuse_the_rest),
         cmocka_unit_test(address_accepts_ipv4_and_bracketed_ipv6),
         cmocka_unit_test(address_refuses_bad_hosts_and_ports),
+        cmocka_unit_test(resolve_takes_numbers_and_host_names_and_refuses_malformed_ones),
         cmocka_unit_test(fnv1a64_matches_the_published_test_vectors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
