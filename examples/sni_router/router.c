@@ -121,7 +121,9 @@ static void on_backend_connected(uv_connect_t *req, int status)
     bh_tunnel_config cfg = bh_tunnel_config_default();
     cfg.idle_timeout_ms = r->cfg->idle_timeout_ms;
     cfg.read_reserve = r->cfg->read_reserve;
-    bh_reader_stop(&c->ph->reader); /* same loop iteration as the tunnel's start */
+    /* The hello reader is not stopped: the tunnel's reader takes the
+     * reading stream over (no uv_read_stop/uv_read_start, two epoll_ctl
+     * calls fewer per connection). */
     int rc = bh_tunnel_start(&c->tunnel, r->loop, (uv_stream_t *)&c->client,
                              (uv_stream_t *)&c->backend, &c->ph->buf, NULL, &cfg, on_tunnel_done, c);
     if (rc != 0) {
