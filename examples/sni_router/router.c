@@ -309,8 +309,9 @@ static void on_accept(uv_stream_t *server, int status)
     r->accepted++;
     c->id = r->next_id;
     r->next_id += (uint64_t)r->cfg->workers;
+    /* The peer's address serves the log lines only: --quiet skips asking. */
     int len = (int)sizeof c->peer;
-    if (uv_tcp_getpeername(&c->client, &c->peer.sa, &len) != 0)
+    if (r->cfg->quiet || uv_tcp_getpeername(&c->client, &c->peer.sa, &len) != 0)
         c->peer.sa.sa_family = AF_UNSPEC;
     uv_tcp_nodelay(&c->client, 1);
     sni_hello_init(&c->ph->hello, r->cfg->max_hello);
