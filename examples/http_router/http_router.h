@@ -89,6 +89,7 @@ struct hr_client {
     const hr_route *route;
     bh_bytes retry[2];     /* head and added lines, while a retry is possible */
     int retried;
+    int head_sent;         /* the exchange's head went to its upstream */
     bh_tunnel tunnel;
     hr_up *tunnel_up;      /* the upstream side of the tunnel */
     char ip[48];

@@ -110,6 +110,7 @@ void hr_request_start(hr_client *c)
             c->retry[1] = bh_bytes_clone(&extra);
         }
     }
+    c->head_sent = 1;
     if (hr_request_send(c, up, &head, &extra) != 0)
         return;
     bh_reader_start(&c->rd);
@@ -138,6 +139,7 @@ static void on_head(hr_client *c, size_t head_len)
     c->body_left = m->content_length;
     hp_chunked_init(&c->chunk);
     c->retried = 0;
+    c->head_sent = 0;
     const char *d = (const char *)bh_buf_data(&c->in);
     const char *path = m->path.len ? d + m->path.off : "/";
     size_t pn = m->path.len ? m->path.len : 1;
@@ -210,8 +212,8 @@ static int body(hr_client *c)
 void hr_client_process(hr_client *c)
 {
     for (;;) {
-        if (c->closing || c->tunnel_running)
-            return;
+        if (c->closing || c->tunnel_running || (c->up && !c->head_sent))
+            return; /* the head waits in the buffer for the upstream's connect */
         if (c->req_state == REQ_BODY) {
             if (!c->up || !body(c))
                 return;
