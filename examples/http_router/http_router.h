@@ -90,7 +90,7 @@ struct hr_client {
     bh_bytes retry[2];     /* head and added lines, while a retry is possible */
     int retried;
     int head_sent;         /* the exchange's head went to its upstream */
-    bh_tunnel tunnel;
+    bh_tunnel *tunnel;     /* after a 101 / CONNECT 2xx (allocated then) */
     hr_up *tunnel_up;      /* the upstream side of the tunnel */
     char ip[48];
 };

@@ -157,8 +157,10 @@ static void on_switch_head_written(bh_writeq *q, int status, void *ctx)
     bh_tunnel_config cfg = bh_tunnel_config_default();
     cfg.max_bytes = c->s->cfg->write_budget;
     cfg.idle_timeout_ms = c->s->cfg->idle_timeout_ms;
-    if (bh_tunnel_start(&c->tunnel, c->s->loop, (uv_stream_t *)&c->tcp, (uv_stream_t *)&up->tcp,
-                        &c->in, &up->in, &cfg, on_switched, c) != 0) {
+    c->tunnel = bh_malloc(sizeof *c->tunnel);
+    if (!c->tunnel || bh_tunnel_start(c->tunnel, c->s->loop, (uv_stream_t *)&c->tcp,
+                                      (uv_stream_t *)&up->tcp, &c->in, &up->in, &cfg, on_switched,
+                                      c) != 0) {
         hr_client_close(c);
         return;
     }
