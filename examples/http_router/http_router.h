@@ -114,6 +114,7 @@ struct hr_up {
     hr_client *c;          /* the client served, NULL while pooled */
     int resp_state;
     int answered;          /* a response byte reached the client */
+    uint64_t last_active;  /* uv_now() of the exchange's last byte either way */
     int finishing;         /* the response ended; its last slice is held */
     hp_scan scan;
     hp_msg resp;

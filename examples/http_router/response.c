@@ -84,6 +84,14 @@ void hr_up_fail(hr_up *up, int status)
 void hr_up_timer_cb(uv_timer_t *t)
 {
     hr_up *up = t->data;
+    /* During an exchange the period counts from the last byte either way
+     * (a long upload or download is not a timeout). */
+    uint64_t timeout = up->s->cfg->upstream_timeout_ms;
+    uint64_t idle = uv_now(up->s->loop) - up->last_active;
+    if (up->c && up->connected && idle < timeout) {
+        uv_timer_start(&up->timer, hr_up_timer_cb, timeout - idle, 0);
+        return;
+    }
     hr_up_fail(up, UV_ETIMEDOUT); /* pooled (no client): just closed */
 }
 
@@ -285,6 +293,7 @@ void hr_up_resume(hr_up *up)
 {
     hr_client *c = up->c;
     int rc = bh_writeq_try_write_ff(&c->out, &up->held);
+    up->last_active = uv_now(up->s->loop);
     if (rc == BH_EFULL)
         return;
     if (rc != BH_OK) {
@@ -310,7 +319,7 @@ static void on_up_read(bh_reader *rd, int status, void *ctx)
         hr_up_fail(up, status);
         return;
     }
-    uv_timer_start(&up->timer, hr_up_timer_cb, up->s->cfg->upstream_timeout_ms, 0);
+    up->last_active = uv_now(up->s->loop);
     if (status == BH_OK) {
         process(up);
         return;
@@ -330,6 +339,7 @@ void hr_up_begin(hr_up *up)
     up->answered = 0;
     up->finishing = 0;
     hp_scan_init(&up->scan);
+    up->last_active = uv_now(up->s->loop);
     uv_timer_start(&up->timer, hr_up_timer_cb, up->s->cfg->upstream_timeout_ms, 0);
     bh_reader_start(&up->rd);
 }

@@ -277,6 +277,21 @@ def timeouts_and_failures(be):
     r.stop()
 
 
+def long_upload_is_not_a_timeout(be):
+    # The upload takes twice --upstream-timeout; its bytes keep it alive
+    # (a 1 s stall of this test between two 50 ms pieces would fail it).
+    r = Router("--route", "app=127.0.0.1:%d" % be.port, "--upstream-timeout", "1")
+    s = r.connect()
+    s.sendall(b"POST /echo HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n")
+    for _ in range(40):
+        s.sendall(b"3\r\nabc\r\n")
+        time.sleep(0.05)
+    s.sendall(b"0\r\n\r\n")
+    st, _, body, _ = read_response(s)
+    assert st == 200 and body.endswith(b"len=120"), (st, body)
+    r.stop()
+
+
 def retry_on_a_pooled_upstream_that_went_away(be):
     r = Router("--route", "app=127.0.0.1:%d" % be.port)
     s = r.connect()
@@ -340,7 +355,8 @@ def main():
     be = Backend()
     try:
         for t in (keep_alive_and_pool, pipelining, chunked_upload_and_continue, refusals,
-                  timeouts_and_failures, retry_on_a_pooled_upstream_that_went_away,
+                  timeouts_and_failures, long_upload_is_not_a_timeout,
+                  retry_on_a_pooled_upstream_that_went_away,
                   upgrade_tunnel, http10_and_bodies_in_a_pipeline):
             t(be)
             print("ok", t.__name__, flush=True)
