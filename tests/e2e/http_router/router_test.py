@@ -327,6 +327,17 @@ def upgrade_tunnel(be):
     r.stop()
 
 
+def workers(be):
+    r = Router("--route", "app=127.0.0.1:%d" % be.port, "--workers", "3")
+    for _ in range(12):
+        s = r.connect()
+        s.sendall(get("/echo"))
+        st, _, body, _ = read_response(s)
+        assert st == 200 and b"via=1.1 http_router" in body, (st, body)
+        s.close()
+    r.stop()  # exits 0 on SIGTERM with every worker's loop closed
+
+
 def http10_and_bodies_in_a_pipeline(be):
     r = Router("--route", "app=127.0.0.1:%d" % be.port)
     s = r.connect()  # HTTP/1.0 without keep-alive: closed after the response
@@ -357,7 +368,7 @@ def main():
         for t in (keep_alive_and_pool, pipelining, chunked_upload_and_continue, refusals,
                   timeouts_and_failures, long_upload_is_not_a_timeout,
                   retry_on_a_pooled_upstream_that_went_away,
-                  upgrade_tunnel, http10_and_bodies_in_a_pipeline):
+                  upgrade_tunnel, http10_and_bodies_in_a_pipeline, workers):
             t(be)
             print("ok", t.__name__, flush=True)
     finally:
