@@ -56,6 +56,7 @@ typedef struct hr_server {
     int stopping;
     hr_pool *pools;     /* hr_table_size() entries */
     hr_client *clients; /* open client connections */
+    uint64_t next_id;   /* the next client's id (unique across workers) */
     size_t client_count;
     idle_trim trim;
 } hr_server;
@@ -92,7 +93,12 @@ struct hr_client {
     int head_sent;         /* the exchange's head went to its upstream */
     bh_tunnel *tunnel;     /* after a 101 / CONNECT 2xx (allocated then) */
     hr_up *tunnel_up;      /* the upstream side of the tunnel */
-    char ip[48];
+    uint64_t id;           /* for the log lines */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in6 in6;
+    } peer;                /* the client's address (AF_UNSPEC: unknown) */
+    char ip[48];           /* its text, for X-Forwarded-For */
 };
 
 struct hr_up {
@@ -133,7 +139,9 @@ void hr_client_close(hr_client *c);        /* now (reset if bytes are unread) */
 void hr_client_respond(hr_client *c, int status); /* router-made response; may close */
 void hr_client_finish(hr_client *c);       /* flush, shut down, close after EOF */
 void hr_client_free_if_done(hr_client *c);
-void hr_log(const hr_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A warning about client c in the programs' one log line format (log.h:
+ * time, level, conn=ID, peer=ADDR); nothing with --quiet. */
+void hr_log(const hr_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* request.c */
 void hr_client_on_read(bh_reader *rd, int status, void *ctx);

@@ -20,7 +20,7 @@ static void on_head_timeout(uv_timer_t *t)
         hr_client_close(c); /* an idle keep-alive connection */
         return;
     }
-    hr_log(c->s, "408 to %s: no complete head in time", c->ip);
+    hr_log(c, "408 no complete head in time");
     hr_client_respond(c, 408);
 }
 
@@ -126,7 +126,7 @@ static void on_head(hr_client *c, size_t head_len)
     hp_scan_init(&c->scan);
     int rc = hp_parse_request(bh_buf_data(&c->in), head_len, &c->req);
     if (rc != HP_DONE) {
-        hr_log(s, "%d to %s: malformed request head", -rc, c->ip);
+        hr_log(c, "%d malformed request head", -rc);
         c->keep_alive = 0;
         hr_client_respond(c, -rc);
         return;
@@ -146,7 +146,7 @@ static void on_head(hr_client *c, size_t head_len)
     size_t pn = m->path.len ? m->path.len : 1;
     const hr_route *route = hr_table_lookup(s->cfg->table, d + m->host.off, m->host.len, path, pn);
     if (!route) {
-        hr_log(s, "404 to %s: no route for host '%.*s'", c->ip, (int)m->host.len,
+        hr_log(c, "404 no route for host '%.*s'", (int)m->host.len,
                d + m->host.off);
         bh_buf_advance(&c->in, head_len);
         hr_client_respond(c, 404);
@@ -187,7 +187,7 @@ static int body(hr_client *c)
     } else {
         int rc = hp_chunked_feed(&c->chunk, bh_buf_data(&c->in), len, &n);
         if (rc == HP_E400) {
-            hr_log(c->s, "400 to %s: malformed chunked body", c->ip);
+            hr_log(c, "400 malformed chunked body");
             hr_up *up = c->up;
             if (up && up->answered) {
                 hr_client_close(c);
@@ -238,7 +238,7 @@ void hr_client_process(hr_client *c)
             return;
         }
         if (rc < 0) {
-            hr_log(c->s, "%d to %s: request head refused", -rc, c->ip);
+            hr_log(c, "%d request head refused", -rc);
             c->keep_alive = 0;
             hr_client_respond(c, -rc);
             return;

@@ -69,13 +69,13 @@ void hr_up_fail(hr_up *up, int status)
         }
     }
     if (up->answered) {
-        hr_log(c->s, "upstream %s failed mid-response (%s): resetting %s", c->route->addr_text,
-               uv_err_name(status), c->ip);
+        hr_log(c, "upstream %s failed mid-response (%s): resetting the client",
+               c->route->addr_text, uv_err_name(status));
         hr_client_close(c);
         return;
     }
     int code = status == UV_ETIMEDOUT ? 504 : 502;
-    hr_log(c->s, "%d to %s: upstream %s: %s", code, c->ip, c->route->addr_text,
+    hr_log(c, "%d upstream %s: %s", code, c->route->addr_text,
            status == HP_E400 ? "malformed response" : uv_err_name(status));
     c->keep_alive = 0;
     hr_client_respond(c, code);

@@ -12,22 +12,23 @@
 #include <string.h>
 
 #include "cli.h"
+#include "log.h"
 #include "workers.h"
 
 #define LINGER_MS 2000
 #define TRIM_AFTER_IDLE_MS 250
 #define READ_RESERVE 16384
 
-void hr_log(const hr_server *s, const char *fmt, ...)
+void hr_log(const hr_client *c, const char *fmt, ...)
 {
-    if (s->cfg->quiet)
+    if (c->s->cfg->quiet)
         return;
+    char msg[LOG_LINE_MAX];
     va_list ap;
     va_start(ap, fmt);
-    fputs("http_router: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    log_msg(LOG_LEVEL_WARN, c->id, &c->peer.sa, "%s", msg);
 }
 
 void hr_client_free_if_done(hr_client *c)
@@ -188,14 +189,15 @@ static void on_accept(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    struct sockaddr_storage peer;
-    int len = (int)sizeof peer;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &len) == 0) {
-        if (peer.ss_family == AF_INET6)
-            uv_ip6_name((struct sockaddr_in6 *)&peer, c->ip, sizeof c->ip);
-        else
-            uv_ip4_name((struct sockaddr_in *)&peer, c->ip, sizeof c->ip);
-    }
+    c->id = s->next_id;
+    s->next_id += s->cfg->workers;
+    int len = (int)sizeof c->peer;
+    if (uv_tcp_getpeername(&c->tcp, &c->peer.sa, &len) != 0)
+        c->peer.sa.sa_family = AF_UNSPEC;
+    else if (c->peer.sa.sa_family == AF_INET6)
+        uv_ip6_name(&c->peer.in6, c->ip, sizeof c->ip);
+    else
+        uv_ip4_name((const struct sockaddr_in *)&c->peer.sa, c->ip, sizeof c->ip);
     size_t reserve = s->cfg->max_head < READ_RESERVE ? s->cfg->max_head : READ_RESERVE;
     hp_scan_init(&c->scan);
     if (bh_reader_init(&c->rd, (uv_stream_t *)&c->tcp, &c->in, reserve, hr_client_on_read, c) !=
@@ -212,6 +214,7 @@ int hr_server_start(hr_server *s, worker *w, uv_loop_t *loop, const hr_config *c
     memset(s, 0, sizeof *s);
     s->loop = loop;
     s->cfg = cfg;
+    s->next_id = (uint64_t)workers_index(w) + 1;
     (void)idle_trim_init(&s->trim, loop, TRIM_AFTER_IDLE_MS);
     size_t n = hr_table_size(cfg->table);
     s->pools = bh_malloc((n ? n : 1) * sizeof *s->pools);
