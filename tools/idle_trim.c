@@ -1,13 +1,15 @@
-/* idle_trim.c - bh_trim() after a loop stayed without connections for a
- * while (see idle_trim.h). */
+/* idle_trim.c - bh_trim() and bh_tunnel_pipes_trim() after a loop stayed
+ * without connections for a while (see idle_trim.h). */
 #include "idle_trim.h"
 
 #include <bytes_handoff.h>
+#include <bytes_handoff/uv.h>
 
 static void on_idle_long_enough(uv_timer_t *timer)
 {
     (void)timer;
     bh_trim();
+    bh_tunnel_pipes_trim();
 }
 
 int idle_trim_init(idle_trim *t, uv_loop_t *loop, uint64_t delay_ms)

@@ -6,7 +6,8 @@
  * reallocation of every cached block) when short connections come and go
  * and the count merely touches zero between them. A server calls
  * idle_trim_busy() when a connection opens and idle_trim_idle() when its
- * last one closed; bh_trim() runs once the loop stayed idle for delay_ms.
+ * last one closed; bh_trim() runs once the loop stayed idle for delay_ms,
+ * and bh_tunnel_pipes_trim() closes the thread's pooled splice pipes.
  * One uv_timer_t per loop (unreferenced: it never keeps the loop alive), no
  * allocation, no system call per connection. Loop thread only. */
 #ifndef BH_TOOLS_IDLE_TRIM_H

@@ -92,7 +92,7 @@ static pthread_key_t pool_key;
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 static int pool_key_ok;
 
-/* Thread exit: closes the thread's pooled pipes. */
+/* Thread exit and bh_tunnel_pipes_trim(): closes a thread's pooled pipes. */
 static void pool_close(void *arg)
 {
     pipe_pool *pp = arg;
@@ -102,6 +102,8 @@ static void pool_close(void *arg)
         close(pp->fd[pp->n][1]);
     }
 }
+
+void bh_tunnel_pipes_trim(void) { pool_close(&pool); }
 
 static void pool_key_make(void) { pool_key_ok = pthread_key_create(&pool_key, pool_close) == 0; }
 
@@ -394,6 +396,8 @@ int bh__tunnel_splice_close(bh_tunnel *t, uv_close_cb close_cb)
 }
 
 #else /* !__linux__: no splice(2); every direction stays on the buffer path. */
+
+void bh_tunnel_pipes_trim(void) {}
 
 void bh__tunnel_splice_free(bh_tunnel *t) { (void)t; }
 

@@ -55,7 +55,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <bytes_handoff.h>
@@ -346,12 +348,21 @@ FUZZ_NO_COVERAGE static void count_handle(uv_handle_t *h, void *arg)
 }
 
 /* Nothing of this input is left: no handle (closing or not) or request on
- * the loop, none of the fds it could have opened, no allocation. */
+ * the loop, no pipe kept with bytes in it (the splice path pools only empty
+ * ones), none of the fds it could have opened once the pool is emptied, no
+ * allocation. */
 FUZZ_NO_COVERAGE static void check_no_leak(const int fds[INPUT_FDS], int nfds)
 {
     int handles = 0;
     uv_walk(&IO.loop, count_handle, &handles);
     CHECK(handles == 0 && !uv_loop_alive(&IO.loop));
+    for (int i = 0; i < nfds; i++) {
+        struct stat sb;
+        int queued = 0;
+        if (fstat(fds[i], &sb) == 0 && S_ISFIFO(sb.st_mode))
+            CHECK(ioctl(fds[i], FIONREAD, &queued) == 0 && queued == 0);
+    }
+    bh_tunnel_pipes_trim(); /* the splice path's pooled pipes */
     for (int i = 0; i < nfds; i++)
         CHECK(fcntl(fds[i], F_GETFD) == -1 && errno == EBADF);
     bh_thread_cache_trim(); /* blocks the readers gave back to the thread's cache */

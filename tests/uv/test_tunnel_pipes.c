@@ -1,7 +1,8 @@
 /* test_tunnel_pipes.c - the splice path's per-thread pool of empty pipes,
  * over real loopback TCP: a tunnel that ends gives its empty pipes back and
  * the next one takes them instead of creating new ones; a pipe that still
- * holds bytes when its tunnel ends is closed, never pooled. The pipes are
+ * holds bytes when its tunnel ends is closed, never pooled;
+ * bh_tunnel_pipes_trim() closes the pooled ones. The pipes are
  * observed as the process has them (/proc/self/fd and FIONREAD). */
 #include <dirent.h>
 #include <fcntl.h>
@@ -144,6 +145,8 @@ static void empty_pipes_go_to_the_pool_and_the_next_tunnel_takes_them(void **sta
         assert_in_range(now.open, before.open + 1, before.open + 2);
         assert_int_equal(now.nonempty, 0);
     }
+    bh_tunnel_pipes_trim(); /* gives the pooled pipes' fds back */
+    assert_int_equal(open_pipes().open, before.open);
 }
 
 /* A splices into B, which stops reading after 4 MiB: B's socket fills, the

@@ -251,6 +251,17 @@ BH_EXPORT int bh_tunnel_peer_gone(int status);
 BH_EXPORT void bh_tunnel_stats(const bh_tunnel *t, struct bh_tunnel_stats *out);
 
 /**
+ * Closes the calling thread's pooled pipes. The splice path keeps up to 8
+ * empty pipes per thread (2 fds each) for the next tunnels to take instead
+ * of creating new ones; this gives their fds back, for example when a loop
+ * has had no connection for a while (thread exit closes them too). Tunnels
+ * still running keep theirs and pool them when they end. Nothing is
+ * allocated or freed; any thread, for its own pool.
+ * @since 0.2
+ */
+BH_EXPORT void bh_tunnel_pipes_trim(void);
+
+/**
  * Ends the tunnel now: both sides are reset and done_cb runs once, later
  * (never inside this call), with BH_ECANCELED, or with the status the tunnel
  * was already ending with. Idempotent; not after done_cb ran.
