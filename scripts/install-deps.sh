@@ -9,10 +9,12 @@ $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
     ca-certificates cmake ninja-build gcc g++ clang libclang-rt-dev pkg-config make \
     libuv1-dev libcmocka-dev libbenchmark-dev libevent-dev \
-    valgrind gnuplot-nox python3 jq libcjson-dev doxygen dpkg-dev file procps util-linux binutils openssl curl
-# Peers of bench/run-sni-bench.sh (not needed to build or test; their Debian
+    valgrind gnuplot-nox python3 jq libcjson-dev doxygen dpkg-dev file procps util-linux binutils openssl curl \
+    nginx-light wrk
+# nginx-light and wrk: the http_router real-client tests (tests/e2e/http_router).
+# Peers of bench/run-sni-bench.sh and bench/run-http-bench.sh (not needed to build or test; their Debian
 # services are not used: the script runs its own processes and configs).
 if [ "${BH_BENCH_PEERS:-0}" = 1 ]; then
     $SUDO apt-get install -y -q --no-install-recommends \
-        sniproxy haproxy nginx-light libnginx-mod-stream linux-perf
+        sniproxy haproxy libnginx-mod-stream linux-perf
 fi

@@ -36,6 +36,11 @@ def free_port():
     return port
 
 
+def secs(v):
+    """HAProxy timeouts here are whole seconds, at least 1."""
+    return max(1, int(v))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--listen", required=True)
@@ -74,7 +79,6 @@ def main():
     else:
         rules.append("    default_backend be404")
         backends.append("backend be404\n    http-request return status 404\n")
-    t = lambda s: max(1, int(s))
     conf = """global
     nbthread 1
     maxconn 4000
@@ -96,8 +100,8 @@ frontend fe
     http-request add-header X-Forwarded-For %%[src]
     http-request add-header Via "1.1 http_router"
 %s
-%s""" % (a.max_head + 1024, t(a.head_timeout), t(a.idle_timeout), t(a.idle_timeout),
-         t(a.upstream_timeout), t(a.upstream_timeout), host, port, "\n".join(rules),
+%s""" % (a.max_head + 1024, secs(a.head_timeout), secs(a.idle_timeout), secs(a.idle_timeout),
+         secs(a.upstream_timeout), secs(a.upstream_timeout), host, port, "\n".join(rules),
          "".join(backends))
     path = os.path.join(d, "haproxy.cfg")
     with open(path, "w") as f:
@@ -105,30 +109,32 @@ frontend fe
     p = subprocess.Popen(["haproxy", "-db", "-f", path],
                          stdout=sys.stderr, stderr=sys.stderr)
 
+    stopping = []
+
     def stop(*_):
+        # The main thread may be inside p.wait(): only signal here.
+        stopping.append(1)
         p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-        shutil.rmtree(d, ignore_errors=True)
-        sys.exit(0)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     end = time.monotonic() + 20
     while True:
         if p.poll() is not None:
+            if stopping:
+                sys.exit(0)
             sys.exit("haproxy exited %d (config %s)" % (p.returncode, path))
         try:
             socket.create_connection((host, port), timeout=1).close()
             break
         except OSError:
             if time.monotonic() > end:
-                stop()
+                p.kill()
             time.sleep(0.02)
     print("listening %d\npid %d" % (port, p.pid), flush=True)
     p.wait()
-    sys.exit("haproxy exited %d" % p.returncode)
+    shutil.rmtree(d, ignore_errors=True)
+    if not stopping:
+        sys.exit("haproxy exited %d" % p.returncode)
 
 
 if __name__ == "__main__":
