@@ -12,8 +12,9 @@ $SUDO apt-get install -y -q --no-install-recommends \
     valgrind gnuplot-nox python3 jq libcjson-dev doxygen dpkg-dev file procps util-linux binutils openssl curl \
     nginx-light wrk
 # nginx-light and wrk: the http_router real-client tests (tests/e2e/http_router).
-# Peers of bench/run-sni-bench.sh and bench/run-http-bench.sh (not needed to build or test; their Debian
-# services are not used: the script runs its own processes and configs).
+# Peers of bench/run-sni-bench.sh and bench/run-http-bench.sh (not needed to
+# build or test; their Debian services are not used: the scripts run their own
+# processes and configs).
 if [ "${BH_BENCH_PEERS:-0}" = 1 ]; then
     $SUDO apt-get install -y -q --no-install-recommends \
         sniproxy haproxy libnginx-mod-stream linux-perf
