@@ -294,8 +294,8 @@ def report(args, peers, runs):
         for p in peers:
             f.write(p + " " + " ".join("%g" % med[p][k] for k, _, _ in METRICS) + "\n")
     if shutil.which("gnuplot"):
-        panels = [(3, "requests/s, keep-alive"), (4, "p99 ms, keep-alive"),
-                  (5, "proxy CPU us/request, keep-alive"), (7, "proxy CPU us/request, close"),
+        panels = [(2, "requests/s, keep-alive"), (3, "p99 ms, keep-alive"),
+                  (4, "proxy CPU us/request, keep-alive"), (7, "proxy CPU us/request, close"),
                   (10, "proxy CPU ns/response byte, 1 MiB"), (11, "proxy RSS bytes/idle conn")]
         plot = ["set terminal pngcairo size 1500,800 noenhanced", "set output '%s.png'" % base,
                 "set multiplot layout 2,3 title 'HTTP/1.1 proxies, medians of %d reps, "
