@@ -13,6 +13,7 @@ wire, chunk sizes included). The answer is chosen by the request path:
   /upgrade       101 Switching Protocols, then echoes every byte back
   /connect       (CONNECT method, any target) 200, then echoes
   /hang          reads the request, never answers (the router's 504)
+  /slow/N        waits N ms, then 200 "ok /slow/N" (Content-Length)
   /reset/N       head with Content-Length N, N/2 bytes, then a reset (RST)
   /big/N         like /cl/N, written in 1 MiB blocks (large responses)
   anything else  200 "ok <path>" with Content-Length
@@ -23,6 +24,7 @@ request with "Connection: close" ends the connection after its answer.
 """
 import socket
 import threading
+import time
 
 BLOCK = bytes(range(256)) * 4096  # 1 MiB
 
@@ -201,6 +203,8 @@ class Backend:
                     return False
                 conn.record.append(b)
                 s.sendall(b)
+        if parts[0] == "slow":
+            time.sleep(n / 1000.0)
         if parts[0] == "hang":
             while s.recv(65536):
                 pass

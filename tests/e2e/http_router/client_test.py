@@ -45,6 +45,10 @@ def scenario_forward(env):
         b"POST /echo HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
         b"PUT /echo HTTP/1.1\r\nHost: a.test\r\nContent-Length: 0\r\n\r\n",
+        b"POST /echo HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5;ext=1\r\nhello\r\n0\r\nX-Trailer: t\r\n\r\n",
+        b"GET /ten HTTP/1.0\r\nHost: a.test\r\n\r\n",
+        b"GET http://a.test/absolute HTTP/1.1\r\nHost: a.test\r\n\r\n",
     ]
     for i, raw in enumerate(cases):
         n = len(b.requests)
@@ -85,7 +89,7 @@ def scenario_routing(env):
              ("a.test", "/api/x", "api"), ("a.test", "/api/v2/x", "apiv2"),
              ("a.test:1", "/api/v2/", "apiv2"), ("foo.wild.test", "/", "wild"),
              ("deep.foo.wild.test:99", "/api/x", "wild"), ("other.test", "/x", "dflt"),
-             ("b.test", "/api/x", "dflt")]
+             ("b.test", "/api/x", "dflt"), ("A.Test", "/x", "exact")]
     for host, path, want in cases:
         counts = {n: len(be[n].requests) for n in names}
         raw = get(path, host)
@@ -194,6 +198,19 @@ def scenario_pipelining(env):
     check(len(b.requests) == len(reqs), "backend got %d requests" % len(b.requests))
     for i, raw in enumerate(reqs):
         env.forwarded(b.requests[i][1], raw, "pipelined request %d" % i)
+    # Across two upstreams, the first one slow: still answered in order.
+    b2 = env.backend("b")
+    env.stop_router(r)
+    r = env.router(["--route", "a.test=" + b.addr, "--route", "b.test=" + b2.addr])
+    c = client(r.port)
+    c.sock.sendall(get("/slow/300") + get("/fast", "b.test") + get("/slow/100") +
+                   get("/fast2", "b.test"))
+    for body, name in ((b"ok /slow/300", "a"), (b"ok /fast", "b"), (b"ok /slow/100", "a"),
+                       (b"ok /fast2", "b")):
+        resp = read_response(c)
+        check((resp.body, resp.header("x-backend")) == (body, name),
+              "two upstreams: got %r from %s, expected %r from %s" % (
+                  resp.body, resp.header("x-backend"), body, name))
     c.sock.close()
     env.stop_router(r)
 
