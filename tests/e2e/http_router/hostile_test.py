@@ -6,7 +6,10 @@
 Scenarios: smuggling (request-smuggling and malformed heads: 400 and close,
 and the backend receives nothing of the request), chunks (bad chunk sizes:
 400 and close, the bad bytes never reach the backend), limits (414 and 431
-past --max-head), timeouts (408 for a head that never ends, 502 when the
+past --max-head, and a 400 whose request body is still arriving: in each
+the client has sent bytes the router will not read, and must still be able
+to read the refusal, i.e. the router must not reset the connection under
+it), timeouts (408 for a head that never ends, 502 when the
 upstream refuses, 504 when it never answers, --idle-timeout closes an idle
 client), resets (a client resetting mid request body and mid response body,
 an upstream resetting mid response body: the router survives and other
@@ -108,7 +111,9 @@ def scenario_limits(env):
     long_uri = b"GET /" + b"u" * 5000 + b" HTTP/1.1\r\nHost: a.test\r\n\r\n"
     many = get("/h", extra=b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 90) for i in range(60)))
     fits = get("/fits", extra=b"X-Pad: " + b"p" * 3000 + b"\r\n")
-    for name, raw, status in (("long uri", long_uri, 414), ("long head", many, 431)):
+    spaced = H + b"Content-Length : 262144\r\n\r\n" + b"z" * 262144
+    for name, raw, status in (("long uri", long_uri, 414), ("long head", many, 431),
+                              ("bad head, body following", spaced, 400)):
         before = len(b.received())
         refused(r.port, raw, status, name)
         check(b.received()[before:] == b"", "%s: the backend received bytes" % name)
