@@ -35,6 +35,7 @@ import tempfile
 import time
 
 from benchstats import median  # the bench scripts' one median
+import sni_bench
 from sni_bench import cpu_ns, free_port, status_kib, wait_port  # same /proc readings
 
 SMALL = b"s" * 99 + b"\n"
@@ -84,20 +85,16 @@ def parse_wrk(out):
     return rps, p99, reqs, errors
 
 
-class Bench:
-    def __init__(self, args):
+class Bench(sni_bench.Bench):
+    """spawn(), stop() and close() are sni_bench's: processes pinned with
+    taskset, each in its own session, all killed on close()."""
+
+    def __init__(self, args):  # not sni_bench's: no TLS backends here
         self.args = args
         self.dir = tempfile.mkdtemp(prefix="run.", dir=args.out)
         os.chmod(self.dir, 0o755)  # nginx workers may run as another user
         self.procs = []
         self.backend_port = self.start_backend()
-
-    def spawn(self, argv, core, log, **kw):
-        with open(os.path.join(self.dir, log), "ab") as f:
-            p = subprocess.Popen(["taskset", "-c", str(core), *argv], stdout=f, stderr=f,
-                                 cwd=self.dir, start_new_session=True, **kw)
-        self.procs.append(p)
-        return p
 
     def nginx_conf(self, name, port, http_body):
         d = os.path.join(self.dir, name)
@@ -237,22 +234,7 @@ backend be
             res["rss_per_idle"] = (rss1 - rss0) * 1024.0 / self.args.idle
             return res
         finally:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-            self.procs.remove(p)
-
-    def close(self):
-        for p in self.procs:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+            self.stop(p)
 
 
 def versions():

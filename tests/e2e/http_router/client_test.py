@@ -16,7 +16,6 @@ http.client, 304). Exit 77: a needed program (curl, nginx) is missing.
 """
 import http.client
 import os
-import re
 import subprocess
 
 from backend import pattern
