@@ -12,10 +12,11 @@ route Host: bench.test to the same backend, an nginx serving static files.
 Every process is started here with its own configuration written into the
 output directory; the proxy is pinned to core 0, the backend and the load
 (wrk, the idle client) to core 1. Per proxy and rep, a fresh proxy runs:
+first N idle keep-alive connections (one request each, left open; before
+any load, so memory a load leaves behind does not blur the figure), then
 keep-alive (wrk -c CONNS, a 100-byte file), a new connection per request
 (the same with "Connection: close"), and 1 MiB responses (wrk -c 8), each
---duration seconds with --latency; then N idle keep-alive connections
-(one request each, left open). Reported: requests/s and p99 latency from
+--duration seconds with --latency. Reported: requests/s and p99 latency from
 wrk, the proxy's CPU per request (ns from /proc/PID/task/*/schedstat, all
 threads, the delta over the wrk run; sni_bench.cpu_ns), CPU ns per response
 byte on the 1 MiB load, and RSS per idle connection ((VmRSS with N idle -
@@ -201,11 +202,37 @@ backend be
             raise RuntimeError("wrk failed: " + out[-2000:])
         return parse_wrk(out)
 
+    def idle_client(self, port, n, keep=False):
+        """n keep-alive connections on core 1, one request each; with keep the
+        client stays (end it with idle_end), else it is ended at once."""
+        idle = subprocess.Popen(["taskset", "-c", "1", sys.executable, os.path.abspath(__file__),
+                                 "idle", "--port", str(port), "--n", str(n)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        if idle.stdout.readline() != b"ready\n":
+            raise RuntimeError("idle client failed")
+        if keep:
+            return idle
+        self.idle_end(idle)
+
+    @staticmethod
+    def idle_end(idle):
+        idle.stdin.close()
+        idle.wait(timeout=120)
+
     def measure(self, kind):
         p, port = self.start_peer(kind)
         pid = p.pid  # taskset execs the program: same pid
         try:
             res = {"peer": kind, "errors": 0}
+            # Idle connections first, on the fresh proxy: after a load, memory
+            # the load used and the proxy gives back later would hide the cost.
+            self.idle_client(port, 10)
+            rss0 = status_kib(pid, "VmRSS")
+            idle = self.idle_client(port, self.args.idle, keep=True)
+            time.sleep(0.2)  # let the proxy finish its bookkeeping before sampling
+            rss1 = status_kib(pid, "VmRSS")
+            self.idle_end(idle)
+            res["rss_per_idle"] = (rss1 - rss0) * 1024.0 / self.args.idle
             self.wrk(port, "/small.txt", 4, ("-d1s",))  # warm-up: lazy set-up not counted
             for load, path, conns, extra in (("ka", "/small.txt", self.args.conns, ()),
                                              ("close", "/small.txt", self.args.conns,
@@ -220,18 +247,6 @@ backend be
                     res["mib_ns_per_byte"] = (c1 - c0) / (reqs * BIG)
                 else:
                     res[load + "_cpu_us"] = (c1 - c0) / reqs / 1000.0
-            rss0 = status_kib(pid, "VmRSS")
-            idle = subprocess.Popen(["taskset", "-c", "1", sys.executable,
-                                     os.path.abspath(__file__), "idle", "--port", str(port),
-                                     "--n", str(self.args.idle)],
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-            if idle.stdout.readline() != b"ready\n":
-                raise RuntimeError("idle client failed")
-            time.sleep(0.2)  # let the proxy finish its bookkeeping before sampling
-            rss1 = status_kib(pid, "VmRSS")
-            idle.stdin.close()
-            idle.wait(timeout=120)
-            res["rss_per_idle"] = (rss1 - rss0) * 1024.0 / self.args.idle
             return res
         finally:
             self.stop(p)
