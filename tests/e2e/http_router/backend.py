@@ -151,6 +151,7 @@ class Backend:
                 s, _ = self.ls.accept()
             except OSError:
                 return
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # head and body: 2 writes
             with self.lock:
                 record = []
                 self.conns.append(record)

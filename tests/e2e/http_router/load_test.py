@@ -7,7 +7,8 @@ Scenarios: slow_client (a 256 MiB response to a client that reads slowly:
 the router's RSS may grow by less than 64 MiB, i.e. it applies backpressure
 instead of buffering; HTTP_TEST_BIG_MIB changes the size), keepalive_10k
 (10,000 requests on one client connection, 50 pipelined at a time, all
-answered in order over at most 4 upstream connections), wrk (wrk -t1 -c8
+answered in order over at most 4 upstream connections), workers (--workers
+2, 16 concurrent keep-alive clients, 3,200 requests), wrk (wrk -t1 -c8
 -d2s against an nginx backend: zero socket errors and zero non-2xx/3xx).
 Nothing is judged by time; memory is judged by a generous bound.
 """
@@ -15,6 +16,7 @@ import os
 import re
 import socket
 import subprocess
+import threading
 import time
 
 from backend import BLOCK, Conn
@@ -78,6 +80,36 @@ def scenario_keepalive_10k(env):
     check(len(b.requests) == total, "backend got %d of %d requests" % (len(b.requests), total))
     check(len(b.conns) <= 4, "10,000 requests on one connection used %d upstream connections"
           % len(b.conns))
+    env.stop_router(r)
+
+
+def scenario_workers(env):
+    """--workers 2: 16 client threads, 200 requests each on its own
+    connection, bodies of several sizes; every answer right."""
+    b = env.backend("a")
+    r = env.router(["--route", "a.test=" + b.addr, "--workers", "2"])
+    errors = []
+
+    def one(t):
+        try:
+            c = client(r.port)
+            for i in range(200):
+                n = (t * 200 + i) % 5000
+                c.sock.sendall(get("/cl/%d" % n))
+                resp = read_response(c)
+                if resp.status != 200 or resp.body != BLOCK[:n]:
+                    errors.append("thread %d request %d: %d" % (t, i, resp.status))
+                    return
+            c.sock.close()
+        except (OSError, EOFError) as e:
+            errors.append("thread %d: %r" % (t, e))
+    threads = [threading.Thread(target=one, args=(t,)) for t in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(DEADLINE)
+    check(not errors, "--workers 2: " + "; ".join(errors[:5]))
+    check(len(b.requests) == 3200, "backend got %d of 3200 requests" % len(b.requests))
     env.stop_router(r)
 
 
