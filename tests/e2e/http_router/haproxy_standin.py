@@ -10,12 +10,14 @@ ignored), writes an equivalent haproxy.cfg into a temporary directory, runs
 the memory checks) once it accepts. SIGTERM stops HAProxy; exits 0.
 
 It exists so the real-client suite can be checked against a known-good HTTP
-proxy. HAProxy differs from http_router's contract on purpose in places
-(header names lower-cased, Content-Length dropped rather than 400 when
-Transfer-Encoding is present, 503 on a refused connect); the suite's
-stand-in mode (HTTP_ROUTER_STANDIN=1, set by the test runner when the
-command names this file) compares request heads by parsed fields rather
-than bytes.
+proxy. HAProxy lower-cases header names, so the suite's stand-in mode
+(HTTP_ROUTER_STANDIN=1, set by the harness when the command names this
+file) compares forwarded heads by parsed fields rather than bytes. Every
+scenario passes against it except three, where HAProxy departs from
+http_router's contract: hostile smuggling (HAProxy drops Content-Length
+when Transfer-Encoding is present, unfolds obs-fold, takes a bare LF as a
+line end, passes NUL), hostile limits (400 where the router owes 414) and
+hostile timeouts (503 where the router owes 502 for a refused connect).
 """
 import argparse
 import os
