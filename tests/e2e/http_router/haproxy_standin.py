@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 
-from harness import free_port
+from harness import die_with_parent, free_port
 
 
 def secs(v):
@@ -102,8 +102,8 @@ frontend fe
     path = os.path.join(d, "haproxy.cfg")
     with open(path, "w") as f:
         f.write(conf)
-    p = subprocess.Popen(["haproxy", "-db", "-f", path],
-                         stdout=sys.stderr, stderr=sys.stderr)
+    p = subprocess.Popen(["haproxy", "-db", "-f", path], stdout=sys.stderr, stderr=sys.stderr,
+                         preexec_fn=die_with_parent)
 
     stopping = []
 

@@ -11,6 +11,7 @@ Stand-in mode (the router command names haproxy_standin.py, or
 HTTP_ROUTER_STANDIN=1): HAProxy normalises what it forwards, so forwarded()
 compares parsed request fields instead of bytes there.
 """
+import ctypes
 import os
 import re
 import resource
@@ -56,6 +57,12 @@ def free_port():
     return port
 
 
+def die_with_parent():
+    """In a child: SIGKILL when its parent dies (prctl PR_SET_PDEATHSIG), so a
+    test killed by ctest's timeout leaves no router, HAProxy or nginx behind."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -74,7 +81,8 @@ class Proc:
         self.out_path, self.err_path = base + ".out", base + ".err"
         with open(self.out_path, "wb") as o, open(self.err_path, "wb") as e:
             self.p = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=o,
-                                      stderr=e)
+                                      stderr=e, start_new_session=True,
+                                      preexec_fn=die_with_parent)
         self.pid = self.p.pid
         self.out = self.err = b""
 
@@ -96,8 +104,18 @@ class Proc:
         return wait_for(found, what)
 
     def stop(self):
-        if self.p.poll() is None:
-            self.p.kill()
+        """Ends the process and everything it started (its own session):
+        SIGTERM, then SIGKILL after 10 s."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.p.wait(timeout=10)
+                break
+            except subprocess.TimeoutExpired:
+                pass
         self.p.wait()
         self.pump()
 
@@ -170,7 +188,7 @@ class Env:
         port = free_port()
         conf = os.path.join(d, "nginx.conf")
         with open(conf, "w") as f:
-            f.write("""worker_processes 1;
+            f.write("""master_process off;
 pid %s/nginx.pid;
 error_log %s/logs/error.log;
 events { worker_connections 1024; }
