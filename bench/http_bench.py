@@ -136,11 +136,13 @@ http {
 
     def start_peer(self, kind):
         up = "127.0.0.1:%d" % self.backend_port
+        self.starts = getattr(self, "starts", 0) + 1
+        log = "%s-%d.log" % (kind, self.starts)  # one per start: "listening" is this one's
         if kind == "http_router":
             p = self.spawn([self.args.router_exe, "--listen", "127.0.0.1:0", "--quiet",
-                            "--route", "%s=%s" % (HOST, up)], 0, "http_router.out")
+                            "--route", "%s=%s" % (HOST, up)], 0, log)
             end = time.monotonic() + 20
-            path = os.path.join(self.dir, "http_router.out")
+            path = os.path.join(self.dir, log)
             while True:
                 with open(path) as f:
                     m = re.search(r"listening (\d+)", f.read())
@@ -188,7 +190,7 @@ backend be
             argv = ["nginx", "-p", d, "-c", conf, "-e", d + "/error.log"]
         else:
             raise SystemExit("unknown peer " + kind)
-        p = self.spawn(argv, 0, kind + ".log")
+        p = self.spawn(argv, 0, log)
         wait_port(port, p, kind)
         return p, port
 
