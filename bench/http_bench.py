@@ -6,7 +6,7 @@
                       [--build-type T] [--commit C]
     http_bench.py idle --port P --n N                      (used by run)
 
-Three HTTP/1.1 reverse proxies (http_router, HAProxy in mode http with
+Three HTTP/1.1 reverse proxies (http_router with --pool-size 32, HAProxy in mode http with
 http-reuse always, nginx with proxy_pass to an upstream with keepalive 32)
 route Host: bench.test to the same backend, an nginx serving static files.
 Every process is started here with its own configuration written into the
@@ -139,8 +139,11 @@ http {
         self.starts = getattr(self, "starts", 0) + 1
         log = "%s-%d.log" % (kind, self.starts)  # one per start: "listening" is this one's
         if kind == "http_router":
+            # --pool-size 32: the idle upstream connections nginx keeps here
+            # (keepalive 32); the default 16 is below wrk's 32 concurrent
+            # requests, and the surplus connections would be reopened.
             p = self.spawn([self.args.router_exe, "--listen", "127.0.0.1:0", "--quiet",
-                            "--route", "%s=%s" % (HOST, up)], 0, log)
+                            "--pool-size", "32", "--route", "%s=%s" % (HOST, up)], 0, log)
             end = time.monotonic() + 20
             path = os.path.join(self.dir, log)
             while True:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run-http-bench.sh - http_router against HAProxy 2.6 (mode http, http-reuse
+# run-http-bench.sh - http_router (--pool-size 32) against HAProxy 2.6 (mode http, http-reuse
 # always) and nginx 1.22 (proxy_pass, upstream keepalive 32) as HTTP/1.1
 # reverse proxies in front of the same backend, an nginx serving static
 # files; the proxy pinned to core 0 (taskset), backend and wrk on core 1.
