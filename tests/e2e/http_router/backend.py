@@ -16,6 +16,11 @@ wire, chunk sizes included). The answer is chosen by the request path:
   /slow/N        waits N ms, then 200 "ok /slow/N" (Content-Length)
   /reset/N       head with Content-Length N, N/2 bytes, then a reset (RST)
   /big/N         like /cl/N, written in 1 MiB blocks (large responses)
+  /drop          200 "ok /drop" (Content-Length, no Connection: close), then
+                 the backend closes the connection: a pooled one gone stale
+  /arm           200 "ok /arm"; the next request on this connection is read
+                 and the connection closed unanswered (the keep-alive race:
+                 the server closed as the request arrived)
   anything else  200 "ok <path>" with Content-Length
 
 A request with "Expect: 100-continue" gets "HTTP/1.1 100 Continue" before
@@ -123,6 +128,7 @@ class Backend:
         self.port = self.ls.getsockname()[1]
         self.addr = "127.0.0.1:%d" % self.port
         self.closed = False
+        self.ended = 0  # connections this backend has closed (or seen closed)
         threading.Thread(target=self.accept_loop, daemon=True).start()
 
     def close(self):
@@ -171,9 +177,13 @@ class Backend:
                 s.close()
             except OSError:
                 pass
+            with self.lock:
+                self.ended += 1
 
     def one(self, conn, idx):
         head = conn.until(b"\r\n\r\n")
+        if getattr(conn, "armed", False):
+            return False
         method, target, headers = parse_head(head)
         s = conn.sock
         if (header(headers, "expect") or "").lower() == "100-continue":
@@ -243,4 +253,7 @@ class Backend:
             reply = body if parts[0] == "echo" else ("ok %s" % path).encode()
             s.sendall(hdr % (200, b"OK") + b"Content-Length: %d\r\n\r\n" % len(reply) +
                       (reply if method != "HEAD" else b""))
+            if parts[0] == "drop":
+                return False
+            conn.armed = parts[0] == "arm"
         return not close

@@ -10,7 +10,9 @@ lines the router adds), routing (Host exact, *.suffix, Host port ignored,
 longest path prefix, --default, 404), curl (keep-alive reuse, chunked
 upload with -T -, HEAD, Expect: 100-continue), bodies (Content-Length,
 chunked, close-delimited, HEAD, 204, 304 on one connection), pipelining
-(three requests in one write, answered in order), upgrade (101 and CONNECT
+(requests in one write, answered in order, also across two upstreams), pool
+(upstream reuse, a stale pooled connection, Connection: close and HTTP/1.0
+on the client side), upgrade (101 and CONNECT
 become tunnels), nginx (files from nginx through the router, curl and
 http.client, 304). Exit 77: a needed program (curl, nginx) is missing.
 """
@@ -20,7 +22,7 @@ import subprocess
 
 from backend import pattern
 from harness import (DEADLINE, check, client, closed_after, fail, get, read_response,
-                     roundtrip, run_scenario)
+                     roundtrip, run_scenario, wait_for)
 
 
 class RecordingHTTPConnection(http.client.HTTPConnection):
@@ -211,6 +213,43 @@ def scenario_pipelining(env):
               "two upstreams: got %r from %s, expected %r from %s" % (
                   resp.body, resp.header("x-backend"), body, name))
     c.sock.close()
+    env.stop_router(r)
+
+
+def scenario_pool(env):
+    """Upstream connections: reused across client connections (--pool-size 1),
+    a pooled connection the backend closed is not used for the next request
+    (or the request is retried on a fresh one), Connection: close and
+    HTTP/1.0 end the client connection after the response."""
+    b = env.backend("a")
+    r = env.router(["--route", "a.test=" + b.addr, "--pool-size", "1"])
+    for i in range(3):
+        check(roundtrip(r.port, get("/seq%d" % i)).status == 200, "sequential request %d" % i)
+    check(len(b.conns) == 1, "3 sequential clients used %d upstream connections, expected 1 "
+          "(--pool-size 1)" % len(b.conns))
+    for i in range(3):
+        check(roundtrip(r.port, get("/drop")).body == b"ok /drop", "drop %d" % i)
+        wait_for(lambda: b.ended == len(b.conns), "the backend to close its connection")
+        resp = roundtrip(r.port, get("/after-drop%d" % i))
+        check(resp.status == 200, "request after the pooled upstream closed: %d (a stale pooled "
+              "connection was used and the request not retried)" % resp.status)
+    # The backend closes a pooled connection as the next request arrives: an
+    # idempotent GET is retried on a fresh connection, not answered 502.
+    for i in range(3):
+        check(roundtrip(r.port, get("/arm")).body == b"ok /arm", "arm %d" % i)
+        resp = roundtrip(r.port, get("/raced%d" % i))
+        check(resp.status == 200 and resp.body == b"ok /raced%d" % i,
+              "GET on a pooled connection the backend closed unanswered: %d %r" % (
+                  resp.status, resp.body[:60]))
+    for raw, what in ((get("/c", extra=b"Connection: close\r\n"), "Connection: close"),
+                      (b"GET /ten HTTP/1.0\r\nHost: a.test\r\n\r\n", "HTTP/1.0")):
+        n = len(b.requests)
+        c = client(r.port)
+        c.sock.sendall(raw)
+        check(read_response(c).status == 200, what)
+        check(closed_after(c), "%s: the router kept the client connection open" % what)
+        env.forwarded(b.requests[n][1], raw, what)
+        c.sock.close()
     env.stop_router(r)
 
 

@@ -90,7 +90,8 @@ defaults
     timeout connect %ds
     timeout server %ds
     timeout tunnel 3600s
-    retries 0
+    retries 1
+    retry-on empty-response
 frontend fe
     bind %s:%d
     http-request add-header X-Forwarded-For %%[src]
