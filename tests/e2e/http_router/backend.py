@@ -18,6 +18,8 @@ wire, chunk sizes included). The answer is chosen by the request path:
   /big/N         like /cl/N, written in 1 MiB blocks (large responses)
   /drop          200 "ok /drop" (Content-Length, no Connection: close), then
                  the backend closes the connection: a pooled one gone stale
+  /sink/MS       reads a Content-Length body without keeping it, after a
+                 pause of MS ms (a slow upstream), then 200 "ok N" (N bytes)
   /arm           200 "ok /arm"; the next request on this connection is read
                  and the connection closed unanswered (the keep-alive race:
                  the server closed as the request arrived)
@@ -58,7 +60,8 @@ class Conn:
         b = self.sock.recv(65536)
         if not b:
             raise EOFError
-        self.record.append(b)
+        if self.record is not None:
+            self.record.append(b)
         self.buf += b
 
     def until(self, sep, limit=1 << 20):
@@ -180,6 +183,26 @@ class Backend:
             with self.lock:
                 self.ended += 1
 
+    def sink(self, conn, head, headers, pause_ms):
+        """/sink/MS: the body read and dropped (not recorded), slowly at first."""
+        time.sleep(pause_ms / 1000.0)
+        left = int(header(headers, "content-length") or 0)
+        record, conn.record = conn.record, None
+        while left > 0:
+            if not conn.buf:
+                conn.fill()
+            k = min(left, len(conn.buf))
+            conn.buf = conn.buf[k:]
+            left -= k
+        conn.record = record
+        n = int(header(headers, "content-length") or 0)
+        with self.lock:
+            self.requests.append((None, head, "POST", "/sink", headers, b""))
+        reply = b"ok %d" % n
+        conn.sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(reply),
+                                                                                  reply))
+        return True
+
     def one(self, conn, idx):
         head = conn.until(b"\r\n\r\n")
         if getattr(conn, "armed", False):
@@ -188,6 +211,8 @@ class Backend:
         s = conn.sock
         if (header(headers, "expect") or "").lower() == "100-continue":
             s.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if target.startswith("/sink/"):
+            return self.sink(conn, head, headers, int(target.split("/")[2]))
         raw, body = read_body(conn, headers)
         with self.lock:
             self.requests.append((idx, head + raw, method, target, headers, body))

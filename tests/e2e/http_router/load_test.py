@@ -5,7 +5,8 @@
 
 Scenarios: slow_client (a 256 MiB response to a client that reads slowly:
 the router's RSS may grow by less than 64 MiB, i.e. it applies backpressure
-instead of buffering; HTTP_TEST_BIG_MIB changes the size), keepalive_10k
+instead of buffering; HTTP_TEST_BIG_MIB changes the size), slow_upstream
+(the same for a 256 MiB upload to an upstream that pauses before reading), keepalive_10k
 (10,000 requests on one client connection, 50 pipelined at a time, all
 answered in order over at most 4 upstream connections), workers (--workers
 2, 16 concurrent keep-alive clients, 3,200 requests), wrk (wrk -t1 -c8
@@ -62,6 +63,37 @@ def scenario_slow_client(env):
           % (before, peak, growth, mib))
     check(growth < 64, "router RSS grew %.1f MiB while a slow client read %d MiB" % (growth, mib))
     check(roundtrip(r.port, get("/after")).status == 200, "router broken after the big response")
+    env.stop_router(r)
+
+
+def scenario_slow_upstream(env):
+    """A 256 MiB upload to an upstream that pauses, then reads: the router's
+    RSS may grow by less than 64 MiB (it stops reading the client)."""
+    mib = int(os.environ.get("HTTP_TEST_BIG_MIB", "256"))
+    b = env.backend("a")
+    os.environ["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "") +
+                                  ":quarantine_size_mb=16").lstrip(":")
+    r = env.router(["--route", "a.test=" + b.addr])
+    for _ in range(3):
+        check(roundtrip(r.port, get("/cl/100000")).status == 200, "warm-up")
+    before = peak = rss_kib(r.rss_pid)
+    c = client(r.port)
+    c.sock.sendall(b"POST /sink/500 HTTP/1.1\r\nHost: a.test\r\nContent-Length: %d\r\n\r\n"
+                   % (mib << 20))
+    for i in range(mib):
+        c.sock.sendall(BLOCK)
+        if i % 16 == 0:
+            peak = max(peak, rss_kib(r.rss_pid))
+    resp = read_response(c)
+    peak = max(peak, rss_kib(r.rss_pid))
+    check(resp.status == 200 and resp.body == b"ok %d" % (mib << 20),
+          "upload: %d %r" % (resp.status, resp.body))
+    c.sock.close()
+    growth = (peak - before) / 1024.0
+    print("router VmRSS before %d KiB, peak %d KiB (+%.1f MiB) for a %d MiB upload"
+          % (before, peak, growth, mib))
+    check(growth < 64, "router RSS grew %.1f MiB while a slow upstream read %d MiB"
+          % (growth, mib))
     env.stop_router(r)
 
 
