@@ -91,15 +91,20 @@ if [[ -z $build_dir && -z $router ]]; then
     fi
 fi
 [[ -n $router ]] || router=$build_dir/examples/http_router
-[[ -x $router ]] || { echo "run-http-bench.sh: no $router (build it or pass --build-dir)" >&2; exit 2; }
+[[ -x $router ]] || {
+    echo "run-http-bench.sh: no $router (build it or pass --build-dir)" >&2
+    exit 2
+}
 build_dir=${build_dir:-$(cd "$(dirname "$router")/.." && pwd)}
-build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build_dir/CMakeCache.txt" 2>/dev/null || true)
+build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build_dir/CMakeCache.txt" 2>/dev/null ||
+    true)
 build_type=${build_type:-unknown}
 case "$build_type" in
     Release | RelWithDebInfo | MinSizeRel) ;;
     Debug)
         [[ $allow_debug == 1 ]] || {
-            echo "run-http-bench.sh: $build_dir is a Debug build: its figures are not comparable (use the release preset, or --allow-debug)" >&2
+            echo "run-http-bench.sh: $build_dir is a Debug build: its figures are not" \
+                "comparable (use the release preset, or --allow-debug)" >&2
             exit 2
         }
         echo "run-http-bench.sh: WARNING: measuring a Debug build (recorded in the results)" >&2 ;;

@@ -325,7 +325,8 @@ def get(path, host="a.test", extra=b"", method=b"GET"):
 
 def run_scenario(doc, scenarios, tools):
     """Command line ROUTER_CMD SCENARIO: skips (77) when a tool the scenario
-    needs (tools: {scenario: [program...]}) is missing, runs scenarios["scenario_" + SCENARIO](env), prints PASS."""
+    needs (tools: {scenario: [program...]}) is missing, runs
+    scenarios["scenario_" + SCENARIO](env), prints PASS."""
     if len(sys.argv) != 3 or "scenario_" + sys.argv[2] not in scenarios:
         sys.exit(doc)
     for tool in tools.get(sys.argv[2], ()):
