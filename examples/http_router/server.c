@@ -98,6 +98,7 @@ void hr_client_finish(hr_client *c)
         c->up = NULL;
     }
     bh_bytes_release(&c->held);
+    bh_buf_advance(&c->in, bh_buf_len(&c->in)); /* a full buffer must not end the reading */
     uv_timer_stop(&c->timer);
     if (bh_writeq_shutdown(&c->out, on_shutdown, c) != BH_OK) {
         hr_client_close(c);
