@@ -58,7 +58,9 @@ fi
 # (longer ones only cost more per execution with 1-byte fragments), fuzz_queue spends 3
 # bytes per operation and creates at most 512 items, fuzz_tunnel spends 2
 # bytes per operation and runs the loop or a system call for each (its
-# streams are at most 8 reads or 8 queue fills long: 63 operations cover them).
+# streams are at most 8 reads or 8 queue fills long: 63 operations cover them),
+# fuzz_http takes the default: its head limits go up to 16 KiB, but 4 KiB
+# heads already pass every limit below that and reach each parser state.
 max_len_of() {
     case "$1" in
         fuzz_buf) echo 2048 ;;

@@ -51,13 +51,14 @@ int hp_scan_head(hp_scan *s, const uint8_t *p, size_t len, const hp_limits *lim,
             break;
         }
         size_t i = (size_t)(q - p);
-        if (i == 0 || p[i - 1] != '\r' || i - 1 < s->line_start)
-            return HP_E400;
+        /* Limits first: a scan of fewer bytes would have stopped there. */
         size_t line_len = i + 1 - s->line_start;
         if (s->lines == 0 && line_len > lim->max_line)
             return HP_E414;
         if (i + 1 > lim->max_head)
             return HP_E431;
+        if (i == 0 || p[i - 1] != '\r' || i - 1 < s->line_start)
+            return HP_E400;
         if (line_len == 2) {
             if (s->lines == 0)
                 return HP_E400;

@@ -90,7 +90,7 @@ struct hr_client {
     bh_bytes retry[2];     /* head and added lines, while a retry is possible */
     int retried;
     int head_sent;         /* the exchange's head went to its upstream */
-    bh_tunnel tunnel;
+    bh_tunnel *tunnel;     /* after a 101 / CONNECT 2xx (allocated then) */
     hr_up *tunnel_up;      /* the upstream side of the tunnel */
     char ip[48];
 };
@@ -114,6 +114,7 @@ struct hr_up {
     hr_client *c;          /* the client served, NULL while pooled */
     int resp_state;
     int answered;          /* a response byte reached the client */
+    uint64_t last_active;  /* uv_now() of the exchange's last byte either way */
     int finishing;         /* the response ended; its last slice is held */
     hp_scan scan;
     hp_msg resp;

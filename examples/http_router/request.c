@@ -57,6 +57,7 @@ static int scan(hr_client *c, size_t *head_len)
 static int send_up(hr_client *c, bh_bytes *b)
 {
     int rc = bh_writeq_try_write_ff(&c->up->out, b);
+    c->up->last_active = uv_now(c->s->loop); /* body progress defers the timeout */
     if (rc == BH_OK)
         return 0;
     if (rc == BH_EFULL) {
@@ -303,6 +304,7 @@ void hr_request_drain(bh_writeq *q, void *ctx)
     if (!c || !c->held.len)
         return;
     int rc = bh_writeq_try_write_ff(q, &c->held);
+    up->last_active = uv_now(c->s->loop);
     if (rc == BH_EFULL)
         return;
     if (rc != BH_OK) {

@@ -84,6 +84,14 @@ void hr_up_fail(hr_up *up, int status)
 void hr_up_timer_cb(uv_timer_t *t)
 {
     hr_up *up = t->data;
+    /* During an exchange the period counts from the last byte either way
+     * (a long upload or download is not a timeout). */
+    uint64_t timeout = up->s->cfg->upstream_timeout_ms;
+    uint64_t idle = uv_now(up->s->loop) - up->last_active;
+    if (up->c && up->connected && idle < timeout) {
+        uv_timer_start(&up->timer, hr_up_timer_cb, timeout - idle, 0);
+        return;
+    }
     hr_up_fail(up, UV_ETIMEDOUT); /* pooled (no client): just closed */
 }
 
@@ -157,8 +165,10 @@ static void on_switch_head_written(bh_writeq *q, int status, void *ctx)
     bh_tunnel_config cfg = bh_tunnel_config_default();
     cfg.max_bytes = c->s->cfg->write_budget;
     cfg.idle_timeout_ms = c->s->cfg->idle_timeout_ms;
-    if (bh_tunnel_start(&c->tunnel, c->s->loop, (uv_stream_t *)&c->tcp, (uv_stream_t *)&up->tcp,
-                        &c->in, &up->in, &cfg, on_switched, c) != 0) {
+    c->tunnel = bh_malloc(sizeof *c->tunnel);
+    if (!c->tunnel || bh_tunnel_start(c->tunnel, c->s->loop, (uv_stream_t *)&c->tcp,
+                                      (uv_stream_t *)&up->tcp, &c->in, &up->in, &cfg, on_switched,
+                                      c) != 0) {
         hr_client_close(c);
         return;
     }
@@ -283,6 +293,7 @@ void hr_up_resume(hr_up *up)
 {
     hr_client *c = up->c;
     int rc = bh_writeq_try_write_ff(&c->out, &up->held);
+    up->last_active = uv_now(up->s->loop);
     if (rc == BH_EFULL)
         return;
     if (rc != BH_OK) {
@@ -308,7 +319,7 @@ static void on_up_read(bh_reader *rd, int status, void *ctx)
         hr_up_fail(up, status);
         return;
     }
-    uv_timer_start(&up->timer, hr_up_timer_cb, up->s->cfg->upstream_timeout_ms, 0);
+    up->last_active = uv_now(up->s->loop);
     if (status == BH_OK) {
         process(up);
         return;
@@ -328,6 +339,7 @@ void hr_up_begin(hr_up *up)
     up->answered = 0;
     up->finishing = 0;
     hp_scan_init(&up->scan);
+    up->last_active = uv_now(up->s->loop);
     uv_timer_start(&up->timer, hr_up_timer_cb, up->s->cfg->upstream_timeout_ms, 0);
     bh_reader_start(&up->rd);
 }

@@ -45,6 +45,7 @@ void hr_client_free_if_done(hr_client *c)
     bh_bytes_release(&c->retry[0]);
     bh_bytes_release(&c->retry[1]);
     bh_buf_free(&c->in);
+    bh_free(c->tunnel);
     bh_free(c);
     if (--s->client_count == 0)
         idle_trim_idle(&s->trim);
@@ -238,7 +239,7 @@ void hr_server_stop(hr_server *s)
         hr_pool_close_all(s);
     for (hr_client *c = s->clients; c; c = c->next) {
         if (c->tunnel_running)
-            bh_tunnel_abort(&c->tunnel);
+            bh_tunnel_abort(c->tunnel);
         else
             hr_client_close(c);
     }

@@ -13,7 +13,7 @@ The backend (raw sockets, one thread per connection) answers by path:
               that went away)
   /silent     never answers (504)
   /continue   sends "100 Continue" before reading the body, then echoes
-  /upgrade    101, then echoes raw bytes
+  /upgrade    101, then echoes raw bytes (CONNECT: 200, then the same)
 Each scenario starts its own router. Exit 0 when every scenario passed.
 """
 import socket
@@ -77,9 +77,13 @@ class Backend:
                 if path == "/continue":
                     s.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
                 body = read_body(f, hdrs)
-                if path == "/upgrade":
-                    s.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\n"
-                              b"Connection: Upgrade\r\n\r\n")
+                if method == "CONNECT":
+                    s.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    path = "/upgrade-echo"
+                if path.startswith("/upgrade"):
+                    if path == "/upgrade":
+                        s.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\n"
+                                  b"Connection: Upgrade\r\n\r\n")
                     while True:
                         d = s.recv(65536)
                         if not d:
@@ -273,6 +277,21 @@ def timeouts_and_failures(be):
     r.stop()
 
 
+def long_upload_is_not_a_timeout(be):
+    # The upload takes twice --upstream-timeout; its bytes keep it alive
+    # (a 1 s stall of this test between two 50 ms pieces would fail it).
+    r = Router("--route", "app=127.0.0.1:%d" % be.port, "--upstream-timeout", "1")
+    s = r.connect()
+    s.sendall(b"POST /echo HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n")
+    for _ in range(40):
+        s.sendall(b"3\r\nabc\r\n")
+        time.sleep(0.05)
+    s.sendall(b"0\r\n\r\n")
+    st, _, body, _ = read_response(s)
+    assert st == 200 and body.endswith(b"len=120"), (st, body)
+    r.stop()
+
+
 def retry_on_a_pooled_upstream_that_went_away(be):
     r = Router("--route", "app=127.0.0.1:%d" % be.port)
     s = r.connect()
@@ -297,6 +316,49 @@ def upgrade_tunnel(be):
     s.sendall(b"ping")
     assert s.recv(100) == b"ping"
     s.close()
+    s = r.connect()
+    s.sendall(b"CONNECT app:443 HTTP/1.1\r\nHost: app:443\r\n\r\nhello")
+    st, _, _, rest = read_response(s, head_only=True)
+    assert st == 200, st
+    while len(rest) < 5:
+        rest += s.recv(100)
+    assert rest == b"hello", rest
+    s.close()
+    r.stop()
+
+
+def workers(be):
+    r = Router("--route", "app=127.0.0.1:%d" % be.port, "--workers", "3")
+    for _ in range(12):
+        s = r.connect()
+        s.sendall(get("/echo"))
+        st, _, body, _ = read_response(s)
+        assert st == 200 and b"via=1.1 http_router" in body, (st, body)
+        s.close()
+    r.stop()  # exits 0 on SIGTERM with every worker's loop closed
+
+
+def http10_and_bodies_in_a_pipeline(be):
+    r = Router("--route", "app=127.0.0.1:%d" % be.port)
+    s = r.connect()  # HTTP/1.0 without keep-alive: closed after the response
+    s.sendall(b"GET /echo HTTP/1.0\r\n\r\n")
+    st, _, body, _ = read_response(s)
+    assert st == 404, (st, body)  # no Host, no default route
+    assert closed(s)
+    r.stop()
+    r = Router("--default", "127.0.0.1:%d" % be.port)
+    s = r.connect()
+    s.sendall(b"GET /echo HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+              b"POST /echo HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 3\r\n\r\nabc"
+              b"POST /echo HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n"
+              b"2\r\nde\r\n0\r\n\r\n" + get("/echo"))
+    rest = b""
+    lens = []
+    for _ in range(4):
+        st, _, body, rest = read_response(s, rest)
+        assert st == 200, (st, body)
+        lens.append(body.rsplit(b"len=", 1)[1])
+    assert lens == [b"0", b"3", b"2", b"0"], lens
     r.stop()
 
 
@@ -304,8 +366,9 @@ def main():
     be = Backend()
     try:
         for t in (keep_alive_and_pool, pipelining, chunked_upload_and_continue, refusals,
-                  timeouts_and_failures, retry_on_a_pooled_upstream_that_went_away,
-                  upgrade_tunnel):
+                  timeouts_and_failures, long_upload_is_not_a_timeout,
+                  retry_on_a_pooled_upstream_that_went_away,
+                  upgrade_tunnel, http10_and_bodies_in_a_pipeline, workers):
             t(be)
             print("ok", t.__name__, flush=True)
     finally:
