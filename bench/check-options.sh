@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # check-options.sh - the bench scripts refuse bad command lines: each call
 # below must exit 2 at once (before building, starting or measuring
-# anything) and say why on stderr. Run by ctest (bench_scripts_strict_options).
+# anything) and say why on stderr. Run by ctest (bench_scripts_strict_options;
+# http_bench_script_strict_options runs `check-options.sh http BUILD_DIR`:
+# only run-http-bench.sh's calls, and its refusal of BUILD_DIR when that is
+# a Debug build).
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 failed=0
@@ -16,6 +19,19 @@ expect2() {
         echo "ok: $* -> $(printf '%s' "$out" | head -n 1)"
     fi
 }
+w=$here/run-http-bench.sh
+expect2 "$w" --reps 0
+expect2 "$w" --reps x
+expect2 "$w" --peers http_router,squid
+expect2 "$w" --duration
+expect2 "$w" --duration 1.5
+expect2 "$w" --conns -3
+expect2 "$w" --idle ''
+expect2 "$w" --bogus
+if [ -n "${2:-}" ] && grep -q '^CMAKE_BUILD_TYPE:[A-Z]*=Debug$' "$2/CMakeCache.txt" 2>/dev/null; then
+    expect2 "$w" --build-dir "$2" --reps 1
+fi
+[ "${1:-}" = http ] && exit "$failed"
 h=$here/run-stream-harness.sh
 expect2 "$h" --runs abc
 expect2 "$h" --runs 0

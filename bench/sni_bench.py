@@ -368,13 +368,17 @@ stream {
             res["peak_rss_kib"] = status_kib(pid, "VmHWM")
             return res
         finally:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-            self.procs.remove(p)
+            self.stop(p)
+
+    def stop(self, p):
+        """SIGTERM to a process spawn() started, SIGKILL after 10 s."""
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        self.procs.remove(p)
 
     def close(self):
         for p in self.procs:

@@ -8,7 +8,8 @@
 # The unit tests are the ctest tests whose command is a test_* executable
 # built in that directory (bh_add_test and the examples' cmocka tests);
 # script-driven checks (exports, install, example runs, stream harness) are
-# skipped.
+# skipped, except the routers' end-to-end tests (sni_router, http_router),
+# which run with the router itself under memcheck.
 #
 # Environment:
 #   BUILD_DIR        build directory (default <repo>/build-valgrind)
@@ -85,25 +86,31 @@ while IFS=$'\t' read -r name workdir envs cmdline; do
     fi
 done <<<"$list"
 
-# sni_router end to end (real TLS clients and openssl s_server backends): the
-# router itself runs under memcheck (sni_test.py prefixes SNI_ROUTER_WRAPPER;
-# the router must exit 0, valgrind's exit code on errors is not 0).
-if [[ $filter == . || sni_router =~ $filter ]]; then
+# The routers end to end, each under memcheck: wrapped_e2e NAME LABEL VAR runs
+# the ctest label LABEL with the router prefixed by the valgrind command in
+# the environment variable VAR (the e2e scripts put it in front of the
+# router; the router must exit 0, valgrind's exit code on errors is not 0).
+wrapped_e2e() {
+    local name=$1 label=$2 var=$3 start=$SECONDS
+    [[ $filter == . || $name =~ $filter ]] || return 0
     count=$((count + 1))
-    start=$SECONDS
-    if SNI_ROUTER_WRAPPER="valgrind --error-exitcode=$memcheck_rc --leak-check=full \
+    if env "$var=valgrind --error-exitcode=$memcheck_rc --leak-check=full \
         --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
-        --num-callers=30 --log-file=$logs/sni_router.%p.log" \
-        ctest --test-dir "$build" -L sni_router_e2e -j2 --output-on-failure \
-        >"$logs/sni_router_e2e.out" 2>&1; then
-        printf '%-28s ok      %3ss  router under memcheck\n' sni_router_e2e $((SECONDS - start))
+        --num-callers=30 --log-file=$logs/$name.%p.log" \
+        ctest --test-dir "$build" -L "$label" -j2 --output-on-failure \
+        >"$logs/$label.out" 2>&1; then
+        printf '%-28s ok      %3ss  router under memcheck\n' "$label" $((SECONDS - start))
     else
-        printf '%-28s FAILED  %3ss  (logs %s/sni_router.*.log)\n' sni_router_e2e \
-            $((SECONDS - start)) "$logs"
-        grep -E 'FAIL|Failed' "$logs/sni_router_e2e.out" | head -n 10 || true
-        failed+=(sni_router_e2e)
+        printf '%-28s FAILED  %3ss  (logs %s/%s.*.log)\n' "$label" $((SECONDS - start)) \
+            "$logs" "$name"
+        grep -E 'FAIL|Failed' "$logs/$label.out" | head -n 10 || true
+        failed+=("$label")
     fi
-fi
+}
+# sni_router: real TLS clients and openssl s_server backends (sni_test.py).
+wrapped_e2e sni_router sni_router_e2e SNI_ROUTER_WRAPPER
+# http_router: real HTTP clients, recording and nginx backends (about 30 s).
+wrapped_e2e http_router http_router_e2e HTTP_ROUTER_WRAPPER
 
 if [[ ${#failed[@]} -ne 0 ]]; then
     echo "valgrind: ${#failed[@]} of $count unit tests failed: ${failed[*]}"
