@@ -122,9 +122,10 @@ if command -v gnuplot >/dev/null 2>&1; then
         echo 'set style data histogram'
         echo 'set style histogram cluster gap 1'
         echo 'set style fill solid 0.85 border -1'
-        echo 'set key top left'
+        echo 'set key below horizontal' # under each panel: never over a bar
         echo 'set ylabel "service ns/B"'
         echo 'set yrange [0:*]'
+        echo 'set offsets 0, 0, graph 0.08, 0' # headroom above the tallest bar
         echo 'set grid ytics'
         for t in "${transport_list[@]}"; do
             for scenario in "${scenarios[@]}"; do
