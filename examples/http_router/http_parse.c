@@ -286,6 +286,9 @@ static int field_line(const uint8_t *head, size_t off, size_t n, hp_msg *m, fiel
             return HP_E400;
     } else if (ieq(p, k, "connection")) {
         each_elem(v, vn, conn_elem, m, f);
+        m->conn_fields++;
+        m->conn_line = (hp_span){off, n + 2};
+        m->conn_only_close = ieq(v, vn, "close");
     } else if (ieq(p, k, "upgrade")) {
         m->has_upgrade = 1;
     } else if (request && ieq(p, k, "host")) {
@@ -317,6 +320,10 @@ static int field_lines(const uint8_t *head, size_t start, size_t head_len, hp_ms
         if (rc != HP_DONE)
             return rc;
         off += n + 2;
+    }
+    if (m->conn_fields != 1) { /* none, or several: no line to point at */
+        m->conn_line = (hp_span){0, 0};
+        m->conn_only_close = 0;
     }
     return HP_DONE;
 }

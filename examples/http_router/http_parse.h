@@ -84,6 +84,10 @@ typedef struct hp_msg {
     int framing;            /* enum hp_framing */
     uint64_t content_length;
     unsigned conn;          /* HP_CONN_* */
+    unsigned conn_fields;   /* Connection field lines seen */
+    hp_span conn_line;      /* the Connection field line, CRLF included, when it is
+                               the only one (conn_fields == 1); len 0 otherwise */
+    int conn_only_close;    /* that line's value is exactly the token "close" */
     int has_upgrade;        /* an Upgrade field was present */
     int expect_continue;    /* Expect: 100-continue */
 } hp_msg;

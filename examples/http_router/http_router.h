@@ -77,6 +77,8 @@ struct hr_client {
     int tunnel_running;
     int eof;               /* the client shut its write side */
     int keep_alive;        /* the connection persists after this exchange */
+    int close_stripped;    /* the request's "Connection: close" line was not
+                              forwarded: the upstream may persist */
     int upgrade;           /* the request asked for an Upgrade */
     int timer_idle;        /* the timer runs --idle-timeout, not --head-timeout */
     int req_state;
@@ -88,7 +90,7 @@ struct hr_client {
     bh_bytes held;         /* body bytes the upstream's queue refused */
     hr_up *up;             /* the exchange's upstream, or NULL */
     const hr_route *route;
-    bh_bytes retry[2];     /* head and added lines, while a retry is possible */
+    bh_bytes retry[3];     /* the head's slices, while a retry is possible */
     int retried;
     int head_sent;         /* the exchange's head went to its upstream */
     bh_tunnel *tunnel;     /* after a 101 / CONNECT 2xx (allocated then) */
@@ -127,6 +129,7 @@ struct hr_up {
     uint64_t body_left;
     hp_chunked chunk;
     bh_bytes held;         /* response bytes the client's queue refused */
+    bh_bytes held_next;    /* the added "Connection: close" line after a held head */
 };
 
 /* server.c */
@@ -146,7 +149,9 @@ void hr_log(const hr_client *c, const char *fmt, ...) __attribute__((format(prin
 /* request.c */
 void hr_client_on_read(bh_reader *rd, int status, void *ctx);
 void hr_client_process(hr_client *c);      /* act on the buffered input */
-int hr_request_send(hr_client *c, hr_up *up, bh_bytes *head, bh_bytes *extra);
+/* Queues the head's slices (empty ones skipped) upstream; takes them. */
+int hr_request_send(hr_client *c, hr_up *up, bh_bytes part[3]);
+void hr_request_forget(hr_client *c);       /* drops the retry copies */
 void hr_request_start(hr_client *c);        /* the upstream is ready: send the head */
 void hr_request_drain(bh_writeq *q, void *ctx); /* an upstream queue drained */
 void hr_exchange_done(hr_client *c, int reuse); /* response complete */

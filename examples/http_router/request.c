@@ -71,13 +71,14 @@ static int send_up(hr_client *c, bh_bytes *b)
     return -1;
 }
 
-int hr_request_send(hr_client *c, hr_up *up, bh_bytes *head, bh_bytes *extra)
+int hr_request_send(hr_client *c, hr_up *up, bh_bytes part[3])
 {
-    int rc = bh_writeq_try_write_ff(&up->out, head);
-    if (rc == BH_OK)
-        rc = bh_writeq_try_write_ff(&up->out, extra);
-    bh_bytes_release(head);
-    bh_bytes_release(extra);
+    int rc = BH_OK;
+    for (int i = 0; i < 3; i++) {
+        if (rc == BH_OK && part[i].len)
+            rc = bh_writeq_try_write_ff(&up->out, &part[i]);
+        bh_bytes_release(&part[i]);
+    }
     if (rc != BH_OK) {
         hr_up_fail(up, UV_EPIPE);
         return -1;
@@ -87,32 +88,56 @@ int hr_request_send(hr_client *c, hr_up *up, bh_bytes *head, bh_bytes *extra)
     return 0;
 }
 
+void hr_request_forget(hr_client *c)
+{
+    for (int i = 0; i < 3; i++)
+        bh_bytes_release(&c->retry[i]);
+}
+
+/* Splits the head off the buffer as slices, no copy: [0, head_len - 2)
+ * or, with its Connection line left out, [0, line) and [after line,
+ * head_len - 2); the final CRLF is dropped (the added lines end it). */
+static void split_head(hr_client *c, bh_bytes *a, bh_bytes *b)
+{
+    size_t end = c->req.head_len - 2;
+    *b = (bh_bytes){0};
+    if (c->close_stripped) {
+        const hp_span *l = &c->req.conn_line;
+        bh_buf_split_prefix(&c->in, l->off, a);
+        bh_buf_advance(&c->in, l->len);
+        if (end > l->off + l->len)
+            bh_buf_split_prefix(&c->in, end - l->off - l->len, b);
+    } else {
+        bh_buf_split_prefix(&c->in, end, a);
+    }
+    bh_buf_advance(&c->in, 2);
+}
+
 /* The upstream is ready (pooled or just connected): send the head. */
 void hr_request_start(hr_client *c)
 {
     hr_up *up = c->up;
-    bh_bytes head, extra;
+    bh_bytes part[3];
     char add[128];
     int n = snprintf(add, sizeof add, "X-Forwarded-For: %s\r\nVia: 1.1 http_router\r\n\r\n",
                      c->ip[0] ? c->ip : "unknown");
     if (c->retried && c->retry[0].len) { /* the second try: the same bytes again */
-        head = c->retry[0];
-        extra = c->retry[1];
-        c->retry[0] = c->retry[1] = (bh_bytes){0};
+        for (int i = 0; i < 3; i++) {
+            part[i] = c->retry[i];
+            c->retry[i] = (bh_bytes){0};
+        }
     } else {
-        if (bh_bytes_copy(&extra, add, (size_t)n) != BH_OK) {
+        if (bh_bytes_copy(&part[2], add, (size_t)n) != BH_OK) {
             hr_client_close(c);
             return;
         }
-        bh_buf_split_prefix(&c->in, c->req.head_len - 2, &head);
-        bh_buf_advance(&c->in, 2);
-        if (up->reused && hp_idempotent(c->method_kind) && c->req_state == REQ_DONE) {
-            c->retry[0] = bh_bytes_clone(&head);
-            c->retry[1] = bh_bytes_clone(&extra);
-        }
+        split_head(c, &part[0], &part[1]);
+        if (up->reused && hp_idempotent(c->method_kind) && c->req_state == REQ_DONE)
+            for (int i = 0; i < 3; i++)
+                c->retry[i] = bh_bytes_clone(&part[i]);
     }
     c->head_sent = 1;
-    if (hr_request_send(c, up, &head, &extra) != 0)
+    if (hr_request_send(c, up, part) != 0)
         return;
     bh_reader_start(&c->rd);
     hr_client_process(c);
@@ -136,6 +161,10 @@ static void on_head(hr_client *c, size_t head_len)
                                   : (m->conn & HP_CONN_KEEP_ALIVE) && !(m->conn & HP_CONN_CLOSE);
     c->method_kind = m->method_kind;
     c->upgrade = m->has_upgrade && (m->conn & HP_CONN_UPGRADE);
+    /* "Connection: close" alone is the client's business: the upstream
+     * connection can still be reused (an Upgrade or CONNECT goes as is). */
+    c->close_stripped = m->minor == 1 && m->conn_only_close && !m->has_upgrade &&
+                        m->method_kind != HP_M_CONNECT;
     c->req_state = m->framing == HP_BODY_NONE ? REQ_DONE : REQ_BODY;
     c->body_left = m->content_length;
     hp_chunked_init(&c->chunk);
@@ -281,9 +310,8 @@ void hr_exchange_done(hr_client *c, int reuse)
     hr_up *up = c->up;
     c->up = NULL;
     up->c = NULL;
-    bh_bytes_release(&c->retry[0]);
-    bh_bytes_release(&c->retry[1]);
-    if (reuse && c->req_state == REQ_DONE && c->keep_alive)
+    hr_request_forget(c);
+    if (reuse && c->req_state == REQ_DONE && (c->keep_alive || c->close_stripped))
         hr_pool_put(up);
     else
         hr_up_close(up);

@@ -38,6 +38,7 @@ void hr_up_close(hr_up *up)
         hr_pool_remove(up);
     up->closing = 1;
     bh_bytes_release(&up->held);
+    bh_bytes_release(&up->held_next);
     bh_writeq_close(&up->out);
     up->timer.data = up;
     uv_close((uv_handle_t *)&up->timer, on_up_handle_closed);
@@ -209,16 +210,26 @@ static int on_head(hr_up *up, size_t head_len)
         hr_up_fail(up, HP_E400);
         return -1;
     }
-    bh_bytes_release(&c->retry[0]);
-    bh_bytes_release(&c->retry[1]);
+    hr_request_forget(c);
     if (up->resp.framing == HP_BODY_TUNNEL) {
         switch_to_tunnel(up, head_len);
         return -1;
     }
+    /* The router closes the client after this response: say so (RFC 9112
+     * section 9.6), as a slice before the head's final CRLF. */
+    int add_close = up->resp.status >= 200 && !c->keep_alive && !(up->resp.conn & HP_CONN_CLOSE);
     bh_bytes h;
-    bh_buf_split_prefix(&up->in, head_len, &h);
+    bh_buf_split_prefix(&up->in, add_close ? head_len - 2 : head_len, &h);
     up->answered = 1;
     int rc = send_down(up, &h);
+    if (rc >= 0 && add_close) {
+        bh_buf_advance(&up->in, 2);
+        bh_bytes t = bh_bytes_static("Connection: close\r\n\r\n", 21);
+        if (rc == 1)
+            up->held_next = t;
+        else
+            rc = send_down(up, &t);
+    }
     if (rc < 0)
         return -1;
     if (up->resp.status < 200)
@@ -292,14 +303,20 @@ static void process(hr_up *up)
 void hr_up_resume(hr_up *up)
 {
     hr_client *c = up->c;
-    int rc = bh_writeq_try_write_ff(&c->out, &up->held);
-    up->last_active = uv_now(up->s->loop);
-    if (rc == BH_EFULL)
-        return;
-    if (rc != BH_OK) {
-        bh_bytes_release(&up->held);
-        hr_client_close(c);
-        return;
+    for (;;) {
+        int rc = bh_writeq_try_write_ff(&c->out, &up->held);
+        up->last_active = uv_now(up->s->loop);
+        if (rc == BH_EFULL)
+            return;
+        if (rc != BH_OK) {
+            bh_bytes_release(&up->held);
+            hr_client_close(c);
+            return;
+        }
+        if (!up->held_next.len)
+            break;
+        up->held = up->held_next;
+        up->held_next = (bh_bytes){0};
     }
     if (up->finishing) {
         up->finishing = 0;

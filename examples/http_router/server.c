@@ -43,8 +43,7 @@ void hr_client_free_if_done(hr_client *c)
     if (c->next)
         c->next->prev = c->prev;
     bh_bytes_release(&c->held);
-    bh_bytes_release(&c->retry[0]);
-    bh_bytes_release(&c->retry[1]);
+    hr_request_forget(c);
     bh_buf_free(&c->in);
     bh_free(c->tunnel);
     bh_free(c);

@@ -135,6 +135,11 @@ FUZZ_NO_COVERAGE static void check_head(const uint8_t *d, size_t n, int response
     check_span(m.target, whole_len);
     check_span(m.path, whole_len);
     check_span(m.host, whole_len);
+    check_span(m.conn_line, whole_len);
+    CHECK(m.conn_line.len == 0 || (m.conn_fields == 1 && m.conn_line.off > 0 &&
+                                   m.conn_line.off + m.conn_line.len <= whole_len - 2 &&
+                                   memcmp(d + m.conn_line.off + m.conn_line.len - 2, "\r\n", 2) == 0));
+    CHECK(!m.conn_only_close || ((m.conn & HP_CONN_CLOSE) && m.conn_line.len));
     int cl = has_field(d, whole_len, "content-length");
     int te = has_field(d, whole_len, "transfer-encoding");
     if (!response) {

@@ -12,7 +12,8 @@ upload with -T -, HEAD, Expect: 100-continue), bodies (Content-Length,
 chunked, close-delimited, HEAD, 204, 304 on one connection), pipelining
 (requests in one write, answered in order, also across two upstreams), pool
 (upstream reuse, a stale pooled connection, Connection: close and HTTP/1.0
-on the client side), upgrade (101 and CONNECT
+on the client side), close (a client's lone Connection: close is not
+forwarded and the upstream connection stays pooled), upgrade (101 and CONNECT
 become tunnels), nginx (files from nginx through the router, curl and
 http.client, 304). Exit 77: a needed program (curl, nginx) is missing.
 """
@@ -241,15 +242,63 @@ def scenario_pool(env):
         check(resp.status == 200 and resp.body == b"ok /raced%d" % i,
               "GET on a pooled connection the backend closed unanswered: %d %r" % (
                   resp.status, resp.body[:60]))
-    for raw, what in ((get("/c", extra=b"Connection: close\r\n"), "Connection: close"),
-                      (b"GET /ten HTTP/1.0\r\nHost: a.test\r\n\r\n", "HTTP/1.0")):
+    for raw, what, drop in ((get("/c", extra=b"Connection: close\r\n"), "Connection: close",
+                             b"Connection: close\r\n"),
+                            (b"GET /ten HTTP/1.0\r\nHost: a.test\r\n\r\n", "HTTP/1.0", b"")):
         n = len(b.requests)
         c = client(r.port)
         c.sock.sendall(raw)
-        check(read_response(c).status == 200, what)
+        resp = read_response(c)
+        check(resp.status == 200, what)
+        check((resp.header("connection") or "").lower() == "close",
+              "%s: the response does not say Connection: close: %r" % (what, resp.head))
         check(closed_after(c), "%s: the router kept the client connection open" % what)
-        env.forwarded(b.requests[n][1], raw, what)
+        env.forwarded(b.requests[n][1], raw, what, drop)
         c.sock.close()
+    env.stop_router(r)
+
+
+def scenario_close(env):
+    """A client's lone "Connection: close" is not forwarded: clients that
+    each send one request with it on a new connection share one upstream
+    connection (kept in the pool), each gets its response, saying
+    Connection: close, then EOF. Other Connection values, two Connection
+    fields and Upgrade requests go upstream unchanged."""
+    b = env.backend("a")
+    r = env.router(["--route", "a.test=" + b.addr, "--pool-size", "1"])
+    line = b"Connection: close\r\n"
+    for i, (extra, drop) in enumerate(((line, line), (b"X-A: 1\r\n" + line + b"X-B: 2\r\n", line),
+                                       (b"connection:\t CLOSE \r\n",
+                                        b"connection:\t CLOSE \r\n"))):
+        raw = get("/close%d" % i, extra=extra)
+        n = len(b.requests)
+        c = client(r.port)
+        c.sock.sendall(raw)
+        resp = read_response(c)
+        check(resp.status == 200 and resp.body == b"ok /close%d" % i, "close %d: %d %r" % (
+            i, resp.status, resp.body[:60]))
+        check((resp.header("connection") or "").lower() == "close",
+              "close %d: the response does not say Connection: close: %r" % (i, resp.head))
+        check(closed_after(c), "close %d: the router kept the client connection open" % i)
+        c.sock.close()
+        wait_for(lambda: len(b.requests) > n, "the backend to record request %d" % i)
+        env.forwarded(b.requests[n][1], raw, "close %d" % i, drop)
+    if not env.standin:
+        check(len(b.conns) == 1 and b.ended == 0,
+              "3 Connection: close clients used %d upstream connections (%d closed), expected "
+              "1 kept open" % (len(b.conns), b.ended))
+    for i, extra in enumerate((b"Connection: close, foo\r\n", b"Connection: keep-alive\r\n",
+                               b"Connection: close\r\nConnection: close\r\n",
+                               b"Connection: close\r\nUpgrade: echo\r\n")):
+        raw = get("/same%d" % i, extra=extra)
+        n = len(b.requests)
+        c = client(r.port)
+        c.sock.sendall(raw)
+        resp = read_response(c)
+        check(resp.status in (200, 101), "same %d: %d" % (i, resp.status))
+        c.sock.close()
+        wait_for(lambda: len(b.requests) > n, "the backend to record request %d" % i)
+        env.forwarded(b.requests[n][1], raw, "unchanged %r" % extra)
     env.stop_router(r)
 
 

@@ -218,10 +218,16 @@ http {
         wait_for(up, "nginx to listen")
         return "127.0.0.1:%d" % port
 
-    def forwarded(self, got, sent, what):
+    def forwarded(self, got, sent, what, drop=b""):
         """got (what a backend received) must be sent (what the client wrote)
-        with the router's two lines inserted before the head's final CRLF."""
+        with the router's two lines inserted before the head's final CRLF
+        and the field line drop (CRLF included; the client's lone
+        "Connection: close") left out."""
         head, sep, body = sent.partition(b"\r\n\r\n")
+        if drop:
+            lines = (head + b"\r\n").split(b"\r\n")
+            check(lines.count(drop[:-2]) == 1, "%s: %r not once in %r" % (what, drop, sent))
+            head = b"\r\n".join(l for l in lines if l != drop[:-2])[:-2]
         want = head + b"\r\n" + ADDED + b"\r\n" + body
         if not self.standin:
             check(got == want, "%s: backend received\n%r\nexpected\n%r" % (what, got[:3000],

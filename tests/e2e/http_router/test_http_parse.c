@@ -384,6 +384,37 @@ static void http10_request_needs_no_host_and_asks_for_keep_alive(void **state)
     assert_int_equal(m.framing, HP_BODY_NONE);
 }
 
+static void lone_connection_field_line_is_located(void **state)
+{
+    (void)state;
+    static const char s[] = "GET / HTTP/1.1\r\nHost: a\r\nconnection:\t CLOSE \r\nX: 1\r\n\r\n";
+    hp_msg m;
+    assert_int_equal(req(s, &m), HP_DONE);
+    assert_int_equal(m.conn_fields, 1);
+    assert_span(s, m.conn_line, "connection:\t CLOSE \r\n");
+    assert_true(m.conn_only_close);
+    static const char *const other[] = {
+        "GET / HTTP/1.1\r\nHost: a\r\nConnection: close, foo\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nConnection: closed\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+        assert_int_equal(req(other[i], &m), HP_DONE);
+        assert_int_equal(m.conn_fields, 1);
+        assert_true(m.conn_line.len > 0);
+        assert_false(m.conn_only_close);
+    }
+    static const char two[] = "GET / HTTP/1.1\r\nConnection: close\r\nHost: a\r\n"
+                              "Connection: close\r\n\r\n";
+    assert_int_equal(req(two, &m), HP_DONE);
+    assert_int_equal(m.conn_fields, 2);
+    assert_int_equal(m.conn_line.len, 0);
+    assert_false(m.conn_only_close);
+    assert_int_equal(req("GET / HTTP/1.1\r\nHost: a\r\n\r\n", &m), HP_DONE);
+    assert_int_equal(m.conn_line.len, 0);
+    assert_false(m.conn_only_close);
+}
+
 static void absolute_form_routes_by_its_authority(void **state)
 {
     (void)state;
@@ -529,6 +560,7 @@ int main(void)
         test_alloc_checked(chunked_request_has_chunked_framing),
         test_alloc_checked(pipelined_heads_are_found_one_by_one),
         test_alloc_checked(http10_request_needs_no_host_and_asks_for_keep_alive),
+        test_alloc_checked(lone_connection_field_line_is_located),
         test_alloc_checked(absolute_form_routes_by_its_authority),
         test_alloc_checked(host_with_port_and_connect_authority),
         test_alloc_checked(response_framing_follows_rfc9112),
