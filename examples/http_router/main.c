@@ -19,7 +19,9 @@
  * strictly (http_parse.c: smuggling attempts get 400 and close), then
  * forwarded unchanged to an upstream connection of its route (an idle
  * pooled one, else a new one) with "X-Forwarded-For: <client>" and "Via:
- * 1.1 http_router" added, body streamed (Content-Length or chunked, bounded
+ * 1.1 http_router" added and a lone "Connection: close" line left out (the
+ * upstream stays pooled; the client is closed after the response, which
+ * then says "Connection: close"), body streamed (Content-Length or chunked, bounded
  * by --write-budget per queue); the response comes back the same way.
  * Pipelined requests wait in the client's buffer. Upgrade (101) and CONNECT
  * (2xx) switch both connections to a raw tunnel. Clean upstream connections

@@ -3,7 +3,8 @@
  * parsed strictly, routed, and handed to an upstream connection's bh_writeq
  * as two slices of one writev: the head without its final CRLF (split off
  * the buffer, no copy) and the added lines "X-Forwarded-For" and "Via" with
- * that CRLF. The body follows as slices of what arrives (Content-Length or
+ * that CRLF; a lone "Connection: close" line is left out (three slices), so
+ * the upstream connection goes back to the pool. The body follows as slices of what arrives (Content-Length or
  * chunked, validated, forwarded unchanged); a full upstream queue stops
  * reading the client until it drains. Bytes of pipelined requests wait in
  * the buffer (reading stops once it holds a complete head or is full) until

@@ -2,7 +2,9 @@
  * --upstream-timeout), then per exchange read the response head into the
  * upstream connection's bh_buf, parse it for its framing (Content-Length,
  * chunked, until close; none for HEAD, 1xx, 204, 304) and relay head and
- * body to the client as owned slices; interim 1xx heads pass through. A full
+ * body to the client as owned slices; interim 1xx heads pass through (a
+ * final head the client is closed after gets a "Connection: close" slice
+ * before its last CRLF unless it says close already). A full
  * client queue stops reading the upstream until it drains. A 101 to an
  * Upgrade request or a 2xx to CONNECT switches both sockets to a bh_tunnel
  * with the bytes already read. A pooled connection the server closed before
