@@ -211,6 +211,7 @@ static int each_elem(const uint8_t *v, size_t n, elem_fn fn, hp_msg *m, void *ar
 /* Per-message field facts being collected. */
 typedef struct fields {
     int has_cl, has_te, te_chunked_last, te_chunked_before;
+    int line_elems; /* list elements of the current field line */
     int bad;
 } fields;
 
@@ -218,6 +219,7 @@ static int cl_elem(const uint8_t *e, size_t n, hp_msg *m, void *arg)
 {
     fields *f = arg;
     uint64_t v = 0;
+    f->line_elems++;
     for (size_t i = 0; i < n; i++) {
         if (e[i] < '0' || e[i] > '9' || v > (UINT64_MAX >> 4) / 10)
             return 1;
@@ -279,7 +281,8 @@ static int field_line(const uint8_t *head, size_t off, size_t n, hp_msg *m, fiel
     const uint8_t *v = p + a;
     size_t vn = b - a;
     if (ieq(p, k, "content-length")) {
-        if (vn == 0 || each_elem(v, vn, cl_elem, m, f))
+        f->line_elems = 0; /* "Content-Length: ," has no length: refused */
+        if (vn == 0 || each_elem(v, vn, cl_elem, m, f) || f->line_elems == 0)
             return HP_E400;
     } else if (ieq(p, k, "transfer-encoding")) {
         if (vn == 0 || each_elem(v, vn, te_elem, m, f) || !f->has_te)

@@ -120,7 +120,8 @@ static void identical_content_lengths_are_accepted(void **state)
 static void malformed_content_length_is_400(void **state)
 {
     (void)state;
-    static const char *bad[] = {"+5", "-1", "0x5", "5a", "5 5", "", "1.0", "5;x"};
+    static const char *bad[] = {"+5", "-1", "0x5", "5a", "5 5", "", "1.0", "5;x",
+                                ",", " , ,"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char h[128];
         snprintf(h, sizeof h, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %s\r\n\r\n", bad[i]);
