@@ -90,6 +90,7 @@ if [[ -z $build_dir && -z $router ]]; then
         cmake --build "$build_dir" -j2 --target http_router >/dev/null
     fi
 fi
+[[ -z $build_dir ]] || build_dir=$(cd "$build_dir" && pwd) # relative to where we run
 [[ -n $router ]] || router=$build_dir/examples/http_router
 [[ -x $router ]] || {
     echo "run-http-bench.sh: no $router (build it or pass --build-dir)" >&2
@@ -113,6 +114,8 @@ esac
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$root" diff --quiet HEAD 2>/dev/null || commit="$commit+dirty"
 out=${out:-$build_dir/http-bench}
+mkdir -p "$out"
+out=$(cd "$out" && pwd) # the peers' configs name files by absolute path
 mkdir -p "$out"
 ulimit -n "$(ulimit -Hn)"
 
