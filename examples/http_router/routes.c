@@ -8,6 +8,7 @@
 #include <bytes_handoff.h>
 
 #include "cli.h"
+#include "host_name.h"
 
 void hr_table_init(hr_table *t) { memset(t, 0, sizeof *t); }
 
@@ -19,20 +20,6 @@ void hr_table_free(hr_table *t)
 }
 
 static char lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c; }
-
-static int name_ok(const char *s, size_t n)
-{
-    if (n == 0 || n > HR_HOST_MAX || s[0] == '.' || s[n - 1] == '.')
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-                 (c == '.' && s[i - 1] != '.');
-        if (!ok)
-            return 0;
-    }
-    return 1;
-}
 
 static int fill_addr(hr_route *r, const char *hostport, char *err, size_t err_len)
 {
@@ -64,7 +51,7 @@ int hr_table_add(hr_table *t, const char *spec, char *err, size_t err_len)
         r.host[i] = lower(spec[i]);
     r.wildcard = n > 2 && r.host[0] == '*' && r.host[1] == '.';
     const char *host = r.wildcard ? r.host + 2 : r.host;
-    if (!name_ok(host, strlen(host))) {
+    if (!host_name_ok(host, strlen(host), HR_HOST_MAX)) {
         snprintf(err, err_len, "bad route host '%.*s' (host name or *.suffix)", (int)n, spec);
         return -1;
     }

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "host_name.h"
 
 void sni_table_init(sni_table *t) { memset(t, 0, sizeof *t); }
 
@@ -57,20 +58,6 @@ void sni_table_add_stats(sni_table *to, const sni_table *from)
         add_route_stats(&to->routes[i].stats, &from->routes[i].stats);
     if (to->fallback && from->fallback)
         add_route_stats(&to->fallback->stats, &from->fallback->stats);
-}
-
-static int name_ok(const char *s, size_t n)
-{
-    if (n == 0 || n > SNI_HOST_MAX || s[0] == '.' || s[n - 1] == '.')
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-                 (c == '.' && s[i - 1] != '.');
-        if (!ok)
-            return 0;
-    }
-    return 1;
 }
 
 static int fill_addr(sni_route *r, const char *hostport, char *err, size_t err_len)
@@ -121,7 +108,7 @@ int sni_table_add(sni_table *t, const char *spec, char *err, size_t err_len)
     }
     r.wildcard = n > 2 && r.name[0] == '*' && r.name[1] == '.';
     const char *host = r.wildcard ? r.name + 2 : r.name;
-    if (!name_ok(host, strlen(host))) {
+    if (!host_name_ok(host, strlen(host), SNI_HOST_MAX)) {
         snprintf(err, err_len, "bad route name '%.*s' (host name or *.suffix)", (int)n, spec);
         return -1;
     }

@@ -45,10 +45,10 @@ static int theirs(const char *name)
     return 0;
 }
 
-static pipes open_pipes(void)
+/* Calls each(fd, name, ctx) for every pipe fd the process has open; name
+ * is "pipe:[INODE]", the same for both ends of one pipe. */
+static void scan_pipes(void (*each)(int fd, const char *name, void *ctx), void *ctx)
 {
-    pipes p = {0, 0};
-    char seen[64][32];
     DIR *d = opendir("/proc/self/fd");
     assert_non_null(d);
     struct dirent *e;
@@ -59,21 +59,45 @@ static pipes open_pipes(void)
         if (n <= 0 || strncmp(target, "pipe:", 5) != 0)
             continue;
         target[n] = '\0';
-        if (theirs(target))
-            continue;
-        size_t i = 0;
-        while (i < p.open && strcmp(seen[i], target) != 0)
-            i++;
-        int queued = 0;
-        assert_int_equal(ioctl(atoi(e->d_name), FIONREAD, &queued), 0);
-        if (i < p.open)
-            continue;
-        assert_true(p.open < 64);
-        strcpy(seen[p.open++], target);
-        p.nonempty += queued > 0;
+        each(atoi(e->d_name), target, ctx);
     }
     closedir(d);
-    return p;
+}
+
+typedef struct counting {
+    pipes p;
+    char seen[64][32];
+} counting;
+
+static void count_pipe(int fd, const char *name, void *ctx)
+{
+    counting *c = ctx;
+    if (theirs(name))
+        return;
+    int queued = 0;
+    assert_int_equal(ioctl(fd, FIONREAD, &queued), 0);
+    size_t i = 0;
+    while (i < c->p.open && strcmp(c->seen[i], name) != 0)
+        i++;
+    if (i < c->p.open)
+        return; /* the other end of a pipe already counted */
+    assert_true(c->p.open < 64);
+    strcpy(c->seen[c->p.open++], name);
+    c->p.nonempty += queued > 0;
+}
+
+static pipes open_pipes(void)
+{
+    counting c = {{0, 0}, {{0}}};
+    scan_pipes(count_pipe, &c);
+    return c.p;
+}
+
+static void note_pipe(int fd, const char *name, void *ctx)
+{
+    (void)fd, (void)ctx;
+    assert_true(g_ntheirs < 16);
+    strcpy(g_theirs[g_ntheirs++], name);
 }
 
 /* Makes libuv create its process-wide pipes (a loop does), then notes every
@@ -88,20 +112,7 @@ static void note_libuvs_pipes(void)
     assert_int_equal(uv_loop_init(&loop), 0);
     assert_int_equal(uv_loop_close(&loop), 0);
     g_ntheirs = 0;
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        char path[300], target[32];
-        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
-        ssize_t n = readlink(path, target, sizeof target - 1);
-        if (n <= 0 || strncmp(target, "pipe:", 5) != 0)
-            continue;
-        target[n] = '\0';
-        assert_true(g_ntheirs < 16);
-        strcpy(g_theirs[g_ntheirs++], target);
-    }
-    closedir(d);
+    scan_pipes(note_pipe, NULL);
 }
 
 static int huge_skipped(void) { return getenv("BH_SKIP_HUGE_TESTS") != NULL; }
