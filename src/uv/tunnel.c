@@ -1,5 +1,6 @@
-/* tunnel.c - bh_tunnel: lifecycle, the buffer path, half-close, reset and the
- * idle timeout. The splice fast path is in tunnel_splice.c.
+/* tunnel.c - bh_tunnel: lifecycle, the buffer path, half-close and reset.
+ * The splice fast path is in tunnel_splice.c, the idle timeout in
+ * tunnel_idle.c.
  *
  * Direction d reads side d with a bh_reader into side[d].in, freezes each
  * read into one slice (no copy) and queues it fire-and-forget on
@@ -40,12 +41,6 @@ static int dir_of_queue(const bh_tunnel *t, const bh_writeq *q)
 
 static int queue_error(int rc) { return rc == BH_ECLOSED ? UV_EPIPE : rc; }
 
-void bh__tunnel_touch(bh_tunnel *t)
-{
-    if (t->idle)
-        t->idle->last_active = uv_now(t->loop);
-}
-
 void bh__tunnel_wait(bh_tunnel *t, int d, int on)
 {
     bh_tunnel_side *s = &t->side[d];
@@ -68,8 +63,7 @@ static void tunnel_closed_one(bh_tunnel *t)
 {
     if (--t->closing > 0)
         return;
-    bh_free(t->idle);
-    t->idle = NULL;
+    bh__tunnel_idle_free(t);
     bh__tunnel_splice_free(t);
     for (int s = 0; s < 2; s++)
         bh_buf_free(&t->side[s].in);
@@ -108,10 +102,7 @@ void bh__tunnel_end(bh_tunnel *t, int status)
     t->ending = 1;
     t->status = status;
     t->closing = 2;
-    if (t->idle) {
-        t->closing++;
-        uv_close((uv_handle_t *)&t->idle->timer, on_aux_closed);
-    }
+    t->closing += bh__tunnel_idle_close(t, on_aux_closed);
     t->closing += bh__tunnel_splice_close(t, on_aux_closed);
     for (int d = 0; d < 2; d++) {
         bh_tunnel_side *s = &t->side[d];
@@ -311,34 +302,6 @@ void bh__tunnel_pass_eof(bh_tunnel *t, int d)
         bh__tunnel_end(t, queue_error(rc));
 }
 
-/* ---- idle timeout ---------------------------------------------------------- */
-
-/* Idle means no read and no write (nginx's proxy_timeout): reads touch as
- * they happen, writes (fire-and-forget, no callback) are noticed here. The
- * queues count a uv_write's bytes when it completes, libuv's write queue
- * size shrinks as the kernel takes parts of it: either changing is a write. */
-static void on_timer(uv_timer_t *timer)
-{
-    bh_tunnel *t = timer->data;
-    struct bh_tunnel_idle *idle = t->idle;
-    struct bh_tunnel_stats st;
-    bh_tunnel_stats(t, &st);
-    uint64_t written = st.bytes[0] + st.bytes[1];
-    uint64_t unsent = uv_stream_get_write_queue_size(t->side[0].stream) +
-                      uv_stream_get_write_queue_size(t->side[1].stream);
-    if (written != idle->last_written || unsent != idle->last_unsent) {
-        idle->last_written = written;
-        idle->last_unsent = unsent;
-        bh__tunnel_touch(t);
-    }
-    uint64_t quiet = uv_now(t->loop) - idle->last_active;
-    if (quiet >= idle->timeout_ms) {
-        bh__tunnel_end(t, UV_ETIMEDOUT);
-        return;
-    }
-    uv_timer_start(timer, on_timer, idle->timeout_ms - quiet, 0);
-}
-
 /* ---- start, stats ------------------------------------------------------------ */
 
 static int stream_ok(uv_loop_t *loop, uv_stream_t *s)
@@ -380,7 +343,7 @@ int bh_tunnel_start(bh_tunnel *t, uv_loop_t *loop, uv_stream_t *a, uv_stream_t *
     }
     /* The timer is the only allocation before the start: nothing has
      * changed yet when it fails. */
-    if (c.idle_timeout_ms > 0 && !(t->idle = bh_malloc(sizeof *t->idle))) {
+    if (bh__tunnel_idle_alloc(t, c.idle_timeout_ms) != BH_OK) {
         a->data = saved[0];
         b->data = saved[1];
         return BH_ENOMEM;
@@ -391,8 +354,7 @@ int bh_tunnel_start(bh_tunnel *t, uv_loop_t *loop, uv_stream_t *a, uv_stream_t *
             bh_reader_stop(&t->side[0].reader);
             a->data = saved[0];
             b->data = saved[1];
-            bh_free(t->idle);
-            t->idle = NULL;
+            bh__tunnel_idle_free(t);
             return rc;
         }
         t->side[d].flags |= DIR_READING;
@@ -403,14 +365,7 @@ int bh_tunnel_start(bh_tunnel *t, uv_loop_t *loop, uv_stream_t *a, uv_stream_t *
             uv_handle_get_type((uv_handle_t *)b) != UV_TCP)
             t->side[d].flags |= DIR_NOSPLICE;
     }
-    if (t->idle) {
-        memset(t->idle, 0, sizeof *t->idle);
-        (void)uv_timer_init(loop, &t->idle->timer); /* cannot fail */
-        t->idle->timer.data = t;
-        t->idle->timeout_ms = c.idle_timeout_ms;
-        t->idle->last_active = uv_now(loop);
-        uv_timer_start(&t->idle->timer, on_timer, c.idle_timeout_ms, 0);
-    }
+    bh__tunnel_idle_start(t);
     /* The tails go first. Nothing is queued yet and a piece never exceeds
      * the budget, so the first piece is refused only when the queue's ring
      * cannot be allocated: the tunnel then ends with BH_ENOMEM (reported

@@ -21,16 +21,6 @@ enum {
     DIR_RESET = 1024u      /* cut short: its destination was reset (stats reset) */
 };
 
-/* The idle timeout's timer and what it last saw (bh_tunnel_start()
- * allocates it when the timeout is set; freed after its close callback). */
-struct bh_tunnel_idle {
-    uv_timer_t timer;
-    uint64_t timeout_ms;   /* the config's idle_timeout_ms */
-    uint64_t last_active;  /* uv_now() of the last byte moved */
-    uint64_t last_written; /* bytes written both ways at the last check */
-    uint64_t last_unsent;  /* libuv write queue sizes at the last check */
-};
-
 /* Ends the tunnel with status (0 only when both directions are done):
  * stops everything, closes the handles (resetting TCP sides when status is
  * not 0); done_cb follows from the last close callback. Idempotent. */
@@ -62,6 +52,16 @@ int bh__tunnel_splice_begin(bh_tunnel *t, int d);
 /* Closing: stops polling, closes the pipes and dup'ed fds, uv_close()s the
  * poll handles with close_cb. Returns how many handles are closing. */
 int bh__tunnel_splice_close(bh_tunnel *t, uv_close_cb close_cb);
+
+/* The idle timeout (tunnel_idle.c). alloc: allocates the timer when
+ * timeout_ms > 0 (BH_OK, or BH_ENOMEM with nothing changed); start: starts it
+ * (nothing without one); close: uv_close()s it with close_cb, returns how
+ * many handles are closing (0 or 1); free: frees it once closed, or when a
+ * start failed before it began (t->idle NULL after). */
+int bh__tunnel_idle_alloc(bh_tunnel *t, uint64_t timeout_ms);
+void bh__tunnel_idle_start(bh_tunnel *t);
+int bh__tunnel_idle_close(bh_tunnel *t, uv_close_cb close_cb);
+void bh__tunnel_idle_free(bh_tunnel *t);
 
 /* Frees the splice state once every handle closed (t->splice NULL after). */
 void bh__tunnel_splice_free(bh_tunnel *t);
